@@ -1,0 +1,42 @@
+# The two commands a fresh machine needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: run test test-embedded test-external bench lint proto install clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) manage.py migrate --noinput
+	@echo "dashboard on http://$(HOST):$(PORT)/  (FLOWS_BROKERS=$${FLOWS_BROKERS:-embedded})"
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) dashboard.asgi:application
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+# Embedded defaults (SQLite, in-memory layer) plus every real-broker test, then the
+# platform tests again on PostgreSQL and channels-redis.
+test: lint test-embedded test-external
+
+test-embedded: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-external: install
+	DATABASE_URL=$(PG_URL) CHANNEL_LAYER=redis $(PY) -m pytest -q -m stack $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) db.sqlite3* var

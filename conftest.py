@@ -1,0 +1,77 @@
+"""Shared test fixtures: real services, broker modes, and the rule that CI never skips.
+
+In CI (``CI=true``) a service a test needs that is not running is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+SERVICES = {
+    "rabbitmq": ("127.0.0.1", 5672, "amqp://guest:guest@127.0.0.1:5672//"),
+    "mosquitto": ("127.0.0.1", 1883, "mqtt://127.0.0.1:1883"),
+    "redis": ("127.0.0.1", 6379, "redis://127.0.0.1:6379/0"),
+    "postgres": ("127.0.0.1", 5432, "postgres://postgres@127.0.0.1:5432/test"),
+}
+
+
+def require_service(name: str) -> str:
+    """The service's URL; skip (laptop) or fail (CI) when it is not listening."""
+    host, port, url = SERVICES[name]
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return url
+    except OSError as exc:
+        message = f"{name} is not reachable at {host}:{port} ({exc})"
+        if IN_CI:
+            pytest.fail(f"{message}; CI requires it")
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    return require_service("rabbitmq")
+
+
+@pytest.fixture(scope="session")
+def mosquitto_url() -> str:
+    return require_service("mosquitto")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return require_service("redis")
+
+
+@pytest.fixture(scope="session")
+def tansu() -> Iterator[object]:
+    """One embedded Tansu broker for the whole session (start-up costs a second or two)."""
+    from flows.transports.tansu import TansuBroker
+
+    broker = TansuBroker()
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def broker_mode(settings):  # noqa: ANN001, ANN201 - pytest-django's settings fixture
+    """Point one protocol at a mode and URL for this test: ``broker_mode("amqp", "external", url)``."""
+    from flows import transports
+
+    def use(protocol: str, mode: str, url: str | None = None) -> transports.Broker:
+        settings.FLOWS_BROKER_MODES = {**settings.FLOWS_BROKER_MODES, protocol: mode}
+        if url is not None:
+            settings_name = transports.BROKERS[protocol][1]
+            setattr(settings, settings_name, url)
+        transports.reset()
+        return transports.get_broker(protocol)
+
+    yield use
+    transports.reset()

@@ -1,0 +1,115 @@
+"""The run WebSocket: replay from the database, then live batches, nothing lost or twice.
+
+Protocol (DESIGN.md): connect to ``/ws/runs/<id>/?after=SEQ``; the server sends
+``{"type": "events", "events": [...]}`` and ``{"type": "summary", "summary": {...}}``.
+Clients acknowledge with ``{"type": "ack", "seq": N}``; a client more than
+``FLOWS_WS_WINDOW`` events behind gets no live batches until it catches up, from the
+database, so a client that stops reading costs the server bounded memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from flows.eventstore import read_events
+from flows.models import Run
+from flows.pipeline import get_pipeline, group_name
+from flows.runner import get_runner
+
+CATCH_UP_PAGE = 2000
+CLOSE_BAD_REQUEST = 4400
+CLOSE_NOT_FOUND = 4404
+
+
+class RunConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        self.group = group_name(self.run_id)
+        self.window = settings.FLOWS_WS_WINDOW
+        await self.accept()
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        try:
+            after = int(query.get("after", ["0"])[0])
+            if after < 0:
+                raise ValueError
+        except ValueError:
+            await self._fail(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
+            return
+        if not await database_sync_to_async(Run.objects.filter(pk=self.run_id).exists)():
+            await self._fail(CLOSE_NOT_FOUND, f"no run with id {self.run_id}")
+            return
+        get_pipeline().attach_loop(asyncio.get_running_loop())
+        # Join the group before reading the database so no batch falls between the two.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.joined = True
+        self.sent = self.acked = after
+        self.behind = False
+        await self._catch_up()
+        await self._send_summary(await database_sync_to_async(get_runner().summary)(self.run_id))
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            message = json.loads(text_data or "")
+            seq = int(message["seq"]) if message.get("type") == "ack" else None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            await self.send(text_data=json.dumps({"type": "error", "error": "send {\"type\": \"ack\", \"seq\": N}"}))
+            return
+        if seq is None:
+            return
+        self.acked = max(self.acked, min(seq, self.sent))
+        if self.behind and self.sent - self.acked <= self.window // 2:
+            self.behind = False
+            await self._catch_up()
+
+    # -- channel layer handlers --------------------------------------------------------
+
+    async def run_events(self, message: dict) -> None:
+        if self.behind:
+            return
+        first, last = message["first"], message["last"]
+        if last <= self.sent:
+            return
+        if first > self.sent + 1:
+            # A batch went missing (layer over capacity): the database has it.
+            await self._catch_up()
+            return
+        if first <= self.sent:
+            events = [e for e in json.loads(message["text"])["events"] if e["seq"] > self.sent]
+            await self.send(text_data=json.dumps({"type": "events", "events": events}, separators=(",", ":")))
+        else:
+            await self.send(text_data=message["text"])
+        self.sent = last
+        self.behind = self.sent - self.acked > self.window
+
+    async def run_summary(self, message: dict) -> None:
+        await self._send_summary(message["summary"])
+
+    # -- helpers ----------------------------------------------------------------------
+
+    async def _catch_up(self) -> None:
+        while self.sent - self.acked <= self.window:
+            events = await database_sync_to_async(read_events)(self.run_id, self.sent, CATCH_UP_PAGE)
+            if not events:
+                return
+            await self.send(text_data=json.dumps({"type": "events", "events": events}, separators=(",", ":")))
+            self.sent = events[-1]["seq"]
+            if len(events) < CATCH_UP_PAGE:
+                return
+        self.behind = True
+
+    async def _send_summary(self, summary: dict) -> None:
+        await self.send(text_data=json.dumps({"type": "summary", "summary": summary}, separators=(",", ":")))
+
+    async def _fail(self, code: int, reason: str) -> None:
+        await self.send(text_data=json.dumps({"type": "error", "error": reason}))
+        await self.close(code=code)

@@ -1,0 +1,166 @@
+"""Django settings for the message-flow dashboard.
+
+Everything a deployment changes comes from the environment; the defaults are safe for a
+laptop: embedded brokers, SQLite, the in-memory channel layer, DEBUG off.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+DEBUG = env_bool("DEBUG", False)
+# A fixed key is fine for a local, single-user tool; deployments must set their own.
+SECRET_KEY = os.environ.get("SECRET_KEY", "local-dev-only-not-secret-change-me")
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.contenttypes",
+    "django.contrib.staticfiles",
+    "channels",
+    "flows",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+ASGI_APPLICATION = "dashboard.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csrf",
+            ]
+        },
+    }
+]
+
+
+def database_from_url(url: str) -> dict:
+    parsed = urlparse(url)
+    if parsed.scheme in {"postgres", "postgresql"}:
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": parsed.path.lstrip("/") or "postgres",
+            "USER": parsed.username or "",
+            "PASSWORD": parsed.password or "",
+            "HOST": parsed.hostname or "",
+            "PORT": str(parsed.port or ""),
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    if parsed.scheme == "sqlite":
+        name = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parsed.path
+        return sqlite_database(name or str(BASE_DIR / "db.sqlite3"))
+    raise ValueError(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (use postgres:// or sqlite:///)")
+
+
+def sqlite_database(name: str) -> dict:
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": name,
+        "OPTIONS": {
+            # WAL lets the event writer thread and request threads overlap; IMMEDIATE avoids
+            # the "database is locked" upgrade deadlock between two writers.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+        "TEST": {"NAME": os.environ.get("SQLITE_TEST_NAME") or None},
+    }
+
+
+DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "memory")  # memory | redis
+if CHANNEL_LAYER == "redis":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 200, "expiry": 30},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 200, "expiry": 30}}}
+
+# Broker modes (see shared DESIGN.md): embedded brokers run inside or beside this process;
+# external ones are reached at these URLs.
+FLOWS_BROKERS = os.environ.get("FLOWS_BROKERS", "embedded")
+KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+MQTT_URL = os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883")
+# Per-protocol exceptions to FLOWS_BROKERS, e.g. "kafka=embedded,amqp=external".
+FLOWS_BROKER_MODES = dict(
+    item.split("=", 1) for item in os.environ.get("FLOWS_BROKER_MODES", "").split(",") if "=" in item
+)
+
+# Bounds that keep any single request from starting an unbounded amount of work.
+FLOWS_MAX_LIVE_RUNS = int(os.environ.get("FLOWS_MAX_LIVE_RUNS", "4"))
+FLOWS_RUN_TIMEOUT_S = float(os.environ.get("FLOWS_RUN_TIMEOUT_S", "300"))
+# How far a WebSocket client may fall behind (unacknowledged events) before the server
+# stops pushing live batches to it and lets it catch up from the database instead.
+FLOWS_WS_WINDOW = int(os.environ.get("FLOWS_WS_WINDOW", "20000"))
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+
+def _plotly_dir() -> str | None:
+    # plotly ships plotly.min.js; serving it from the package keeps the app offline-capable.
+    try:
+        import plotly
+    except ImportError:  # pragma: no cover - plotly is in requirements.txt
+        return None
+    path = Path(plotly.__file__).parent / "package_data"
+    return str(path) if (path / "plotly.min.js").exists() else None
+
+
+STATICFILES_DIRS = [BASE_DIR / "static"]
+if _plotly_dir():
+    STATICFILES_DIRS.append(("vendor/plotly", _plotly_dir()))
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+CSRF_COOKIE_HTTPONLY = False  # API clients read the token from the csrftoken cookie
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "loggers": {"flows": {"level": os.environ.get("FLOWS_LOG_LEVEL", "INFO")}},
+}
+
+CSRF_FAILURE_VIEW = "flows.views.csrf_failure"

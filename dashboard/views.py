@@ -1,0 +1,54 @@
+"""Server-rendered pages; live behaviour comes from the static JS modules they load."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from flows import registry
+from flows.models import Run
+from flows.transports import describe_all
+
+
+def _base_context() -> dict:
+    return {"brokers": describe_all()}
+
+
+@ensure_csrf_cookie
+def catalog(request: HttpRequest) -> HttpResponse:
+    workflows = [cls.contract() for cls in registry.all_workflows()]
+    groups = [
+        ("Sync", "The caller waits for the whole processing.", [w for w in workflows if w["pattern"] == "sync"]),
+        ("Async", "The caller returns once the broker has the message.", [w for w in workflows if w["pattern"] == "async"]),
+    ]
+    return render(request, "dashboard/catalog.html", {**_base_context(), "groups": groups})
+
+
+@ensure_csrf_cookie
+def workflow_page(request: HttpRequest, slug: str) -> HttpResponse:
+    if slug not in registry.WORKFLOWS:
+        raise Http404(f"no workflow {slug}")
+    workflow = registry.get(slug).contract()
+    return render(request, "dashboard/workflow.html", {**_base_context(), "workflow": workflow})
+
+
+def runs_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/runs.html", {**_base_context(), "runs": Run.objects.all()[:100]})
+
+
+@ensure_csrf_cookie
+def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(Run, pk=run_id)
+    workflow = registry.get(run.workflow).contract() if run.workflow in registry.WORKFLOWS else {}
+    return render(request, "dashboard/run.html", {**_base_context(), "run": run, "workflow": workflow})
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"errors": {"path": f"no API endpoint at {request.path}"}}, status=404)
+    return render(request, "dashboard/not_found.html", {**_base_context(), "path": request.path}, status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"errors": {"server": "internal error; see the server log"}}, status=500)

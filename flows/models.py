@@ -1,0 +1,87 @@
+"""What the dashboard keeps: runs, their events, and the idempotent consumers' inboxes."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Run(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    LIVE_STATES = (State.PENDING, State.RUNNING)
+
+    workflow = models.CharField(max_length=64, db_index=True)
+    params = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    expected = models.PositiveIntegerField(default=0)
+    brokers = models.JSONField(default=dict)
+    # The summary is frozen here when the run ends so history pages need not rescan events.
+    summary = models.JSONField(null=True, blank=True)
+    result = models.JSONField(default=dict)
+    # host:pid of the process running it, so a restarted server can fail runs it orphaned.
+    owner = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} {self.workflow} {self.state}"
+
+    @property
+    def live(self) -> bool:
+        return self.state in self.LIVE_STATES
+
+
+class Event(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    t_ms = models.FloatField()
+    kind = models.CharField(max_length=16)
+    actor = models.CharField(max_length=200)
+    message_id = models.CharField(max_length=200, blank=True, default="")
+    attempt = models.PositiveIntegerField(default=1)
+    duplicate = models.BooleanField(default=False)
+    attrs = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="event_run_seq_unique")]
+
+    def as_dict(self) -> dict:
+        return {
+            "seq": self.seq,
+            "t_ms": self.t_ms,
+            "kind": self.kind,
+            "actor": self.actor,
+            "message_id": self.message_id,
+            "attempt": self.attempt,
+            "duplicate": self.duplicate,
+            "attrs": self.attrs,
+        }
+
+
+class InboxEntry(models.Model):
+    """One row per (logical consumer, message) an idempotent consumer has applied.
+
+    The unique constraint is the idempotency: a second insert fails, so the effect is
+    applied at most once even when the broker delivers the message again.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="inbox")
+    consumer = models.CharField(max_length=200)
+    message_id = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "consumer", "message_id"], name="inbox_unique_message")
+        ]

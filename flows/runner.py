@@ -1,0 +1,268 @@
+"""Starting workflows in the background and seeing them through to a final state.
+
+Each run gets its own thread (broker clients block), a recorder, a context and a
+watchdog that cancels it at its deadline. Whatever happens inside the workflow, the run
+ends with a ``done`` event, a stored summary and one of the final states.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from . import eventstore, registry
+from .context import Action, RunCancelled, RunContext
+from .models import Run
+from .pipeline import EventPipeline, get_pipeline
+from .recorder import Recorder
+from .summary import SummaryBuilder
+from .transports import BrokerUnavailable, describe_all
+
+log = logging.getLogger(__name__)
+
+# After the deadline a workflow gets this long to notice cancellation before the run is
+# declared failed without it.
+GRACE_S = 10.0
+CANCEL_ACTION = "cancel"
+
+
+class RunnerError(Exception):
+    status = 400
+
+
+class TooManyRuns(RunnerError):
+    status = 429
+
+
+class NotLive(RunnerError):
+    status = 409
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class LiveRun:
+    def __init__(self, run: Run, workflow: registry.Workflow, ctx: RunContext, recorder: Recorder) -> None:
+        self.run = run
+        self.workflow = workflow
+        self.ctx = ctx
+        self.recorder = recorder
+        self.finished = threading.Event()
+        self.thread: threading.Thread | None = None
+
+
+class Runner:
+    def __init__(self, pipeline: EventPipeline | None = None) -> None:
+        self.pipeline = pipeline or get_pipeline()
+        self._live: dict[int, LiveRun] = {}
+        self._lock = threading.Lock()
+        self._reaped = False
+
+    # -- starting ---------------------------------------------------------------------
+
+    def start(self, slug: str, params: dict[str, Any], timeout_s: float | None = None) -> Run:
+        """Create and launch a run; ``params`` must already be validated."""
+        workflow_cls = registry.get(slug)
+        self._reap_orphans()
+        with self._lock:
+            if len(self._live) >= settings.FLOWS_MAX_LIVE_RUNS:
+                raise TooManyRuns(
+                    f"{len(self._live)} runs are live (limit {settings.FLOWS_MAX_LIVE_RUNS}); wait or cancel one"
+                )
+            workflow = workflow_cls()
+            run = Run.objects.create(
+                workflow=slug,
+                params=params,
+                expected=workflow.expected(params),
+                brokers=self._brokers_for(workflow_cls),
+                owner=owner_id(),
+            )
+            recorder = Recorder(run.pk, self.pipeline)
+            ctx = RunContext(run.pk, params, recorder)
+            live = LiveRun(run, workflow, ctx, recorder)
+            self._live[run.pk] = live
+        self.pipeline.track(recorder, lambda: self.summary_of(live.run))
+        deadline = timeout_s if timeout_s is not None else settings.FLOWS_RUN_TIMEOUT_S
+        live.thread = threading.Thread(target=self._execute, args=(live, deadline), name=f"run-{run.pk}", daemon=True)
+        live.thread.start()
+        return run
+
+    @staticmethod
+    def _brokers_for(workflow_cls: type[registry.Workflow]) -> dict[str, Any]:
+        described = describe_all()
+        if workflow_cls.broker:
+            return {workflow_cls.broker: described.get(workflow_cls.broker, {})}
+        return {}
+
+    # -- controlling ------------------------------------------------------------------
+
+    def act(self, run_id: int, name: str, target: str = "") -> None:
+        live = self._live.get(run_id)
+        if live is None:
+            raise NotLive(f"run {run_id} is not live in this server; actions apply to live runs only")
+        if name == CANCEL_ACTION:
+            live.ctx.cancel("cancelled by the user")
+            return
+        if name not in live.workflow.actions:
+            known = ", ".join([CANCEL_ACTION, *live.workflow.actions])
+            raise RunnerError(f"unknown action {name!r} for {live.run.workflow}; known: {known}")
+        live.ctx.actions.put(Action(name, target))
+
+    def wait(self, run_id: int, timeout: float) -> bool:
+        live = self._live.get(run_id)
+        return True if live is None else live.finished.wait(timeout)
+
+    def is_live(self, run_id: int) -> bool:
+        return run_id in self._live
+
+    # -- summaries --------------------------------------------------------------------
+
+    def summary(self, run_id: int) -> dict[str, Any]:
+        live = self._live.get(run_id)
+        run = live.run if live else Run.objects.get(pk=run_id)
+        if run.summary and not live:
+            return run.summary
+        return self.summary_of(run)
+
+    def summary_of(self, run: Run) -> dict[str, Any]:
+        tracked = self.pipeline.tracked(run.pk)
+        if tracked is not None:
+            figures = tracked.builder.snapshot()
+        else:
+            figures = SummaryBuilder().feed_all(eventstore.iter_events(run.pk)).snapshot()
+        pattern = registry.get(run.workflow).pattern if run.workflow in registry.WORKFLOWS else "async"
+        done = figures["completed"]["response" if pattern == "sync" else "process"]
+        return {
+            "id": run.pk,
+            "workflow": run.workflow,
+            "params": run.params,
+            "state": run.state,
+            "started_at": _iso(run.started_at),
+            "finished_at": _iso(run.finished_at),
+            "created_at": _iso(run.created_at),
+            "error": run.error,
+            "brokers": run.brokers,
+            "expected": run.expected,
+            "progress": {"done": done, "expected": run.expected},
+            "result": run.result,
+            **figures,
+        }
+
+    # -- the run thread ---------------------------------------------------------------
+
+    def _execute(self, live: LiveRun, deadline_s: float) -> None:
+        run, ctx = live.run, live.ctx
+        watchdog = threading.Timer(deadline_s, ctx.cancel, args=(f"timed out after {deadline_s:g} s",))
+        watchdog.daemon = True
+        state, error, result = Run.State.FAILED, "", {}
+        try:
+            run.state = Run.State.RUNNING
+            run.started_at = timezone.now()
+            run.save(update_fields=["state", "started_at"])
+            watchdog.start()
+            result = live.workflow.run(ctx) or {}
+            if ctx.cancelled.is_set():
+                raise RunCancelled(ctx.stop_reason)
+            state = Run.State.SUCCEEDED
+        except RunCancelled as exc:
+            timed_out = str(exc).startswith("timed out")
+            state = Run.State.FAILED if timed_out else Run.State.CANCELLED
+            error = str(exc)
+        except BrokerUnavailable as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the run's error
+            log.exception("run %s (%s) failed", run.pk, run.workflow)
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            watchdog.cancel()
+        self._finish(live, state, error, result)
+
+    def _finish(self, live: LiveRun, state: str, error: str, result: dict[str, Any]) -> None:
+        run, ctx = live.run, live.ctx
+        try:
+            if error:
+                ctx.emit("error", "runner", reason=error)
+            ctx.emit("done", "runner", state=state, lost=int(result.get("lost", 0) or 0))
+            if not self.pipeline.flush(live.recorder, timeout=30.0):
+                state, error = Run.State.FAILED, error or "events could not be stored in time"
+            run.state = state
+            run.error = error
+            run.result = result
+            run.finished_at = timezone.now()
+            run.summary = self.summary_of(run)
+            run.save(update_fields=["state", "error", "result", "finished_at", "summary"])
+            self.pipeline.publish_summary(run.pk, run.summary)
+        except Exception:
+            log.exception("could not finish run %s", run.pk)
+        finally:
+            with self._lock:
+                self._live.pop(run.pk, None)
+            self.pipeline.untrack(run.pk)
+            live.finished.set()
+            connection.close()
+
+    # -- housekeeping -----------------------------------------------------------------
+
+    def _reap_orphans(self) -> None:
+        """Runs left live by a process of this host that has died are failed, not left spinning."""
+        if self._reaped:
+            return
+        self._reaped = True
+        host = socket.gethostname()
+        for run in Run.objects.filter(state__in=Run.LIVE_STATES).exclude(owner=owner_id()):
+            name, _, pid = run.owner.partition(":")
+            if name == host and pid.isdigit() and not _pid_alive(int(pid)):
+                Run.objects.filter(pk=run.pk).update(
+                    state=Run.State.FAILED,
+                    error="the server stopped during this run",
+                    finished_at=timezone.now(),
+                )
+        close_old_connections()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+_runner: Runner | None = None
+_runner_lock = threading.Lock()
+
+
+def get_runner() -> Runner:
+    global _runner
+    with _runner_lock:
+        if _runner is None:
+            _runner = Runner()
+        return _runner
+
+
+def wait_until_finished(run_id: int, timeout: float) -> Run:
+    """Block until the run reaches a final state (polling the database, with a deadline)."""
+    deadline = time.monotonic() + timeout
+    runner = get_runner()
+    while True:
+        runner.wait(run_id, 0.2)
+        run = Run.objects.get(pk=run_id)
+        if not run.live:
+            return run
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"run {run_id} still {run.state} after {timeout:g} s")

@@ -1,0 +1,106 @@
+"""The narrow interface every broker implements.
+
+A broker knows its mode (embedded or external), its URL, how to start and stop itself
+when embedded, and how to tell whether it is reachable. Workflows ask it for URLs and
+clients; the web layer only ever sees ``describe()`` and ``health()``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+
+class BrokerUnavailable(RuntimeError):
+    """A broker could not be reached; the message says which, where and why."""
+
+
+class Broker:
+    protocol: str = ""
+    embedded_name: str = ""
+    external_name: str = ""
+
+    def __init__(self, mode: str, external_url: str) -> None:
+        if mode not in ("embedded", "external"):
+            raise ValueError(f"broker mode must be embedded or external, not {mode!r}")
+        self.mode = mode
+        self.external_url = external_url
+        self._start_lock = threading.Lock()
+        self._start_error: str | None = None
+        self._starting: threading.Thread | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.mode == "embedded"
+
+    @property
+    def name(self) -> str:
+        return self.embedded_name if self.embedded else self.external_name
+
+    @property
+    def url(self) -> str:
+        return self.external_url
+
+    # -- lifecycle (embedded brokers override) ----------------------------------------
+
+    def start(self) -> None:
+        """Make the broker usable; blocking. External brokers need nothing."""
+
+    def stop(self) -> None:
+        """Release what ``start`` made."""
+
+    def start_in_background(self) -> None:
+        """Begin ``start`` without waiting, so a health view can answer at once."""
+        with self._start_lock:
+            if self._starting is not None:
+                return
+            self._starting = threading.Thread(target=self._start_quietly, name=f"start-{self.protocol}", daemon=True)
+            self._starting.start()
+
+    def _start_quietly(self) -> None:
+        try:
+            self.start()
+            self._start_error = None
+        except Exception as exc:  # noqa: BLE001 - reported by health()
+            self._start_error = str(exc)
+        finally:
+            with self._start_lock:
+                self._starting = None
+
+    # -- reachability ---------------------------------------------------------------
+
+    def check(self, timeout: float = 3.0) -> None:
+        """Raise BrokerUnavailable unless the broker answers within ``timeout``."""
+        tcp_check(self.url, self.default_port, timeout, self.name)
+
+    default_port: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "mode": self.mode}
+
+    def health(self, timeout: float = 2.0) -> dict[str, Any]:
+        info = self.describe()
+        started = time.perf_counter()
+        try:
+            self.check(timeout)
+        except Exception as exc:  # noqa: BLE001 - health reports, never raises
+            info.update(ok=False, error=str(exc))
+        else:
+            info.update(ok=True, error="")
+        info["checked_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        return info
+
+
+def tcp_check(url: str, default_port: int, timeout: float, name: str) -> None:
+    """The cheapest honest reachability test: the broker's port accepts a connection."""
+    parsed = urlparse(url if "://" in url else f"tcp://{url}")
+    host = parsed.hostname or "127.0.0.1"
+    port = parsed.port or default_port
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError as exc:
+        raise BrokerUnavailable(f"{name} at {host}:{port} is not reachable: {exc.strerror or exc}") from None

@@ -1,0 +1,158 @@
+"""The JSON API (DESIGN.md, "HTTP API"). Bad input is a 4xx with a message, never a 500."""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_http_methods
+
+from . import eventstore, registry, transports
+from .models import Run
+from .runner import RunnerError, get_runner
+
+MAX_EVENTS_PAGE = 5000
+MAX_BODY = 64 * 1024
+
+
+def error(status: int, errors: dict[str, str]) -> JsonResponse:
+    return JsonResponse({"errors": errors}, status=status)
+
+
+def json_body(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
+    if len(request.body) > MAX_BODY:
+        return None, error(413, {"body": f"request body over {MAX_BODY} bytes"})
+    try:
+        return json.loads(request.body or b"{}"), None
+    except ValueError as exc:
+        return None, error(400, {"body": f"malformed JSON: {exc}"})
+
+
+def with_run(view):  # noqa: ANN001, ANN201 - decorator
+    @wraps(view)
+    def wrapper(request: HttpRequest, run_id: int, *args: Any, **kwargs: Any) -> JsonResponse:
+        run = Run.objects.filter(pk=run_id).first()
+        if run is None:
+            return error(404, {"run": f"no run with id {run_id}"})
+        return view(request, run, *args, **kwargs)
+
+    return wrapper
+
+
+def run_links(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "url": reverse("run-detail", args=[run.pk]),
+        "page": reverse("run-page", args=[run.pk]),
+        "ws": f"/ws/runs/{run.pk}/",
+        "state": run.state,
+    }
+
+
+@ensure_csrf_cookie
+@require_http_methods(["GET"])
+def workflows(request: HttpRequest) -> JsonResponse:
+    return JsonResponse([cls.contract() for cls in registry.all_workflows()], safe=False)
+
+
+@require_http_methods(["GET", "POST"])
+def runs(request: HttpRequest) -> JsonResponse:
+    if request.method == "GET":
+        try:
+            limit = min(max(int(request.GET.get("limit", 50)), 1), 500)
+        except ValueError:
+            return error(400, {"limit": "must be an integer"})
+        listed = []
+        for run in Run.objects.all()[:limit]:
+            listed.append({
+                **run_links(run),
+                "workflow": run.workflow,
+                "params": run.params,
+                "created_at": run.created_at.isoformat(),
+                "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+                "error": run.error,
+                "counts": (run.summary or {}).get("counts"),
+            })
+        return JsonResponse({"runs": listed})
+
+    body, problem = json_body(request)
+    if problem:
+        return problem
+    if not isinstance(body, dict):
+        return error(400, {"body": "must be a JSON object like {\"workflow\": slug, \"params\": {...}}"})
+    slug = body.get("workflow")
+    if not isinstance(slug, str) or slug not in registry.WORKFLOWS:
+        known = ", ".join(registry.WORKFLOWS)
+        return error(400, {"workflow": f"unknown workflow {slug!r}; known: {known}"})
+    unknown_keys = set(body) - {"workflow", "params"}
+    if unknown_keys:
+        return error(400, {k: "unknown field; send workflow and params" for k in sorted(unknown_keys)})
+    params, errors = registry.get(slug).validate(body.get("params"))
+    if errors:
+        return error(400, errors)
+    try:
+        run = get_runner().start(slug, params)
+    except RunnerError as exc:
+        return error(exc.status, {"run": str(exc)})
+    return JsonResponse(run_links(run), status=201)
+
+
+@require_http_methods(["GET"])
+@with_run
+def run_detail(request: HttpRequest, run: Run) -> JsonResponse:
+    return JsonResponse(get_runner().summary(run.pk))
+
+
+@require_http_methods(["GET"])
+@with_run
+def run_events(request: HttpRequest, run: Run) -> JsonResponse:
+    errors = {}
+    values = {}
+    for name, default, low, high in (("after", 0, 0, None), ("limit", 1000, 1, MAX_EVENTS_PAGE)):
+        raw = request.GET.get(name, default)
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            errors[name] = f"must be an integer, got {raw!r}"
+            continue
+        if value < low or (high is not None and value > high):
+            errors[name] = f"must be between {low} and {high}" if high else f"must be at least {low}"
+        values[name] = value
+    if errors:
+        return error(400, errors)
+    events = eventstore.read_events(run.pk, values["after"], values["limit"])
+    return JsonResponse({"events": events, "next": events[-1]["seq"] if events else values["after"]})
+
+
+@require_http_methods(["POST"])
+@with_run
+def run_actions(request: HttpRequest, run: Run) -> JsonResponse:
+    body, problem = json_body(request)
+    if problem:
+        return problem
+    if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+        return error(400, {"action": "send {\"action\": name, \"target\": actor}"})
+    target = body.get("target", "")
+    if not isinstance(target, str) or len(target) > 200:
+        return error(400, {"target": "must be a string naming an actor"})
+    if not run.live:
+        return error(409, {"run": f"run {run.pk} is {run.state}; actions apply to live runs only"})
+    try:
+        get_runner().act(run.pk, body["action"], target)
+    except RunnerError as exc:
+        return error(exc.status, {"action": str(exc)})
+    return JsonResponse({"accepted": True, "action": body["action"], "target": target}, status=202)
+
+
+@require_http_methods(["GET"])
+def health(request: HttpRequest) -> JsonResponse:
+    brokers = transports.health(timeout=1.5)
+    return JsonResponse({"ok": all(b["ok"] for b in brokers.values()), "brokers": brokers})
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    return error(403, {"csrf": f"CSRF check failed ({reason}); send the csrftoken cookie's value as X-CSRFToken"})
