@@ -33,7 +33,7 @@ test-embedded: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-external: install
-	DATABASE_URL=$(PG_URL) CHANNEL_LAYER=redis $(PY) -m pytest -q -m stack $(PYTEST_ARGS)
+	DATABASE_URL=$(PG_URL) DB_CONN_MAX_AGE=0 CHANNEL_LAYER=redis $(PY) -m pytest -q -m stack $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench

@@ -13,6 +13,12 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    from django.conf import settings
+
+    (settings.BASE_DIR / "var").mkdir(exist_ok=True)
+
 SERVICES = {
     "rabbitmq": ("127.0.0.1", 5672, "amqp://guest:guest@127.0.0.1:5672//"),
     "mosquitto": ("127.0.0.1", 1883, "mqtt://127.0.0.1:1883"),

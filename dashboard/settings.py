@@ -70,7 +70,7 @@ def database_from_url(url: str) -> dict:
             "PASSWORD": parsed.password or "",
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
-            "CONN_MAX_AGE": 60,
+            "CONN_MAX_AGE": int(os.environ.get("DB_CONN_MAX_AGE", "60")),
             "CONN_HEALTH_CHECKS": True,
         }
     if parsed.scheme == "sqlite":
@@ -90,7 +90,9 @@ def sqlite_database(name: str) -> dict:
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         },
-        "TEST": {"NAME": os.environ.get("SQLITE_TEST_NAME") or None},
+        # A file, not :memory:, so the pipeline and run threads share it with the test thread;
+        # one per process so concurrent test runs do not trample each other.
+        "TEST": {"NAME": os.environ.get("SQLITE_TEST_NAME") or str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")},
     }
 
 

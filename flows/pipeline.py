@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from . import eventstore
 from .recorder import FIELDS, Recorder
@@ -55,6 +55,7 @@ class EventPipeline:
         self._layer: Any = None
         self._runs: dict[int, TrackedRun] = {}
         self._dirty: set[int] = set()
+        self._summaries: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,7 +97,11 @@ class EventPipeline:
         return recorder.wait_written(target, timeout)
 
     def publish_summary(self, run_id: int, summary: dict[str, Any]) -> None:
-        self._send(run_id, {"type": "run.summary", "summary": summary})
+        """Queue a summary for streaming; only the pipeline thread touches the layer."""
+        with self._lock:
+            self._summaries[run_id] = summary
+        self._ensure_thread()
+        self._wakeup.set()
 
     # -- the thread ---------------------------------------------------------------------
 
@@ -115,6 +120,7 @@ class EventPipeline:
             with self._lock:
                 dirty, self._dirty = self._dirty, set()
                 runs = [self._runs[r] for r in dirty if r in self._runs]
+                summaries, self._summaries = self._summaries, {}
             for tracked in runs:
                 try:
                     self._drain(tracked)
@@ -124,6 +130,11 @@ class EventPipeline:
                     close_old_connections()
                     time.sleep(min(2.0, 0.05 * tracked.failures))
                     self.wake(tracked.recorder)
+            for run_id, summary in summaries.items():
+                self._send(run_id, {"type": "run.summary", "summary": summary})
+            if not self._runs:
+                # Idle: hold no database connection (a test database can then be dropped).
+                connection.close()
 
     def _drain(self, tracked: TrackedRun) -> None:
         recorder = tracked.recorder
@@ -149,7 +160,7 @@ class EventPipeline:
         now = time.monotonic()
         if tracked.summary_extra and now - tracked.last_summary_at >= SUMMARY_EVERY_S:
             tracked.last_summary_at = now
-            self.publish_summary(recorder.run_id, tracked.summary_extra())
+            self._send(recorder.run_id, {"type": "run.summary", "summary": tracked.summary_extra()})
 
     # -- the channel layer --------------------------------------------------------------
 

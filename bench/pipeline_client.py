@@ -1,0 +1,141 @@
+"""WebSocket clients for the pipeline bench, in their own process (they must not share
+the server's GIL).
+
+``python -m bench.pipeline_client WS_URL ORIGIN COUNT [--connections N] [--stall-s S]``
+opens N connections to the run WebSocket, prints ``ready`` once every connection has had
+its first summary (so it is in the run's group), then reads until each connection has
+seen ``COUNT`` events, acking every batch, verifying ``seq`` is gapless with nothing
+twice, and measuring emit → receive latency from the ``emit_ts`` attr. It prints one
+JSON line with the results per connection.
+
+``--stall-s S`` makes every connection stop reading after its first batch for S
+seconds (the server must not buffer without bound meanwhile), then resume — reconnecting
+with ``?after=<last seq>`` if the server dropped it — and verify it still gets it all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from array import array
+from typing import Any
+
+RECV_TIMEOUT_S = 30.0
+
+
+class Follower:
+    def __init__(self, url: str, origin: str, count: int, stall_s: float) -> None:
+        self.url, self.origin, self.count, self.stall_s = url, origin, count, stall_s
+        self.last = 0
+        self.received = 0
+        self.gaps = 0
+        self.twice = 0
+        self.reconnects = 0
+        self.latency_s = array("d")
+        self.first_recv = self.last_recv = 0.0
+        self.ready = asyncio.Event()
+        self.error = ""
+
+    async def run(self) -> None:
+        try:
+            stalled = self.stall_s <= 0
+            while self.last < self.count:
+                try:
+                    stalled = await self._follow(stalled)
+                except ConnectionError_ as exc:
+                    if self.received == 0:
+                        raise
+                    self.reconnects += 1
+                    self.error = f"reconnected after {type(exc).__name__}"
+        except Exception as exc:  # noqa: BLE001 - reported in the result line
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.ready.set()
+
+    async def _follow(self, stalled: bool) -> bool:
+        from websockets.asyncio.client import connect
+
+        url = f"{self.url}?after={self.last}"
+        async with connect(url, origin=self.origin, max_size=None, compression=None,
+                           ping_interval=None if not stalled else 20) as ws:
+            while self.last < self.count:
+                raw = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT_S)
+                now = time.time()
+                message = json.loads(raw)
+                kind = message.get("type")
+                if kind == "summary":
+                    self.ready.set()
+                    continue
+                if kind != "events":
+                    raise RuntimeError(f"unexpected message {raw[:200]!r}")
+                self._check(message["events"], now)
+                await ws.send('{"type":"ack","seq":%d}' % self.last)
+                if not stalled:
+                    stalled = True
+                    await asyncio.sleep(self.stall_s)
+        return stalled
+
+    def _check(self, events: list[dict[str, Any]], now: float) -> None:
+        if not self.first_recv:
+            self.first_recv = now
+        self.last_recv = now
+        last = self.last
+        latency = self.latency_s
+        for event in events:
+            seq = event["seq"]
+            if seq <= last:
+                self.twice += 1
+                continue
+            if seq != last + 1:
+                self.gaps += seq - last - 1
+            last = seq
+            latency.append(now - event["attrs"]["emit_ts"])
+        self.received += len(events)
+        self.last = last
+
+    def result(self) -> dict[str, Any]:
+        ordered = sorted(self.latency_s)
+
+        def pct(p: float) -> float | None:
+            return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000 if ordered else None
+
+        return {
+            "last": self.last, "received": self.received, "gaps": self.gaps, "twice": self.twice,
+            "reconnects": self.reconnects, "first_recv": self.first_recv, "last_recv": self.last_recv,
+            "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": ordered[-1] * 1000 if ordered else None, "error": self.error,
+        }
+
+
+try:
+    from websockets.exceptions import ConnectionClosed as ConnectionError_
+except ImportError:  # pragma: no cover - websockets is a dev requirement
+    ConnectionError_ = ConnectionError  # type: ignore[misc,assignment]
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    followers = [Follower(args.url, args.origin, args.count, args.stall_s) for _ in range(args.connections)]
+    tasks = [asyncio.create_task(f.run()) for f in followers]
+    for follower in followers:
+        await follower.ready.wait()
+    print("ready", flush=True)
+    await asyncio.gather(*tasks)
+    for follower in followers:
+        print(json.dumps(follower.result()), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("origin")
+    parser.add_argument("count", type=int)
+    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--stall-s", type=float, default=0.0)
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

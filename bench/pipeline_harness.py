@@ -1,0 +1,130 @@
+"""Processes for the pipeline bench: the daphne server (with its emitter) and the clients.
+
+The server runs ``bench.pipeline_server`` in its own process with the variant's
+environment (database, channel layer); clients run ``bench.pipeline_client`` in another,
+so neither steals the other's GIL — on a 2-core machine they still share the cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class ScenarioResult:
+    status: dict[str, Any]
+    clients: list[dict[str, Any]]
+    rss_before: int = 0
+    rss_samples: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def rss_peak(self) -> int:
+        return max([rss for _, rss in self.rss_samples] or [self.rss_before])
+
+
+class BenchServer:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.control_port = free_port()
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.settings", **env}
+        self.proc: subprocess.Popen | None = None
+        self.origin = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> BenchServer:
+        cmd = [sys.executable, "-m", "bench.pipeline_server", "--port", str(self.port), "--control-port", str(self.control_port)]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (reachable("127.0.0.1", self.port) and reachable("127.0.0.1", self.control_port)):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bench server exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("bench server did not start")
+            time.sleep(0.1)
+        import psutil
+
+        self.ps = psutil.Process(self.proc.pid)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        try:
+            self._call("POST", "/cleanup", {})
+        except Exception:  # noqa: BLE001 - best effort; the server is going away anyway
+            pass
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def rss(self) -> int:
+        return self.ps.memory_info().rss
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.control_port}{path}", data=data, method=method)
+        with urllib.request.urlopen(request, timeout=130) as response:
+            return json.loads(response.read())
+
+    def scenario(self, count: int, rate: float, connections: int = 1, stall_s: float = 0.0, stalled: int = 0,
+                 timeout_s: float = 120.0, sample_rss: bool = False) -> ScenarioResult:
+        """Plan a run, connect the clients, start emitting, wait for every client to finish."""
+        run_id = self._call("POST", "/plans", {"count": count, "rate": rate})["run"]
+        url = f"ws://127.0.0.1:{self.port}/ws/runs/{run_id}/"
+        groups = [(connections, 0.0)] + ([(stalled, stall_s)] if stalled else [])
+        procs = []
+        for n, stall in groups:
+            cmd = [sys.executable, "-m", "bench.pipeline_client", url, self.origin, str(count), "--connections", str(n),
+                   "--stall-s", str(stall)]
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True))
+        for proc in procs:
+            line = proc.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError(f"client did not get ready: {line!r}")
+        result = ScenarioResult(status={}, clients=[], rss_before=self.rss())
+        self._call("POST", f"/plans/{run_id}/start", {})
+        deadline = time.monotonic() + timeout_s
+        while any(p.poll() is None for p in procs):
+            if time.monotonic() > deadline:
+                for p in procs:
+                    p.kill()
+                break
+            if sample_rss:
+                result.rss_samples.append((time.monotonic(), self.rss()))
+            time.sleep(0.2)
+        for proc in procs:
+            out = proc.stdout.read()
+            result.clients += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        deadline = time.monotonic() + 60
+        while not (status := self._call("GET", f"/plans/{run_id}"))["done"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        result.status = status
+        return result

@@ -1,0 +1,1 @@
+"""Code generated from protos/*.proto by ``make proto`` (flows/grpc_codegen.py). Do not edit."""

@@ -1,0 +1,83 @@
+"""The registry and parameter validation: one declaration drives form, API and checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows import registry
+from flows.params import Param, ParamError, bool_param, choice_param, float_param, int_param, validate
+
+DECLARED = {
+    "messages": int_param(10, 1, 100, "how many"),
+    "rate": float_param(5.0, 0.0, 50.0, "per second"),
+    "idempotent": bool_param(False, "inbox"),
+    "exchange_type": choice_param("topic", ("direct", "topic", "fanout", "headers"), "type"),
+    "bindings": Param("json", [], "list", max_length=50, check=lambda v: None if isinstance(v, list) else _raise()),
+}
+
+
+def _raise():
+    raise ParamError("must be a list")
+
+
+def test_defaults_fill_missing():
+    cleaned, errors = validate(DECLARED, {})
+    assert errors == {}
+    assert cleaned == {"messages": 10, "rate": 5.0, "idempotent": False, "exchange_type": "topic", "bindings": []}
+
+
+def test_strings_from_forms_and_cli_are_coerced():
+    cleaned, errors = validate(DECLARED, {"messages": "7", "rate": "2.5", "idempotent": "true",
+                                          "exchange_type": "fanout", "bindings": "[1]"})
+    assert errors == {}
+    assert cleaned["messages"] == 7 and cleaned["rate"] == 2.5 and cleaned["idempotent"] is True
+    assert cleaned["exchange_type"] == "fanout" and cleaned["bindings"] == [1]
+
+
+@pytest.mark.parametrize(
+    "given, field, fragment",
+    [
+        ({"messages": 0}, "messages", "at least 1"),
+        ({"messages": 101}, "messages", "at most 100"),
+        ({"messages": "ten"}, "messages", "integer"),
+        ({"messages": 1.5}, "messages", "integer"),
+        ({"messages": True}, "messages", "boolean"),
+        ({"rate": "fast"}, "rate", "number"),
+        ({"rate": float("nan")}, "rate", "finite"),
+        ({"idempotent": "maybe"}, "idempotent", "true or false"),
+        ({"exchange_type": "x"}, "exchange_type", "one of"),
+        ({"bindings": "{"}, "bindings", "valid JSON"),
+        ({"bindings": "{}"}, "bindings", "must be a list"),
+        ({"bindings": "[" + "1," * 40 + "1]"}, "bindings", "at most 50"),
+        ({"nope": 1}, "nope", "unknown parameter"),
+    ],
+)
+def test_bad_values_name_the_field(given, field, fragment):
+    _, errors = validate(DECLARED, given)
+    assert field in errors
+    assert fragment in errors[field]
+
+
+def test_params_must_be_an_object():
+    _, errors = validate(DECLARED, [1, 2])
+    assert "params" in errors
+
+
+def test_every_registered_workflow_declares_a_valid_contract():
+    for cls in registry.all_workflows():
+        contract = cls.contract()
+        assert contract["slug"] in registry.WORKFLOWS
+        assert contract["pattern"] in ("sync", "async")
+        assert contract["lesson"]
+        cleaned, errors = cls.validate({})
+        assert errors == {}, f"{cls.slug} defaults do not validate: {errors}"
+        for name, spec in contract["params"].items():
+            assert spec["help"], f"{cls.slug}.{name} has no help text"
+            if spec["type"] in ("int", "float"):
+                assert spec["min"] is not None and spec["max"] is not None, f"{cls.slug}.{name} is unbounded"
+        assert cls().expected(cleaned) >= 0
+
+
+def test_unknown_slug():
+    with pytest.raises(registry.UnknownWorkflow):
+        registry.get("nope")

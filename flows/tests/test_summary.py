@@ -1,0 +1,63 @@
+"""Summary figures: percentiles, and counts derived from events by the documented rules."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from flows.summary import SummaryBuilder, latency_stats, percentile
+
+
+def reference_percentile(values: list[float], p: float) -> float:
+    # Independent formulation of the linear-interpolation definition (numpy "linear").
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * p / 100
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] * (above - position if above != below else 1) + ordered[above] * (position - below)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 101, 1000])
+def test_percentiles_match_reference(n):
+    rng = random.Random(n)
+    values = [rng.uniform(0, 500) for _ in range(n)]
+    ordered = sorted(values)
+    for p in (50, 95, 99):
+        assert percentile(ordered, p) == pytest.approx(reference_percentile(values, p))
+
+
+def test_known_percentiles():
+    stats = latency_stats(range(1, 101))
+    assert stats["p50"] == pytest.approx(50.5)
+    assert stats["p95"] == pytest.approx(95.05)
+    assert stats["p99"] == pytest.approx(99.01)
+    assert stats["max"] == 100
+    assert latency_stats([])["p50"] is None
+
+
+def ev(seq, kind, message="", duplicate=False, attempt=1, **attrs):
+    return {"seq": seq, "t_ms": float(seq), "kind": kind, "actor": "a", "message_id": message,
+            "attempt": attempt, "duplicate": duplicate, "attrs": attrs}
+
+
+def test_counts_follow_the_rules():
+    events = [
+        ev(1, "publish", "m1", perceived_ms=2.0),
+        ev(2, "publish", "m2", perceived_ms=4.0),
+        ev(3, "deliver", "m1"),
+        ev(4, "process", "m1", end_to_end_ms=10.0),
+        ev(5, "deliver", "m1", duplicate=True, attempt=2, reason="redelivered"),
+        ev(6, "process", "m1", duplicate=True, attempt=2, effect=False, end_to_end_ms=30.0),
+        ev(7, "deliver", "m2"),
+        ev(8, "process", "m2", end_to_end_ms=20.0),
+        ev(9, "retry", "m2"),
+        ev(10, "done", lost=1),
+    ]
+    s = SummaryBuilder().feed_all(events).snapshot()
+    assert s["counts"] == {"published": 2, "delivered": 3, "processed": 3, "effects": 2, "duplicates": 1,
+                           "lost": 1, "errors": 0, "events": 10}
+    assert s["completed"] == {"response": 0, "process": 2}
+    assert s["latency_ms"]["perceived"]["p50"] == pytest.approx(3.0)
+    assert s["latency_ms"]["end_to_end"]["max"] == 30.0
+    assert s["latency_ms"]["end_to_end"]["count"] == 3
