@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 WORKFLOWS: dict[str, str] = {
     "http-crud": "flows.workflows.http_crud:HttpCrud",
+    "grpc-person": "flows.workflows.grpc_person:GrpcPerson",
 }
 
 

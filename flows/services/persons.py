@@ -37,11 +37,8 @@ class PersonsState:
             return self._snapshot_locked()
 
     def _snapshot_locked(self) -> dict[str, Any]:
-        canonical = json.dumps(self._persons, sort_keys=True)
-        return {
-            "persons": len(self._persons),
-            "state_hash": hashlib.sha256(canonical.encode()).hexdigest()[:12],
-        }
+        listing = [{"id": pid, **p} for pid, p in sorted(self._persons.items())]
+        return {"persons": len(listing), "state_hash": state_hash(listing)}
 
     def apply(self, method: str, path: str, body: Any) -> tuple[int, Any, bool, dict[str, Any]]:
         """Handle one request; returns (status, response body, state changed, snapshot)."""
@@ -83,6 +80,12 @@ class PersonsState:
                 return 404, {"error": f"person {pid} not found"}
             return 204, None
         return 405, {"error": f"{method} not allowed on {path}"}
+
+
+def state_hash(listing: list[dict[str, Any]]) -> str:
+    """A short fingerprint of the whole state, as ``GET /persons`` returns it."""
+    canonical = json.dumps(sorted(listing, key=lambda p: p["id"]), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def _person(body: Any) -> tuple[dict[str, Any], str]:

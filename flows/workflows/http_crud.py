@@ -15,8 +15,11 @@ from typing import Any
 from ..context import RunContext
 from ..params import float_param, int_param
 from ..registry import Workflow
-from ..services.persons import MESSAGE_HEADER, PersonsService
+from ..services.persons import MESSAGE_HEADER, PersonsService, state_hash
 
+# Injected errors are random; reading the state is retried rather than failing the run.
+INSPECT_TRIES = 20
+SNAPSHOTS = ("after creating", "after 1 PUT", "after the PUTs", "after the POSTs", "after deleting")
 NAMES = ("Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances", "Alan", "Radia")
 
 
@@ -39,8 +42,9 @@ class HttpCrud(Workflow):
     }
 
     def expected(self, params: dict[str, Any]) -> int:
-        # POST, GET and DELETE per person; the repeated PUTs and POSTs; DELETE of the latter.
-        return 3 * params["persons"] + 3 * params["repeat"]
+        # POST, GET and DELETE per person; the repeated PUTs and POSTs; DELETE of the latter;
+        # five GET /persons that read the server's state between the steps.
+        return 3 * params["persons"] + 3 * params["repeat"] + len(SNAPSHOTS)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         p = ctx.params
@@ -99,12 +103,18 @@ class CrudSession:
         self.statuses[key] = self.statuses.get(key, 0) + 1
         return response.status, payload
 
-    def state(self) -> dict[str, Any]:
-        return self.service.state.snapshot()
+    def state(self, label: str) -> dict[str, Any]:
+        """The server's state as it answers ``GET /persons`` over HTTP (not read in-process)."""
+        for _ in range(INSPECT_TRIES):
+            status, listing = self.call("GET", "/persons", step="inspect")
+            if status == 200:
+                break
+        else:
+            raise RuntimeError(f"GET /persons kept failing ({status}) while reading the state {label}")
+        return {"step": label, "persons": len(listing), "state_hash": state_hash(listing), "listing": listing}
 
     def run(self) -> dict[str, Any]:
         p = self.ctx.params
-        table: list[dict[str, Any]] = []
         try:
             ids = []
             for i in range(p["persons"]):
@@ -113,7 +123,7 @@ class CrudSession:
                     ids.append(body["id"])
             for pid in ids:
                 self.call("GET", f"/persons/{pid}", step="read")
-            table.append({"step": "after creating", **self.state()})
+            created_state = self.state(SNAPSHOTS[0])
 
             # Lesson 3, PUT: the same replacement N times.
             target = ids[0] if ids else 1
@@ -122,29 +132,26 @@ class CrudSession:
             for _ in range(p["repeat"]):
                 status, _ = self.call("PUT", f"/persons/{target}", put_body, "repeat-put")
                 if status < 300 and after_first is None:
-                    after_first = self.state()
-                    table.append({"step": "after 1 PUT", **after_first})
-            after_puts = self.state()
-            table.append({"step": f"after {p['repeat']} PUTs", **after_puts})
+                    after_first = self.state(SNAPSHOTS[1])
+            after_puts = self.state(SNAPSHOTS[2])
 
             # Lesson 3, POST: the same creation N times.
-            before_posts = self.state()
             created = []
             for _ in range(p["repeat"]):
                 status, body = self.call("POST", "/persons", {"name": "Grace Hopper", "age": 85}, "repeat-post")
                 if status == 201:
                     created.append(body["id"])
-            after_posts = self.state()
-            table.append({"step": f"after {p['repeat']} POSTs", **after_posts})
+            after_posts = self.state(SNAPSHOTS[3])
 
             for pid in ids + created:
                 self.call("DELETE", f"/persons/{pid}", step="delete")
-            table.append({"step": "after deleting", **self.state()})
+            deleted_state = self.state(SNAPSHOTS[4])
         finally:
             self.conn.close()
 
+        table = [s for s in (created_state, after_first, after_puts, after_posts, deleted_state) if s]
         return {
-            "state_table": table,
+            "state_table": [{k: v for k, v in s.items() if k != "listing"} for s in table],
             "put": {
                 "repeats": p["repeat"],
                 "target": target,
@@ -154,7 +161,7 @@ class CrudSession:
             },
             "post": {
                 "repeats": p["repeat"],
-                "persons_before": before_posts["persons"],
+                "persons_before": after_puts["persons"],
                 "persons_after": after_posts["persons"],
                 "created": len(created),
             },

@@ -1,0 +1,8 @@
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+COPY . .
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "dashboard.asgi:application"]

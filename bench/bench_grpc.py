@@ -1,0 +1,108 @@
+"""Instrumented ``grpc-person`` unary calls/s against bare grpcio on the same server.
+
+Both sides run the same PersonService servicer on a loopback port, the same call plan
+(alternating CreatePerson / GetPerson), the same client concurrency over one channel and
+the same deadline. *Bare* is plain grpcio: the server has no hook and the client threads
+just call the stub. *Instrumented* is a whole ``grpc-person`` run through the runner:
+four recorded events per call, stored and streamed by the event pipeline in the same
+process. Rounds alternate so drift (CPU boost, other load) hits both alike; the best
+round of each is compared. Goal: instrumented ≥ 0.85 × bare.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+CALLS = 4000
+CONCURRENCY = 4
+ROUNDS = 3
+GOAL_RATIO = 0.85
+PARAMS = {"calls": CALLS, "concurrency": CONCURRENCY, "delay_ms": 0, "deadline_ms": 5000, "error_rate": 0.0,
+          "methods": "both", "rate": 0.0}
+
+
+def bare_calls_per_s() -> float:
+    import grpc
+
+    from flows.grpc_gen import person_pb2, person_pb2_grpc
+    from flows.services.person_grpc import PersonGrpcService, open_channel
+    from flows.workflows.grpc_person import plan_call
+
+    service = PersonGrpcService(delay_ms=0, emit=None, workers=CONCURRENCY + 2)
+    service.start()
+    channel = open_channel(service.target)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=5)
+        stub = person_pb2_grpc.PersonServiceStub(channel)
+        methods = {"GetPerson": (stub.GetPerson, person_pb2.GetPersonRequest),
+                   "CreatePerson": (stub.CreatePerson, person_pb2.CreatePersonRequest)}
+        known = service.store.ids()
+        lock = threading.Lock()
+        counter = iter(range(CALLS))
+        timeout = PARAMS["deadline_ms"] / 1000.0
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    index = next(counter, None)
+                if index is None:
+                    return
+                planned = plan_call(index, PARAMS, known)
+                invoke, request_type = methods[planned.method]
+                invoke(request_type(**planned.request), timeout=timeout)
+
+        threads = [threading.Thread(target=worker) for _ in range(CONCURRENCY)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return CALLS / (time.perf_counter() - started)
+    finally:
+        channel.close()
+        service.stop()
+
+
+def instrumented_run() -> dict[str, Any]:
+    from flows import registry
+    from flows.runner import get_runner, wait_until_finished
+
+    params, errors = registry.get("grpc-person").validate(PARAMS)
+    assert not errors, errors
+    started = time.perf_counter()
+    run = get_runner().start("grpc-person", params)
+    finished = wait_until_finished(run.pk, timeout=90)
+    wall = time.perf_counter() - started
+    if finished.state != "succeeded":
+        raise RuntimeError(f"grpc-person run {run.pk} {finished.state}: {finished.error}")
+    result = finished.result
+    if result["codes"] != {"OK": CALLS}:
+        raise RuntimeError(f"unexpected codes {result['codes']}")
+    return {"calls_per_s": result["calls_per_s"], "wall_calls_per_s": CALLS / wall, "events": finished.summary["last_seq"]}
+
+
+def run(report: Any) -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    bare_calls_per_s()  # warm-up: imports, first server and channel
+    bare: list[float] = []
+    instrumented: list[dict[str, Any]] = []
+    for _ in range(ROUNDS):
+        bare.append(bare_calls_per_s())
+        instrumented.append(instrumented_run())
+    best_bare = max(bare)
+    best = max(instrumented, key=lambda r: r["calls_per_s"])
+    ratio = best["calls_per_s"] / best_bare
+    rounds = ", ".join(f"{r['calls_per_s']:,.0f}" for r in instrumented)
+    setup = f"{CALLS} unary calls, {CONCURRENCY} client threads on one channel, delay 0, loopback"
+    report.add("grpc bare grpcio", best_bare, "calls/s", note=f"{setup}; rounds: {', '.join(f'{b:,.0f}' for b in bare)}")
+    report.add("grpc-person instrumented", best["calls_per_s"], "calls/s",
+               note=f"{best['events']} events recorded; whole run incl. server start and flush "
+                    f"{best['wall_calls_per_s']:,.0f} calls/s; rounds: {rounds}")
+    report.add("grpc-person instrumented / bare", ratio, "×", goal=f"≥ {GOAL_RATIO}", ok=ratio >= GOAL_RATIO)

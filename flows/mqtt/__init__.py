@@ -1,0 +1,1 @@
+"""MQTT pieces shared by the ``mqtt-qos`` workflow, its tests and its benchmark."""

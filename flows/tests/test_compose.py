@@ -1,0 +1,72 @@
+"""docker-compose.yml wires every service the app reads from its environment."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from dashboard.settings import BASE_DIR, database_from_url
+from flows.transports import BROKERS
+
+COMPOSE = BASE_DIR / "docker-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def url_settings() -> set[str]:
+    return {setting for _, setting in BROKERS.values()} | {"DATABASE_URL"}
+
+
+def test_every_service_is_there(compose):
+    assert set(compose["services"]) >= {"rabbitmq", "kafka", "mosquitto", "redis", "postgres", "web", "worker"}
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"].startswith("apache/kafka:4"), "Kafka 4 runs in KRaft mode"
+    assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
+    assert not any("zookeeper" in name for name in compose["services"])
+    assert "management" in compose["services"]["rabbitmq"]["image"]
+
+
+@pytest.mark.parametrize("service", ["web", "worker"])
+def test_app_services_read_every_url_from_the_environment(compose, service):
+    spec = compose["services"][service]
+    env = spec["environment"]
+    assert env["FLOWS_BROKERS"] == "external" and env["CHANNEL_LAYER"] == "redis"
+    names = set(compose["services"])
+    for setting in url_settings():
+        assert setting in env, f"{service} lacks {setting}"
+        url = env[setting] if "://" in env[setting] else f"tcp://{env[setting]}"
+        host = urlparse(url).hostname
+        assert host in names, f"{setting} points at {host}, which is not a compose service"
+        if service == "web":
+            assert host in spec["depends_on"], f"web does not wait for {host}"
+    assert database_from_url(env["DATABASE_URL"])["ENGINE"] == "django.db.backends.postgresql"
+    postgres = compose["services"]["postgres"]["environment"]
+    parsed = urlparse(env["DATABASE_URL"])
+    assert (parsed.username, parsed.password, parsed.path.lstrip("/")) == (
+        postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"])
+
+
+def test_commands_name_real_modules(compose):
+    web = compose["services"]["web"]["command"]
+    assert "daphne" in web and "dashboard.asgi:application" in web
+    worker = compose["services"]["worker"]["command"].split()
+    app_module = worker[worker.index("-A") + 1]
+    assert importlib.util.find_spec(app_module) is not None, f"celery app module {app_module} does not exist"
+    for volume in compose["services"]["mosquitto"].get("volumes", []):
+        source = volume.split(":")[0]
+        assert (BASE_DIR / source).exists(), f"mounted file {source} is missing"
+    assert (BASE_DIR / "Dockerfile").exists()
+
+
+@pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed here")
+def test_docker_compose_config_accepts_it():
+    subprocess.run(["docker-compose", "-f", str(COMPOSE), "config", "-q"], check=True, cwd=Path(BASE_DIR))
