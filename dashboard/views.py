@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -37,11 +38,34 @@ def runs_page(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/runs.html", {**_base_context(), "runs": Run.objects.all()[:100]})
 
 
+def panel_script(slug: str) -> str | None:
+    """The static path of a workflow's panel module, if a colleague has written one."""
+    path = f"js/panels/{slug}.js"
+    return path if finders.find(path) else None
+
+
 @ensure_csrf_cookie
 def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run, pk=run_id)
     workflow = registry.get(run.workflow).contract() if run.workflow in registry.WORKFLOWS else {}
-    return render(request, "dashboard/run.html", {**_base_context(), "run": run, "workflow": workflow})
+    panel = panel_script(run.workflow)
+    # Everything the page script needs before the first WebSocket message arrives.
+    boot = {
+        "run": {
+            "id": run.pk,
+            "workflow": run.workflow,
+            "params": run.params,
+            "state": run.state,
+            "error": run.error,
+            "expected": run.expected,
+            "pattern": workflow.get("pattern", "async"),
+        },
+        "workflow": workflow,
+        "has_panel": panel is not None,
+    }
+    context = {**_base_context(), "run": run, "workflow": workflow, "has_panel": panel is not None,
+               "panel_script": panel, "boot": boot}
+    return render(request, "dashboard/run.html", context)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -189,7 +189,7 @@ class TansuBroker:
                     if attempt < attempts and time.monotonic() < deadline:
                         self._kill_process()
                         continue
-                    self._fail(f"port {self.port} on {self.host} stayed in use")
+                    self._fail(f"port {self.port} on {self.host} is already in use")
                 except Exception as exc:  # noqa: BLE001 - re-raised with the broker log attached
                     self._fail(str(exc), exc)
                 break

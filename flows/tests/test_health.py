@@ -1,0 +1,56 @@
+"""Broker status: embedded Kafka is started by the app; a dead broker is reported within seconds."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.test import Client
+
+from flows import transports
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_embedded_kafka_is_started_by_the_app_and_shown(broker_mode):
+    broker = broker_mode("kafka", "embedded")
+    client = Client()
+    deadline = time.monotonic() + 15
+    while True:
+        kafka = client.get("/api/health/").json()["brokers"]["kafka"]
+        if kafka["ok"] or time.monotonic() > deadline:
+            break
+        assert "starting" in kafka["error"]
+        time.sleep(0.1)
+    assert kafka["ok"], kafka
+    assert kafka["mode"] == "embedded" and "Tansu" in kafka["name"]
+    assert kafka["url"].startswith("127.0.0.1:") and kafka["url"] == broker.bootstrap_servers
+    assert broker.startup_seconds is not None and broker.startup_seconds < 3
+    transports.reset()
+    assert not broker._tansu.running
+
+
+@pytest.mark.parametrize("protocol, url", [
+    ("amqp", "amqp://guest:guest@127.0.0.1:1//"),
+    ("kafka", "127.0.0.1:1"),
+    ("mqtt", "mqtt://127.0.0.1:1"),
+    ("redis", "redis://127.0.0.1:1/0"),
+])
+def test_unreachable_external_broker_is_reported_quickly(broker_mode, settings, protocol, url):
+    if protocol == "redis":
+        settings.CHANNEL_LAYER = "redis"
+    broker = broker_mode(protocol, "external", url)
+    started = time.monotonic()
+    info = broker.health(timeout=2)
+    assert time.monotonic() - started < 5
+    assert info["ok"] is False and info["mode"] == "external"
+    assert "127.0.0.1" in info["error"] and "not reachable" in info["error"]
+
+
+def test_reachable_external_brokers_are_ok(broker_mode, rabbitmq_url, mosquitto_url, redis_url, settings, tansu):
+    settings.CHANNEL_LAYER = "redis"
+    for protocol, url in (("amqp", rabbitmq_url), ("mqtt", mosquitto_url), ("redis", redis_url),
+                          ("kafka", tansu.bootstrap_servers)):
+        info = broker_mode(protocol, "external", url).health(timeout=3)
+        assert info["ok"], info
+        assert "guest:guest" not in info["url"], "credentials must not be shown"

@@ -1,0 +1,44 @@
+/* Light and dark theme. Loaded in <head> without defer so the page never flashes the
+   wrong theme: the choice is remembered, the default follows prefers-color-scheme. */
+(function () {
+  "use strict";
+  const KEY = "flow-theme";
+  const root = document.documentElement;
+
+  function stored() {
+    try { return localStorage.getItem(KEY); } catch (e) { return null; }
+  }
+
+  function preferred() {
+    const saved = stored();
+    if (saved === "light" || saved === "dark") return saved;
+    return window.matchMedia && matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+
+  function apply(theme) {
+    root.dataset.theme = theme;
+    const button = document.getElementById("theme-toggle");
+    if (button) {
+      const other = theme === "dark" ? "light" : "dark";
+      button.textContent = theme === "dark" ? "☀ Light theme" : "☾ Dark theme";
+      button.setAttribute("aria-label", `Switch to the ${other} theme`);
+    }
+    // Charts read colours from CSS variables and redraw on this.
+    window.dispatchEvent(new CustomEvent("themechange", { detail: { theme } }));
+  }
+
+  function set(theme) {
+    try { localStorage.setItem(KEY, theme); } catch (e) { /* private mode: not remembered */ }
+    apply(theme);
+  }
+
+  root.dataset.theme = preferred();
+
+  document.addEventListener("DOMContentLoaded", function () {
+    apply(root.dataset.theme);
+    const button = document.getElementById("theme-toggle");
+    if (button) button.addEventListener("click", () => set(root.dataset.theme === "dark" ? "light" : "dark"));
+  });
+
+  window.FlowTheme = { set, current: () => root.dataset.theme };
+})();
