@@ -72,7 +72,7 @@ class Follower:
                 if kind != "events":
                     raise RuntimeError(f"unexpected message {raw[:200]!r}")
                 self._check(message["events"], now)
-                await ws.send('{"type":"ack","seq":%d}' % self.last)
+                await ws.send(f'{{"type":"ack","seq":{self.last}}}')
                 if not stalled:
                     stalled = True
                     await asyncio.sleep(self.stall_s)
@@ -122,8 +122,9 @@ async def main_async(args: argparse.Namespace) -> None:
         await follower.ready.wait()
     print("ready", flush=True)
     await asyncio.gather(*tasks)
+    cpu_s = time.process_time()
     for follower in followers:
-        print(json.dumps(follower.result()), flush=True)
+        print(json.dumps({**follower.result(), "process_cpu_s": cpu_s / len(followers)}), flush=True)
 
 
 def main() -> None:

@@ -41,6 +41,8 @@ class ScenarioResult:
     status: dict[str, Any]
     clients: list[dict[str, Any]]
     rss_before: int = 0
+    server_cpu_s: float = 0.0
+    thread_cpu_s: dict[str, float] = field(default_factory=dict)
     rss_samples: list[tuple[float, int]] = field(default_factory=list)
 
     @property
@@ -88,6 +90,10 @@ class BenchServer:
     def rss(self) -> int:
         return self.ps.memory_info().rss
 
+    def cpu_s(self) -> float:
+        times = self.ps.cpu_times()
+        return times.user + times.system
+
     def _call(self, method: str, path: str, body: dict | None = None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{self.control_port}{path}", data=data, method=method)
@@ -110,6 +116,8 @@ class BenchServer:
             if line != "ready":
                 raise RuntimeError(f"client did not get ready: {line!r}")
         result = ScenarioResult(status={}, clients=[], rss_before=self.rss())
+        cpu_before = self.cpu_s()
+        threads_before = self._call("GET", "/threads")
         self._call("POST", f"/plans/{run_id}/start", {})
         deadline = time.monotonic() + timeout_s
         while any(p.poll() is None for p in procs):
@@ -127,4 +135,7 @@ class BenchServer:
         while not (status := self._call("GET", f"/plans/{run_id}"))["done"] and time.monotonic() < deadline:
             time.sleep(0.1)
         result.status = status
+        result.server_cpu_s = self.cpu_s() - cpu_before
+        threads_after = self._call("GET", "/threads")
+        result.thread_cpu_s = {k: v - threads_before.get(k, 0.0) for k, v in threads_after.items()}
         return result

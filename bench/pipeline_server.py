@@ -9,6 +9,7 @@ server (bench only, 127.0.0.1) accepts:
   recorder, idle until started (so clients can connect first);
 - ``POST /plans/<run>/start`` → starts emitting;
 - ``GET /plans/<run>`` → emitter status (emitted, flushed, emit cost);
+- ``GET /threads`` → CPU seconds per thread name;
 - ``POST /cleanup`` → deletes the bench's runs and their events.
 """
 
@@ -72,6 +73,9 @@ class ControlHandler(BaseHTTPRequestHandler):
         self._reply({"error": "not found"}, 404)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path == "/threads":
+            self._reply(thread_cpu())
+            return
         match = PLAN_PATH.match(self.path)
         plan = self.plans.get(int(match.group(1))) if match else None
         if plan is None:
@@ -89,6 +93,19 @@ class ControlHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
         return
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds per thread name (threads of one name summed): where the server's time goes."""
+    import psutil
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    totals: dict[str, float] = {}
+    for thread in psutil.Process().threads():
+        name = names.get(thread.id, "other")
+        name = "bench-emitter" if name.startswith("bench-emitter") else name.split("_")[0]
+        totals[name] = totals.get(name, 0.0) + thread.user_time + thread.system_time
+    return totals
 
 
 def cleanup(run_ids: list[int]) -> int:

@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from flows.eventstore import read_events
+from flows.eventstore import read_events_json
 from flows.models import Run
 from flows.pipeline import get_pipeline, group_name
 from flows.runner import get_runner
@@ -92,18 +92,24 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.behind = self.sent - self.acked > self.window
 
     async def run_summary(self, message: dict) -> None:
-        await self._send_summary(message["summary"])
+        summary = message["summary"]
+        if not self.behind and (summary.get("last_seq") or 0) > self.sent:
+            # A batch before this summary never reached us (layer over capacity) and no
+            # later batch will reveal the gap: the database has it.
+            await self._catch_up()
+        await self._send_summary(summary)
 
     # -- helpers ----------------------------------------------------------------------
 
     async def _catch_up(self) -> None:
         while self.sent - self.acked <= self.window:
-            events = await database_sync_to_async(read_events)(self.run_id, self.sent, CATCH_UP_PAGE)
-            if not events:
+            # Already JSON: no decode and re-encode of every stored event on the way out.
+            events, count, last = await database_sync_to_async(read_events_json)(self.run_id, self.sent, CATCH_UP_PAGE)
+            if not count:
                 return
-            await self.send(text_data=json.dumps({"type": "events", "events": events}, separators=(",", ":")))
-            self.sent = events[-1]["seq"]
-            if len(events) < CATCH_UP_PAGE:
+            await self.send(text_data='{"type":"events","events":' + events + "}")
+            self.sent = last
+            if count < CATCH_UP_PAGE:
                 return
         self.behind = True
 

@@ -18,8 +18,8 @@ PROTOS = ("person.proto",)
 GENERATED_DIR = BASE_DIR / PACKAGE
 
 
-def generate(out_dir: Path) -> list[Path]:
-    """Run protoc into ``out_dir``; return the generated files relative to ``out_dir``."""
+def generate(out_dir: Path, proto_dir: Path = PROTO_DIR) -> list[Path]:
+    """Run protoc on ``proto_dir`` into ``out_dir``; return the generated files relative to ``out_dir``."""
     from importlib import resources
 
     from grpc_tools import protoc
@@ -27,12 +27,12 @@ def generate(out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     args = [
         "grpc_tools.protoc",
-        f"-I{PACKAGE}={PROTO_DIR}",
+        f"-I{PACKAGE}={proto_dir}",
         f"-I{resources.files('grpc_tools') / '_proto'}",
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",
-        *(str(PROTO_DIR / name) for name in PROTOS),
+        *(str(proto_dir / name) for name in PROTOS),
     ]
     if protoc.main(args) != 0:
         raise RuntimeError(f"protoc failed: {' '.join(args)}")

@@ -5,22 +5,28 @@ so a WebSocket client that notices a gap by ``seq`` can always fill it from the 
 
 Channel layers are event-loop bound. ``InMemoryChannelLayer`` keeps its queues on the
 server's loop and does not notice a ``group_send`` made from another loop until that loop
-wakes for something else, so batches are sent *on* the server's loop
-(``run_coroutine_threadsafe``) once a consumer has told us which loop that is. Without a
-server loop (``manage.py runflow``) a private loop serves layers that cross processes.
+wakes for something else, so batches are sent *on* the server's loop once a consumer has
+told us which loop that is. Without a server loop (``manage.py runflow``) a private loop
+serves layers that cross processes.
+
+The thread does not wait for each send: a ``LoopSender`` pumps messages on the server
+loop in order while the thread stores the next batch, with a small bound on messages in
+flight so a busy loop slows the pipeline down (its batches grow) instead of queueing
+without limit. Batches linger a few milliseconds when events trickle in (a click shows at
+once) and longer when a run is hot, so busy runs send fewer, larger frames to every client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import collections
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
 
 from . import eventstore
 from .recorder import FIELDS, Recorder
@@ -30,8 +36,15 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 2000
 LINGER_S = 0.005
+# Runs hotter than HOT_RATE events/s linger longer: fewer, larger frames for every client.
+HOT_RATE = 2000
+HOT_LINGER_S = 0.025
+# Keep draining without a linger while at least this many events are waiting.
+KEEP_DRAINING = 200
 SUMMARY_EVERY_S = 0.5
 SEND_TIMEOUT_S = 5.0
+# Channel-layer messages handed to the server loop and not yet sent.
+MAX_IN_FLIGHT = 4
 
 
 def group_name(run_id: int) -> str:
@@ -49,18 +62,95 @@ class TrackedRun:
         self.failures = 0
 
 
+class LoopSender:
+    """Sends channel-layer messages on a running event loop, in order, without blocking the caller.
+
+    ``put`` (any thread) queues a message; one pump task on the loop sends them one by one.
+    At most ``MAX_IN_FLIGHT`` messages wait, so a loop that falls behind makes ``put`` wait
+    rather than letting the queue grow. A loop that stopped gets nothing new.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, layer: Any) -> None:
+        self.loop = loop
+        self.layer = layer
+        self._queue: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        self._changed = threading.Condition()
+        self._pumping = False
+        self._task: asyncio.Task | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.loop.is_running()
+
+    def put(self, group: str, message: dict[str, Any], timeout: float = SEND_TIMEOUT_S) -> bool:
+        """Queue ``message``; False if the loop stopped or stayed too busy to take it."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self._queue) < MAX_IN_FLIGHT or not self.alive, timeout):
+                return False
+            if not self.alive:
+                return False
+            self._queue.append((group, message))
+            start = not self._pumping
+            self._pumping = True
+        if start:
+            try:
+                self.loop.call_soon_threadsafe(self._start_pump)
+            except RuntimeError:  # the loop closed between the check and the call
+                self._drop_all()
+                return False
+        return True
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._queue or not self.alive, timeout)
+
+    def _start_pump(self) -> None:
+        self._task = self.loop.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                with self._changed:
+                    if not self._queue:
+                        self._pumping = False
+                        return
+                    group, message = self._queue[0]
+                try:
+                    await self.layer.group_send(group, message)
+                except Exception:  # noqa: BLE001 - clients fill gaps from the database
+                    log.warning("channel layer send to %s failed", group, exc_info=True)
+                with self._changed:
+                    self._queue.popleft()
+                    self._changed.notify_all()
+                # Let the consumers run between batches rather than after all of them.
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self._drop_all()
+            raise
+
+    def _drop_all(self) -> None:
+        with self._changed:
+            if self._queue:
+                log.warning("dropped %d channel-layer messages: the server loop went away", len(self._queue))
+            self._queue.clear()
+            self._pumping = False
+            self._changed.notify_all()
+
+
 class EventPipeline:
     def __init__(self, layer_factory: Callable[[], Any] | None = None) -> None:
         self._layer_factory = layer_factory
         self._layer: Any = None
         self._runs: dict[int, TrackedRun] = {}
         self._dirty: set[int] = set()
-        self._summaries: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
         self._server_loop: asyncio.AbstractEventLoop | None = None
+        self._sender: LoopSender | None = None
         self._private_loop: asyncio.AbstractEventLoop | None = None
+        self._private_lock = threading.Lock()
+        self._hot = False
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -91,17 +181,22 @@ class EventPipeline:
         self._wakeup.set()
 
     def flush(self, recorder: Recorder, timeout: float = 10.0) -> bool:
-        """Block until every event emitted so far is stored and streamed."""
+        """Block until every event emitted so far is stored and handed to the channel layer.
+
+        True once stored; the wait for the server loop to finish sending is bounded by
+        the same timeout but does not decide the answer (clients can read the database).
+        """
+        deadline = time.monotonic() + timeout
         target = recorder.seq
         self.wake(recorder)
-        return recorder.wait_written(target, timeout)
+        stored = recorder.wait_written(target, timeout)
+        sender = self._sender
+        if stored and sender is not None:
+            sender.wait_idle(max(0.0, deadline - time.monotonic()))
+        return stored
 
     def publish_summary(self, run_id: int, summary: dict[str, Any]) -> None:
-        """Queue a summary for streaming; only the pipeline thread touches the layer."""
-        with self._lock:
-            self._summaries[run_id] = summary
-        self._ensure_thread()
-        self._wakeup.set()
+        self._send(run_id, {"type": "run.summary", "summary": summary})
 
     # -- the thread ---------------------------------------------------------------------
 
@@ -112,55 +207,59 @@ class EventPipeline:
                 self._thread.start()
 
     def _loop_forever(self) -> None:
+        previous = time.monotonic()
         while True:
             self._wakeup.wait(1.0)
             self._wakeup.clear()
-            # A short linger turns bursts into one batch instead of many tiny ones.
-            time.sleep(LINGER_S)
+            # A short linger turns bursts into one batch instead of many tiny ones; a hot
+            # run lingers longer so every client gets fewer, larger frames.
+            time.sleep(HOT_LINGER_S if self._hot else LINGER_S)
+            started = time.monotonic()
             with self._lock:
                 dirty, self._dirty = self._dirty, set()
                 runs = [self._runs[r] for r in dirty if r in self._runs]
-                summaries, self._summaries = self._summaries, {}
+            drained = 0
             for tracked in runs:
                 try:
-                    self._drain(tracked)
+                    drained += self._drain(tracked)
                 except Exception:  # noqa: BLE001 - keep the pipeline alive; the batch was put back
                     log.exception("event pipeline failed for run %s", tracked.recorder.run_id)
                     tracked.failures += 1
                     close_old_connections()
                     time.sleep(min(2.0, 0.05 * tracked.failures))
                     self.wake(tracked.recorder)
-            for run_id, summary in summaries.items():
-                self._send(run_id, {"type": "run.summary", "summary": summary})
-            if not self._runs:
-                # Idle: hold no database connection (a test database can then be dropped).
-                connection.close()
+            self._hot = drained >= HOT_RATE * (started - previous)
+            previous = started
 
-    def _drain(self, tracked: TrackedRun) -> None:
+    def _drain(self, tracked: TrackedRun) -> int:
+        """Store and stream what the run has buffered; returns how many events that was."""
         recorder = tracked.recorder
-        batch = recorder.take()
-        while batch:
-            chunk, rest = batch[:MAX_BATCH], batch[MAX_BATCH:]
+        drained = 0
+        while chunk := recorder.take(MAX_BATCH):
+            batch = eventstore.encode_batch(chunk)
             try:
-                eventstore.write_batch(recorder.run_id, chunk)
+                eventstore.write_batch(recorder.run_id, batch)
             except Exception:
-                recorder.put_back(batch)
+                recorder.put_back(chunk)
                 raise
             tracked.failures = 0
-            events = [dict(zip(FIELDS, e)) for e in chunk]
-            for event in events:
-                tracked.builder.feed(event)
-            text = '{"type":"events","events":' + json.dumps(events, separators=(",", ":")) + "}"
-            self._send(
-                recorder.run_id,
-                {"type": "run.events", "first": chunk[0][0], "last": chunk[-1][0], "text": text},
-            )
+            drained += len(chunk)
+            feed = tracked.builder.feed
+            for event in chunk:
+                feed(dict(zip(FIELDS, event)))
+            text = '{"type":"events","events":' + eventstore.events_json(chunk, batch.attrs_json) + "}"
+            self._send(recorder.run_id, {"type": "run.events", "first": chunk[0][0], "last": chunk[-1][0], "text": text})
             recorder.mark_written(chunk[-1][0])
-            batch = rest or recorder.take()
+            if recorder.pending < KEEP_DRAINING:
+                # Only a trickle arrived meanwhile: let it gather (linger) before the next batch.
+                if recorder.pending:
+                    self.wake(recorder)
+                break
         now = time.monotonic()
         if tracked.summary_extra and now - tracked.last_summary_at >= SUMMARY_EVERY_S:
             tracked.last_summary_at = now
-            self._send(recorder.run_id, {"type": "run.summary", "summary": tracked.summary_extra()})
+            self.publish_summary(recorder.run_id, tracked.summary_extra())
+        return drained
 
     # -- the channel layer --------------------------------------------------------------
 
@@ -178,23 +277,23 @@ class EventPipeline:
         layer = self._get_layer()
         if layer is None:
             return
-        coro = layer.group_send(group_name(run_id), message)
         loop = self._server_loop
         if loop is not None and loop.is_running() and not _on_loop(loop):
-            future = asyncio.run_coroutine_threadsafe(coro, loop)
-            try:
-                future.result(SEND_TIMEOUT_S)
-            except Exception:  # noqa: BLE001 - clients fill gaps from the database
-                log.warning("channel layer send for run %s failed or timed out", run_id, exc_info=True)
+            sender = self._sender
+            if sender is None or sender.loop is not loop or sender.layer is not layer:
+                sender = self._sender = LoopSender(loop, layer)
+            if not sender.put(group_name(run_id), message):
+                log.warning("channel layer send for run %s dropped: the server loop is stuck or gone", run_id)
             return
         if loop is not None and not loop.is_running():
             self._server_loop = None
-        if self._private_loop is None:
-            self._private_loop = asyncio.new_event_loop()
-        try:
-            self._private_loop.run_until_complete(coro)
-        except Exception:  # noqa: BLE001 - clients fill gaps from the database
-            log.warning("channel layer send for run %s failed", run_id, exc_info=True)
+        with self._private_lock:
+            if self._private_loop is None:
+                self._private_loop = asyncio.new_event_loop()
+            try:
+                self._private_loop.run_until_complete(layer.group_send(group_name(run_id), message))
+            except Exception:  # noqa: BLE001 - clients fill gaps from the database
+                log.warning("channel layer send for run %s failed", run_id, exc_info=True)
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

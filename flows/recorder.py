@@ -4,10 +4,18 @@ Broker callbacks are synchronous and Channels is asynchronous, so ``emit`` must 
 and cheap from both: it takes one lock, stamps ``seq`` and ``t_ms``, appends a tuple and,
 only when the buffer was empty, wakes the pipeline. Everything slow (JSON, SQL, the
 channel layer) happens later on the pipeline's own thread.
+
+The buffer is bounded: a workflow that emits faster than the pipeline can store would
+otherwise grow memory without limit. Past ``max_pending`` buffered events, ``emit`` on a
+plain thread waits for the pipeline to take a batch (backpressure). It never waits on a
+thread running an event loop (that loop may be the one the pipeline is sending on), and
+it stops waiting once the pipeline has not drained for ``MAX_WAIT_S`` (a database
+outage must not freeze the run; those events are kept until it recovers).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any, Protocol
@@ -20,6 +28,9 @@ KINDS = frozenset(
 # (seq, t_ms, kind, actor, message_id, attempt, duplicate, attrs)
 EventTuple = tuple[int, float, str, str, str, int, bool, dict]
 FIELDS = ("seq", "t_ms", "kind", "actor", "message_id", "attempt", "duplicate", "attrs")
+# About 500 bytes an event: tens of MB at most while the pipeline catches up.
+MAX_PENDING = 50_000
+MAX_WAIT_S = 2.0
 
 
 def as_dict(event: EventTuple) -> dict[str, Any]:
@@ -33,10 +44,15 @@ class Waker(Protocol):
 class Recorder:
     """Per-run event stamper. ``seq`` is gapless from 1 in the order events were emitted."""
 
-    def __init__(self, run_id: int, pipeline: Waker) -> None:
+    def __init__(self, run_id: int, pipeline: Waker, max_pending: int = MAX_PENDING) -> None:
         self.run_id = run_id
         self._pipeline = pipeline
         self._lock = threading.Lock()
+        # Signalled when the pipeline takes events, for emitters waiting for room.
+        self._room = threading.Condition(self._lock)
+        self.max_pending = max_pending
+        # Set when a wait for room timed out; cleared when a batch is written again.
+        self._stalled = False
         self._seq = 0
         self._t0 = time.perf_counter()
         self._pending: list[EventTuple] = []
@@ -68,15 +84,34 @@ class Recorder:
             t_ms = round((time.perf_counter() - self._t0) * 1000.0, 3)
             pending = self._pending
             pending.append((seq, t_ms, kind, actor, message_id, attempt, duplicate, attrs or {}))
-            first = len(pending) == 1
-        if first:
+            size = len(pending)
+        if size == 1:
             self._pipeline.wake(self)
+        elif size >= self.max_pending:
+            self._wait_for_room()
         return seq
 
-    def take(self) -> list[EventTuple]:
-        """Hand the buffered events to the pipeline (called on its thread)."""
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def _wait_for_room(self) -> None:
+        if self._stalled or _on_event_loop():
+            return
+        self._pipeline.wake(self)
+        with self._room:
+            if not self._room.wait_for(lambda: len(self._pending) < self.max_pending, MAX_WAIT_S):
+                self._stalled = True
+
+    def take(self, limit: int | None = None) -> list[EventTuple]:
+        """Hand up to ``limit`` of the oldest buffered events to the pipeline (on its thread)."""
         with self._lock:
-            batch, self._pending = self._pending, []
+            if limit is None or len(self._pending) <= limit:
+                batch, self._pending = self._pending, []
+            else:
+                batch = self._pending[:limit]
+                del self._pending[:limit]
+            self._room.notify_all()
         return batch
 
     def put_back(self, batch: list[EventTuple]) -> None:
@@ -85,6 +120,7 @@ class Recorder:
             self._pending[:0] = batch
 
     def mark_written(self, seq: int) -> None:
+        self._stalled = False
         with self.written:
             self.written_seq = seq
             self.written.notify_all()
@@ -98,3 +134,11 @@ class Recorder:
                     return False
                 self.written.wait(left)
         return True
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 WORKFLOWS: dict[str, str] = {
     "http-crud": "flows.workflows.http_crud:HttpCrud",
     "grpc-person": "flows.workflows.grpc_person:GrpcPerson",
+    "kafka-partitions": "flows.workflows.kafka_partitions:KafkaPartitions",
+    "kafka-consumer-groups": "flows.workflows.kafka_consumer_groups:KafkaConsumerGroups",
+    "amqp-routing": "flows.workflows.amqp_routing:AmqpRouting",
+    "amqp-redelivery": "flows.workflows.amqp_redelivery:AmqpRedelivery",
+    "celery-order": "flows.workflows.celery_order:CeleryOrder",
+    "mqtt-qos": "flows.workflows.mqtt_qos:MqttQos",
 }
 
 

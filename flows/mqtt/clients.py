@@ -49,7 +49,9 @@ class Connection:
         self._connack = threading.Event()
         self._subacks: dict[int, tuple[threading.Event, list[int]]] = {}
         self._lock = threading.Lock()
+        # Hooks run on the network thread, before any message that follows CONNACK / SUBACK.
         self.on_connected: Callable[[bool], None] | None = None
+        self.on_subscribed: Callable[[list[int]], None] | None = None
         self.started = False
 
     # -- paho callbacks (network thread) -----------------------------------------------
@@ -73,8 +75,11 @@ class Connection:
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: list[Any], properties: Any) -> None:
         with self._lock:
             waiter = self._subacks.get(mid)
+        codes = [r.value for r in reasons]
+        if self.on_subscribed is not None:
+            self.on_subscribed(codes)
         if waiter is not None:
-            waiter[1].extend(r.value for r in reasons)
+            waiter[1].extend(codes)
             waiter[0].set()
 
     # -- lifecycle (caller's thread) ---------------------------------------------------

@@ -61,6 +61,14 @@ class EmbeddedAmqtt:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self.port is not None
 
+    def serving(self) -> bool:
+        """Listening, checked in-process: a probe connection would only fill amqtt's log with warnings."""
+        broker = self._broker
+        if not self.running or broker is None:
+            return False
+        server = broker._servers.get("default")
+        return bool(server is not None and server.instance.is_serving())
+
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"

@@ -21,10 +21,12 @@ MAX_SUBSCRIBERS = 8
 MAX_TOPICS = 12
 
 DEFAULT_TOPICS = ["home/kitchen/temp", "home/kitchen/humidity", "home/garage/temp", "alerts/smoke"]
+# s1 shows QoS 1 (a lost PUBACK → DUP duplicate), s2 QoS 0 (lost while away, even with a
+# persistent session), s3 QoS 2 (no duplicate), late the retained messages.
 DEFAULT_SUBSCRIBERS = [
-    {"name": "s1", "filter": "home/+/temp", "qos": 1, "clean_session": False},
-    {"name": "s2", "filter": "home/#", "qos": 0, "clean_session": True},
-    {"name": "s3", "filter": "home/kitchen/+", "qos": 2, "clean_session": False},
+    {"name": "s1", "filter": "home/+/temp", "qos": 1, "clean_session": False, "late": False},
+    {"name": "s2", "filter": "home/#", "qos": 0, "clean_session": False, "late": False},
+    {"name": "s3", "filter": "home/kitchen/+", "qos": 2, "clean_session": False, "late": False},
     {"name": "late", "filter": "#", "qos": 1, "clean_session": True, "late": True},
 ]
 
@@ -131,12 +133,16 @@ class Prediction:
         }
 
 
-def disconnect_window(params: Mapping[str, Any]) -> tuple[str, int, int] | None:
-    """(subscriber, last message it sees before leaving, last message published while away)."""
-    name, at = params.get("disconnect") or "", params.get("disconnect_at") or 0
-    if not name or at <= 0 or at > params["messages"]:
+def leaving(params: Mapping[str, Any]) -> list[str]:
+    return [name for name in (params.get("disconnect") or "").split(",") if name]
+
+
+def disconnect_window(params: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(last message the leaving subscribers handle, last message published while they are away)."""
+    at = params.get("disconnect_at") or 0
+    if not leaving(params) or at <= 0 or at > params["messages"]:
         return None
-    return name, at, min(at + params["away_messages"], params["messages"])
+    return at, min(at + params["away_messages"], params["messages"])
 
 
 def predict(params: Mapping[str, Any]) -> Prediction:
@@ -144,6 +150,7 @@ def predict(params: Mapping[str, Any]) -> Prediction:
     subs = subscribers_of(params)
     pub_qos, retain = params["qos"], params["retain"]
     window = disconnect_window(params)
+    away = [s for s in subs if s.name in leaving(params)] if window else []
     out = Prediction()
     for s in subs:
         out.delivered[s.name], out.duplicates[s.name], out.lost[s.name], out.queued[s.name] = set(), [], set(), []
@@ -164,6 +171,19 @@ def predict(params: Mapping[str, Any]) -> Prediction:
             if matches(s.filter, topic):
                 deliver(s, n)
 
+    def reconnect(s: SubscriberSpec) -> None:
+        online[s.name] = True
+        n = unacked.pop(s.name, None)
+        if s.persistent:
+            # The broker resends what it never saw acknowledged: QoS 1 as a PUBLISH with DUP
+            # (the subscriber handles it again), QoS 2 only as a PUBREL (nothing handled twice).
+            if n is not None and effective_qos(pub_qos, s.qos) == 1:
+                deliver(s, n)
+            for queued in out.queued[s.name]:
+                deliver(s, queued)
+        else:
+            subscribe(s)
+
     for n in range(1, params["messages"] + 1):
         topic = topic_of(params, n)
         for s in subs:
@@ -178,32 +198,18 @@ def predict(params: Mapping[str, Any]) -> Prediction:
                 out.lost[s.name].add(n)
         if retain:
             retained[topic] = n
-        if window and n == window[1]:
-            s = next(s for s in subs if s.name == window[0])
-            online[s.name] = False
-            if params["lose_ack"] and matches(s.filter, topic) and effective_qos(pub_qos, s.qos) > 0:
-                unacked[s.name] = n
-        if window and n == window[2] and n < params["messages"]:
-            _reconnect(next(s for s in subs if s.name == window[0]), out, unacked, online, pub_qos, deliver, subscribe)
+        if window and n == window[0]:
+            for s in away:
+                online[s.name] = False
+                if params["lose_ack"] and matches(s.filter, topic) and effective_qos(pub_qos, s.qos) > 0:
+                    unacked[s.name] = n
+        if window and n == window[1] and n < params["messages"]:
+            for s in away:
+                reconnect(s)
     for s in subs:
         if not s.late and not online[s.name]:
-            _reconnect(s, out, unacked, online, pub_qos, deliver, subscribe)
+            reconnect(s)
     for s in subs:
         if s.late:
             subscribe(s)
     return out
-
-
-def _reconnect(s: SubscriberSpec, out: Prediction, unacked: dict[str, int], online: dict[str, bool], pub_qos: int,
-               deliver: Any, subscribe: Any) -> None:
-    online[s.name] = True
-    n = unacked.pop(s.name, None)
-    if s.persistent:
-        # The broker resends what it never saw acknowledged: QoS 1 as a PUBLISH with DUP
-        # (the subscriber handles it again), QoS 2 only as a PUBREL (nothing handled twice).
-        if n is not None and effective_qos(pub_qos, s.qos) == 1:
-            deliver(s, n)
-        for queued in out.queued[s.name]:
-            deliver(s, queued)
-    else:
-        subscribe(s)

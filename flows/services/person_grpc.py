@@ -116,7 +116,8 @@ class PersonServicer(person_pb2_grpc.PersonServiceServicer):
             if found is None:
                 return grpc.StatusCode.NOT_FOUND, f"person {request.id} not found", person_pb2.PersonResponse(), False
             name, age = found
-            return grpc.StatusCode.OK, "", person_pb2.PersonResponse(id=request.id, person=person_pb2.Person(name=name, age=age)), False
+            found_person = person_pb2.Person(name=name, age=age)
+            return grpc.StatusCode.OK, "", person_pb2.PersonResponse(id=request.id, person=found_person), False
         person = request.person
         if not person.name:
             return grpc.StatusCode.INVALID_ARGUMENT, "person.name must not be empty", person_pb2.PersonResponse(), False

@@ -73,9 +73,12 @@ class MqttBroker(Broker):
             amqtt.stop()
 
     def check(self, timeout: float = 3.0) -> None:
-        if self.embedded and (self._amqtt is None or not self._amqtt.running):
+        if self.embedded:
             # amqtt starts in well under a second, so health can simply start it.
             self.start()
+            if not self._amqtt.serving():
+                raise BrokerUnavailable(f"embedded amqtt broker at {self.url} is not listening")
+            return
         host, port = self._address()
         tcp_check(f"mqtt://{host}:{port}", self.default_port, timeout, self.name)
 

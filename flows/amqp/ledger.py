@@ -1,0 +1,131 @@
+"""What the dashboard knows about each queue and message, kept from the events it emits.
+
+The browser panel derives the same numbers from the same events (static/js/panels/
+amqp-*.js), so the run result, the panel and the tests all count one way:
+
+* ready = routed + requeued − delivered (waiting in the queue, as far as handlers saw);
+* unacked = delivered − acked − requeued (held by a consumer);
+* a delivery's ``attempt`` counts deliveries of that message to that queue (the logical
+  consumer); from the second on it is a duplicate, and the reason says why.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+
+@dataclass
+class QueueCounts:
+    routed: int = 0
+    delivered: int = 0
+    acked: int = 0
+    requeued: int = 0
+    duplicates: int = 0
+
+    @property
+    def ready(self) -> int:
+        return self.routed + self.requeued - self.delivered
+
+    @property
+    def unacked(self) -> int:
+        return self.delivered - self.acked - self.requeued
+
+    def as_dict(self) -> dict[str, int]:
+        return {"routed": self.routed, "delivered": self.delivered, "acked": self.acked, "requeued": self.requeued,
+                "duplicates": self.duplicates, "ready": self.ready, "unacked": self.unacked}
+
+
+@dataclass
+class Delivery:
+    attempt: int
+    duplicate: bool
+    reason: str
+
+
+@dataclass
+class _Holding:
+    queue: str
+    message_id: str
+    handled: bool = False
+
+
+@dataclass
+class Ledger:
+    queues: dict[str, QueueCounts] = field(default_factory=lambda: defaultdict(QueueCounts))
+    sent_at: dict[str, float] = field(default_factory=dict)
+    attempts: Counter = field(default_factory=Counter)  # (queue, message) → deliveries
+    first_acked: set = field(default_factory=set)  # (queue, message)
+    first_ack_at: float = 0.0
+    last_ack_at: float = 0.0
+    # Why the next delivery of (queue, message) is a duplicate, set when a holder crashes.
+    _why: dict[tuple[str, str], str] = field(default_factory=dict)
+    _held: dict[str, dict[str, _Holding]] = field(default_factory=lambda: defaultdict(dict))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- publisher side ---------------------------------------------------------------
+
+    def sent(self, message_id: str) -> float:
+        now = time.perf_counter()
+        with self._lock:
+            self.sent_at[message_id] = now
+        return now
+
+    def routed(self, queue: str) -> None:
+        with self._lock:
+            self.queues[queue].routed += 1
+
+    # -- consumer side ----------------------------------------------------------------
+
+    def delivered(self, queue: str, message_id: str, consumer: str, redelivered: bool) -> Delivery:
+        key = (queue, message_id)
+        with self._lock:
+            self.attempts[key] += 1
+            attempt = self.attempts[key]
+            counts = self.queues[queue]
+            counts.delivered += 1
+            self._held[consumer][message_id] = _Holding(queue, message_id)
+            reason = ""
+            if attempt > 1:
+                counts.duplicates += 1
+                reason = self._why.pop(key, "") or (
+                    "delivered again" + (" (the broker set redelivered)" if redelivered else ""))
+            return Delivery(attempt, attempt > 1, reason)
+
+    def handled(self, consumer: str, message_id: str) -> None:
+        with self._lock:
+            holding = self._held[consumer].get(message_id)
+            if holding:
+                holding.handled = True
+
+    def acked(self, queue: str, message_id: str, consumer: str) -> bool:
+        """Record an ack; True when it is the first ack of this message on this queue."""
+        now = time.perf_counter()
+        with self._lock:
+            self.queues[queue].acked += 1
+            self._held[consumer].pop(message_id, None)
+            key = (queue, message_id)
+            if key in self.first_acked:
+                return False
+            self.first_acked.add(key)
+            self.first_ack_at = self.first_ack_at or now
+            self.last_ack_at = now
+            return True
+
+    def crashed(self, consumer: str) -> list[_Holding]:
+        """The consumer died: everything it held unacked goes back to its queue."""
+        with self._lock:
+            held = list(self._held.pop(consumer, {}).values())
+            for h in held:
+                self.queues[h.queue].requeued += 1
+                what = "after handling it" if h.handled else "while it waited in the consumer's prefetch, unhandled"
+                self._why[(h.queue, h.message_id)] = (
+                    f"redelivered: consumer:{consumer} crashed {what}, before its ack; "
+                    "the broker requeued the unacked message and set redelivered")
+            return held
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {name: counts.as_dict() for name, counts in self.queues.items()}

@@ -1,0 +1,113 @@
+"""Every member of every consumer group in a run: start them, crash one, replace the last one standing, stop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from ..context import RunContext
+from .ledger import GroupLedger
+from .member import Member, MemberSettings
+
+STOP_TIMEOUT_S = 20.0
+
+
+class Crew:
+    def __init__(self, ctx: RunContext, ledgers: Sequence[GroupLedger], settings: MemberSettings, members: int,
+                 crash_at: int = 0) -> None:
+        self.ctx = ctx
+        self.ledgers = list(ledgers)
+        self.settings = settings
+        self.size = members
+        self.crash_at = crash_at
+        self.members: dict[str, list[Member]] = {ledger.label: [] for ledger in self.ledgers}
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def start(self) -> None:
+        for index, ledger in enumerate(self.ledgers):
+            for number in range(1, self.size + 1):
+                # crash_at applies to one member only: member-1 of the first group.
+                self._spawn(ledger, number, self.crash_at if index == 0 and number == 1 else 0)
+
+    def _spawn(self, ledger: GroupLedger, number: int, crash_at: int = 0) -> Member:
+        member = Member(self.ctx, ledger, self.settings, number, crash_at)
+        with self._lock:
+            self.members[ledger.label].append(member)
+        member.start()
+        return member
+
+    # -- state --------------------------------------------------------------------------
+
+    def alive(self, label: str) -> list[Member]:
+        with self._lock:
+            return [m for m in self.members[label] if m.alive]
+
+    def all_members(self) -> list[Member]:
+        with self._lock:
+            return [m for group in self.members.values() for m in group]
+
+    def ready(self) -> bool:
+        """Every member has had its first assignment and every group owns every partition."""
+        return all(m.assign_calls > 0 for m in self.all_members() if m.alive) and all(
+            ledger.all_owned() for ledger in self.ledgers)
+
+    def busy(self, label: str) -> bool:
+        return any(m.busy for m in self.alive(label))
+
+    def failed(self) -> list[Member]:
+        return [m for m in self.all_members() if m.state == "failed"]
+
+    # -- faults -------------------------------------------------------------------------
+
+    def crash(self, target: str, reason: str) -> Member | None:
+        """Crash the member ``target`` names (``group:<g>/member-<n>`` or ``<g>/member-<n>``).
+
+        Without a target: in the first group, the live member holding the most handled but
+        uncommitted messages (then the most partitions), so the crash shows its effect.
+        """
+        victim = self._find(target) if target else self._default_victim()
+        if victim is None:
+            self.ctx.emit("error", "runner", reason=f"no live member to crash{f' named {target}' if target else ''}")
+            return None
+        victim.request_crash(reason)
+        return victim
+
+    def _find(self, target: str) -> Member | None:
+        wanted = target.removeprefix("group:")
+        for member in self.all_members():
+            if member.alive and f"{member.ledger.label}/{member.member}" == wanted:
+                return member
+        return None
+
+    def _default_victim(self) -> Member | None:
+        for ledger in self.ledgers:
+            candidates = [m for m in self.alive(ledger.label) if not m.crash_pending]
+            if candidates:
+                return max(candidates, key=lambda m: (m.uncommitted, len(m.assigned), -m.number))
+        return None
+
+    def replace_missing(self) -> None:
+        """A group whose last member crashed gets a new member, so its partitions are consumed again."""
+        if self._stopping:
+            return
+        for ledger in self.ledgers:
+            with self._lock:
+                group = self.members[ledger.label]
+                if any(m.alive for m in group):
+                    continue
+                number = max(m.number for m in group) + 1 if group else 1
+            if not any(m.state == "failed" for m in group):
+                self._spawn(ledger, number)
+
+    # -- the end --------------------------------------------------------------------------
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        self._stopping = True
+        for ledger in self.ledgers:
+            ledger.quiet = True
+        members = self.all_members()
+        for member in members:
+            member.request_stop()
+        for member in members:
+            member.join(timeout)

@@ -1,0 +1,386 @@
+"""One consumer-group member: its own confluent-kafka Consumer, polled on its own thread.
+
+Consuming is receive → handle → commit, and where the commit sits is the lesson:
+
+* ``after`` (at-least-once): handle, then commit every ``commit_every`` handled messages
+  (and before giving partitions up in a rebalance or at shutdown). A crash in between
+  leaves handled messages uncommitted; the group's next owner of the partition resumes
+  from the last committed offset and gets them **again** (duplicates).
+* ``before`` (at-most-once): take a batch, commit it, then handle it. A crash in between
+  leaves committed messages unhandled; nobody gets them again (**lost**).
+* ``auto``: handle, store the offset, and let the client commit stored offsets on its
+  ``auto.commit.interval.ms`` timer. A crash re-delivers what was handled since the last tick.
+
+A crash closes the consumer without committing (the member leaves the group at once, so
+the group rebalances without waiting for the session timeout). In auto mode the stored
+offsets are first put back to the last committed ones, because ``close()`` would otherwise
+commit them, which a crashed process never does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from ..context import RunContext
+from .clients import group_consumer_config, poll_batch
+from .ledger import DUPLICATE_REASON, GroupLedger
+from .offsets import cached_end_offset, cached_end_offsets
+from .producer import decode
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+COMMIT_MODES = ("after", "before", "auto")
+_OFFSET_INVALID = -1001
+
+
+@dataclass(frozen=True)
+class MemberSettings:
+    bootstrap: str
+    topic: str
+    commit_mode: str
+    commit_every: int
+    strategy: str
+    process_ms: int
+    idempotent: bool
+
+
+class Member(threading.Thread):
+    def __init__(self, ctx: RunContext, ledger: GroupLedger, settings: MemberSettings, number: int,
+                 crash_at: int = 0) -> None:
+        super().__init__(name=f"kafka-{ledger.label}-member-{number}", daemon=True)
+        self.ctx = ctx
+        self.ledger = ledger
+        self.settings = settings
+        self.number = number
+        self.member = f"member-{number}"
+        self.actor = f"group:{ledger.label}/{self.member}"
+        self.crash_at = crash_at
+        self.crash_reason = ""
+        self.state = "starting"  # starting | live | crashed | stopped | failed
+        self.assigned: set[int] = set()
+        self.final_partitions: list[int] = []  # what it owned when it stopped or crashed
+        self.assign_calls = 0
+        self.done = 0  # messages handled
+        self.busy = False  # between taking a batch and finishing it
+        self._crash_requested = threading.Event()
+        self._stop_requested = threading.Event()
+        self._leaving = ""  # why the consumer is closing: crash | shutdown
+        self._pending: dict[int, int] = {}  # partition → next offset to commit (handled, not committed)
+        self._uncommitted: list[tuple[int, int]] = []
+        self._last_committed: dict[int, int] = {}
+        self._used_db = False
+        self._consumer: Any = None
+
+    # -- control (any thread) -----------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ("starting", "live")
+
+    @property
+    def uncommitted(self) -> int:
+        return len(self._uncommitted)
+
+    @property
+    def crash_pending(self) -> bool:
+        return self._crash_requested.is_set()
+
+    def request_crash(self, reason: str) -> None:
+        self.crash_reason = self.crash_reason or reason
+        self._crash_requested.set()
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    # -- the thread ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        from confluent_kafka import Consumer
+
+        s = self.settings
+        extra: dict[str, Any] = {"client.id": f"flows-{self.ledger.label}-{self.member}"}
+        if s.commit_mode == "auto":
+            extra["on_commit"] = self._on_commit
+        try:
+            self._consumer = Consumer(group_consumer_config(s.bootstrap, self.ledger.group_id, strategy=s.strategy,
+                                                            auto_commit=s.commit_mode == "auto", **extra))
+            self.ledger.joined(self.member)
+            self._consumer.subscribe([s.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                     on_lost=self._on_lost)
+            self.state = "live"
+            self._loop()
+        except Exception as exc:  # noqa: BLE001 - the member dies; the run reports it
+            log.exception("%s failed", self.actor)
+            self.state = "failed"
+            self.ctx.emit("error", self.actor, group=self.ledger.label, member=self.member,
+                          reason=f"{type(exc).__name__}: {exc}")
+            self._close_quietly()
+        finally:
+            if self._used_db:
+                from django.db import connection
+
+                connection.close()
+
+    def _loop(self) -> None:
+        batch_size = self.settings.commit_every
+        while True:
+            if self._stop_requested.is_set():
+                if self._crash_requested.is_set():
+                    self._crash([])  # asked to crash but no message came: crash with nothing in hand
+                else:
+                    self._shutdown()
+                return
+            if self._crash_requested.is_set() and self._uncommitted:
+                self._crash([])
+                return
+            messages = poll_batch(self._consumer, batch_size, POLL_S)
+            if not messages:
+                continue
+            self.busy = True
+            try:
+                if self._handle_batch(messages):
+                    return
+            finally:
+                self.busy = False
+
+    def _handle_batch(self, messages: list[Any]) -> bool:
+        """Receive, handle and commit one batch in the order the commit mode says; True if crashed."""
+        records = [m for m in messages if self._usable(m)]
+        if self.settings.commit_mode == "before":
+            handed = [self._deliver(m) for m in records]
+            last: dict[int, int] = {}
+            for m in records:
+                last[m.partition()] = m.offset() + 1
+            self._commit(last, "before processing")
+            for i, (m, delivery) in enumerate(zip(records, handed)):
+                if self._crash_due(before_handling=True):
+                    self._crash([(r.partition(), r.offset()) for r in records[i:]])
+                    return True
+                self._handle(m, delivery)
+            return False
+        for m in records:
+            delivery = self._deliver(m)
+            self._handle(m, delivery)
+            partition, offset = m.partition(), m.offset()
+            self._pending[partition] = offset + 1
+            self._uncommitted.append((partition, offset))
+            if self.settings.commit_mode == "auto":
+                self._store(partition, offset + 1)
+            if self._crash_due(before_handling=False):
+                self._crash([])
+                return True
+            if self.settings.commit_mode == "after" and len(self._uncommitted) >= self.settings.commit_every:
+                self._commit_pending("after processing")
+        return False
+
+    def _usable(self, message: Any) -> bool:
+        error = message.error()
+        if error is None:
+            return True
+        from confluent_kafka import KafkaError
+
+        if error.code() != KafkaError._PARTITION_EOF:
+            self.ctx.emit("error", self.actor, group=self.ledger.label, member=self.member,
+                          reason=f"consume failed: {error.str()}")
+        return False
+
+    def _crash_due(self, before_handling: bool) -> bool:
+        if self._crash_requested.is_set():
+            return True
+        # crash_at counts handled messages: after handling the Nth (before its commit), or
+        # in at-most-once mode while handling the Nth (after its commit).
+        nth = self.done + 1 if before_handling else self.done
+        if self.crash_at and nth == self.crash_at:
+            self.crash_reason = self.crash_reason or f"crash_at={self.crash_at}"
+            return True
+        return False
+
+    # -- receive and handle -------------------------------------------------------------
+
+    def _deliver(self, message: Any) -> tuple[Any, dict[str, Any], int]:
+        partition, offset = message.partition(), message.offset()
+        payload = decode(message.value())
+        end = cached_end_offset(self._consumer, self.settings.topic, partition)
+        delivery = self.ledger.delivered(partition, offset, self.member, end)
+        attrs: dict[str, Any] = {"topic": self.settings.topic, "partition": partition, "offset": offset,
+                                 "key": payload.key, "group": self.ledger.label, "member": self.member,
+                                 "end_offset": end}
+        if delivery.attempt > 1:
+            how = "crashed" if delivery.previous_crashed else "gave the partition up"
+            attrs["reason"] = DUPLICATE_REASON
+            attrs["previous_member"] = delivery.previous_member
+            attrs["why"] = (f"{delivery.previous_member} {how} after receiving offset {offset} but before committing "
+                            f"past it, so the group resumed partition {partition} from its last committed offset")
+        self.ctx.emit("deliver", self.actor, payload.message_id, delivery.attempt, delivery.attempt > 1, **attrs)
+        return payload, attrs, delivery.attempt
+
+    def _handle(self, message: Any, delivery: tuple[Any, dict[str, Any], int]) -> None:
+        payload, attrs, attempt = delivery
+        if self.settings.process_ms:
+            self.ctx.cancelled.wait(self.settings.process_ms / 1000.0)
+        effect = self._apply(payload.message_id) if self.settings.idempotent else True
+        self.ledger.processed_one(message.partition(), message.offset(), effect)
+        self.done += 1
+        extra: dict[str, Any] = {"effect": effect,
+                                 "end_to_end_ms": round(self.ctx.elapsed_ms() - payload.published_ms, 3)}
+        if self.settings.idempotent:
+            extra["inbox"] = "applied" if effect else "already in the inbox: duplicate suppressed"
+        self.ctx.emit("process", self.actor, payload.message_id, attempt, attempt > 1, **attrs, **extra)
+
+    def _apply(self, message_id: str) -> bool:
+        """The idempotent consumer's inbox: one row per (group, message); a second insert fails."""
+        from django.db import IntegrityError, transaction
+
+        from ..models import InboxEntry
+
+        self._used_db = True
+        try:
+            with transaction.atomic():
+                InboxEntry.objects.create(run_id=self.ctx.run_id, consumer=self.ledger.group_id, message_id=message_id)
+        except IntegrityError:
+            return False
+        return True
+
+    # -- commits --------------------------------------------------------------------------
+
+    def _commit(self, offsets: dict[int, int], why: str) -> bool:
+        if not offsets:
+            return True
+        from confluent_kafka import KafkaException, TopicPartition
+
+        wanted = [TopicPartition(self.settings.topic, p, o) for p, o in sorted(offsets.items())]
+        try:
+            answered = self._consumer.commit(offsets=wanted, asynchronous=False)
+        except KafkaException as exc:
+            self.ctx.emit("error", self.actor, group=self.ledger.label, member=self.member, partitions=sorted(offsets),
+                          reason=f"commit failed ({why}): {exc.args[0].str() if exc.args else exc}")
+            return False
+        done = {tp.partition: tp.offset for tp in answered if tp.error is None}
+        for tp in answered:
+            if tp.error is not None:
+                self.ctx.emit("error", self.actor, group=self.ledger.label, member=self.member,
+                              partitions=[tp.partition], reason=f"commit of partition {tp.partition} failed: {tp.error.str()}")
+        self._committed(done, why)
+        return len(done) == len(offsets)
+
+    def _commit_pending(self, why: str, partitions: set[int] | None = None) -> None:
+        todo = {p: o for p, o in self._pending.items() if partitions is None or p in partitions}
+        if todo and self._commit(todo, why):
+            for partition in todo:
+                self._pending.pop(partition, None)
+            self._uncommitted = [(p, o) for p, o in self._uncommitted if p not in todo]
+
+    def _committed(self, offsets: dict[int, int], why: str) -> None:
+        if not offsets:
+            return
+        self._last_committed.update(offsets)
+        self.ledger.committed_by(offsets)
+        self.ctx.emit("commit", self.actor, group=self.ledger.label, member=self.member, topic=self.settings.topic,
+                      partitions=sorted(offsets), offsets={str(p): o for p, o in sorted(offsets.items())},
+                      mode=self.settings.commit_mode, why=why)
+
+    def _store(self, partition: int, offset: int) -> None:
+        from confluent_kafka import TopicPartition
+
+        self._consumer.store_offsets(offsets=[TopicPartition(self.settings.topic, partition, offset)])
+
+    def _on_commit(self, err: Any, partitions: list[Any]) -> None:
+        """Auto-commit results (served inside consume/close on this thread)."""
+        from confluent_kafka import KafkaError
+
+        if err is not None and err.code() != KafkaError._NO_OFFSET:
+            self.ctx.emit("error", self.actor, group=self.ledger.label, member=self.member,
+                          reason=f"auto-commit failed: {err.str()}")
+        news = {tp.partition: tp.offset for tp in partitions
+                if tp.error is None and tp.offset >= 0 and self._last_committed.get(tp.partition) != tp.offset}
+        self._committed(news, "auto-commit timer")
+        for partition, offset in news.items():
+            if self._pending.get(partition, -1) <= offset:
+                self._pending.pop(partition, None)
+        self._uncommitted = [(p, o) for p, o in self._uncommitted if o >= self._last_committed.get(p, 0)]
+
+    # -- rebalance callbacks (served inside consume/close on this thread) ------------------
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        got = sorted(tp.partition for tp in partitions)
+        self.assign_calls += 1
+        self.assigned.update(got)
+        self.ctx.emit("assign", self.actor, group=self.ledger.label, member=self.member, topic=self.settings.topic,
+                      partitions=got, owned=sorted(self.assigned), strategy=self.settings.strategy,
+                      incremental=self.settings.strategy == "cooperative-sticky")
+        self.ledger.assigned(self.member, got)
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        self._give_up(partitions, lost=False)
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        self._give_up(partitions, lost=True)
+
+    def _give_up(self, partitions: list[Any], lost: bool) -> None:
+        gone = sorted(tp.partition for tp in partitions)
+        if not gone:
+            return
+        if not self._leaving and not lost and self.settings.commit_mode != "before":
+            # A well-behaved member commits what it handled before the partitions move.
+            self._commit_pending("before giving partitions up", set(gone))
+        self.assigned.difference_update(gone)
+        for partition in gone:
+            self._pending.pop(partition, None)
+        self._uncommitted = [(p, o) for p, o in self._uncommitted if p not in gone]
+        why = "lost (session timed out)" if lost else {"crash": "member crashed", "shutdown": "shutdown"}.get(
+            self._leaving, "rebalance")
+        self.ctx.emit("revoke", self.actor, group=self.ledger.label, member=self.member, topic=self.settings.topic,
+                      partitions=gone, owned=sorted(self.assigned), strategy=self.settings.strategy, why=why)
+        self.ledger.revoked(self.member, gone, stays=not self._leaving and not lost)
+
+    # -- leaving --------------------------------------------------------------------------
+
+    def _crash(self, committed_unhandled: list[tuple[int, int]]) -> None:
+        owned = self.final_partitions = sorted(self.assigned)
+        record = {
+            "member": self.member,
+            "reason": self.crash_reason or "crash requested",
+            "partitions": owned,
+            "handled_uncommitted": [list(o) for o in sorted(self._uncommitted)],
+            "committed_unhandled": [list(o) for o in sorted(committed_unhandled)],
+            "handled": self.done,
+            "at_ms": round(self.ctx.elapsed_ms(), 3),
+        }
+        self.ledger.crashed(self.member, record)
+        self.ctx.emit("crash", self.actor, group=self.ledger.label, member=self.member, topic=self.settings.topic,
+                      partitions=owned, uncommitted=record["handled_uncommitted"],
+                      unhandled=record["committed_unhandled"], reason=record["reason"], mode=self.settings.commit_mode)
+        self._leaving = "crash"
+        if self.settings.commit_mode == "auto":
+            self._unstore(owned)
+        self.state = "crashed"
+        self._close_quietly()
+
+    def _unstore(self, partitions: list[int]) -> None:
+        """Put stored offsets back to the last committed ones so close() commits nothing new."""
+        from confluent_kafka import TopicPartition
+
+        if partitions:
+            self._consumer.store_offsets(offsets=[
+                TopicPartition(self.settings.topic, p, self._last_committed.get(p, _OFFSET_INVALID)) for p in partitions])
+
+    def _shutdown(self) -> None:
+        self.final_partitions = sorted(self.assigned)
+        if self.settings.commit_mode != "before":
+            self._commit_pending("shutdown")
+        self.ledger.saw_end_offsets(cached_end_offsets(self._consumer, self.settings.topic, self.assigned))
+        self._leaving = "shutdown"
+        self.state = "stopped"
+        self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                consumer.close()
+            except Exception:  # noqa: BLE001 - closing a consumer that already failed
+                log.debug("%s: close failed", self.actor, exc_info=True)

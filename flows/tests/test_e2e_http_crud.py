@@ -1,0 +1,76 @@
+"""End to end: daphne on a free port, a run started over HTTP, followed over a real WebSocket."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from websockets.sync.client import connect
+
+from dashboard.tests.browser import LiveServer
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def server():
+    # Under `make test-external` the server uses the same PostgreSQL and Redis as the suite.
+    extra = {}
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        extra["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    with LiveServer(extra_env=extra) as live:
+        yield live
+
+
+def follow(server: LiveServer, run_id: int, after: int = 0, timeout: float = 60) -> tuple[list[dict], dict]:
+    events: list[dict] = []
+    url = f"ws://127.0.0.1:{server.port}/ws/runs/{run_id}/?after={after}"
+    deadline = time.monotonic() + timeout
+    with connect(url, origin=server.url, open_timeout=10) as ws:
+        while time.monotonic() < deadline:
+            message = json.loads(ws.recv(timeout=deadline - time.monotonic()))
+            if message["type"] == "events":
+                events.extend(message["events"])
+                ws.send(json.dumps({"type": "ack", "seq": events[-1]["seq"]}))
+            elif message["type"] == "summary" and message["summary"]["state"] not in ("pending", "running"):
+                return events, message["summary"]
+    raise TimeoutError(f"run {run_id} did not finish within {timeout} s")
+
+
+def test_http_crud_followed_live_over_a_real_websocket(server):
+    repeat, persons = 3, 2
+    status, created = server.post_json("/api/runs/", {"workflow": "http-crud", "params": {
+        "persons": persons, "repeat": repeat, "delay_ms": 5, "rate": 50}})
+    assert status == 201, created
+    events, summary = follow(server, created["id"])
+    assert summary["state"] == "succeeded", summary["error"]
+
+    # Gapless from 1, none twice, and the same log the API serves.
+    assert [e["seq"] for e in events] == list(range(1, summary["last_seq"] + 1))
+    assert events == server.all_events(created["id"])
+
+    # The summary's counts agree with the events the socket delivered.
+    kinds = [e["kind"] for e in events]
+    assert summary["counts"]["published"] == kinds.count("request") == kinds.count("response")
+    assert summary["counts"]["processed"] == kinds.count("process")
+    assert summary["counts"]["effects"] == sum(1 for e in events if e["kind"] == "process" and e["attrs"]["effect"])
+    assert summary["progress"]["done"] == summary["expected"]
+
+    # ...and with the persons service's real state, as it answered GET /persons over HTTP.
+    listings = [e["attrs"]["body"] for e in events if e["kind"] == "response" and e["attrs"]["step"] == "inspect"]
+    after_creating, after_one_put, after_puts, after_posts, after_deleting = listings
+    assert len(after_creating) == persons
+    assert after_one_put == after_puts, "repeated PUTs must leave the state as one PUT did"
+    assert len(after_posts) == len(after_puts) + repeat, "each repeated POST creates another person"
+    assert after_deleting == []
+    assert summary["result"]["put"]["idempotent"] is True
+    assert summary["counts"]["effects"] == persons + 1 + repeat + persons + repeat  # creates, 1 PUT, POSTs, deletes
+
+
+def test_bad_input_over_http_is_a_4xx(server):
+    status, body = server.post_json("/api/runs/", {"workflow": "http-crud", "params": {"persons": -1}})
+    assert status == 400 and "persons" in body["errors"]
+    status, body = server.post_json("/api/runs/", {"workflow": "nope"})
+    assert status == 400 and "workflow" in body["errors"]

@@ -1,0 +1,291 @@
+"""``mqtt-qos`` on real brokers: Mosquitto (external, as in CI) and amqtt (embedded, in-process).
+
+One contract, two brokers. Where amqtt 0.12.1 departs from MQTT 3.1.1 the subclass pins
+what it actually does, so a change in either broker (or in our reading of it) fails here:
+
+* it delivers at the *subscription* QoS instead of min(publish QoS, subscription QoS);
+* it forgets a QoS 1 message whose PUBACK was lost with the connection (no DUP redelivery);
+* it marks messages queued for an offline persistent session with RETAIN=1;
+* on every CONNECT it sends the retained messages matching *any* client's filters (at
+  QoS 0), so late and reconnecting subscribers get extra (and even unmatched) copies.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from flows import eventstore, registry
+from flows.runner import get_runner, wait_until_finished
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUIET = {"rate": 0, "retain": False, "disconnect": "", "disconnect_at": 0, "away_messages": 0, "lose_ack": False}
+
+
+def filter_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT 3.1.1 §4.7 as a regular expression: independent of flows.mqtt.topic_match."""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    levels = topic_filter.split("/")
+    tail = levels[-1] == "#"
+    head = levels[:-1] if tail else levels
+    pattern = "/".join("[^/]*" if level == "+" else re.escape(level) for level in head)
+    if tail:
+        pattern = f"{pattern}(/.*)?" if head else ".*"
+    return re.fullmatch(pattern, topic) is not None
+
+
+def sub(name: str, topic_filter: str, qos: int, clean_session: bool = True, late: bool = False) -> dict:
+    return {"name": name, "filter": topic_filter, "qos": qos, "clean_session": clean_session, "late": late}
+
+
+def deliveries(events: list[dict], subscriber: str | None = None) -> list[dict]:
+    return [e for e in events if e["kind"] == "deliver" and (subscriber is None or e["attrs"]["subscriber"] == subscriber)]
+
+
+def per_message(events: list[dict], subscriber: str) -> Counter:
+    return Counter(e["message_id"] for e in deliveries(events, subscriber))
+
+
+class MqttQosContract:
+    """What every broker must show; subclasses say which broker and pin its departures."""
+
+    flavour = ""
+    # amqtt delivers at the subscription QoS, whatever the publisher used.
+    delivers_at_subscription_qos = False
+    # Mosquitto resends an unacknowledged QoS 1 message with DUP=1 after reconnect.
+    redelivers_unacked_qos1 = True
+    queued_marked_retained = False
+
+    @pytest.fixture(autouse=True)
+    def _broker(self, broker_mode):  # noqa: ANN001 - conftest fixture
+        raise NotImplementedError
+
+    def run_qos(self, timeout: float = 60, **params):
+        cleaned, errors = registry.get("mqtt-qos").validate({**QUIET, **params})
+        assert not errors, errors
+        run = wait_until_finished(get_runner().start("mqtt-qos", cleaned).pk, timeout)
+        assert run.state == "succeeded", run.error
+        summary = get_runner().summary(run.pk)
+        assert summary["result"]["broker"]["flavour"] == self.flavour
+        return summary, eventstore.read_events(run.pk, 0, 100_000)
+
+    def test_each_message_reaches_exactly_the_matching_subscribers(self):
+        topics = ["home/kitchen/temp", "home/garage/temp", "home/kitchen/light/level", "office/temp", "home"]
+        subs = [sub("plus", "home/+/temp", 0), sub("hash", "home/#", 1), sub("deep", "+/+/light/+", 2),
+                sub("exact", "office/temp", 1), sub("nobody", "garden/#", 1)]
+        summary, events = self.run_qos(messages=10, qos=1, topics=topics, subscribers=subs)
+
+        published = {e["message_id"]: e["attrs"]["topic"] for e in events if e["kind"] == "publish"}
+        assert len(published) == 10
+        wanted = {(m, s["name"]) for m, topic in published.items() for s in subs if filter_matches(s["filter"], topic)}
+        assert wanted, "the plan must route something"
+        got = Counter((e["message_id"], e["attrs"]["subscriber"]) for e in deliveries(events))
+        assert set(got) == wanted
+        assert set(got.values()) == {1}, "no message was delivered twice"
+        routed = {(e["message_id"], e["attrs"]["subscriber"]) for e in events if e["kind"] == "route"}
+        assert routed == wanted, "the view's routing is the matcher's"
+        assert not any(name == "nobody" for _, name in got)
+
+        qos_of = {s["name"]: s["qos"] for s in subs}
+        for e in events:
+            if e["kind"] == "route":
+                assert e["attrs"]["qos"] == min(1, qos_of[e["attrs"]["subscriber"]])
+        for e in deliveries(events):
+            sub_qos = qos_of[e["attrs"]["subscriber"]]
+            assert e["attrs"]["qos"] == (sub_qos if self.delivers_at_subscription_qos else min(1, sub_qos))
+        upgraded = [e for e in deliveries(events) if qos_of[e["attrs"]["subscriber"]] > 1]
+        assert len(summary["result"]["qos_differences"]) == (len(upgraded) if self.delivers_at_subscription_qos else 0)
+
+        counts = summary["counts"]
+        assert counts["delivered"] == counts["processed"] == len(wanted) == summary["expected"]
+        assert counts["duplicates"] == counts["lost"] == 0
+        assert summary["latency_ms"]["perceived"]["count"] == 10  # one PUBACK per QoS 1 publish
+
+    def test_qos0_loses_what_was_published_while_away(self):
+        summary, events = self.run_qos(messages=6, qos=1, topics=["t"],
+                                       subscribers=[sub("s0", "t", 0, clean_session=False)],
+                                       disconnect="s0", disconnect_at=2, away_messages=3)
+        assert per_message(events, "s0") == Counter({"m1": 1, "m2": 1, "m6": 1})
+        lost = summary["result"]["lost_pairs"]
+        assert [(x["message_id"], x["subscriber"]) for x in lost] == [("m3", "s0"), ("m4", "s0"), ("m5", "s0")]
+        assert all("QoS 0" in x["reason"] for x in lost)
+        assert summary["counts"]["lost"] == 3 and summary["counts"]["duplicates"] == 0
+        assert [e["attrs"]["outcome"] for e in events if e["kind"] == "route"] == ["deliver"] * 2 + ["drop"] * 3 + ["deliver"]
+        leaves = [e for e in events if e["kind"] == "revoke"]
+        assert len(leaves) == 1 and leaves[0]["actor"] == "subscriber:s0"
+        reconnects = [e for e in events if e["kind"] == "assign" and e["attrs"]["action"] == "reconnect"]
+        assert [e["attrs"]["session_present"] for e in reconnects] == [True]
+
+    def test_qos1_lost_puback_means_a_duplicate_with_dup(self):
+        summary, events = self.run_qos(messages=6, qos=1, topics=["t"], idempotent=True,
+                                       subscribers=[sub("s1", "t", 1, clean_session=False)],
+                                       disconnect="s1", disconnect_at=3, away_messages=2, lose_ack=True)
+        crash = [e for e in events if e["kind"] == "crash"]
+        assert [(e["message_id"], e["actor"]) for e in crash] == [("m3", "subscriber:s1")]
+        assert "PUBACK was never sent" in crash[0]["attrs"]["reason"]
+        got = per_message(events, "s1")
+        lost = {x["message_id"] for x in summary["result"]["lost_pairs"]}
+        counts = summary["counts"]
+        if self.redelivers_unacked_qos1:
+            assert set(got) == {f"m{n}" for n in range(1, 7)} and not lost
+            assert got["m3"] == 2 and sum(got.values()) == 7
+            dup = [e for e in deliveries(events) if e["duplicate"]]
+            assert len(dup) == 1 and dup[0]["message_id"] == "m3" and dup[0]["attempt"] == 2
+            assert dup[0]["attrs"]["dup"] is True and "DUP=1" in dup[0]["attrs"]["reason"]
+            assert counts["duplicates"] == 1
+            assert summary["result"]["differences"] == []
+        else:
+            # amqtt drops whatever was in flight when the connection broke: m3 (handled, never
+            # redelivered) and, if the broker had not yet noticed the drop, the next message too.
+            assert set(got.values()) == {1} and counts["duplicates"] == 0
+            assert {"m1", "m2", "m3", "m6"} <= set(got) and lost <= {"m4", "m5"} and not set(got) & lost
+            assert all("never delivered" in x["reason"] for x in summary["result"]["lost_pairs"])
+            assert "duplicates: broker 0, MQTT 3.1.1 1" in summary["result"]["differences"]
+            assert counts["lost"] == len(lost)
+        # The idempotent subscriber applied each message once, whatever the broker resent.
+        assert counts["effects"] == counts["processed"] - counts["duplicates"] == 6 - counts["lost"]
+        queued = [e for e in deliveries(events) if e["message_id"] in ("m4", "m5")]
+        assert all(e["attrs"]["retain"] is self.queued_marked_retained for e in queued), [e["attrs"] for e in queued]
+
+    def test_qos2_shows_no_duplicates_across_a_lost_pubcomp(self):
+        summary, events = self.run_qos(messages=6, qos=2, topics=["t"],
+                                       subscribers=[sub("s2", "t", 2, clean_session=False)],
+                                       disconnect="s2", disconnect_at=3, away_messages=2, lose_ack=True)
+        crash = [e for e in events if e["kind"] == "crash"]
+        assert len(crash) == 1 and "PUBCOMP was never sent" in crash[0]["attrs"]["reason"]
+        assert per_message(events, "s2") == Counter({f"m{n}": 1 for n in range(1, 7)})
+        assert summary["counts"]["duplicates"] == summary["counts"]["lost"] == 0
+        assert {e["attrs"]["qos"] for e in deliveries(events)} == {2}
+
+    def test_retained_messages_reach_a_late_subscriber(self):
+        subs = [sub("live", "#", 1), sub("late", "+", 1, late=True)]
+        summary, events = self.run_qos(messages=5, qos=1, topics=["a", "b"], retain=True, subscribers=subs)
+        assert per_message(events, "live") == Counter({f"m{n}": 1 for n in range(1, 6)})
+        assert not any(e["attrs"]["retain"] for e in deliveries(events, "live"))
+        late = deliveries(events, "late")
+        # The broker keeps the last message of each topic: m5 on a, m4 on b.
+        assert {e["message_id"] for e in late} == {"m4", "m5"}
+        assert all(e["attrs"]["retain"] for e in late)
+        subscribed = next(e["seq"] for e in events if e["kind"] == "assign" and e["actor"] == "subscriber:late"
+                          and e["attrs"]["action"] == "subscribe")
+        after_subscribe = Counter(e["message_id"] for e in late if e["seq"] > subscribed)
+        assert after_subscribe == Counter({"m4": 1, "m5": 1})
+        early = [e for e in late if e["seq"] < subscribed]
+        if self.flavour == "mosquitto":
+            assert early == [] and summary["counts"]["duplicates"] == 0
+        else:
+            # amqtt: copies sent on CONNECT for the other client's "#" filter, before SUBSCRIBE, at QoS 0.
+            assert {e["message_id"] for e in early} == {"m4", "m5"} and {e["attrs"]["qos"] for e in early} == {0}
+        self.assert_no_retained_left(summary["result"]["prefix"])
+
+    def assert_no_retained_left(self, prefix: str) -> None:
+        """The run cleared its retained messages: a new subscriber to the run's topics gets nothing."""
+        from flows.mqtt.clients import Connection
+        from flows.transports import get_broker
+
+        broker = get_broker("mqtt")
+        got: list[str] = []
+        arrived = threading.Event()
+        conn = Connection(f"check-{prefix[-6:]}", broker.host, broker.port, clean_session=True)
+
+        def on_message(client, userdata, msg):  # noqa: ANN001
+            if msg.topic.startswith(prefix):
+                got.append(msg.topic)
+                arrived.set()
+
+        conn.client.on_message = on_message
+        conn.connect()
+        try:
+            conn.subscribe(f"{prefix}/#", 1)
+            # Retained copies follow SUBACK at once; half a second is ample on loopback.
+            arrived.wait(0.5)
+        finally:
+            conn.close()
+        assert got == []
+
+    def test_disconnect_and_reconnect_buttons_deliver_the_queue(self):
+        cleaned, errors = registry.get("mqtt-qos").validate(
+            {**QUIET, "messages": 30, "rate": 30, "qos": 1, "topics": ["t"],
+             "subscribers": [sub("s1", "t", 1, clean_session=False)]})
+        assert not errors
+        runner = get_runner()
+        run = runner.start("mqtt-qos", cleaned)
+
+        def wait_for(predicate, what):  # noqa: ANN001, ANN202
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                events = eventstore.read_events(run.pk, 0, 100_000)
+                if predicate(events):
+                    return events
+                time.sleep(0.05)  # polling the store the way the browser does
+            raise AssertionError(f"timed out waiting for {what}")
+
+        wait_for(lambda ev: len(deliveries(ev, "s1")) >= 3, "three deliveries")
+        runner.act(run.pk, "disconnect", "subscriber:s1")
+        left = wait_for(lambda ev: any(e["kind"] == "revoke" for e in ev), "the subscriber to leave")
+        published_then = sum(1 for e in left if e["kind"] == "publish")
+        wait_for(lambda ev: sum(1 for e in ev if e["kind"] == "publish") >= published_then + 4, "publishes while away")
+        runner.act(run.pk, "reconnect", "subscriber:s1")
+        finished = wait_until_finished(run.pk, 60)
+        assert finished.state == "succeeded", finished.error
+        events = eventstore.read_events(run.pk, 0, 100_000)
+        summary = runner.summary(run.pk)
+
+        assert per_message(events, "s1") == Counter({f"m{n}": 1 for n in range(1, 31)})
+        queued = [e["message_id"] for e in events if e["kind"] == "route" and e["attrs"]["outcome"] == "queue"]
+        assert len(queued) >= 4
+        reconnect = next(e for e in events if e["kind"] == "assign" and e["attrs"]["action"] == "reconnect")
+        assert reconnect["attrs"]["session_present"] is True
+        # The queued messages arrive after the reconnect, not before.
+        assert all(e["seq"] > reconnect["seq"] for e in deliveries(events, "s1") if e["message_id"] in queued)
+        assert summary["counts"]["lost"] == 0 and summary["result"]["manual_actions"] == 2
+
+    def test_counts_agree_with_the_brokers_sys_topics(self):
+        from flows.mqtt.clients import Connection
+        from flows.mqtt.sys_counters import SysCounters
+        from flows.transports import get_broker
+
+        broker = get_broker("mqtt")
+        broker.start()
+        with SysCounters(broker.host, broker.port, broker.flavour, f"sys-{time.monotonic_ns() % 10**9}") as sys_counters:
+            before = sys_counters.snapshot()
+            if before.received is None or before.sent is None:
+                # Mosquitto publishes a counter only once it changed: make both change once.
+                primer = Connection(f"primer-{time.monotonic_ns() % 10**9}", broker.host, broker.port, True)
+                primer.connect()
+                primer.subscribe("flows/primer", 1)
+                primer.client.publish("flows/primer", b"x", qos=1).wait_for_publish(5)
+                primer.close()
+                before = sys_counters.snapshot()
+            summary, events = self.run_qos(messages=5, qos=1, topics=["t"], subscribers=[sub("a", "t", 1), sub("b", "#", 1)])
+            after = sys_counters.snapshot()
+        counts = summary["counts"]
+        assert counts["published"] == 5 and counts["delivered"] == 10
+        assert after.received - before.received == counts["published"]
+        # PUBLISH packets the broker sent = our deliveries + the $SYS messages it sent the watcher.
+        assert (after.sent - before.sent) - (after.sys_messages - before.sys_messages) == counts["delivered"]
+
+
+class TestMosquitto(MqttQosContract):
+    flavour = "mosquitto"
+
+    @pytest.fixture(autouse=True)
+    def _broker(self, broker_mode, mosquitto_url):  # noqa: ANN001
+        broker_mode("mqtt", "external", mosquitto_url)
+
+
+class TestEmbeddedAmqtt(MqttQosContract):
+    flavour = "amqtt"
+    delivers_at_subscription_qos = True
+    redelivers_unacked_qos1 = False
+    queued_marked_retained = True
+
+    @pytest.fixture(autouse=True)
+    def _broker(self, broker_mode):  # noqa: ANN001
+        broker_mode("mqtt", "embedded")

@@ -1,0 +1,332 @@
+"""``amqp-redelivery``: a consumer crashes before its ack, the broker delivers again (lesson 7).
+
+Consuming is receive, handle, then ack. A consumer that dies between handling and ack
+leaves the broker no way to know the work was done: it requeues the message, sets
+``redelivered`` and delivers it again, to the same consumer once it is back or to
+another. The second delivery is a duplicate. With ``idempotent`` on, the consumer keeps an
+inbox (``InboxEntry``: one row per queue and message id, unique), so the duplicate is
+received but its effect is suppressed, and the side-effect counter shows every message
+applied exactly once.
+
+The crash is real as far as the broker can tell: the consumer's socket is shut down under
+its connection (no channel.close, no connection.close), exactly what a killed process
+leaves behind. It happens after handling the ``crash_at``-th message, with a probability
+per message, or on demand (the **Crash consumer** button).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from ..amqp.ledger import Ledger
+from ..context import RunContext
+from ..params import bool_param, float_param, int_param
+from ..registry import Workflow
+
+PRODUCER = "producer"
+EXCHANGE, EXCHANGE_TYPE, QUEUE, KEY = "tasks", "direct", "work", "work"
+
+
+class AmqpRedelivery(Workflow):
+    slug = "amqp-redelivery"
+    title = "AMQP: crash before ack, redelivery, duplicates"
+    pattern = "async"
+    protocol = "amqp"
+    broker = "amqp"
+    lesson = (
+        "A message cannot be guaranteed to be consumed exactly once. The consumer receives a message, handles "
+        "it, then acks. If it crashes after handling and before the ack, the broker cannot know the work was "
+        "done: it requeues the message (redelivered = true) and delivers it again, a duplicate. An idempotent "
+        "consumer keeps an inbox of message ids it has applied and suppresses the duplicate's effect."
+    )
+    params = {
+        "messages": int_param(10, 1, 2000, "How many messages to publish"),
+        "rate": float_param(2.0, 0.0, 2000.0, "Messages per second (0 = as fast as possible)"),
+        "consumers": int_param(2, 1, 4, "Consumers on the queue"),
+        "crash_at": int_param(3, 0, 2000, "consumer work/1 crashes after handling its N-th message, before acking (0 = never)"),
+        "crash_probability": float_param(0.0, 0.0, 0.5, "Chance that any handled message crashes its consumer before the ack"),
+        "idempotent": bool_param(False, "Consumers keep an inbox and suppress duplicates' effects"),
+        "prefetch": int_param(1, 1, 100, "Unacked messages the broker may push to each consumer ahead"),
+        "work_ms": int_param(150, 0, 5000, "Time a consumer spends on each message"),
+        "restart_ms": int_param(800, 0, 10000, "A crashed consumer comes back after this long"),
+    }
+    actions = {"crash": "Crash consumer"}
+
+    def expected(self, params: dict[str, Any]) -> int:
+        return params["messages"]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        return RedeliveryRun(ctx, ctx.broker("amqp")).run()
+
+
+class SideEffects:
+    """What handling a message does to the world: here, a counter per message id."""
+
+    def __init__(self) -> None:
+        self.applied: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def apply(self, message_id: str) -> None:
+        with self._lock:
+            self.applied[message_id] += 1
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": sum(self.applied.values()),
+                "distinct": len(self.applied),
+                "repeated": {mid: n for mid, n in sorted(self.applied.items()) if n > 1},
+            }
+
+
+class Inbox:
+    """The idempotent consumer's memory: a unique (run, queue, message id) row per applied message."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+
+    def first_time(self, consumer: str, message_id: str, apply: Any) -> bool:
+        """Insert the row and apply the effect in one transaction; False if it was there already."""
+        from django.db import IntegrityError, transaction
+
+        from ..models import InboxEntry
+
+        try:
+            with transaction.atomic():
+                InboxEntry.objects.create(run_id=self.run_id, consumer=consumer, message_id=message_id)
+        except IntegrityError:
+            return False
+        apply(message_id)
+        return True
+
+
+class CrashPlan:
+    """When consumers crash: the crash_at-th message of work/1, a probability, or the button."""
+
+    def __init__(self, crash_at: int, probability: float, seed: int) -> None:
+        self.crash_at = crash_at
+        self.probability = probability
+        self._random = random.Random(seed)
+        self._handled: Counter[str] = Counter()
+        self._armed: list[str] = []  # consumer names, "" = whichever handles a message next
+        self._lock = threading.Lock()
+        self.crash_at_done = False
+
+    def arm(self, target: str) -> None:
+        with self._lock:
+            self._armed.append(target.removeprefix("consumer:"))
+
+    def decide(self, consumer: str) -> str:
+        """After handling a message: the reason to crash now, or ''."""
+        with self._lock:
+            self._handled[consumer] += 1
+            for i, target in enumerate(self._armed):
+                if target in ("", consumer):
+                    del self._armed[i]
+                    return "the Crash consumer button"
+            if (self.crash_at and not self.crash_at_done and consumer == f"{QUEUE}/1"
+                    and self._handled[consumer] >= self.crash_at):
+                self.crash_at_done = True
+                return f"crash_at={self.crash_at}: it had handled {self.crash_at} messages"
+            if self.probability and self._random.random() < self.probability:
+                return f"crash_probability={self.probability:g}"
+        return ""
+
+
+class RedeliveryRun:
+    def __init__(self, ctx: RunContext, broker: Any) -> None:
+        from ..amqp.resources import RunTopology
+        from ..amqp.routing_rules import Binding
+
+        self.ctx = ctx
+        self.broker = broker
+        self.p = ctx.params
+        self.binding = Binding(QUEUE, KEY)
+        self.topology = RunTopology(ctx.run_id, EXCHANGE, EXCHANGE_TYPE, [self.binding])
+        self.ledger = Ledger()
+        self.effects = SideEffects()
+        self.inbox = Inbox(ctx.run_id) if self.p["idempotent"] else None
+        self.crashes = CrashPlan(self.p["crash_at"], self.p["crash_probability"], ctx.run_id)
+        self.crash_log: list[dict[str, Any]] = []
+        self.acked_ids: set[str] = set()
+        self.processed_ids: set[str] = set()
+        self.all_acked = threading.Event()
+        self._lock = threading.Lock()
+        self.consumers: list[Any] = []
+
+    def run(self) -> dict[str, Any]:
+        admin = self.broker.connection()
+        publisher = self.broker.connection(confirm=True)
+        watcher = threading.Thread(target=self._watch_actions, name=f"actions-{self.ctx.run_id}", daemon=True)
+        try:
+            channel = admin.channel()
+            self.topology.declare(channel)
+            self._start_consumers()
+            watcher.start()
+            self._publish_all(publisher)
+            try:
+                self.ctx.wait_for(self.all_acked, self._drain_timeout(), "every message to be acked")
+            except TimeoutError:
+                pass  # reported as lost
+            self._stop_consumers()
+            broker_ready = self.topology.ready_counts(channel)[QUEUE]
+            return self._result(broker_ready)
+        finally:
+            self._stop_consumers()
+            self.all_acked.set()  # ends the action watcher
+            try:
+                self.topology.delete(admin.channel())
+            finally:
+                publisher.release()
+                admin.release()
+
+    # -- consumers ----------------------------------------------------------------------
+
+    def _start_consumers(self) -> None:
+        from ..amqp.consumers import QueueConsumer
+
+        for n in range(1, self.p["consumers"] + 1):
+            consumer = QueueConsumer(
+                self.broker, self.topology.queues[QUEUE], f"{QUEUE}/{n}", self._handle, prefetch=self.p["prefetch"],
+                restart_after_s=self.p["restart_ms"] / 1000.0, on_restart=self._restarted, logical=QUEUE,
+                on_exit=_close_thread_db)
+            self.consumers.append(consumer)
+            consumer.start()
+        deadline = time.monotonic() + 10.0
+        for consumer in self.consumers:
+            while not consumer.ready.wait(0.05):
+                self.ctx.check()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"consumer {consumer.name} did not start within 10 s")
+            if consumer.error:
+                raise RuntimeError(f"consumer {consumer.name} could not start: {consumer.error}")
+            self.ctx.emit("assign", f"consumer:{consumer.name}", queue=QUEUE, consumer=consumer.name, mode="push",
+                          prefetch=consumer.prefetch)
+
+    def _stop_consumers(self) -> None:
+        for consumer in self.consumers:
+            consumer.stop()
+        for consumer in self.consumers:
+            consumer.join(5.0)
+
+    def _restarted(self, consumer: Any) -> None:
+        self.ctx.emit("assign", f"consumer:{consumer.name}", queue=QUEUE, consumer=consumer.name, mode="push",
+                      prefetch=consumer.prefetch, restarted=True, incarnation=consumer.crashes + 1)
+
+    def _handle(self, consumer: Any, message: Any) -> None:
+        ctx = self.ctx
+        message_id = message.payload["id"]
+        info = message.delivery_info
+        redelivered = bool(info.get("redelivered"))
+        actor = f"consumer:{consumer.name}"
+        d = self.ledger.delivered(QUEUE, message_id, consumer.name, redelivered)
+        common = {"queue": QUEUE, "consumer": consumer.name}
+        extra = {"reason": d.reason} if d.duplicate else {}
+        ctx.emit("deliver", actor, message_id, d.attempt, d.duplicate, exchange=EXCHANGE, routing_key=KEY,
+                 redelivered=redelivered, delivery_tag=info.get("delivery_tag"), mode="push", **common, **extra)
+        if self.p["work_ms"]:
+            consumer.stopping.wait(self.p["work_ms"] / 1000.0)
+        if self.inbox is not None:
+            effect = self.inbox.first_time(QUEUE, message_id, self.effects.apply)
+        else:
+            self.effects.apply(message_id)
+            effect = True
+        timing = {}
+        with self._lock:
+            if message_id not in self.processed_ids:
+                self.processed_ids.add(message_id)
+                timing["end_to_end_ms"] = round((time.perf_counter() - self.ledger.sent_at[message_id]) * 1000.0, 3)
+        if not effect:
+            extra["suppressed"] = "already in the inbox: the effect was applied by an earlier delivery"
+        ctx.emit("process", actor, message_id, d.attempt, d.duplicate, effect=effect,
+                 applied=self.effects.applied[message_id], idempotent=self.inbox is not None, **common, **extra,
+                 **timing)
+        self.ledger.handled(consumer.name, message_id)
+        reason = self.crashes.decide(consumer.name)
+        if reason:
+            self._crash(consumer, reason)
+        message.ack()
+        self.ledger.acked(QUEUE, message_id, consumer.name)
+        ctx.emit("ack", actor, message_id, d.attempt, d.duplicate, delivery_tag=info.get("delivery_tag"), **common)
+        with self._lock:
+            self.acked_ids.add(message_id)
+            if len(self.acked_ids) >= self.p["messages"]:
+                self.all_acked.set()
+
+    def _crash(self, consumer: Any, reason: str) -> None:
+        """Record the crash and what the broker will requeue, then die before the ack."""
+        held = self.ledger.crashed(consumer.name)
+        actor = f"consumer:{consumer.name}"
+        self.crash_log.append({"consumer": consumer.name, "reason": reason, "unacked": [h.message_id for h in held],
+                               "t_ms": round(self.ctx.elapsed_ms(), 3)})
+        self.ctx.emit("crash", actor, held[-1].message_id if held else "", consumer=consumer.name, queue=QUEUE,
+                      reason=f"crashed before ack ({reason}); its connection was dropped without closing the channel",
+                      unacked=[h.message_id for h in held], restart_in_ms=self.p["restart_ms"])
+        for h in held:
+            self.ctx.emit("requeue", f"queue:{QUEUE}", h.message_id, queue=QUEUE, consumer=consumer.name,
+                          reason=f"consumer:{consumer.name} died holding it unacked; the broker requeues it")
+        consumer.crash(reason)
+
+    def _watch_actions(self) -> None:
+        while not self.all_acked.is_set() and not self.ctx.cancelled.is_set():
+            action = self.ctx.take_action(timeout=0.1)
+            if action is not None and action.name == "crash":
+                self.crashes.arm(action.target)
+
+    def _drain_timeout(self) -> float:
+        per_message = self.p["work_ms"] / 1000.0 + self.p["restart_ms"] / 1000.0 * self.p["crash_probability"]
+        return 20.0 + self.p["messages"] * per_message / self.p["consumers"] + self.p["restart_ms"] / 1000.0
+
+    # -- publishing --------------------------------------------------------------------
+
+    def _publish_all(self, conn: Any) -> None:
+        from kombu import Producer
+
+        returned: list[str] = []
+        producer = Producer(conn.channel(), exchange=self.topology.exchange,
+                            on_return=lambda exc, *_: returned.append(str(exc)))
+        pacer = self.ctx.pacer(self.p["rate"])
+        where = {"exchange": EXCHANGE, "exchange_type": EXCHANGE_TYPE, "routing_key": KEY}
+        for n in range(1, self.p["messages"] + 1):
+            pacer.wait()
+            message_id = f"m{n}"
+            self.ctx.emit("publish", PRODUCER, message_id, mandatory=True, **where)
+            self.ledger.routed(QUEUE)
+            self.ctx.emit("route", f"exchange:{EXCHANGE}", message_id, binding=KEY, queue=QUEUE, enqueued=True, **where)
+            started = self.ledger.sent(message_id)
+            producer.publish({"id": message_id, "n": n}, routing_key=KEY, mandatory=True, delivery_mode=1,
+                             serializer="json", retry=False)
+            if returned:
+                raise RuntimeError(f"the broker returned {message_id} ({returned[-1]}): the work queue is gone")
+            self.ctx.emit("enqueue", PRODUCER, message_id, confirmed=True, queues=[QUEUE],
+                          perceived_ms=round((time.perf_counter() - started) * 1000.0, 3), **where)
+
+    # -- the result ---------------------------------------------------------------------
+
+    def _result(self, broker_ready: int) -> dict[str, Any]:
+        counts = self.ledger.snapshot().get(QUEUE, {})
+        with self._lock:
+            processed = len(self.processed_ids)
+            lost = self.p["messages"] - processed
+        return {
+            **self.topology.describe(),
+            "queue_counts": {QUEUE: {**counts, "consumers": self.p["consumers"], "broker_ready": broker_ready,
+                                     "agrees": counts.get("ready") == broker_ready}},
+            "counts_agree": counts.get("ready") == broker_ready,
+            "crashes": self.crash_log,
+            "side_effects": self.effects.summary(),
+            "idempotent": self.inbox is not None,
+            "distinct_processed": processed,
+            "lost": lost,
+        }
+
+
+def _close_thread_db() -> None:
+    """Close the calling thread's database connection (consumers use the inbox from their own)."""
+    from django.db import connection
+
+    connection.close()

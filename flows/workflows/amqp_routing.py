@@ -1,0 +1,272 @@
+"""``amqp-routing``: a publisher, an exchange, bindings, queues and push or pull consumers (lesson 5).
+
+The publisher knows only the exchange and a routing key (or headers). The broker routes a
+copy to each queue with a matching binding; a message no binding matches is returned to
+the publisher (``mandatory``), not silently dropped. Every run gets its own exchange and
+queues (``run<id>.*``) and removes them at the end, after reading each queue's ready count
+from the broker to check the dashboard's own.
+
+Events, per message: ``publish`` (producer) → one ``route`` per matching binding
+(``exchange:orders``, attrs ``binding`` and ``queue``; ``enqueued`` is false when an earlier
+binding already put a copy in that queue) → ``enqueue`` when the broker confirmed the
+hand-over (``perceived_ms``) → per queue ``deliver`` / ``process`` (``end_to_end_ms``) /
+``ack`` at ``consumer:<queue>/<n>``. An unroutable message gets one ``route`` with
+``unroutable: true``, ``returned`` (did the broker hand it back) and ``reason``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from ..amqp import spec as routing
+from ..amqp.ledger import Ledger
+from ..context import RunContext
+from ..params import Param, choice_param, float_param, int_param
+from ..registry import Workflow
+
+PRODUCER = "producer"
+
+
+class AmqpRouting(Workflow):
+    slug = "amqp-routing"
+    title = "AMQP exchanges, bindings and queues"
+    pattern = "async"
+    protocol = "amqp"
+    broker = "amqp"
+    lesson = (
+        "The publisher only knows the exchange. The exchange routes each message through its bindings to "
+        "queues: direct by exact key, topic by pattern (* one word, # zero or more), fanout to every queue, "
+        "headers by matching header values (x-match all or any). A message no binding matches is returned "
+        "to the publisher (mandatory). Consumers either get messages pushed (basic.consume, at most "
+        "'prefetch' unacked at a time) or pull them one by one (basic.get). Flexible routing costs a little "
+        "speed. (Headers exchanges need RabbitMQ: kombu's in-process memory transport has none.)"
+    )
+    params = {
+        "exchange_type": choice_param("topic", routing.EXCHANGE_TYPES, "Exchange type", label="Exchange type"),
+        "bindings": Param(
+            "json", [], "Bindings: a list of {queue, key} (direct, topic, fanout) or {queue, x_match: all|any, "
+            "headers: {...}} (headers). Empty: the example for the chosen exchange type.",
+            check=routing.check_list, label="Bindings"),
+        "keys": Param(
+            "json", [], "Messages' routing keys (or header objects for headers), used in turn. Empty: the example "
+            "for the chosen exchange type.", check=routing.check_list, label="Routing keys / headers"),
+        "messages": int_param(12, 1, 20000, "How many messages to publish"),
+        "rate": float_param(2.0, 0.0, 5000.0, "Messages per second (0 = as fast as possible)"),
+        "consumers": int_param(1, 0, 4, "Consumers per queue (0 = nobody consumes: messages stay ready)"),
+        "consumers_by_queue": Param("json", {}, 'Per-queue exceptions, e.g. {"audit": 0}', label="Consumers by queue"),
+        "consumer_mode": choice_param("push", ("push", "pull"), "push: basic.consume; pull: basic.get in a loop"),
+        "prefetch": int_param(1, 0, 1000, "Push only: unacked messages the broker may send a consumer ahead (0 = no limit)"),
+        "work_ms": int_param(40, 0, 5000, "Time a consumer spends on each message"),
+    }
+
+    @classmethod
+    def validate(cls, given: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        cleaned, errors = super().validate(given)
+        if errors:
+            return cleaned, errors
+        from ..transports import get_broker
+
+        return cleaned, routing.complete(cleaned, get_broker("amqp").exchange_types)
+
+    def expected(self, params: dict[str, Any]) -> int:
+        return routing.RoutingSpec(params).expected_deliveries()
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        broker = ctx.broker("amqp")
+        if ctx.params["exchange_type"] not in broker.exchange_types:
+            raise ValueError(routing.complete(dict(ctx.params), broker.exchange_types)["exchange_type"])
+        return RoutingRun(ctx, broker).run()
+
+
+class RoutingRun:
+    def __init__(self, ctx: RunContext, broker: Any) -> None:
+        from ..amqp.resources import RunTopology
+
+        self.ctx = ctx
+        self.broker = broker
+        self.p = ctx.params
+        self.spec = routing.RoutingSpec(ctx.params)
+        self.topology = RunTopology(ctx.run_id, self.spec.exchange, self.spec.exchange_type, self.spec.bindings)
+        self.exchange_actor = f"exchange:{self.spec.exchange}"
+        self.ledger = Ledger()
+        self.expected = self.spec.expected_deliveries()
+        self.plan = self.spec.plan()
+        self.all_processed = threading.Event()
+        self.first_processed = 0
+        self._lock = threading.Lock()
+        self.consumers: list[Any] = []
+        self.returned: dict[str, str] = {}
+
+    def run(self) -> dict[str, Any]:
+        admin = self.broker.connection()
+        publisher = self.broker.connection(confirm=True)
+        try:
+            channel = admin.channel()
+            self.topology.declare(channel)
+            self._start_consumers()
+            started = time.perf_counter()
+            disagreements = self._publish_all(publisher)
+            published_s = time.perf_counter() - started
+            if self.expected == 0:
+                self.all_processed.set()
+            try:
+                self.ctx.wait_for(self.all_processed, self._drain_timeout(), "every routed copy to be processed")
+            except TimeoutError:
+                pass  # what is missing is reported as lost below
+            self._stop_consumers()
+            broker_ready = self.topology.ready_counts(channel)
+            return self._result(broker_ready, disagreements, published_s)
+        finally:
+            self._stop_consumers()
+            try:
+                self.topology.delete(admin.channel())
+            finally:
+                publisher.release()
+                admin.release()
+
+    # -- consumers ----------------------------------------------------------------------
+
+    def _start_consumers(self) -> None:
+        from ..amqp.consumers import QueueConsumer
+
+        for queue, count in self.spec.consumers.items():
+            for n in range(1, count + 1):
+                consumer = QueueConsumer(self.broker, self.topology.queues[queue], f"{queue}/{n}", self._handle,
+                                         mode=self.p["consumer_mode"], prefetch=self.p["prefetch"], logical=queue)
+                self.consumers.append(consumer)
+                consumer.start()
+        deadline = time.monotonic() + 10.0
+        for consumer in self.consumers:
+            while not consumer.ready.wait(0.05):
+                self.ctx.check()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"consumer {consumer.name} did not start within 10 s")
+            if consumer.error:
+                raise RuntimeError(f"consumer {consumer.name} could not start: {consumer.error}")
+            self.ctx.emit("assign", f"consumer:{consumer.name}", queue=consumer.logical, consumer=consumer.name,
+                          mode=consumer.mode, prefetch=consumer.prefetch if consumer.mode == "push" else None)
+
+    def _stop_consumers(self) -> None:
+        for consumer in self.consumers:
+            consumer.stop()
+        for consumer in self.consumers:
+            consumer.join(5.0)
+
+    def _handle(self, consumer: Any, message: Any) -> None:
+        ctx, queue = self.ctx, consumer.logical
+        body = message.payload
+        message_id = body["id"]
+        info = message.delivery_info
+        redelivered = bool(info.get("redelivered"))
+        actor = f"consumer:{consumer.name}"
+        d = self.ledger.delivered(queue, message_id, consumer.name, redelivered)
+        common = {"queue": queue, "consumer": consumer.name}
+        extra = {"reason": d.reason} if d.duplicate else {}
+        ctx.emit("deliver", actor, message_id, d.attempt, d.duplicate, exchange=self.spec.exchange,
+                 routing_key=info.get("routing_key", ""), redelivered=redelivered, delivery_tag=info.get("delivery_tag"),
+                 mode=consumer.mode, **common, **extra)
+        if self.p["work_ms"]:
+            consumer.stopping.wait(self.p["work_ms"] / 1000.0)
+        timing = {}
+        if not d.duplicate:
+            timing["end_to_end_ms"] = round((time.perf_counter() - self.ledger.sent_at[message_id]) * 1000.0, 3)
+        ctx.emit("process", actor, message_id, d.attempt, d.duplicate, effect=True, **common, **extra, **timing)
+        self.ledger.handled(consumer.name, message_id)
+        message.ack()
+        first = self.ledger.acked(queue, message_id, consumer.name)
+        ctx.emit("ack", actor, message_id, d.attempt, d.duplicate, delivery_tag=info.get("delivery_tag"), **common)
+        if first:
+            with self._lock:
+                self.first_processed += 1
+                if self.first_processed >= self.expected:
+                    self.all_processed.set()
+
+    def _drain_timeout(self) -> float:
+        per_queue = max(self.spec.messages * self.p["work_ms"] / 1000.0, 0.0)
+        return 15.0 + per_queue
+
+    # -- publishing --------------------------------------------------------------------
+
+    def _publish_all(self, conn: Any) -> list[str]:
+        from kombu import Producer
+
+        producer = Producer(conn.channel(), exchange=self.topology.exchange, on_return=self._on_return)
+        pacer = self.ctx.pacer(self.p["rate"])
+        disagreements: list[str] = []
+        ctx, etype, exchange = self.ctx, self.spec.exchange_type, self.spec.exchange
+        for m in self.plan:
+            pacer.wait()
+            where = {"exchange": exchange, "exchange_type": etype, "routing_key": m.routing_key}
+            if m.headers is not None:
+                where["headers"] = m.headers
+            ctx.emit("publish", PRODUCER, m.message_id, mandatory=True, **where)
+            # The broker routes on arrival, before any consumer can see the copy, so the
+            # route events come first; which binding matched is the rules' answer (a broker
+            # tells consumers only the queue), and the tests check it against deliveries.
+            seen: set[str] = set()
+            for b in m.bindings:
+                enqueued = b.queue not in seen
+                seen.add(b.queue)
+                if enqueued:
+                    self.ledger.routed(b.queue)
+                ctx.emit("route", self.exchange_actor, m.message_id, binding=b.label(etype), queue=b.queue,
+                         enqueued=enqueued, consumers=self.spec.consumers[b.queue], **where)
+            started = self.ledger.sent(m.message_id)
+            producer.publish({"id": m.message_id, "n": m.index + 1}, routing_key=m.routing_key, headers=m.headers,
+                             mandatory=True, delivery_mode=1, serializer="json", retry=False)
+            perceived_ms = round((time.perf_counter() - started) * 1000.0, 3)
+            returned = self.returned.pop(m.message_id, None)
+            if m.queues:
+                ctx.emit("enqueue", PRODUCER, m.message_id, confirmed=True, queues=list(m.queues),
+                         perceived_ms=perceived_ms, **where)
+                if returned is not None:
+                    disagreements.append(f"{m.message_id}: the broker returned it ({returned}) but bindings match")
+                    ctx.emit("error", self.exchange_actor, m.message_id, reason=disagreements[-1], **where)
+            else:
+                ctx.emit("route", self.exchange_actor, m.message_id, unroutable=True, returned=returned is not None,
+                         reason=("no binding matched; the broker returned it to the publisher (mandatory, "
+                                 f"{returned})") if returned else "no binding matched",
+                         perceived_ms=perceived_ms, **where)
+                if returned is None:
+                    disagreements.append(f"{m.message_id}: no binding matches but the broker did not return it")
+                    ctx.emit("error", self.exchange_actor, m.message_id, reason=disagreements[-1], **where)
+        return disagreements
+
+    def _on_return(self, exc: Any, exchange: str, routing_key: str, message: Any) -> None:
+        # py-amqp hands back its own Message (raw body), the embedded broker kombu's.
+        body = getattr(message, "body", b"")
+        try:
+            message_id = json.loads(body.decode() if isinstance(body, bytes) else body)["id"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            message_id = "?"
+        self.returned[message_id] = str(getattr(exc, "reply_text", "") or exc)
+
+    # -- the result ---------------------------------------------------------------------
+
+    def _result(self, broker_ready: dict[str, int], disagreements: list[str], published_s: float) -> dict[str, Any]:
+        counts = self.ledger.snapshot()
+        queues = {}
+        for name in self.spec.queues:
+            mine = counts.get(name, {"routed": 0, "delivered": 0, "acked": 0, "requeued": 0, "duplicates": 0,
+                                     "ready": 0, "unacked": 0})
+            queues[name] = {**mine, "consumers": self.spec.consumers[name], "broker_ready": broker_ready.get(name),
+                            "agrees": mine["ready"] == broker_ready.get(name)}
+        lost = max(0, self.expected - self.first_processed)
+        ledger = self.ledger
+        span = (ledger.last_ack_at - min(ledger.sent_at.values())) if ledger.sent_at and ledger.last_ack_at else 0.0
+        return {
+            **self.topology.describe(),
+            "consumer_mode": self.p["consumer_mode"],
+            "queue_counts": queues,
+            "counts_agree": all(q["agrees"] for q in queues.values()),
+            "expected_deliveries": self.expected,
+            "processed_first": self.first_processed,
+            "unroutable": sum(1 for m in self.plan if not m.queues),
+            "disagreements": disagreements,
+            "lost": lost,
+            "publish_s": round(published_s, 3),
+            "throughput_per_s": round(self.first_processed / span, 1) if span > 0 else None,
+        }

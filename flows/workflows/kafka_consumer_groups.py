@@ -1,0 +1,165 @@
+"""``kafka-consumer-groups``: groups split partitions among members; every group gets every message (lessons 6, 7).
+
+G consumer groups of M members each read one topic. Each member is its own confluent-kafka
+consumer on its own thread; the timeline shows the assign and revoke callbacks and a
+``rebalance`` summary per group whenever ownership settles. A member crash (``crash_at``
+or the *Crash member* button) closes its consumer without committing: the group
+rebalances and the handled-but-uncommitted messages reach another member again, marked
+as duplicates — or, committing before processing, are never handled at all (lost). With
+``idempotent`` an inbox per group turns every duplicate into a no-op.
+
+End offsets come from the fetch side (the high watermark in fetch responses), committed
+offsets from the commit responses, ownership from the clients' callbacks; see
+``flows/kafka/offsets.py`` for why the broker's ListOffsets and DescribeGroups are not used.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..context import RunContext
+from ..params import bool_param, choice_param, float_param, int_param
+from ..registry import Workflow
+
+TOPIC_LABEL = "orders"
+GROUP_LABELS = ("billing", "shipping", "analytics", "audit")
+JOIN_TIMEOUT_S = 40.0
+# After the last message is produced: enough for two cooperative rebalance rounds after a late crash.
+SETTLE_TIMEOUT_S = 45.0
+WAIT_STEP_S = 0.05
+
+
+class KafkaConsumerGroups(Workflow):
+    slug = "kafka-consumer-groups"
+    title = "Kafka consumer groups, rebalances and duplicates"
+    pattern = "async"
+    protocol = "kafka"
+    broker = "kafka"
+    lesson = (
+        "A consumer group splits a topic's partitions among its members, and every group gets every message. "
+        "Consuming is receive, handle, then commit the offset. When a member crashes between handling and "
+        "committing, the group rebalances and another member gets those messages again: Kafka cannot "
+        "guarantee exactly-once consumption, so consumers must be idempotent. Committing before handling "
+        "instead loses the messages a crash interrupts."
+    )
+    params = {
+        "partitions": int_param(4, 1, 32, "Partitions of the topic"),
+        "keys": int_param(8, 1, 64, "Distinct message keys (round robin over the messages)"),
+        "messages": int_param(40, 1, 5000, "Messages to produce"),
+        "rate": float_param(4.0, 0.0, 1000.0, "Messages per second (0 = as fast as possible)"),
+        "groups": int_param(2, 1, len(GROUP_LABELS), "Consumer groups reading the topic (each gets every message)"),
+        "members": int_param(2, 1, 8, "Members per group (a member without a partition stays idle)"),
+        "commit_mode": choice_param("after", ("after", "before", "auto"),
+                                    "after: commit after processing (at-least-once); before: commit before "
+                                    "processing (at-most-once); auto: the client commits stored offsets every second",
+                                    label="Commit mode"),
+        "commit_every": int_param(5, 1, 100, "Messages a member handles per commit (its batch in 'before' mode)"),
+        "strategy": choice_param("range", ("range", "roundrobin", "cooperative-sticky"),
+                                 "Partition assignment strategy; cooperative-sticky revokes only what moves",
+                                 label="Assignment strategy"),
+        "crash_at": int_param(0, 0, 5000, "member-1 of the first group crashes at its Nth message, between handling "
+                                          "and committing it (0 = never)"),
+        "idempotent": bool_param(False, "Idempotent consumers: an inbox per group suppresses duplicates"),
+        "process_ms": int_param(50, 0, 2000, "Time a member spends handling one message (ms)"),
+        "message_bytes": int_param(100, 32, 100_000, "Size of each message value in bytes"),
+    }
+    actions = {"crash": "Crash member (at its next message, before commit)"}
+
+    def expected(self, params: dict[str, Any]) -> int:
+        return params["messages"] * params["groups"]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from ..kafka.clients import create_topic, topic_name
+        from ..kafka.crew import Crew
+        from ..kafka.ledger import GroupLedger
+        from ..kafka.member import MemberSettings
+        from ..kafka.producer import KeyedProducer
+
+        p = ctx.params
+        bootstrap = ctx.broker("kafka").bootstrap_servers
+        topic = topic_name(ctx.run_id, TOPIC_LABEL)
+        create_topic(bootstrap, topic, p["partitions"])
+        ledgers = [GroupLedger(ctx, label, topic_name(ctx.run_id, label), topic, p["partitions"], p["strategy"])
+                   for label in GROUP_LABELS[: p["groups"]]]
+        settings = MemberSettings(bootstrap=bootstrap, topic=topic, commit_mode=p["commit_mode"],
+                                  commit_every=p["commit_every"], strategy=p["strategy"], process_ms=p["process_ms"],
+                                  idempotent=p["idempotent"])
+        crew = Crew(ctx, ledgers, settings, p["members"], p["crash_at"])
+        producer = KeyedProducer(ctx, bootstrap, topic, TOPIC_LABEL, keys=p["keys"], message_bytes=p["message_bytes"])
+        crew.start()
+        try:
+            self._wait(ctx, crew, crew.ready, JOIN_TIMEOUT_S, "every group's first partition assignment")
+            pacer = ctx.pacer(p["rate"])
+            for n in range(1, p["messages"] + 1):
+                pacer.wait()
+                self._tend(ctx, crew)
+                producer.send(n)
+            producer.flush()
+            produced = [(part, off) for part, off in producer.placements.values() if off is not None]
+            self._wait(ctx, crew, lambda: all(self._accounted(crew, ledger, producer.end_offsets, len(produced))
+                                              for ledger in ledgers),
+                       SETTLE_TIMEOUT_S, "every group to handle (or, committing first, skip) every message")
+        finally:
+            producer.close()
+            crew.stop()
+        return self._result(ctx, topic, producer, ledgers, crew, produced)
+
+    # -- waiting, with the crash button live -------------------------------------------------
+
+    def _tend(self, ctx: RunContext, crew: Any, wait_s: float = 0.0) -> None:
+        action = ctx.take_action(wait_s)
+        if action is not None and action.name == "crash":
+            crew.crash(action.target, "Crash member button")
+        crew.replace_missing()
+        failed = crew.failed()
+        if failed:
+            raise RuntimeError(f"{failed[0].actor} failed; see its error event")
+
+    def _wait(self, ctx: RunContext, crew: Any, done: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            ctx.check()
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+            self._tend(ctx, crew, WAIT_STEP_S)
+
+    @staticmethod
+    def _accounted(crew: Any, ledger: Any, end_offsets: dict[int, int], produced: int) -> bool:
+        if crew.settings.commit_mode == "before":
+            # Committed past the end and nobody mid-batch: every message was handled or is lost for good.
+            committed = ledger.committed
+            return not crew.busy(ledger.label) and all(committed.get(p, 0) >= end for p, end in end_offsets.items())
+        return len(ledger.processed) >= produced
+
+    # -- the result ------------------------------------------------------------------------
+
+    @staticmethod
+    def _result(ctx: RunContext, topic: str, producer: Any, ledgers: list[Any], crew: Any,
+                produced: list[tuple[int, int]]) -> dict[str, Any]:
+        groups = [ledger.result(produced) for ledger in ledgers]
+        ends: dict[str, int] = {}
+        for group in groups:
+            for partition, end in group["end_offsets"].items():
+                ends[partition] = max(end, ends.get(partition, 0))
+        p = ctx.params
+        return {
+            "topic": topic,
+            "partitions": p["partitions"],
+            "partitioner": "murmur2_random (the Java client's murmur2 hash)",
+            "commit_mode": p["commit_mode"],
+            "strategy": p["strategy"],
+            "produced": len(produced),
+            # The fetch side's high watermarks (what members saw), and what the delivery reports confirmed.
+            "end_offsets": dict(sorted(ends.items(), key=lambda kv: int(kv[0]))),
+            "produced_end_offsets": {str(k): v for k, v in sorted(producer.end_offsets.items())},
+            "groups": groups,
+            "members": {
+                label: [{"member": m.member, "state": m.state, "handled": m.done, "partitions": m.final_partitions}
+                        for m in members]
+                for label, members in crew.members.items()
+            },
+            "duplicates": sum(g["duplicates"] for g in groups),
+            "lost": sum(g["lost"] for g in groups),
+        }

@@ -1,0 +1,219 @@
+"""``kafka-partitions``: keys hash to partitions, each partition is an ordered log of offsets (lesson 6).
+
+The producer sends N messages over K keys to a topic of P partitions with librdkafka's
+``murmur2_random`` partitioner, which hashes a key exactly like the Java client
+(``murmur2(key) % P``), so a key lands in the same partition whichever client sent it.
+Every message of one key therefore sits in one partition, in the order it was sent.
+
+A reader assigns itself every partition (no consumer group, so no join to wait for) and
+reads each lane from offset 0; the end offsets it reports are the high watermarks of its
+fetch responses.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from ..context import RunContext
+from ..params import bool_param, choice_param, float_param, int_param
+from ..registry import Workflow
+
+TOPIC_LABEL = "orders"
+READER = "consumer:reader"
+# After the last delivery report: how long the reader may take to see every message.
+READ_TIMEOUT_S = 30.0
+# acks=0 confirms nothing, so a message that never arrives is only noticed by waiting.
+ACKS0_GRACE_S = 3.0
+WAIT_STEP_S = 0.05
+
+
+class KafkaPartitions(Workflow):
+    slug = "kafka-partitions"
+    title = "Kafka partitions, keys and offsets"
+    pattern = "async"
+    protocol = "kafka"
+    broker = "kafka"
+    lesson = (
+        "A Kafka topic is split into partitions, each an append-only log numbered by offsets. The producer "
+        "hashes each message's key to pick its partition (murmur2, as the Java client does), so all messages "
+        "of one key land in one partition, in the order they were sent. Order holds per key, not across keys."
+    )
+    params = {
+        "partitions": int_param(4, 1, 32, "Partitions of the topic"),
+        "keys": int_param(6, 1, 64, "Distinct message keys (round robin over the messages)"),
+        "messages": int_param(24, 1, 200_000, "Messages to produce"),
+        "rate": float_param(4.0, 0.0, 100_000.0, "Messages per second (0 = as fast as possible)"),
+        "acks": choice_param("all", ("0", "1", "all"),
+                             "Broker confirmations the producer waits for: 0 = none (no offset comes back), "
+                             "1 = the leader, all = every in-sync replica", label="acks"),
+        "idempotent": bool_param(False, "Idempotent producer: the broker drops a retried duplicate and keeps "
+                                        "per-partition order (needs acks=all)", label="Idempotent producer"),
+        "message_bytes": int_param(100, 32, 100_000, "Size of each message value in bytes"),
+    }
+
+    @classmethod
+    def validate(cls, given: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        cleaned, errors = super().validate(given)
+        if not errors and cleaned["idempotent"] and cleaned["acks"] != "all":
+            errors["acks"] = "the idempotent producer needs acks=all"
+        return cleaned, errors
+
+    def expected(self, params: dict[str, Any]) -> int:
+        return params["messages"]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from ..kafka.clients import create_topic, topic_name
+        from ..kafka.producer import KeyedProducer
+
+        p = ctx.params
+        bootstrap = ctx.broker("kafka").bootstrap_servers
+        topic = topic_name(ctx.run_id, TOPIC_LABEL)
+        create_topic(bootstrap, topic, p["partitions"])
+        producer = KeyedProducer(ctx, bootstrap, topic, TOPIC_LABEL, keys=p["keys"], message_bytes=p["message_bytes"],
+                                 acks=p["acks"], idempotent=p["idempotent"])
+        reader = PartitionReader(ctx, bootstrap, topic, p["partitions"])
+        reader.start()
+        try:
+            # Produce once the reader is fetching every lane, so the first messages' end-to-end
+            # times do not include the reader's start-up.
+            ctx.wait_for(reader.ready, READ_TIMEOUT_S, "the reader's first fetch from every partition")
+            pacer = ctx.pacer(p["rate"])
+            first = time.perf_counter()
+            for n in range(1, p["messages"] + 1):
+                pacer.wait()
+                producer.send(n)
+            producer.flush()
+            confirmed = len(producer.placements)
+            self._await_reader(ctx, reader, confirmed, p["acks"] == "0")
+            elapsed = time.perf_counter() - first
+        finally:
+            producer.close()
+            reader.stop()
+        if reader.error:
+            raise RuntimeError(f"the reader failed: {reader.error}")
+        return self._result(p, topic, producer, reader, elapsed)
+
+    @staticmethod
+    def _await_reader(ctx: RunContext, reader: PartitionReader, confirmed: int, unconfirmed: bool) -> None:
+        deadline = time.monotonic() + (ACKS0_GRACE_S if unconfirmed else READ_TIMEOUT_S)
+        while reader.count < confirmed and reader.error is None:
+            ctx.check()
+            if time.monotonic() >= deadline:
+                if unconfirmed:
+                    return  # acks=0: what never arrived is reported as lost, not as a failure
+                raise TimeoutError(f"the reader saw {reader.count} of {confirmed} confirmed messages "
+                                   f"within {READ_TIMEOUT_S:g} s")
+            reader.progress.wait(WAIT_STEP_S)
+            reader.progress.clear()
+
+    @staticmethod
+    def _result(p: dict[str, Any], topic: str, producer: Any, reader: PartitionReader, elapsed: float) -> dict[str, Any]:
+        from ..kafka.partitioner import murmur2, partition_for
+
+        keys: dict[str, Any] = {}
+        for key in producer.keys:
+            seen = reader.by_key.get(key, [])
+            partitions = sorted({part for _seq, part, _off in seen})
+            seqs = [seq for seq, _part, _off in seen]
+            keys[key] = {
+                "murmur2": murmur2(key.encode()),
+                "expected_partition": partition_for(key.encode(), p["partitions"]),
+                "partitions": partitions,
+                "offsets": [off for _seq, _part, off in seen],
+                "seqs": seqs,
+                # Per-key order: the reader, reading each lane from offset 0, saw this key's messages in send order.
+                "in_order": seqs == sorted(seqs) and len(partitions) <= 1,
+            }
+        lanes = {str(part): {"end_offset": reader.end_offsets.get(part), "messages": reader.per_partition.get(part, 0),
+                             "keys": sorted({k for k, v in keys.items() if part in v["partitions"]})}
+                 for part in range(p["partitions"])}
+        sent = producer.sent
+        return {
+            "topic": topic,
+            "partitions": p["partitions"],
+            "partitioner": "murmur2_random: the Java client's murmur2(key) % partitions",
+            "acks": p["acks"],
+            "idempotent_producer": p["idempotent"],
+            "sent": sent,
+            "confirmed": len(producer.placements),
+            "read": reader.count,
+            "lost": max(0, sent - producer.failed - reader.count),
+            "end_offsets": {str(part): end for part, end in sorted(reader.end_offsets.items())},
+            "produced_end_offsets": {str(k): v for k, v in sorted(producer.end_offsets.items())},
+            "lanes": lanes,
+            "keys": keys,
+            "per_key_order": all(k["in_order"] for k in keys.values()),
+            "messages_per_s": round(reader.count / elapsed, 1) if elapsed > 0 else None,
+        }
+
+
+class PartitionReader(threading.Thread):
+    """Reads every partition of the topic from offset 0, on its own thread, without a group."""
+
+    BATCH = 500
+    POLL_S = 0.1
+
+    def __init__(self, ctx: RunContext, bootstrap: str, topic: str, partitions: int) -> None:
+        super().__init__(name=f"kafka-reader-{ctx.run_id}", daemon=True)
+        self.ctx = ctx
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.partitions = partitions
+        self.count = 0
+        self.per_partition: dict[int, int] = {}
+        self.by_key: dict[str, list[tuple[int, int, int]]] = {}  # key → (seq, partition, offset) in read order
+        self.end_offsets: dict[int, int] = {}
+        self.error: str | None = None
+        self.progress = threading.Event()
+        self.ready = threading.Event()  # every partition has answered a fetch
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(10.0)
+
+    def run(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        from ..kafka.clients import poll_batch, reader_config
+        from ..kafka.offsets import cached_end_offsets
+
+        consumer = None
+        try:
+            consumer = Consumer(reader_config(self.bootstrap, f"{self.topic}.reader"))
+            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in range(self.partitions)])
+            while not self._halt.is_set():
+                messages = poll_batch(consumer, self.BATCH, self.POLL_S)
+                if messages:
+                    self._read(messages)
+                if not self.ready.is_set() and len(cached_end_offsets(consumer, self.topic, range(self.partitions))) == \
+                        self.partitions:
+                    self.ready.set()
+            self.end_offsets = cached_end_offsets(consumer, self.topic, range(self.partitions))
+        except Exception as exc:  # noqa: BLE001 - reported by the workflow
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.ctx.emit("error", READER, reason=self.error)
+        finally:
+            if consumer is not None:
+                consumer.close()
+            self.progress.set()
+
+    def _read(self, messages: list[Any]) -> None:
+        from ..kafka.producer import decode
+
+        emit, now, topic = self.ctx.emit, self.ctx.elapsed_ms, self.topic
+        for m in messages:
+            if m.error() is not None:
+                continue
+            payload = decode(m.value())
+            partition, offset = m.partition(), m.offset()
+            emit("deliver", READER, payload.message_id, topic=topic, partition=partition, offset=offset, key=payload.key,
+                 member="reader")
+            emit("process", READER, payload.message_id, topic=topic, partition=partition, offset=offset, key=payload.key,
+                 member="reader", end_to_end_ms=round(now() - payload.published_ms, 3))
+            self.by_key.setdefault(payload.key, []).append((payload.seq, partition, offset))
+            self.per_partition[partition] = self.per_partition.get(partition, 0) + 1
+            self.count += 1
+        self.progress.set()

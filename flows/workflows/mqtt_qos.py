@@ -1,0 +1,584 @@
+"""``mqtt-qos``: QoS 0/1/2, wildcard filters, retained messages and persistent sessions (lessons 5 and 7).
+
+One publisher cycles through a few topics; several subscribers hold filters with ``+``
+and ``#``. For every message the broker's *expected* routing (our MQTT 3.1.1 matcher) is
+recorded as ``route`` events, and what each subscriber *actually* got as ``deliver`` /
+``process`` events with the flags the broker set (QoS, DUP, RETAIN), so a broker that
+differs from the protocol shows up as a difference.
+
+A subscriber can leave mid-stream (parameter or button). With ``lose_ack`` it drops the
+connection after handling a message but before its PUBACK/PUBCOMP went out: a persistent
+QoS 1 session then gets that message again with DUP set (a duplicate), QoS 2 gets only a
+PUBREL again (no duplicate), and QoS 0 (or a clean session) simply loses what was
+published while it was away.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+from ..context import RunContext
+from ..mqtt.clients import Connection, wipe_session
+from ..mqtt.ledger import Ledger, Published
+from ..mqtt.spec import (
+    DEFAULT_SUBSCRIBERS,
+    DEFAULT_TOPICS,
+    SubscriberSpec,
+    disconnect_window,
+    effective_qos,
+    leaving,
+    parse_subscribers,
+    parse_topics,
+    predict,
+    subscribers_of,
+    topic_of,
+)
+from ..mqtt.topic_match import matches
+from ..params import Param, bool_param, choice_param, float_param, int_param
+from ..registry import Workflow
+from ..transports import BrokerUnavailable
+
+PUBLISHER = "publisher"
+BROKER = "broker"
+# A run is over when every expected delivery arrived, or nothing arrived for this long.
+QUIET_S = 0.75
+# After everything expected arrived, wait this much longer for late duplicates.
+SETTLE_S = 0.2
+DRAIN_LIMIT_S = 15.0
+ACK_WAIT_S = 10.0
+
+
+class MqttQos(Workflow):
+    slug = "mqtt-qos"
+    title = "MQTT QoS, wildcards and persistent sessions"
+    pattern = "async"
+    protocol = "mqtt"
+    broker = "mqtt"
+    lesson = (
+        "MQTT is light pub/sub on topics: subscribers hold filters where + matches one level and # the rest. "
+        "A message is delivered at the lower of the publisher's and the subscriber's QoS. QoS 0 is fire and "
+        "forget; QoS 1 is at least once (a lost PUBACK means the broker sends it again with DUP set: a "
+        "duplicate); QoS 2 is exactly once. A persistent session (clean_session false) keeps QoS 1/2 messages "
+        "for a subscriber that is away; retained messages reach subscribers that join later."
+    )
+    params = {
+        "messages": int_param(12, 1, 5000, "Messages the publisher sends, cycling through the topics"),
+        "rate": float_param(2.0, 0.0, 2000.0, "Messages per second (0 = as fast as possible)"),
+        "qos": choice_param(2, (0, 1, 2), "Publisher QoS; each delivery uses the lower of this and the subscriber's QoS",
+                            label="publisher QoS"),
+        "retain": bool_param(True, "Publish with the RETAIN flag: the broker keeps the last message of each topic "
+                                   "for subscribers that join later"),
+        "topics": Param("json", DEFAULT_TOPICS, "Topic names the publisher cycles through (JSON list)",
+                        check=parse_topics),
+        "subscribers": Param("json", DEFAULT_SUBSCRIBERS,
+                             "Subscribers (JSON list): name, filter (+ one level, # the rest), qos 0-2, "
+                             "clean_session (false = persistent session), late (subscribes after the last message)",
+                             check=parse_subscribers),
+        "disconnect": Param("text", "s1,s2,s3", "Subscribers (comma-separated names) that leave mid-stream; "
+                                                "empty = nobody", max_length=120),
+        "disconnect_at": int_param(5, 0, 5000, "They leave after handling this message (0 = never)"),
+        "away_messages": int_param(4, 0, 5000, "Messages published while they are away before they reconnect"),
+        "lose_ack": bool_param(True, "Leave by dropping the connection after handling a message but before "
+                                     "acknowledging it (PUBACK / PUBCOMP never sent)"),
+        "idempotent": bool_param(False, "Subscribers keep an inbox of handled message ids and skip duplicates"),
+    }
+    actions = {"disconnect": "Disconnect subscriber", "reconnect": "Reconnect subscriber"}
+
+    @classmethod
+    def validate(cls, given: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        params, errors = super().validate(given)
+        if errors:
+            return params, errors
+        names = {s["name"]: s for s in params["subscribers"]}
+        leaving = [n.strip() for n in params["disconnect"].split(",") if n.strip()]
+        for name in leaving:
+            if name not in names:
+                errors["disconnect"] = f"no subscriber named {name!r}; subscribers: {', '.join(names)}"
+            elif names[name]["late"]:
+                errors["disconnect"] = f"{name} is a late subscriber: it only joins after the last message"
+        params["disconnect"] = ",".join(leaving)
+        return params, errors
+
+    def expected(self, params: dict[str, Any]) -> int:
+        return predict(params).totals()["delivered"]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        return QosRun(ctx, ctx.broker("mqtt")).run()
+
+
+class Subscriber:
+    """A subscriber's spec, its connection and what the run asked it to do next."""
+
+    def __init__(self, spec: SubscriberSpec, client_id: str, conn: Connection) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.actor = spec.actor
+        self.client_id = client_id
+        self.conn = conn
+        self._lock = threading.Lock()
+        # "" | "lose_ack" (drop before acking) | "leave" (ack, then DISCONNECT), on handling message ≥ _armed_from
+        self._armed = ""
+        self._armed_from = 0
+        self.owed_pubcomp: list[int] = []
+        self.away = False
+        self.connects = 0
+
+    def arm(self, how: str, from_n: int) -> None:
+        with self._lock:
+            self._armed, self._armed_from = how, from_n
+
+    @property
+    def armed(self) -> bool:
+        with self._lock:
+            return bool(self._armed)
+
+    def take_arm(self, n: int | None = None) -> str:
+        """The pending way of leaving, if handling message ``n`` triggers it (``None``: cancel it)."""
+        with self._lock:
+            if n is not None and (not self._armed or n < self._armed_from):
+                return ""
+            how, self._armed = self._armed, ""
+            return how
+
+
+class QosRun:
+    def __init__(self, ctx: RunContext, broker: Any) -> None:
+        self.ctx = ctx
+        self.p = ctx.params
+        self.broker = broker
+        self.host, self.port = broker.host, broker.port
+        self.token = secrets.token_hex(3)
+        # Unique per run: runs (and test sessions reusing run ids) never see each other's topics.
+        self.prefix = f"flows/run{ctx.run_id}-{self.token}"
+        self.ledger = Ledger()
+        self.specs = subscribers_of(self.p)
+        self.subs: dict[str, Subscriber] = {}
+        self.retained_topics: set[str] = set()
+        self.manual_actions = 0
+        self.foreign = 0
+        self.publisher: Connection | None = None
+        self._pending_acks: dict[int, tuple[str, float, int]] = {}
+        self._early_acks: dict[int, float] = {}
+        self._ack_lock = threading.Lock()
+        self.acks_expected = 0
+        self.acks = 0
+        self.acked = threading.Event()
+        self.first_publish_at: float | None = None
+        self._last_publish: Any = None
+
+    # -- topics ------------------------------------------------------------------------
+
+    def full(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}"
+
+    def relative(self, topic: str) -> str | None:
+        head = self.prefix + "/"
+        return topic[len(head):] if topic.startswith(head) else None
+
+    # -- the run -----------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        try:
+            self._start_publisher()
+            for spec in self.specs:
+                if not spec.late:
+                    self._join(spec)
+            self._publish_all()
+            self._wait_for_acks()
+            for sub in self.subs.values():
+                if sub.away:
+                    self._reconnect(sub)
+            for spec in self.specs:
+                if spec.late:
+                    self._join(spec)
+            self._drain()
+            return self._result()
+        finally:
+            self._teardown()
+
+    def _start_publisher(self) -> None:
+        self.publisher = Connection(f"fl-{self.token}-pub", self.host, self.port, clean_session=True)
+        self.publisher.client.on_publish = self._on_publish
+        self.publisher.connect()
+
+    def _join(self, spec: SubscriberSpec) -> None:
+        conn = Connection(f"fl-{self.token}-{spec.name}", self.host, self.port, spec.clean_session, manual_ack=True)
+        sub = Subscriber(spec, conn.client_id, conn)
+        self.subs[spec.name] = sub
+        conn.client.on_message = lambda client, userdata, msg: self._on_message(sub, client, msg)
+        conn.on_connected = lambda present: self._on_connected(sub, present)
+        conn.on_subscribed = lambda codes: self._on_subscribed(sub, codes)
+        conn.connect()
+        conn.subscribe(self.full(spec.filter), spec.qos)
+
+    def _publish_all(self) -> None:
+        p = self.p
+        pacer = self.ctx.pacer(p["rate"])
+        window = disconnect_window(p)
+        going = [self.subs[name] for name in leaving(p) if name in self.subs] if window else []
+        for n in range(1, p["messages"] + 1):
+            pacer.wait()
+            self._handle_actions()
+            topic = topic_of(p, n)
+            if window and n == window[0]:
+                for sub in going:
+                    if matches(sub.spec.filter, topic) and not sub.away:
+                        # Leave from inside the callback of this very message, so it is handled first.
+                        sub.arm("lose_ack" if p["lose_ack"] else "leave", n)
+            self._publish(n, topic)
+            if window and n == window[0]:
+                for sub in going:
+                    self._leave(sub, wait_for=f"m{n}")
+            if window and n == window[1] and n < p["messages"]:
+                for sub in going:
+                    if sub.away:
+                        self._reconnect(sub)
+
+    def _publish(self, n: int, topic: str) -> None:
+        p, ctx = self.p, self.ctx
+        message_id = f"m{n}"
+        routes: dict[str, tuple[str, str]] = {}
+        for sub in self.subs.values():
+            if not sub.spec.late and matches(sub.spec.filter, topic):
+                routes[sub.name] = self._route_outcome(sub, effective_qos(p["qos"], sub.spec.qos))
+        now = time.perf_counter()
+        self.ledger.publish(Published(message_id, n, topic, p["qos"], p["retain"], now, routes))
+        if self.first_publish_at is None:
+            self.first_publish_at = now
+        attrs: dict[str, Any] = {"topic": topic, "qos": p["qos"], "retain": p["retain"], "n": n, "matched": list(routes)}
+        if p["qos"] == 0:
+            # Fire and forget: no broker confirmation exists, so the caller waits for nothing.
+            attrs.update(perceived_ms=0.0, perceived_note="QoS 0: no acknowledgement, the publisher waits for nothing")
+        ctx.emit("publish", PUBLISHER, message_id, **attrs)
+        for name, (outcome, why) in routes.items():
+            spec = self.subs[name].spec
+            ctx.emit("route", BROKER, message_id, topic=topic, filter=spec.filter, subscriber=name,
+                     qos=effective_qos(p["qos"], spec.qos), pub_qos=p["qos"], sub_qos=spec.qos,
+                     outcome=outcome, why=why, expected_by="MQTT 3.1.1 topic matching")
+        payload = json.dumps({"id": message_id, "run": self.token, "n": n, "topic": topic}).encode()
+        if p["retain"]:
+            self.retained_topics.add(topic)
+        started = time.perf_counter()
+        info = self.publisher.client.publish(self.full(topic), payload, qos=p["qos"], retain=p["retain"])
+        self._last_publish = info
+        if p["qos"] > 0:
+            self.acks_expected += 1
+            with self._ack_lock:
+                acked_at = self._early_acks.pop(info.mid, None)
+                if acked_at is None:
+                    self._pending_acks[info.mid] = (message_id, started, p["qos"])
+            if acked_at is not None:
+                self._emit_ack(message_id, started, acked_at, p["qos"])
+
+    def _route_outcome(self, sub: Subscriber, qos: int) -> tuple[str, str]:
+        if not sub.away:
+            return "deliver", f"{sub.name} is connected: deliver at QoS {qos}"
+        if sub.spec.persistent and qos > 0:
+            return "queue", f"{sub.name} is away; its persistent session queues QoS {qos} messages"
+        if sub.spec.persistent:
+            return "drop", f"{sub.name} is away; QoS 0 messages are never queued, even for a persistent session"
+        return "drop", f"{sub.name} is away with a clean session: the broker keeps nothing for it"
+
+    # -- publisher callbacks (network thread) -------------------------------------------
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        acked_at = time.perf_counter()
+        with self._ack_lock:
+            entry = self._pending_acks.pop(mid, None)
+            if entry is None:
+                self._early_acks[mid] = acked_at
+                return
+        self._emit_ack(entry[0], entry[1], acked_at, entry[2])
+
+    def _emit_ack(self, message_id: str, started: float, acked_at: float, qos: int) -> None:
+        if qos == 0:
+            return  # paho reports QoS 0 as "written to the socket": not a broker confirmation
+        self.ctx.emit("ack", PUBLISHER, message_id, ack="PUBACK" if qos == 1 else "PUBCOMP", qos=qos,
+                      perceived_ms=round((acked_at - started) * 1000.0, 3))
+        with self._ack_lock:
+            self.acks += 1
+            if self.acks >= self.acks_expected:
+                self.acked.set()
+
+    def _wait_for_acks(self) -> None:
+        if self.p["qos"] == 0 or self.acks >= self.acks_expected:
+            return
+        deadline = time.monotonic() + ACK_WAIT_S
+        while self.acks < self.acks_expected and time.monotonic() < deadline:
+            self.acked.wait(0.05)
+            self.ctx.check()
+
+    # -- subscriber callbacks (network threads) -----------------------------------------
+
+    def _on_connected(self, sub: Subscriber, session_present: bool) -> None:
+        sub.connects += 1
+        sub.away = False
+        for mid in sub.owed_pubcomp:
+            # paho, acknowledging by hand, stays silent on a PUBREL it no longer knows; the
+            # broker resends exactly that PUBREL, so complete the exchange it is waiting for.
+            sub.conn.client.ack(mid, 2)
+        sub.owed_pubcomp.clear()
+        self.ctx.emit("assign", sub.actor, subscriber=sub.name, action="connect" if sub.connects == 1 else "reconnect",
+                      clean_session=sub.spec.clean_session, session_present=session_present,
+                      client_id=sub.client_id)
+
+    def _on_subscribed(self, sub: Subscriber, codes: list[int]) -> None:
+        granted = codes[0] if codes else 128
+        self.ctx.emit("assign", sub.actor, subscriber=sub.name, action="subscribe", filter=sub.spec.filter,
+                      qos=sub.spec.qos, granted_qos=granted, late=sub.spec.late)
+
+    def _on_message(self, sub: Subscriber, client: Any, msg: Any) -> None:
+        try:
+            self._handle_message(sub, client, msg)
+        except Exception as exc:  # noqa: BLE001 - a callback must never kill paho's loop
+            self.ctx.emit("error", sub.actor, subscriber=sub.name, reason=f"{type(exc).__name__}: {exc}")
+
+    def _handle_message(self, sub: Subscriber, client: Any, msg: Any) -> None:
+        ctx, spec = self.ctx, sub.spec
+        topic = self.relative(msg.topic)
+        try:
+            body = json.loads(msg.payload)
+            message_id = body["id"] if body.get("run") == self.token else None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            message_id = None
+        if topic is None or message_id is None:
+            # Not this run's (amqtt can send other runs' retained messages on connect).
+            self.foreign += 1
+            client.ack(msg.mid, msg.qos)
+            return
+        item = self.ledger.get(message_id)
+        pub_qos = item.qos if item is not None else self.p["qos"]
+        delivery = self.ledger.deliver(sub.name, message_id)
+        attrs: dict[str, Any] = {
+            "topic": topic, "filter": spec.filter, "subscriber": sub.name, "qos": msg.qos,
+            "qos_expected": effective_qos(pub_qos, spec.qos), "sub_qos": spec.qos, "pub_qos": pub_qos,
+            "dup": bool(msg.dup), "retain": bool(msg.retain), "packet_id": msg.mid,
+        }
+        notes = []
+        if not matches(spec.filter, topic):
+            attrs["unexpected"] = True
+            notes.append(f"the broker sent this although {spec.filter!r} does not match {topic!r}")
+            self.ledger.note_unexpected({"message_id": message_id, "subscriber": sub.name, "topic": topic,
+                                         "filter": spec.filter, "retain": bool(msg.retain)})
+        if msg.qos != attrs["qos_expected"]:
+            notes.append(f"delivered at QoS {msg.qos}; MQTT 3.1.1 says min(publish QoS {pub_qos}, "
+                         f"subscription QoS {spec.qos}) = {attrs['qos_expected']}")
+            self.ledger.note_qos_difference({"message_id": message_id, "subscriber": sub.name,
+                                             "qos": msg.qos, "expected": attrs["qos_expected"]})
+        if msg.retain:
+            notes.append("RETAIN=1: the broker sent a stored copy, not the live message")
+        elif msg.dup and not delivery.duplicate:
+            notes.append("DUP=1, but the first copy never reached this subscriber")
+        if notes:
+            attrs["note"] = "; ".join(notes)
+        if delivery.duplicate:
+            attrs["reason"] = duplicate_reason(msg)
+            self.ledger.note_duplicate({"message_id": message_id, "subscriber": sub.name, "attempt": delivery.attempt,
+                                        "dup": bool(msg.dup), "retain": bool(msg.retain), "reason": attrs["reason"]})
+        ctx.emit("deliver", sub.actor, message_id, attempt=delivery.attempt, duplicate=delivery.duplicate, **attrs)
+
+        effect = not (self.p["idempotent"] and delivery.duplicate)
+        done: dict[str, Any] = {"subscriber": sub.name, "topic": topic, "effect": effect, "qos": msg.qos}
+        if delivery.duplicate:
+            done["reason"] = attrs["reason"] if effect else f"{attrs['reason']}; skipped: already in the inbox"
+        if delivery.end_to_end_ms is not None and not msg.retain:
+            done["end_to_end_ms"] = delivery.end_to_end_ms
+        ctx.emit("process", sub.actor, message_id, attempt=delivery.attempt, duplicate=delivery.duplicate, **done)
+
+        how = sub.take_arm(item.n if item is not None else 0)
+        if how == "lose_ack":
+            sub.away = True
+            if msg.qos == 2:
+                sub.owed_pubcomp.append(msg.mid)
+            missing = {0: "QoS 0 has no acknowledgement", 1: "its PUBACK was never sent",
+                       2: "its PUBCOMP was never sent"}[msg.qos]
+            ctx.emit("crash", sub.actor, message_id, subscriber=sub.name, qos=msg.qos,
+                     session="persistent" if spec.persistent else "clean",
+                     reason=f"connection dropped after handling {message_id}: {missing}")
+            sub.conn.drop()
+            return
+        client.ack(msg.mid, msg.qos)
+        if how == "leave":
+            self._announce_leave(sub, message_id)
+            sub.conn.leave()
+
+    # -- leaving and coming back (run thread) -------------------------------------------
+
+    def _leave(self, sub: Subscriber, wait_for: str = "") -> None:
+        """Make ``sub`` go away: at once, or (if armed) when it handles ``wait_for``."""
+        if sub.away:
+            return
+        if wait_for and self._armed_for(sub, wait_for):
+            if sub.conn.wait_offline(5.0):
+                return
+            sub.take_arm()  # the message never came: leave politely instead
+        sub.away = True
+        self._announce_leave(sub, "")
+        sub.conn.leave()
+        sub.conn.wait_offline(5.0)
+
+    def _armed_for(self, sub: Subscriber, message_id: str) -> bool:
+        if not sub.armed:
+            return False
+        # Armed subscribers drop inside their own callback once the message arrives.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and not sub.conn.offline.is_set():
+            if self.ledger.got(sub.name, message_id):
+                break
+            self.ctx.check()
+            sub.conn.offline.wait(0.02)
+        return True
+
+    def _announce_leave(self, sub: Subscriber, message_id: str) -> None:
+        sub.away = True
+        kept = "keeps its QoS 1/2 messages" if sub.spec.persistent else "is discarded (clean session)"
+        self.ctx.emit("revoke", sub.actor, message_id, subscriber=sub.name, action="disconnect",
+                      session="persistent" if sub.spec.persistent else "clean",
+                      reason=f"{sub.name} sent DISCONNECT and left; its session {kept}")
+
+    def _reconnect(self, sub: Subscriber) -> None:
+        sub.take_arm()
+        sub.conn.wait_offline(5.0)
+        self._flush_publisher()
+        present = sub.conn.connect()
+        if not present:
+            # A clean session forgot the subscription; subscribing again also brings retained copies.
+            sub.conn.subscribe(self.full(sub.spec.filter), sub.spec.qos)
+
+    def _flush_publisher(self, timeout: float = 5.0) -> None:
+        """Let the broker have every message published so far (PUBACK/PUBCOMP, or written for QoS 0).
+
+        paho writes from its own thread; without this a subscriber could be back before the
+        broker even saw the messages published "while it was away".
+        """
+        if self._last_publish is not None:
+            try:
+                self._last_publish.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass
+
+    def _handle_actions(self) -> None:
+        while (action := self.ctx.take_action()) is not None:
+            name = action.target.removeprefix("subscriber:")
+            sub = self.subs.get(name)
+            if sub is None:
+                self.ctx.emit("error", "runner", reason=f"{action.name}: no subscriber {action.target!r}")
+                continue
+            self.manual_actions += 1
+            if action.name == "disconnect" and not sub.away:
+                if self.p["lose_ack"] and sub.spec.qos > 0:
+                    # Drops while handling the next message published, before acknowledging it.
+                    sub.arm("lose_ack", len(self.ledger.published) + 1)
+                else:
+                    self._leave(sub)
+            elif action.name == "reconnect" and sub.away:
+                self._reconnect(sub)
+            elif action.name == "reconnect":
+                sub.take_arm()
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def _expected_pairs(self) -> list[tuple[str, str]]:
+        """Deliveries still to come if the broker follows MQTT 3.1.1 (losses excluded)."""
+        pairs = []
+        for item in self.ledger.published.values():
+            for name, (outcome, _) in item.routes.items():
+                if outcome != "drop":
+                    pairs.append((name, item.message_id))
+        latest: dict[str, Published] = {}
+        for item in self.ledger.published.values():
+            if item.retain and (item.topic not in latest or latest[item.topic].n < item.n):
+                latest[item.topic] = item
+        for sub in self.subs.values():
+            if sub.spec.late:
+                pairs += [(sub.name, item.message_id) for item in latest.values() if matches(sub.spec.filter, item.topic)]
+        return pairs
+
+    def _drain(self) -> None:
+        wanted = self._expected_pairs()
+        started = time.perf_counter()
+        deadline = time.monotonic() + DRAIN_LIMIT_S
+        while time.monotonic() < deadline:
+            self._handle_actions()
+            if self.ledger.outstanding(wanted) == 0:
+                self.ctx.sleep(SETTLE_S)
+                return
+            if self.ledger.quiet_for(started) >= QUIET_S and not any(s.away for s in self.subs.values()):
+                return
+            self.ctx.sleep(0.02)
+
+    def _result(self) -> dict[str, Any]:
+        ledger = self.ledger
+        names = [s.name for s in self.specs if not s.late]
+        lost = ledger.lost(names)
+        observed = {"delivered": len(ledger.counts), "duplicates": len(ledger.duplicates), "lost": len(lost)}
+        spec = predict(self.p)
+        differences = []
+        if not self.manual_actions:
+            expected_totals = spec.totals()
+            for key in ("delivered", "duplicates", "lost"):
+                if observed[key] != expected_totals[key]:
+                    differences.append(f"{key}: broker {observed[key]}, MQTT 3.1.1 {expected_totals[key]}")
+        if ledger.unexpected:
+            differences.append(f"{len(ledger.unexpected)} deliveries to subscribers whose filter does not match")
+        if ledger.qos_differences:
+            differences.append(f"{len(ledger.qos_differences)} deliveries at a QoS other than min(publish, subscription)")
+        window = (ledger.last_delivery_at - self.first_publish_at) if self.first_publish_at and ledger.deliveries else 0.0
+        return {
+            "broker": self.broker.describe(),
+            "prefix": self.prefix,
+            "topics": self.p["topics"],
+            "subscribers": [{**asdict(s.spec), "client_id": s.client_id} for s in self.subs.values()],
+            "lost": len(lost),
+            "lost_pairs": lost,
+            "duplicates": ledger.duplicates,
+            "unexpected": ledger.unexpected,
+            "qos_differences": ledger.qos_differences,
+            "observed": observed,
+            "spec": spec.as_dict(),
+            "differences": differences,
+            "manual_actions": self.manual_actions,
+            "foreign": self.foreign,
+            "acks": self.acks,
+            "deliveries": ledger.deliveries,
+            "throughput": {"deliveries_per_s": round(ledger.deliveries / window, 1) if window > 0 else None,
+                           "window_s": round(window, 4)},
+        }
+
+    def _teardown(self) -> None:
+        for sub in self.subs.values():
+            try:
+                sub.conn.close()
+            except Exception:  # noqa: BLE001 - best effort; the broker drops it anyway
+                pass
+        if self.publisher is not None:
+            try:
+                if self.publisher.online.is_set():
+                    # An empty retained message deletes the topic's retained copy.
+                    infos = [self.publisher.client.publish(self.full(t), b"", qos=1, retain=True)
+                             for t in sorted(self.retained_topics)]
+                    for info in infos:
+                        info.wait_for_publish(2.0)
+                self.publisher.close()
+            except (RuntimeError, ValueError, BrokerUnavailable):
+                pass
+        for sub in self.subs.values():
+            if sub.spec.persistent:
+                try:
+                    wipe_session(sub.client_id, self.host, self.port)
+                except BrokerUnavailable:
+                    pass
+
+
+def duplicate_reason(msg: Any) -> str:
+    if msg.dup:
+        return ("redelivered with DUP=1: the broker never got this subscriber's "
+                f"{'PUBACK' if msg.qos == 1 else 'PUBREC'} (the connection dropped after handling, before the ack)")
+    if msg.retain:
+        return "the retained copy was sent again when the subscriber subscribed again"
+    return "delivered again (DUP=0) after the subscriber reconnected"

@@ -1,0 +1,108 @@
+/* Latency charts (plotly.js, served locally): per-message latency over run time and a
+   histogram per series with p50/p95/p99 marked. Perceived = what the caller waited;
+   end-to-end = from publish until processing finished. One point per event carrying the
+   attribute, straight from Flow.RunModel, so the charts agree with the event log. */
+(function () {
+  "use strict";
+  const Flow = (window.Flow = window.Flow || {});
+  const SERIES = {
+    // Distinct shapes: for sync calls both series coincide and must both stay visible.
+    perceived: { title: "Perceived (caller waited)", color: "--c-published", symbol: "circle-open", size: 14 },
+    end_to_end: { title: "End-to-end (until processed)", color: "--c-acked", symbol: "x", size: 8 },
+  };
+  const MARKS = [["p50", "solid"], ["p95", "dash"], ["p99", "dot"]];
+  const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+
+  function baseLayout(extra) {
+    const fg = Flow.dom.cssVar("--fg");
+    const grid = Flow.dom.cssVar("--surface-2");
+    return {
+      paper_bgcolor: "rgba(0,0,0,0)",
+      plot_bgcolor: "rgba(0,0,0,0)",
+      font: { family: "DejaVu Sans, sans-serif", size: 16, color: fg },
+      margin: { l: 70, r: 20, t: 44, b: 60 },
+      xaxis: { gridcolor: grid, zerolinecolor: grid, color: fg },
+      yaxis: { gridcolor: grid, zerolinecolor: grid, color: fg, rangemode: "tozero" },
+      ...extra,
+    };
+  }
+
+  class LatencyCharts {
+    constructor(els) {
+      this.els = els; // {scatter, hist: {perceived, end_to_end}, notes: {perceived, end_to_end}}
+      this.model = null;
+      this.draw = Flow.dom.throttle(() => this.render(), 300);
+      window.addEventListener("themechange", () => this.model && this.render());
+    }
+
+    update(model) {
+      this.model = model;
+      this.draw();
+    }
+
+    render() {
+      if (!window.Plotly || !this.model) return;
+      const points = this.model.points;
+      const traces = Object.entries(SERIES).map(([name, s]) => ({
+        type: points[name].x.length > 20000 ? "scattergl" : "scatter",
+        mode: "markers",
+        name,
+        legendgroup: name,
+        x: points[name].x.slice(),
+        y: points[name].y.slice(),
+        customdata: points[name].ids.slice(),
+        hovertemplate: `${name} %{y:.2f} ms<br>message %{customdata}<br>t = %{x:.1f} ms<extra></extra>`,
+        marker: { color: Flow.dom.cssVar(s.color), symbol: s.symbol, size: s.size, line: { width: 2.5, color: Flow.dom.cssVar(s.color) } },
+      }));
+      Plotly.react(this.els.scatter, traces, baseLayout({
+        title: { text: "Latency per message over the run", x: 0, xanchor: "left", font: { size: 18 } },
+        xaxis: { ...baseLayout().xaxis, title: { text: "run time t (ms) when the latency was recorded" } },
+        yaxis: { ...baseLayout().yaxis, title: { text: "latency (ms)" } },
+        legend: { orientation: "h", x: 1, xanchor: "right", y: 1.12 },
+      }), CONFIG);
+      const stats = this.model.snapshot().latency_ms;
+      for (const name of Object.keys(SERIES)) this.renderHistogram(name, points[name].y, stats[name]);
+    }
+
+    renderHistogram(name, values, stats) {
+      const s = SERIES[name];
+      const color = Flow.dom.cssVar(s.color);
+      const fg = Flow.dom.cssVar("--fg");
+      const shapes = [];
+      const annotations = [];
+      MARKS.forEach(([mark, dash], i) => {
+        const x = stats[mark];
+        if (x === null || x === undefined) return;
+        shapes.push({ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, line: { color: fg, width: 2, dash } });
+        annotations.push({
+          x, xref: "x", yref: "paper", y: 1 - i * 0.13, yanchor: "top", xanchor: "left", showarrow: false,
+          text: `${mark} ${Flow.dom.fmtMs(x)}`, bgcolor: Flow.dom.cssVar("--bg"), bordercolor: fg, borderwidth: 1, borderpad: 2,
+          font: { size: 14, color: fg },
+        });
+      });
+      if (!values.length) {
+        annotations.push({ x: 0.5, y: 0.5, xref: "paper", yref: "paper", showarrow: false, text: "no events carry this latency yet" });
+      }
+      Plotly.react(this.els.hist[name], [{
+        type: "histogram",
+        name,
+        x: values.slice(),
+        marker: { color, line: { color: fg, width: 1 } },
+        hovertemplate: "%{x} ms: %{y} events<extra></extra>",
+      }], baseLayout({
+        title: { text: s.title, x: 0, xanchor: "left", font: { size: 18 } },
+        xaxis: { ...baseLayout().xaxis, title: { text: "latency (ms)" } },
+        yaxis: { ...baseLayout().yaxis, title: { text: "events" } },
+        bargap: 0.05,
+        showlegend: false,
+        shapes,
+        annotations,
+      }), CONFIG);
+      this.els.notes[name].textContent = values.length
+        ? `${values.length} events carry ${name}_ms · p50 ${Flow.dom.fmtMs(stats.p50)} · p95 ${Flow.dom.fmtMs(stats.p95)} · p99 ${Flow.dom.fmtMs(stats.p99)} · max ${Flow.dom.fmtMs(stats.max)}`
+        : `no events carry ${name}_ms yet`;
+    }
+  }
+
+  Flow.LatencyCharts = LatencyCharts;
+})();
