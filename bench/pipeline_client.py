@@ -1,16 +1,20 @@
 """WebSocket clients for the pipeline bench, in their own process (they must not share
 the server's GIL).
 
-``python -m bench.pipeline_client WS_URL ORIGIN COUNT [--connections N] [--stall-s S]``
+``python -m bench.pipeline_client WS_URL ORIGIN COUNT [--connections N] [--stall]``
 opens N connections to the run WebSocket, prints ``ready`` once every connection has had
 its first summary (so it is in the run's group), then reads until each connection has
 seen ``COUNT`` events, acking every batch, verifying ``seq`` is gapless with nothing
 twice, and measuring emit → receive latency from the ``emit_ts`` attr. It prints one
 JSON line with the results per connection.
 
-``--stall-s S`` makes every connection stop reading after its first batch for S
-seconds (the server must not buffer without bound meanwhile), then resume — reconnecting
-with ``?after=<last seq>`` if the server dropped it — and verify it still gets it all.
+``--stall`` makes every connection stop reading after its first batch until a line
+arrives on stdin (the server must not buffer without bound meanwhile), then read again —
+reconnecting with ``?after=<last seq>`` if the server dropped it — and verify it still
+gets it all.
+
+Frames are decoded with orjson, as a browser decodes with its native ``JSON.parse``: with
+the stdlib decoder ten clients would spend more of the two cores than the server does.
 """
 
 from __future__ import annotations
@@ -23,12 +27,16 @@ import time
 from array import array
 from typing import Any
 
-RECV_TIMEOUT_S = 30.0
+import orjson
+
+RECV_TIMEOUT_S = 60.0
 
 
 class Follower:
-    def __init__(self, url: str, origin: str, count: int, stall_s: float) -> None:
-        self.url, self.origin, self.count, self.stall_s = url, origin, count, stall_s
+    def __init__(self, url: str, origin: str, count: int, resume: asyncio.Event | None) -> None:
+        self.url, self.origin, self.count = url, origin, count
+        # Set when a stalled follower may read again; None: never stall.
+        self.resume = resume
         self.last = 0
         self.received = 0
         self.gaps = 0
@@ -40,12 +48,13 @@ class Follower:
         self.error = ""
 
     async def run(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         try:
-            stalled = self.stall_s <= 0
             while self.last < self.count:
                 try:
-                    stalled = await self._follow(stalled)
-                except ConnectionError_ as exc:
+                    await self._follow()
+                except ConnectionClosed as exc:
                     if self.received == 0:
                         raise
                     self.reconnects += 1
@@ -55,16 +64,17 @@ class Follower:
         finally:
             self.ready.set()
 
-    async def _follow(self, stalled: bool) -> bool:
+    async def _follow(self) -> None:
         from websockets.asyncio.client import connect
 
-        url = f"{self.url}?after={self.last}"
-        async with connect(url, origin=self.origin, max_size=None, compression=None,
-                           ping_interval=None if not stalled else 20) as ws:
+        stalling = self.resume is not None and not self.resume.is_set()
+        # A stalled client answers no pings either: our own keepalive must not give up on it.
+        async with connect(f"{self.url}?after={self.last}", origin=self.origin, max_size=None, compression=None,
+                           ping_interval=None if stalling else 20) as ws:
             while self.last < self.count:
-                raw = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT_S)
+                raw = await asyncio.wait_for(ws.recv(decode=False), RECV_TIMEOUT_S)
                 now = time.time()
-                message = json.loads(raw)
+                message = orjson.loads(raw)
                 kind = message.get("type")
                 if kind == "summary":
                     self.ready.set()
@@ -73,10 +83,8 @@ class Follower:
                     raise RuntimeError(f"unexpected message {raw[:200]!r}")
                 self._check(message["events"], now)
                 await ws.send(f'{{"type":"ack","seq":{self.last}}}')
-                if not stalled:
-                    stalled = True
-                    await asyncio.sleep(self.stall_s)
-        return stalled
+                if self.resume is not None and not self.resume.is_set():
+                    await self.resume.wait()  # not reading: frames pile up, then TCP pushes back
 
     def _check(self, events: list[dict[str, Any]], now: float) -> None:
         if not self.first_recv:
@@ -109,18 +117,16 @@ class Follower:
         }
 
 
-try:
-    from websockets.exceptions import ConnectionClosed as ConnectionError_
-except ImportError:  # pragma: no cover - websockets is a dev requirement
-    ConnectionError_ = ConnectionError  # type: ignore[misc,assignment]
-
-
 async def main_async(args: argparse.Namespace) -> None:
-    followers = [Follower(args.url, args.origin, args.count, args.stall_s) for _ in range(args.connections)]
+    resume = asyncio.Event() if args.stall else None
+    followers = [Follower(args.url, args.origin, args.count, resume) for _ in range(args.connections)]
     tasks = [asyncio.create_task(f.run()) for f in followers]
     for follower in followers:
         await follower.ready.wait()
     print("ready", flush=True)
+    if resume is not None:
+        await asyncio.to_thread(sys.stdin.readline)
+        resume.set()
     await asyncio.gather(*tasks)
     cpu_s = time.process_time()
     for follower in followers:
@@ -133,10 +139,9 @@ def main() -> None:
     parser.add_argument("origin")
     parser.add_argument("count", type=int)
     parser.add_argument("--connections", type=int, default=1)
-    parser.add_argument("--stall-s", type=float, default=0.0)
+    parser.add_argument("--stall", action="store_true")
     asyncio.run(main_async(parser.parse_args()))
 
 
 if __name__ == "__main__":
     main()
-    sys.exit(0)

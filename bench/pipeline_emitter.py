@@ -88,7 +88,6 @@ class EmitPlan:
         self.emitted = i
 
     def status(self) -> dict[str, Any]:
-        timed = self.emit_ns
         return {
             "run": self.run.pk,
             "count": self.count,
@@ -101,7 +100,13 @@ class EmitPlan:
             "flushed": self.flushed,
             "done": bool(self.flushed_at) or bool(self.error),
             "error": self.error,
-            "emit_us_median": statistics.median(timed) / 1000.0 if timed else None,
-            "emit_us_p99": sorted(timed)[int(len(timed) * 0.99)] / 1000.0 if timed else None,
+            **self._emit_cost(),
             "emit_rate": self.emitted / max(1e-9, (self.finished_at or time.time()) - self.started_at) if self.started_at else 0,
         }
+
+    def _emit_cost(self) -> dict[str, float | None]:
+        # Only once emitting is over: sorting while it runs would cost the server CPU it measures.
+        if not self.finished_at or not self.emit_ns:
+            return {"emit_us_median": None, "emit_us_p99": None}
+        ordered = sorted(self.emit_ns)
+        return {"emit_us_median": statistics.median(ordered) / 1000.0, "emit_us_p99": ordered[int(len(ordered) * 0.99)] / 1000.0}

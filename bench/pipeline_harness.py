@@ -100,17 +100,21 @@ class BenchServer:
         with urllib.request.urlopen(request, timeout=130) as response:
             return json.loads(response.read())
 
-    def scenario(self, count: int, rate: float, connections: int = 1, stall_s: float = 0.0, stalled: int = 0,
-                 timeout_s: float = 120.0, sample_rss: bool = False) -> ScenarioResult:
-        """Plan a run, connect the clients, start emitting, wait for every client to finish."""
+    def scenario(self, count: int, rate: float, connections: int = 1, stalled: int = 0, timeout_s: float = 120.0,
+                 sample_rss: bool = False) -> ScenarioResult:
+        """Plan a run, connect the clients, start emitting, wait for every client to finish.
+
+        ``stalled`` more connections stop reading after their first batch and read again
+        once the run has been emitted and stored.
+        """
         run_id = self._call("POST", "/plans", {"count": count, "rate": rate})["run"]
         url = f"ws://127.0.0.1:{self.port}/ws/runs/{run_id}/"
-        groups = [(connections, 0.0)] + ([(stalled, stall_s)] if stalled else [])
+        groups = [(connections, False)] + ([(stalled, True)] if stalled else [])
         procs = []
         for n, stall in groups:
-            cmd = [sys.executable, "-m", "bench.pipeline_client", url, self.origin, str(count), "--connections", str(n),
-                   "--stall-s", str(stall)]
-            procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True))
+            cmd = [sys.executable, "-m", "bench.pipeline_client", url, self.origin, str(count), "--connections", str(n)]
+            procs.append(subprocess.Popen(cmd + (["--stall"] if stall else []), cwd=ROOT, stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, text=True))
         for proc in procs:
             line = proc.stdout.readline().strip()
             if line != "ready":
@@ -120,6 +124,8 @@ class BenchServer:
         threads_before = self._call("GET", "/threads")
         self._call("POST", f"/plans/{run_id}/start", {})
         deadline = time.monotonic() + timeout_s
+        status: dict[str, Any] = {}
+        resumed = not stalled
         while any(p.poll() is None for p in procs):
             if time.monotonic() > deadline:
                 for p in procs:
@@ -127,6 +133,12 @@ class BenchServer:
                 break
             if sample_rss:
                 result.rss_samples.append((time.monotonic(), self.rss()))
+            if not resumed:
+                status = self._call("GET", f"/plans/{run_id}")
+                if status["done"]:
+                    procs[-1].stdin.write("resume\n")
+                    procs[-1].stdin.flush()
+                    resumed = True
             time.sleep(0.2)
         for proc in procs:
             out = proc.stdout.read()

@@ -102,14 +102,23 @@ class RunConsumer(AsyncWebsocketConsumer):
     # -- helpers ----------------------------------------------------------------------
 
     async def _catch_up(self) -> None:
+        pipeline = get_pipeline()
         while self.sent - self.acked <= self.window:
-            # Already JSON: no decode and re-encode of every stored event on the way out.
-            events, count, last = await database_sync_to_async(read_events_json)(self.run_id, self.sent, CATCH_UP_PAGE)
+            recent = pipeline.recent_batch(self.run_id, self.sent)
+            if recent is not None and recent[0] == self.sent + 1:
+                # Still in memory, exactly as it went to everyone else.
+                await self.send(text_data=recent[2])
+                self.sent = recent[1]
+                continue
+            # From the database, already as JSON (no decode and re-encode of every event);
+            # a page that ends where an in-memory batch ends lets the next step use memory.
+            page = recent[1] - self.sent if recent is not None else CATCH_UP_PAGE
+            events, count, last = await database_sync_to_async(read_events_json)(self.run_id, self.sent, page)
             if not count:
                 return
             await self.send(text_data='{"type":"events","events":' + events + "}")
             self.sent = last
-            if count < CATCH_UP_PAGE:
+            if count < page:
                 return
         self.behind = True
 

@@ -101,13 +101,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "memory")  # memory | redis
-if CHANNEL_LAYER == "redis":
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 200, "expiry": 30},
-        }
+
+
+def redis_channel_layer(url: str) -> dict:
+    return {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that
+        # channels-redis blocks in BZPOPMIN waiting for a message: an idle socket then
+        # raises TimeoutError and tears the consumer down (channels_redis issue #422).
+        "CONFIG": {"hosts": [{"address": url, "socket_timeout": 30}], "capacity": 200, "expiry": 30},
     }
+
+
+if CHANNEL_LAYER == "redis":
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 200, "expiry": 30}}}
 

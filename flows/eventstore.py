@@ -1,12 +1,17 @@
-"""Storing and reading events in the database, and their one JSON encoding.
+"""Storing and reading events in the database, and their JSON text.
 
-Writes are multi-row ``INSERT``s in raw SQL rather than the ORM: at tens of thousands of
-events a second, building a model instance per event costs more than the insert itself,
-and one statement per few hundred rows (instead of ``executemany``'s one step per row)
-also lets SQLite hold the GIL far less often.
+Writes bypass the ORM: at tens of thousands of events a second, building a model instance
+per event costs more than storing it. PostgreSQL gets one ``COPY`` per batch; SQLite
+(and anything else) multi-row ``INSERT``s, one statement per few hundred rows rather than
+``executemany``'s one step per row, which also lets SQLite drop and retake the GIL far
+less often.
 
-Each event's attrs are JSON-encoded once: the same text goes into the ``attrs`` column
-and, spliced into the event object, onto the WebSocket (``events_json``).
+JSON goes through orjson: this runs for every event, and for small objects the stdlib
+encoder's per-call overhead costs several times the encoding itself. Each event's attrs
+are encoded once for the ``attrs`` column; the WebSocket text of a batch is one more call
+over the whole batch. The stdlib encoder is the fallback for values orjson refuses (an
+integer beyond 64 bits), and ``default=str`` keeps one odd value (a Decimal, bytes) from
+making a batch unstorable, which would stall the run's pipeline forever.
 """
 
 from __future__ import annotations
@@ -14,19 +19,32 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
+from typing import Any
 
+import orjson
 from django.db import connection, transaction
 
 from .models import Event
 from .recorder import EventTuple
 
 COLUMNS = "run_id, seq, t_ms, kind, actor, message_id, attempt, duplicate, attrs"
+WIDTH = len(COLUMNS.split(","))
 ROWS_PER_INSERT = 500
 
-# default=str: one odd attr value (a datetime, bytes) must not make a batch unstorable
-# and stall the run's pipeline forever.
-encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
-_quote = json.encoder.encode_basestring_ascii  # the same escaping json.dumps applies to str
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+_stdlib_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_quote = json.encoder.encode_basestring_ascii  # the escaping json.dumps applies to a str
+
+
+def encode(value: Any) -> str:
+    """Compact JSON text of ``value``; never raises for a value of an odd type."""
+    try:
+        return orjson.dumps(value, default=str, option=_OPTIONS).decode()
+    except TypeError:  # orjson.JSONEncodeError: e.g. an int beyond 64 bits, a circular reference
+        try:
+            return _stdlib_encode(value)
+        except (TypeError, ValueError):
+            return _stdlib_encode(repr(value))
 
 
 class Batch(list):
@@ -43,19 +61,22 @@ def encode_batch(events: Sequence[EventTuple]) -> Batch:
 
 def write_batch(run_id: int, batch: Sequence[EventTuple]) -> None:
     attrs_json = getattr(batch, "attrs_json", None) or [encode(e[7]) for e in batch]
-    params: list = []
-    extend = params.extend
-    for e, attrs in zip(batch, attrs_json):
-        extend((run_id, e[0], e[1], e[2], e[3], e[4], e[5], e[6], attrs))
-    width = len(COLUMNS.split(","))
-    step = _rows_per_insert(width)
+    rows = [(run_id, e[0], e[1], e[2], e[3], e[4], e[5], e[6], attrs) for e, attrs in zip(batch, attrs_json)]
+    if not rows:
+        return
     with transaction.atomic(), connection.cursor() as cursor:
-        for start in range(0, len(batch), step):
-            rows = min(step, len(batch) - start)
-            cursor.execute(_insert_sql(connection.vendor, rows), params[start * width:(start + rows) * width])
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {Event._meta.db_table} ({COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        step = _rows_per_insert()
+        for start in range(0, len(rows), step):
+            part = rows[start:start + step]
+            cursor.execute(_insert_sql(len(part)), [value for row in part for value in row])
 
 
-def _rows_per_insert(width: int) -> int:
+def _rows_per_insert() -> int:
     limit = connection.features.max_query_params
     if connection.vendor == "sqlite":
         # Django assumes SQLite's old 999-variable default; ask the library itself.
@@ -63,14 +84,21 @@ def _rows_per_insert(width: int) -> int:
 
         connection.ensure_connection()
         limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    return max(1, min(ROWS_PER_INSERT, (limit or 65535) // width))
+    return max(1, min(ROWS_PER_INSERT, (limit or 65535) // WIDTH))
 
 
 @lru_cache(maxsize=64)
-def _insert_sql(vendor: str, rows: int) -> str:
-    attrs = "%s::jsonb" if vendor == "postgresql" else "%s"
-    row = f"(%s, %s, %s, %s, %s, %s, %s, %s, {attrs})"
+def _insert_sql(rows: int) -> str:
+    row = "(" + ", ".join(["%s"] * WIDTH) + ")"
     return f"INSERT INTO {Event._meta.db_table} ({COLUMNS}) VALUES " + ", ".join([row] * rows)
+
+
+def batch_json(events: list[dict[str, Any]], batch: Sequence[EventTuple], attrs_json: Sequence[str]) -> str:
+    """The JSON array the WebSocket sends for a batch (``events`` are its dicts)."""
+    try:
+        return orjson.dumps(events, default=str, option=_OPTIONS).decode()
+    except TypeError:  # an attr orjson refuses: splice the attrs text already made for the database
+        return events_json(batch, attrs_json)
 
 
 def events_json(batch: Sequence[EventTuple], attrs_json: Sequence[str]) -> str:

@@ -19,6 +19,7 @@ once) and longer when a run is hot, so busy runs send fewer, larger frames to ev
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import logging
 import threading
@@ -45,6 +46,8 @@ SUMMARY_EVERY_S = 0.5
 SEND_TIMEOUT_S = 5.0
 # Channel-layer messages handed to the server loop and not yet sent.
 MAX_IN_FLIGHT = 4
+# Events of each live run kept in memory (as sent) for clients catching up.
+RECENT_EVENTS = 50_000
 
 
 def group_name(run_id: int) -> str:
@@ -52,7 +55,7 @@ def group_name(run_id: int) -> str:
 
 
 class TrackedRun:
-    """What the pipeline keeps per run: its recorder, summary builder and hooks."""
+    """What the pipeline keeps per run: its recorder, summary builder, hooks and recent batches."""
 
     def __init__(self, recorder: Recorder, summary_extra: Callable[[], dict[str, Any]] | None) -> None:
         self.recorder = recorder
@@ -60,6 +63,25 @@ class TrackedRun:
         self.summary_extra = summary_extra
         self.last_summary_at = 0.0
         self.failures = 0
+        # (first, last, text) of the latest stored batches, so a client that fell a little
+        # behind catches up from memory instead of re-reading and re-encoding the database.
+        self.recent: collections.deque[tuple[int, int, str]] = collections.deque()
+        self._recent_events = 0
+
+    def remember(self, first: int, last: int, text: str) -> None:
+        self.recent.append((first, last, text))
+        self._recent_events += last - first + 1
+        while self._recent_events > RECENT_EVENTS and len(self.recent) > 1:
+            old_first, old_last, _ = self.recent.popleft()
+            self._recent_events -= old_last - old_first + 1
+
+    def recent_batch(self, after: int) -> tuple[int, int, str] | None:
+        """The stored batch holding ``after + 1`` if it is still in memory."""
+        batches = list(self.recent)  # one C-level copy: the pipeline thread appends meanwhile
+        index = bisect.bisect_right(batches, after + 1, key=lambda b: b[0]) - 1
+        if index < 0 or batches[index][1] <= after:
+            return None
+        return batches[index]
 
 
 class LoopSender:
@@ -173,6 +195,11 @@ class EventPipeline:
     def tracked(self, run_id: int) -> TrackedRun | None:
         return self._runs.get(run_id)
 
+    def recent_batch(self, run_id: int, after: int) -> tuple[int, int, str] | None:
+        """``(first, last, text)`` of the stored batch holding ``after + 1``, if still in memory."""
+        tracked = self._runs.get(run_id)
+        return tracked.recent_batch(after) if tracked is not None else None
+
     def wake(self, recorder: Recorder) -> None:
         # Under the lock: the pipeline swaps the dirty set, and a run added to the old set
         # after the swap would sit unflushed until its next emit.
@@ -244,11 +271,14 @@ class EventPipeline:
                 raise
             tracked.failures = 0
             drained += len(chunk)
+            events = [dict(zip(FIELDS, event)) for event in chunk]
             feed = tracked.builder.feed
-            for event in chunk:
-                feed(dict(zip(FIELDS, event)))
-            text = '{"type":"events","events":' + eventstore.events_json(chunk, batch.attrs_json) + "}"
-            self._send(recorder.run_id, {"type": "run.events", "first": chunk[0][0], "last": chunk[-1][0], "text": text})
+            for event in events:
+                feed(event)
+            first, last = chunk[0][0], chunk[-1][0]
+            text = '{"type":"events","events":' + eventstore.batch_json(events, chunk, batch.attrs_json) + "}"
+            tracked.remember(first, last, text)
+            self._send(recorder.run_id, {"type": "run.events", "first": first, "last": last, "text": text})
             recorder.mark_written(chunk[-1][0])
             if recorder.pending < KEEP_DRAINING:
                 # Only a trickle arrived meanwhile: let it gather (linger) before the next batch.
@@ -264,13 +294,14 @@ class EventPipeline:
     # -- the channel layer --------------------------------------------------------------
 
     def _get_layer(self) -> Any:
-        if self._layer is None:
-            if self._layer_factory is not None:
-                self._layer = self._layer_factory()
-            else:
-                from channels.layers import get_channel_layer
+        if self._layer_factory is None:
+            from channels.layers import get_channel_layer
 
-                self._layer = get_channel_layer()
+            # Asked each time (a dict lookup): Channels rebuilds its layers when the
+            # CHANNEL_LAYERS setting changes, and consumers then use the new one.
+            return get_channel_layer()
+        if self._layer is None:
+            self._layer = self._layer_factory()
         return self._layer
 
     def _send(self, run_id: int, message: dict[str, Any]) -> None:

@@ -221,9 +221,13 @@ class PageErrors(list):
 
 def new_page(browser: Any, **context_options: Any) -> tuple[Any, PageErrors]:
     """A fresh 1280×720 page (own context: cookies, storage) with its errors collected."""
+    from playwright.sync_api import expect
+
+    # A busy 2-core machine runs several browser tests at once: allow for slow frames.
+    expect.set_options(timeout=15_000)
     context = browser.new_context(viewport=VIEWPORT, **context_options)
     page = context.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(30_000)
     errors = PageErrors()
     errors.attach(page)
     return page, errors

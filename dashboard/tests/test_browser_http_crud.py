@@ -64,9 +64,6 @@ def test_http_crud_run_page_live(daphne_server, browser_page):
 
     # Events arrive in the log while the run is live.
     expect(page.locator("#event-log tr[data-seq]").first).to_be_visible()
-    # A dropped connection resumes from the last seq: nothing lost, nothing twice.
-    page.evaluate("window.flowRun.stream.dropConnection()")
-
     assert browser.wait_until_finished(page) == "succeeded"
     revealed = browser.reveal_all(page)
     summary = server.get_json(f"/api/runs/{run_id}/")
@@ -86,6 +83,7 @@ def test_http_crud_run_page_live(daphne_server, browser_page):
 
     # The latency chart draws one point per response, i.e. per request sent.
     responses = [e for e in events if e["kind"] == "response"]
+    page.locator("#latency-scatter").scroll_into_view_if_needed()
     page.wait_for_function(
         "(n) => (document.getElementById('latency-scatter').data || []).some((t) => t.name === 'perceived' && t.x.length === n)",
         arg=len(responses),
@@ -108,6 +106,7 @@ def test_http_crud_run_page_live(daphne_server, browser_page):
     expect(post).to_contain_text(f"POST ×{result['post']['repeats']} → {created} new persons ✗ not idempotent")
     hashes = page.locator('tr[data-step="repeat-put"] [data-col="hash"] code').all_text_contents()
     assert hashes == [result["put"]["state_hash_after_one"], result["put"]["state_hash_after_all"]]
+    page.evaluate("window.scrollTo(0, 0)")
     browser.screenshot(page, "run-http-crud-light")
     browser.screenshot(page, "run-http-crud-light-full", full_page=True)
 
@@ -175,7 +174,8 @@ def test_runs_history_links_to_replayable_runs(daphne_server, browser_page):
     page = browser_page
     runs = daphne_server.get_json("/api/runs/")["runs"]
     if not runs:
-        status, created = daphne_server.post_json("/api/runs/", {"workflow": "http-crud", "params": {"rate": 0, "persons": 1, "repeat": 1}})
+        params = {"rate": 0, "persons": 1, "repeat": 1}
+        status, created = daphne_server.post_json("/api/runs/", {"workflow": "http-crud", "params": params})
         assert status == 201, created
         runs = daphne_server.get_json("/api/runs/")["runs"]
     page.goto(daphne_server.url + "/runs/")
@@ -192,3 +192,26 @@ def _route(events: list[dict]) -> list[str]:
         if not route or route[-1] != event["actor"]:
             route.append(event["actor"])
     return route
+
+
+def test_dropped_stream_resumes_and_cancel_stops_a_live_run(daphne_server, browser_page):
+    page = browser_page
+    # Slow (about 20 s if left alone), so the run is surely live while the stream drops.
+    run_id = browser.start_run(page, daphne_server, "http-crud", {"persons": 5, "repeat": 5, "rate": 2})
+    expect(page.locator("#event-log tr[data-seq]").first).to_be_visible()
+
+    # A dropped connection comes back by itself and resumes after the last seq it saw.
+    seen = page.evaluate("window.flowRun.stream.lastSeq")
+    page.evaluate("window.flowRun.stream.dropConnection()")
+    page.wait_for_function("() => window.flowRun.stream.reconnects >= 1 && window.flowRun.stream.state === 'live'")
+    page.wait_for_function("(n) => window.flowRun.stream.lastSeq > n", arg=seen)
+
+    cancel = page.locator('#actions button[data-action="cancel"]')
+    expect(cancel).to_be_enabled()
+    cancel.click()
+    assert browser.wait_until_finished(page) == "cancelled"
+    expect(page.locator("#run-error")).to_contain_text("cancelled")
+    expect(cancel).to_be_disabled()
+    # Nothing lost, nothing twice: exactly the recorded events, in order.
+    recorded = [e["seq"] for e in daphne_server.all_events(run_id)]
+    assert page.evaluate("window.flowRun.player.events.map((e) => e.seq)") == recorded == list(range(1, len(recorded) + 1))

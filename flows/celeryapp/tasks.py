@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Any
 
+from celery.exceptions import WorkerTerminate
+
 from . import relay
 
 TASK = "orders.process"
@@ -24,30 +26,53 @@ TASK_ACKS_LATE = "orders.process_acks_late"
 SLICE_S = 0.02
 
 # Embedded workers run in this process as threads, and a thread cannot be SIGKILLed: the
-# workflow puts a killed worker's hostname here and its task dies at its next pause, as
+# workflow marks a killed worker's thread here and its task dies at its next pause, as
 # abruptly as Python allows (no return, no ack, no failure handling; see workers.py).
-KILLED: set[str] = set()
-_killed_lock = threading.Lock()
+_embedded: dict[int, str] = {}  # worker thread id → worker name
+_killed: set[int] = set()
+_lock = threading.Lock()
 
 
-class WorkerKilled(BaseException):
-    """The in-process stand-in for SIGKILL: not an Exception, so nothing handles it as one."""
+class WorkerKilled(WorkerTerminate):
+    """The in-process stand-in for SIGKILL.
+
+    Celery re-raises WorkerTerminate from the pool (any other BaseException it would turn
+    into WorkerLostError and, with acks_late, ack as failed), so the worker stops on the
+    spot and its channel closes with the task unacked.
+    """
 
 
-def kill(hostname: str) -> None:
-    with _killed_lock:
-        KILLED.add(hostname)
+def embedded_worker_started(thread_id: int, name: str) -> None:
+    with _lock:
+        _embedded[thread_id] = name
+        _killed.discard(thread_id)
 
 
-def pause(hostname: str, seconds: float) -> None:
+def embedded_worker_stopped(thread_id: int) -> None:
+    with _lock:
+        _embedded.pop(thread_id, None)
+        _killed.discard(thread_id)
+
+
+def kill_embedded(thread_id: int) -> None:
+    with _lock:
+        _killed.add(thread_id)
+
+
+def pause(seconds: float) -> None:
     deadline = time.monotonic() + seconds
+    me = threading.get_ident()
     while True:
-        if hostname in KILLED:
-            raise WorkerKilled(hostname)
+        if me in _killed:
+            raise WorkerKilled(1)
         left = deadline - time.monotonic()
         if left <= 0:
             return
         time.sleep(min(SLICE_S, left))
+
+
+def worker_name(task: Any) -> str:
+    return _embedded.get(threading.get_ident()) or task.request.hostname or "worker"
 
 
 def register(app: Any) -> None:
@@ -59,20 +84,20 @@ def process_order(task: Any, order: dict[str, Any], ctl: dict[str, Any]) -> str:
     """``order``: {id, sent_at (epoch s)}; ``ctl``: {run_id, reply_to, work_ms, idempotent}."""
     order_id, reply_to = order["id"], ctl["reply_to"]
     request = task.request
-    worker = request.hostname or "worker"
+    worker = worker_name(task)
     info = request.delivery_info or {}
     common = {"worker": worker, "task": task.name, "acks_late": bool(task.acks_late), "pid": os.getpid()}
     relay.send(task.app, reply_to, "deliver", order_id, redelivered=bool(info.get("redelivered")),
-               delivery_tag=str(request.delivery_tag or ""), **common)
+               **common)
     if not task.acks_late:
         relay.send(task.app, reply_to, "ack", order_id, early=True,
                    note="acked on receipt (acks_late off): the broker forgets the task now", **common)
     half = ctl["work_ms"] / 2000.0
-    pause(worker, half)  # prepare the order
+    pause(half)  # prepare the order
     effect = charge(ctl, task.name, order_id)
     relay.send(task.app, reply_to, "process", order_id, effect=effect,
                end_to_end_ms=round((time.time() - order["sent_at"]) * 1000.0, 3), **common)
-    pause(worker, half)  # send the receipt: the worker may be killed here, after the charge
+    pause(half)  # send the receipt: the worker may be killed here, after the charge
     # Celery acks an acks_late task right after it returns; the run shows that as the ack.
     relay.send(task.app, reply_to, "finished", order_id, task_ms=round((time.time() - order["sent_at"]) * 1000.0, 3),
                **common)

@@ -6,9 +6,10 @@ Why these values:
   so Kafka 4 accepts it; Tansu holds a JoinGroup for half the session timeout, so a join
   costs ~3 s there instead of the ~23 s librdkafka's default 45 s would cost.
 * ``partitioner`` ``murmur2_random``: keys land where the Java client would put them.
-* ``fetch.wait.max.ms`` 20: Tansu holds every fetch for the full wait even when records
-  arrive meanwhile (Kafka answers as soon as there is data), so librdkafka's 500 ms default
-  would add up to half a second to every message's end-to-end time there.
+* ``fetch.wait.max.ms`` 20: Kafka answers a waiting fetch as soon as records arrive; Tansu
+  first looks again about half-way through the wait, so librdkafka's 500 ms default would
+  add up to a quarter second to every message's end-to-end time there (pinned in
+  ``flows/tests/test_kafka_tansu_quirks.py``).
 * ``enable.auto.offset.store`` false in every group consumer: the member decides which
   offsets are "done" (after processing), including in auto-commit mode, where librdkafka
   then commits the stored offsets on its timer.
@@ -141,6 +142,7 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 5.0) ->
     names = list(names)
     if not names:
         return
-    futures = admin_client(bootstrap).delete_topics(names, operation_timeout=timeout, request_timeout=timeout)
+    admin = admin_client(bootstrap)  # held: futures never resolve once their client is gone
+    futures = admin.delete_topics(names, operation_timeout=timeout, request_timeout=timeout)
     for future in futures.values():
         future.result(timeout=timeout)

@@ -7,11 +7,9 @@ from publish to processing without a side channel.
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from ..context import RunContext
 from .clients import producer_config
@@ -22,8 +20,7 @@ _FULL_QUEUE_POLL_S = 0.005
 _SERVE_POLL_S = 0.05
 
 
-@dataclass(frozen=True)
-class Payload:
+class Payload(NamedTuple):
     message_id: str
     key: str
     seq: int  # 1-based position of this message among its key's messages
@@ -54,10 +51,11 @@ def decode(value: bytes) -> Payload:
 
 
 class KeyedProducer:
-    """Produces on the calling thread; a poller thread serves delivery reports as they arrive.
+    """Produces on the calling thread, which also serves the delivery reports.
 
-    Serving reports only between sends would stamp each report when the *next* message is
-    sent, so a slow rate would show up as a slow broker.
+    Between paced sends the thread waits *in* ``poll``, so a report is handled the moment it
+    arrives: serving reports only at the next send would stamp them late, and a slow rate
+    would show up as a slow broker. No second thread competes for the recorder's lock.
     """
 
     def __init__(self, ctx: RunContext, bootstrap: str, topic: str, topic_label: str, *, keys: int,
@@ -68,12 +66,10 @@ class KeyedProducer:
         self.topic = topic
         self.topic_label = topic_label
         self.keys = key_names(keys)
+        self._key_bytes = [k.encode() for k in self.keys]
         self.message_bytes = message_bytes
         self.config = producer_config(bootstrap, acks=acks, idempotent=idempotent, **extra)
         self._producer = Producer(self.config)
-        self._closed = threading.Event()
-        self._poller = threading.Thread(target=self._serve, name=f"kafka-producer-{ctx.run_id}", daemon=True)
-        self._poller.start()
         self.sent = 0
         self.failed = 0
         # message id → (partition, offset or None when acks=0 gives no offset back)
@@ -81,33 +77,53 @@ class KeyedProducer:
         # partition → 1 + the highest offset a delivery report confirmed
         self.end_offsets: dict[int, int] = {}
 
+    def send_all(self, count: int, rate: float, between: Callable[[], None] | None = None) -> None:
+        """Send messages 1..count at ``rate`` per second (0 = at once), serving reports meanwhile.
+
+        ``between`` runs between sends and while waiting (e.g. to take fault-injection actions).
+        """
+        interval = 1.0 / rate if rate > 0 else 0.0
+        next_at = time.monotonic()
+        for n in range(1, count + 1):
+            while interval and (delay := next_at - time.monotonic()) > 0:
+                self.serve(min(delay, _SERVE_POLL_S))
+                if between is not None:
+                    between()
+            if interval:
+                next_at = max(next_at + interval, time.monotonic() - interval)
+            self.ctx.check()
+            if between is not None and not interval:
+                between()
+            self.send(n)
+
     def send(self, n: int) -> None:
         mid, key, seq = plan(n, self.keys)
         value = encode(Payload(mid, key, seq, self.ctx.elapsed_ms()), self.message_bytes)
-        report = partial(self._delivered, mid, key, time.perf_counter())
+        key_bytes = self._key_bytes[(n - 1) % len(self._key_bytes)]
         while True:
             try:
-                self._producer.produce(self.topic, value, key.encode(), on_delivery=report)
+                # One bound callback for every message: the report finds id, key and send time in the value.
+                self._producer.produce(self.topic, value, key_bytes, on_delivery=self._delivered)
                 break
             except BufferError:
                 self._producer.poll(_FULL_QUEUE_POLL_S)
         self.sent += 1
+        self._producer.poll(0)
+
+    def serve(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for delivery reports and handle them as they come."""
+        self.ctx.check()
+        self._producer.poll(seconds)
 
     def flush(self, timeout: float = 30.0) -> None:
         left = self._producer.flush(timeout)
         if left:
             raise TimeoutError(f"{left} messages were still undelivered after {timeout:g} s")
 
-    def close(self) -> None:
-        self._closed.set()
-        self._poller.join(5.0)
-
-    def _serve(self) -> None:
-        while not self._closed.is_set():
-            self._producer.poll(_SERVE_POLL_S)
-
-    def _delivered(self, mid: str, key: str, started: float, err: Any, msg: Any) -> None:
-        waited_ms = round((time.perf_counter() - started) * 1000.0, 3)
+    def _delivered(self, err: Any, msg: Any) -> None:
+        payload = decode(msg.value())
+        mid, key = payload.message_id, payload.key
+        waited_ms = round(self.ctx.elapsed_ms() - payload.published_ms, 3)
         if err is not None:
             self.failed += 1
             self.ctx.emit("error", PRODUCER, mid, topic=self.topic, key=key, reason=f"produce failed: {err.str()}")

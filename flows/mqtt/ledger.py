@@ -31,6 +31,7 @@ class Delivery:
     attempt: int
     duplicate: bool
     end_to_end_ms: float | None
+    published: Published | None
 
 
 class Ledger:
@@ -44,7 +45,6 @@ class Ledger:
         self.deliveries = 0
         self.first_delivery_at: float | None = None
         self.last_delivery_at = 0.0
-        self.changed = threading.Condition(self._lock)
 
     def publish(self, item: Published) -> None:
         with self._lock:
@@ -65,9 +65,8 @@ class Ledger:
                 self.first_delivery_at = now
             self.last_delivery_at = now
             item = self.published.get(message_id)
-            self.changed.notify_all()
         e2e = round((now - item.sent_at) * 1000.0, 3) if item is not None else None
-        return Delivery(attempt, attempt > 1, e2e)
+        return Delivery(attempt, attempt > 1, e2e, item)
 
     def note_duplicate(self, entry: dict[str, Any]) -> None:
         with self._lock:

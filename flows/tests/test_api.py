@@ -50,7 +50,7 @@ def test_start_run_and_read_it_back(client):
         assert key in summary
     assert set(summary["counts"]) >= {"published", "delivered", "processed", "effects", "duplicates", "lost"}
     assert summary["params"] == {**FAST, "error_rate": 0.0}
-    assert summary["counts"]["published"] == 3 * 2 + 3 * 2
+    assert summary["counts"]["published"] == summary["expected"] == 3 * 2 + 3 * 2 + 5
 
     # Paging through events is gapless and ``next`` chains the pages.
     seen, after = [], 0

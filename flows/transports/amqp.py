@@ -14,6 +14,8 @@ from .base import Broker, BrokerUnavailable
 
 EMBEDDED_URL = "memory://"
 EMBEDDED_TRANSPORT = "flows.amqp.memory:Transport"
+# The same in-process broker; a host name spares kombu's "no hostname supplied" warning.
+EMBEDDED_CONNECT_URL = "memory://localhost//"
 # How often an embedded consumer looks for work: the memory transport polls, RabbitMQ pushes.
 EMBEDDED_POLL_S = 0.002
 # Exchange types each mode can route (kombu's virtual transports have no headers exchange).
@@ -56,7 +58,7 @@ class AmqpBroker(Broker):
         from kombu import Connection
 
         if self.embedded:
-            return Connection(EMBEDDED_URL, transport=EMBEDDED_TRANSPORT,
+            return Connection(EMBEDDED_CONNECT_URL, transport=EMBEDDED_TRANSPORT,
                               transport_options={"polling_interval": EMBEDDED_POLL_S})
         options = {"confirm_publish": True} if confirm else {}
         return Connection(self.external_url, connect_timeout=connect_timeout, heartbeat=0, transport_options=options)
@@ -65,7 +67,7 @@ class AmqpBroker(Broker):
         """The broker half of a Celery app's configuration for this mode."""
         if self.embedded:
             return {
-                "broker_url": EMBEDDED_URL,
+                "broker_url": EMBEDDED_CONNECT_URL,
                 "broker_transport": EMBEDDED_TRANSPORT,
                 "broker_transport_options": {"polling_interval": EMBEDDED_POLL_S},
             }

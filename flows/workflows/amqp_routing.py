@@ -94,6 +94,11 @@ class RoutingRun:
         self.ledger = Ledger()
         self.expected = self.spec.expected_deliveries()
         self.plan = self.spec.plan()
+        # Position in the run's binding list (the panel draws one edge per binding); the
+        # first of two identical bindings stands for both, as the broker keeps only one.
+        self.binding_index = {}
+        for i, b in enumerate(self.spec.bindings):
+            self.binding_index.setdefault(b, i)
         self.all_processed = threading.Event()
         self.first_processed = 0
         self._lock = threading.Lock()
@@ -212,8 +217,9 @@ class RoutingRun:
                 seen.add(b.queue)
                 if enqueued:
                     self.ledger.routed(b.queue)
-                ctx.emit("route", self.exchange_actor, m.message_id, binding=b.label(etype), queue=b.queue,
-                         enqueued=enqueued, consumers=self.spec.consumers[b.queue], **where)
+                ctx.emit("route", self.exchange_actor, m.message_id, binding=b.label(etype),
+                         binding_index=self.binding_index[b], queue=b.queue, enqueued=enqueued,
+                         consumers=self.spec.consumers[b.queue], **where)
             started = self.ledger.sent(m.message_id)
             producer.publish({"id": m.message_id, "n": m.index + 1}, routing_key=m.routing_key, headers=m.headers,
                              mandatory=True, delivery_mode=1, serializer="json", retry=False)

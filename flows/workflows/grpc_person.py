@@ -119,7 +119,8 @@ class GrpcPerson(Workflow):
         from ..services.person_grpc import PersonGrpcService
 
         p = ctx.params
-        # Enough handler threads that concurrent calls are never queued behind a delayed one.
+        # A handler thread per client thread, plus slack: calls queue at the server only when
+        # calls the client already gave up on (delay > deadline) still occupy its threads.
         service = PersonGrpcService(delay_ms=p["delay_ms"], emit=ctx.emit, workers=p["concurrency"] + 2)
         service.start()
         channel = self.open_channel(service.target)

@@ -91,18 +91,13 @@ class KafkaConsumerGroups(Workflow):
         crew.start()
         try:
             self._wait(ctx, crew, crew.ready, JOIN_TIMEOUT_S, "every group's first partition assignment")
-            pacer = ctx.pacer(p["rate"])
-            for n in range(1, p["messages"] + 1):
-                pacer.wait()
-                self._tend(ctx, crew)
-                producer.send(n)
+            producer.send_all(p["messages"], p["rate"], between=lambda: self._tend(ctx, crew))
             producer.flush()
             produced = [(part, off) for part, off in producer.placements.values() if off is not None]
             self._wait(ctx, crew, lambda: all(self._accounted(crew, ledger, producer.end_offsets, len(produced))
                                               for ledger in ledgers),
                        SETTLE_TIMEOUT_S, "every group to handle (or, committing first, skip) every message")
         finally:
-            producer.close()
             crew.stop()
         return self._result(ctx, topic, producer, ledgers, crew, produced)
 

@@ -79,17 +79,13 @@ class KafkaPartitions(Workflow):
             # Produce once the reader is fetching every lane, so the first messages' end-to-end
             # times do not include the reader's start-up.
             ctx.wait_for(reader.ready, READ_TIMEOUT_S, "the reader's first fetch from every partition")
-            pacer = ctx.pacer(p["rate"])
             first = time.perf_counter()
-            for n in range(1, p["messages"] + 1):
-                pacer.wait()
-                producer.send(n)
+            producer.send_all(p["messages"], p["rate"])
             producer.flush()
             confirmed = len(producer.placements)
             self._await_reader(ctx, reader, confirmed, p["acks"] == "0")
             elapsed = time.perf_counter() - first
         finally:
-            producer.close()
             reader.stop()
         if reader.error:
             raise RuntimeError(f"the reader failed: {reader.error}")
@@ -168,6 +164,7 @@ class PartitionReader(threading.Thread):
         self.error: str | None = None
         self.progress = threading.Event()
         self.ready = threading.Event()  # every partition has answered a fetch
+        self._consumer: Any = None
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -182,7 +179,7 @@ class PartitionReader(threading.Thread):
 
         consumer = None
         try:
-            consumer = Consumer(reader_config(self.bootstrap, f"{self.topic}.reader"))
+            consumer = self._consumer = Consumer(reader_config(self.bootstrap, f"{self.topic}.reader"))
             consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in range(self.partitions)])
             while not self._halt.is_set():
                 messages = poll_batch(consumer, self.BATCH, self.POLL_S)
@@ -201,16 +198,20 @@ class PartitionReader(threading.Thread):
             self.progress.set()
 
     def _read(self, messages: list[Any]) -> None:
+        from ..kafka.offsets import cached_end_offset
         from ..kafka.producer import decode
 
         emit, now, topic = self.ctx.emit, self.ctx.elapsed_ms, self.topic
+        ends: dict[int, int | None] = {}  # one watermark look-up per partition per batch
         for m in messages:
             if m.error() is not None:
                 continue
             payload = decode(m.value())
             partition, offset = m.partition(), m.offset()
+            if partition not in ends:
+                ends[partition] = cached_end_offset(self._consumer, topic, partition)
             emit("deliver", READER, payload.message_id, topic=topic, partition=partition, offset=offset, key=payload.key,
-                 member="reader")
+                 member="reader", end_offset=ends[partition])
             emit("process", READER, payload.message_id, topic=topic, partition=partition, offset=offset, key=payload.key,
                  member="reader", end_to_end_ms=round(now() - payload.published_ms, 3))
             self.by_key.setdefault(payload.key, []).append((payload.seq, partition, offset))

@@ -127,6 +127,7 @@ class Subscriber:
         self.owed_pubcomp: list[int] = []
         self.away = False
         self.connects = 0
+        self.matched: dict[str, bool] = {}  # topic → does this subscriber's filter match it
 
     def arm(self, how: str, from_n: int) -> None:
         with self._lock:
@@ -167,9 +168,13 @@ class QosRun:
         self._ack_lock = threading.Lock()
         self.acks_expected = 0
         self.acks = 0
-        self.acked = threading.Event()
+        self._acks_changed = threading.Condition(self._ack_lock)
         self.first_publish_at: float | None = None
         self._last_publish: Any = None
+        # Per-run caches for the per-message path (topics, filters and wording never change).
+        self._matches_by_topic: dict[str, list[Subscriber]] = {}
+        self._full_topics: dict[str, tuple[str, str]] = {}
+        self._why: dict[tuple[str, str, int], str] = {}
 
     # -- topics ------------------------------------------------------------------------
 
@@ -239,50 +244,68 @@ class QosRun:
                     if sub.away:
                         self._reconnect(sub)
 
+    def _matching(self, topic: str) -> list[Subscriber]:
+        """Subscribers (not late) whose filter matches ``topic``; filters never change during a run."""
+        subs = self._matches_by_topic.get(topic)
+        if subs is None:
+            subs = self._matches_by_topic[topic] = [
+                s for s in self.subs.values() if not s.spec.late and matches(s.spec.filter, topic)]
+        return subs
+
     def _publish(self, n: int, topic: str) -> None:
         p, ctx = self.p, self.ctx
+        qos, retain = p["qos"], p["retain"]
         message_id = f"m{n}"
-        routes: dict[str, tuple[str, str]] = {}
-        for sub in self.subs.values():
-            if not sub.spec.late and matches(sub.spec.filter, topic):
-                routes[sub.name] = self._route_outcome(sub, effective_qos(p["qos"], sub.spec.qos))
+        routes = {sub.name: self._route_outcome(sub, effective_qos(qos, sub.spec.qos)) for sub in self._matching(topic)}
         now = time.perf_counter()
-        self.ledger.publish(Published(message_id, n, topic, p["qos"], p["retain"], now, routes))
+        self.ledger.publish(Published(message_id, n, topic, qos, retain, now, routes))
         if self.first_publish_at is None:
             self.first_publish_at = now
-        attrs: dict[str, Any] = {"topic": topic, "qos": p["qos"], "retain": p["retain"], "n": n, "matched": list(routes)}
-        if p["qos"] == 0:
+        if qos == 0:
             # Fire and forget: no broker confirmation exists, so the caller waits for nothing.
-            attrs.update(perceived_ms=0.0, perceived_note="QoS 0: no acknowledgement, the publisher waits for nothing")
-        ctx.emit("publish", PUBLISHER, message_id, **attrs)
+            ctx.emit("publish", PUBLISHER, message_id, topic=topic, qos=qos, retain=retain, n=n, matched=list(routes),
+                     perceived_ms=0.0, perceived_note="QoS 0: no acknowledgement, the publisher waits for nothing")
+        else:
+            ctx.emit("publish", PUBLISHER, message_id, topic=topic, qos=qos, retain=retain, n=n, matched=list(routes))
         for name, (outcome, why) in routes.items():
-            spec = self.subs[name].spec
-            ctx.emit("route", BROKER, message_id, topic=topic, filter=spec.filter, subscriber=name,
-                     qos=effective_qos(p["qos"], spec.qos), pub_qos=p["qos"], sub_qos=spec.qos,
-                     outcome=outcome, why=why, expected_by="MQTT 3.1.1 topic matching")
-        payload = json.dumps({"id": message_id, "run": self.token, "n": n, "topic": topic}).encode()
-        if p["retain"]:
+            sub_qos = self.subs[name].spec.qos
+            ctx.emit("route", BROKER, message_id, topic=topic, filter=self.subs[name].spec.filter, subscriber=name,
+                     qos=effective_qos(qos, sub_qos), pub_qos=qos, sub_qos=sub_qos, outcome=outcome, why=why)
+        full = self._full_topics.get(topic)
+        if full is None:
+            full = self._full_topics[topic] = (self.full(topic), json.dumps(topic))
+        payload = f'{{"id":"{message_id}","run":"{self.token}","n":{n},"topic":{full[1]}}}'.encode()
+        if retain:
             self.retained_topics.add(topic)
         started = time.perf_counter()
-        info = self.publisher.client.publish(self.full(topic), payload, qos=p["qos"], retain=p["retain"])
+        info = self.publisher.client.publish(full[0], payload, qos=qos, retain=retain)
         self._last_publish = info
-        if p["qos"] > 0:
+        if qos > 0:
             self.acks_expected += 1
             with self._ack_lock:
                 acked_at = self._early_acks.pop(info.mid, None)
                 if acked_at is None:
-                    self._pending_acks[info.mid] = (message_id, started, p["qos"])
+                    self._pending_acks[info.mid] = (message_id, started, qos)
             if acked_at is not None:
-                self._emit_ack(message_id, started, acked_at, p["qos"])
+                self._emit_ack(message_id, started, acked_at, qos)
 
     def _route_outcome(self, sub: Subscriber, qos: int) -> tuple[str, str]:
         if not sub.away:
-            return "deliver", f"{sub.name} is connected: deliver at QoS {qos}"
-        if sub.spec.persistent and qos > 0:
-            return "queue", f"{sub.name} is away; its persistent session queues QoS {qos} messages"
-        if sub.spec.persistent:
-            return "drop", f"{sub.name} is away; QoS 0 messages are never queued, even for a persistent session"
-        return "drop", f"{sub.name} is away with a clean session: the broker keeps nothing for it"
+            outcome = "deliver"
+        elif sub.spec.persistent and qos > 0:
+            outcome = "queue"
+        else:
+            outcome = "drop"
+        key = (sub.name, outcome, qos)
+        why = self._why.get(key)
+        if why is None:
+            why = self._why[key] = {
+                "deliver": f"{sub.name} is connected: deliver at QoS {qos}",
+                "queue": f"{sub.name} is away; its persistent session queues QoS {qos} messages",
+                "drop": f"{sub.name} is away; QoS 0 messages are never queued, even for a persistent session"
+                if sub.spec.persistent else f"{sub.name} is away with a clean session: the broker keeps nothing for it",
+            }[outcome]
+        return outcome, why
 
     # -- publisher callbacks (network thread) -------------------------------------------
 
@@ -302,16 +325,16 @@ class QosRun:
                       perceived_ms=round((acked_at - started) * 1000.0, 3))
         with self._ack_lock:
             self.acks += 1
-            if self.acks >= self.acks_expected:
-                self.acked.set()
+            self._acks_changed.notify_all()
 
     def _wait_for_acks(self) -> None:
         if self.p["qos"] == 0 or self.acks >= self.acks_expected:
             return
         deadline = time.monotonic() + ACK_WAIT_S
-        while self.acks < self.acks_expected and time.monotonic() < deadline:
-            self.acked.wait(0.05)
-            self.ctx.check()
+        with self._acks_changed:
+            while self.acks < self.acks_expected and time.monotonic() < deadline:
+                self._acks_changed.wait(0.05)  # bounded, so cancellation is noticed
+                self.ctx.check()
 
     # -- subscriber callbacks (network threads) -----------------------------------------
 
@@ -341,6 +364,7 @@ class QosRun:
     def _handle_message(self, sub: Subscriber, client: Any, msg: Any) -> None:
         ctx, spec = self.ctx, sub.spec
         topic = self.relative(msg.topic)
+        qos, dup, retain = msg.qos, bool(msg.dup), bool(msg.retain)
         try:
             body = json.loads(msg.payload)
             message_id = body["id"] if body.get("run") == self.token else None
@@ -351,58 +375,60 @@ class QosRun:
             self.foreign += 1
             client.ack(msg.mid, msg.qos)
             return
-        item = self.ledger.get(message_id)
-        pub_qos = item.qos if item is not None else self.p["qos"]
         delivery = self.ledger.deliver(sub.name, message_id)
+        pub_qos = delivery.published.qos if delivery.published is not None else self.p["qos"]
+        expected_qos = effective_qos(pub_qos, spec.qos)
         attrs: dict[str, Any] = {
-            "topic": topic, "filter": spec.filter, "subscriber": sub.name, "qos": msg.qos,
-            "qos_expected": effective_qos(pub_qos, spec.qos), "sub_qos": spec.qos, "pub_qos": pub_qos,
-            "dup": bool(msg.dup), "retain": bool(msg.retain), "packet_id": msg.mid,
+            "topic": topic, "filter": spec.filter, "subscriber": sub.name, "qos": qos, "qos_expected": expected_qos,
+            "sub_qos": spec.qos, "pub_qos": pub_qos, "dup": dup, "retain": retain, "packet_id": msg.mid,
         }
         notes = []
-        if not matches(spec.filter, topic):
+        matched = sub.matched.get(topic)
+        if matched is None:
+            matched = sub.matched[topic] = matches(spec.filter, topic)
+        if not matched:
             attrs["unexpected"] = True
             notes.append(f"the broker sent this although {spec.filter!r} does not match {topic!r}")
             self.ledger.note_unexpected({"message_id": message_id, "subscriber": sub.name, "topic": topic,
-                                         "filter": spec.filter, "retain": bool(msg.retain)})
-        if msg.qos != attrs["qos_expected"]:
-            notes.append(f"delivered at QoS {msg.qos}; MQTT 3.1.1 says min(publish QoS {pub_qos}, "
-                         f"subscription QoS {spec.qos}) = {attrs['qos_expected']}")
+                                         "filter": spec.filter, "retain": retain})
+        if qos != expected_qos:
+            notes.append(f"delivered at QoS {qos}; MQTT 3.1.1 says min(publish QoS {pub_qos}, "
+                         f"subscription QoS {spec.qos}) = {expected_qos}")
             self.ledger.note_qos_difference({"message_id": message_id, "subscriber": sub.name,
-                                             "qos": msg.qos, "expected": attrs["qos_expected"]})
-        if msg.retain:
+                                             "qos": qos, "expected": expected_qos})
+        if retain:
             notes.append("RETAIN=1: the broker sent a stored copy, not the live message")
-        elif msg.dup and not delivery.duplicate:
+        elif dup and not delivery.duplicate:
             notes.append("DUP=1, but the first copy never reached this subscriber")
         if notes:
             attrs["note"] = "; ".join(notes)
         if delivery.duplicate:
             attrs["reason"] = duplicate_reason(msg)
             self.ledger.note_duplicate({"message_id": message_id, "subscriber": sub.name, "attempt": delivery.attempt,
-                                        "dup": bool(msg.dup), "retain": bool(msg.retain), "reason": attrs["reason"]})
+                                        "dup": dup, "retain": retain, "reason": attrs["reason"]})
         ctx.emit("deliver", sub.actor, message_id, attempt=delivery.attempt, duplicate=delivery.duplicate, **attrs)
 
         effect = not (self.p["idempotent"] and delivery.duplicate)
-        done: dict[str, Any] = {"subscriber": sub.name, "topic": topic, "effect": effect, "qos": msg.qos}
+        done: dict[str, Any] = {"subscriber": sub.name, "topic": topic, "effect": effect, "qos": qos}
         if delivery.duplicate:
             done["reason"] = attrs["reason"] if effect else f"{attrs['reason']}; skipped: already in the inbox"
-        if delivery.end_to_end_ms is not None and not msg.retain:
+        if delivery.end_to_end_ms is not None and not retain:
             done["end_to_end_ms"] = delivery.end_to_end_ms
         ctx.emit("process", sub.actor, message_id, attempt=delivery.attempt, duplicate=delivery.duplicate, **done)
 
-        how = sub.take_arm(item.n if item is not None else 0)
+        how = sub.take_arm(delivery.published.n if delivery.published is not None else 0) if sub.armed else ""
         if how == "lose_ack":
             sub.away = True
-            if msg.qos == 2:
+            if qos == 2:
                 sub.owed_pubcomp.append(msg.mid)
             missing = {0: "QoS 0 has no acknowledgement", 1: "its PUBACK was never sent",
-                       2: "its PUBCOMP was never sent"}[msg.qos]
-            ctx.emit("crash", sub.actor, message_id, subscriber=sub.name, qos=msg.qos,
+                       2: "its PUBCOMP was never sent"}[qos]
+            ctx.emit("crash", sub.actor, message_id, subscriber=sub.name, qos=qos,
                      session="persistent" if spec.persistent else "clean",
                      reason=f"connection dropped after handling {message_id}: {missing}")
             sub.conn.drop()
             return
-        client.ack(msg.mid, msg.qos)
+        client.ack(msg.mid, qos)
         if how == "leave":
             self._announce_leave(sub, message_id)
             sub.conn.leave()

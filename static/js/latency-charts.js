@@ -27,24 +27,70 @@
     };
   }
 
+  // Redraws cost O(points) in SVG: keep them to a fifth of the time, rarer when off screen.
+  const MIN_GAP_MS = 300;
+  const COST_FACTOR = 5;
+  const OFFSCREEN_FACTOR = 4;
+  const MAX_GAP_MS = 4000;
+
   class LatencyCharts {
     constructor(els) {
       this.els = els; // {scatter, hist: {perceived, end_to_end}, notes: {perceived, end_to_end}}
       this.model = null;
-      this.draw = Flow.dom.throttle(() => this.render(), 300);
+      this.dirty = false;
+      this.timer = null;
+      this.cost = 0;
+      this.lastRender = -Infinity;
+      this.visible = true;
       window.addEventListener("themechange", () => this.model && this.render());
+      this.loadPlotly(els.scatter.closest("[data-plotly-src]"));
+      if (window.IntersectionObserver) {
+        new IntersectionObserver((entries) => {
+          this.visible = entries.some((e) => e.isIntersecting);
+          if (this.visible && this.dirty) this.schedule(true);
+        }).observe(els.scatter.closest("section") || els.scatter);
+      }
+    }
+
+    /** plotly.min.js is big (~5 MB): fetch it after the page is live instead of before. */
+    loadPlotly(section) {
+      if (window.Plotly || !section) return;
+      const script = document.createElement("script");
+      script.src = section.dataset.plotlySrc;
+      script.async = true;
+      script.onload = () => this.dirty && this.schedule(true);
+      script.onerror = () => {
+        this.els.notes.perceived.textContent = "✗ plotly.js could not be loaded; the charts are unavailable.";
+      };
+      document.head.append(script);
     }
 
     update(model) {
       this.model = model;
-      this.draw();
+      this.dirty = true;
+      this.schedule(false);
+    }
+
+    schedule(now) {
+      if (this.timer && !now) return;
+      clearTimeout(this.timer);
+      const gap = Math.min(MAX_GAP_MS, Math.max(MIN_GAP_MS, this.cost * COST_FACTOR) * (this.visible ? 1 : OFFSCREEN_FACTOR));
+      const wait = now ? 0 : Math.max(0, this.lastRender + gap - performance.now());
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        const started = performance.now();
+        this.render();
+        this.lastRender = performance.now();
+        this.cost = this.lastRender - started;
+      }, wait);
     }
 
     render() {
       if (!window.Plotly || !this.model) return;
+      this.dirty = false;
       const points = this.model.points;
       const traces = Object.entries(SERIES).map(([name, s]) => ({
-        type: points[name].x.length > 20000 ? "scattergl" : "scatter",
+        type: points[name].x.length > 5000 ? "scattergl" : "scatter",
         mode: "markers",
         name,
         legendgroup: name,

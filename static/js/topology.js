@@ -24,6 +24,7 @@
   const TOP = 62; // room for the labels of edges bending above the first row
   const MAX_TOKENS = 80;
   const CURVE = 52;
+  const LABEL_CHARS = 26; // longer edge labels are cut; the event log has the whole story
 
   function splitActor(actor) {
     const colon = actor.indexOf(":");
@@ -58,6 +59,8 @@
         this.layers.edges, this.layers.nodes, this.layers.tokens,
         (this.emptyText = h("svg:text", { class: "topology-empty", x: "20", y: "40" }, "Waiting for the first event…")));
       this.tick = this.tick.bind(this);
+      this.declutterKey = `topology-declutter-${Math.random()}`;
+      this.flushKey = `topology-flush-${Math.random()}`;
       this.reset();
       if (window.ResizeObserver) {
         new ResizeObserver(() => Flow.dom.onFrame("topology-layout", () => this.layout())).observe(svg.parentElement);
@@ -81,6 +84,7 @@
       this.tokens = [];
       this.messages = new Map();
       this.highlighted = new Set();
+      this.dirty = new Set();
       this.layers.edges.replaceChildren();
       this.layers.nodes.replaceChildren();
       this.layers.tokens.replaceChildren();
@@ -156,6 +160,35 @@
       // CSS sizes the SVG to its container's width, so one viewBox unit is one pixel.
       this.svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
       for (const edge of this.edges.values()) this.placeEdge(edge);
+      this.declutterSoon();
+    }
+
+    declutterSoon() {
+      Flow.dom.onFrame(this.declutterKey, () => this.declutter());
+    }
+
+    /** Nudge edge labels off each other and, where there is room, off the nodes. */
+    declutter() {
+      const nodes = [...this.nodes.values()].map((n) => ({ x: n.x - n.w / 2, y: n.y - NODE_H / 2, w: n.w, h: NODE_H }));
+      const hits = (a, boxes) => boxes.some((b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h - 1 && b.y + 1 < a.y + a.h);
+      // Read every box first (getBBox ignores the element's own transform), then write: one layout.
+      let measured;
+      try {
+        measured = [...this.edges.values()].filter((e) => e.label.textContent).map((e) => [e, e.label.getBBox()]);
+      } catch (e) {
+        return; // not rendered yet; the next layout tries again
+      }
+      const labels = [];
+      for (const [edge, box] of measured) {
+        const at = (shift) => ({ x: box.x, y: box.y + shift, w: box.width, h: box.height });
+        const shifts = [0];
+        for (let i = 1; i <= 10; i += 1) shifts.push((i % 2 ? 1 : -1) * Math.ceil(i / 2) * (box.height + 2));
+        // Free of labels and nodes if possible, else at least free of other labels.
+        const shift = shifts.find((d) => !hits(at(d), labels) && !hits(at(d), nodes))
+          ?? shifts.find((d) => !hits(at(d), labels)) ?? 0;
+        edge.label.setAttribute("transform", `translate(0,${shift})`);
+        labels.push(at(shift));
+      }
     }
 
     edge(from, to) {
@@ -252,8 +285,9 @@
       const node = this.node(ev.actor);
       const category = legend.categoryOf(ev);
       if (node) {
-        node.g.setAttribute("class", `node cat-${category}${this.highlighted.has(ev.actor) ? " on-path" : ""}`);
-        node.statusText.textContent = `${legend.info(category).icon} ${ev.kind}${ev.duplicate ? " (dup)" : ""}`;
+        node.category = category;
+        node.status = `${legend.info(category).icon} ${ev.kind}${ev.duplicate ? " (dup)" : ""}`;
+        this.changed(node);
       }
       if (!ev.message_id) return;
       let trail = this.messages.get(ev.message_id);
@@ -287,8 +321,9 @@
       const edge = this.edge(from, to);
       const category = opts.category || "other";
       edge.count += 1;
-      edge.g.setAttribute("class", `edge cat-${category}`);
-      edge.label.replaceChildren(h("svg:tspan", {}, opts.label || ""), h("svg:tspan", { class: "edge-count" }, `  ×${edge.count}`));
+      edge.category = category;
+      edge.text = opts.label || "";
+      this.changed(edge);
       if (this.reducedMotion || opts.animate === false) return;
       if (edge.lastToken) edge.lastToken.g.classList.add("quiet");
       const token = {
@@ -306,6 +341,30 @@
       while (this.tokens.length > MAX_TOKENS) this.tokens.shift().g.remove();
       this.place(token, 0);
       if (this.tokens.length === 1) requestAnimationFrame(this.tick);
+    }
+
+    /** DOM writes wait for the next frame: a burst of 10 000 events costs one write per node. */
+    changed(item) {
+      this.dirty.add(item);
+      Flow.dom.onFrame(this.flushKey, () => this.flush());
+    }
+
+    flush() {
+      let labels = false;
+      for (const item of this.dirty) {
+        if (item.rect) {
+          if (this.nodes.get(item.actor) !== item) continue; // dropped by a reset
+          item.g.setAttribute("class", `node cat-${item.category}${this.highlighted.has(item.actor) ? " on-path" : ""}`);
+          item.statusText.textContent = item.status;
+        } else if (this.edges.get(item.key) === item) {
+          const text = item.text.length > LABEL_CHARS ? `${item.text.slice(0, LABEL_CHARS - 1)}…` : item.text;
+          item.g.setAttribute("class", `edge cat-${item.category}`);
+          item.label.replaceChildren(h("svg:tspan", {}, text), h("svg:tspan", { class: "edge-count" }, ` · ${item.count} in all`));
+          labels = true;
+        }
+      }
+      this.dirty.clear();
+      if (labels) this.declutter();
     }
 
     place(token, t) {

@@ -224,11 +224,11 @@
         });
         state.responses += 1;
         state.codes.set(a.code, (state.codes.get(a.code) || 0) + 1);
-        ctx.topology.setNote("client", `${c.method} → ${a.code} in ${fmtMs(a.perceived_ms)}`);
+        ctx.topology.setNote("client", `${a.code} · ${fmtMs(a.perceived_ms)}`);
       } else {
         return;
       }
-      ctx.topology.setNote("server", `${state.serving} in progress · ${state.late} finished after the client gave up`);
+      ctx.topology.setNote("server", `busy ${state.serving} · late finishes ${state.late}`);
       Flow.dom.onFrame("grpc-person-panel", () => this.render());
     },
 
@@ -305,7 +305,8 @@
         const category = codeCategory(c.code);
         const serverStart = c.tDeliver !== undefined ? c.tDeliver - c.tRequest : null;
         const serverEnd = c.tProcess !== undefined ? c.tProcess - c.tRequest : null;
-        const label = c.code ? `${c.code} · ${fmtMs(c.ms)}` : "waiting…";
+        const label = (c.code ? `${c.code} · ${fmtMs(c.ms)}` : "waiting…") +
+          (c.clientGone ? ` · server done at ${fmtMs(serverEnd)} ↻` : "");
         return h("li", {
           class: `grpc-row${c.id === this.state.selected ? " selected" : ""}`,
           tabindex: "0",
@@ -324,7 +325,7 @@
             class: `grpc-bar server cat-delivered${serverEnd === null ? " waiting" : ""}${c.clientGone ? " late" : ""}`,
             style: `left:${pct(serverStart)};width:${serverEnd === null ? `calc(100% - ${pct(serverStart)})` : pct(serverEnd - serverStart)}`,
             title: c.clientGone ? "the server finished after the client had given up" : "the server handling the call",
-          }, c.clientGone ? "server finished late ↻" : "") : null));
+          }) : null));
       }));
     },
 
@@ -409,7 +410,7 @@
       .grpc-grid h3, .grpc-detail h3 { margin: 0 0 6px; }
       .grpc-proto { margin: 0; padding: 8px 0; font-size: 0.95rem; line-height: 1.35; background: var(--surface);
         border: 1px solid var(--border); border-radius: 6px; overflow: auto; max-height: 520px; }
-      .grpc-line { display: block; padding: 0 10px; border-left: 6px solid transparent; white-space: pre; }
+      .grpc-line { display: block; padding: 0 10px; border-left: 6px solid transparent; white-space: pre-wrap; }
       .grpc-line.hot { background: color-mix(in srgb, var(--c-published) 18%, transparent); border-left-color: var(--c-published); font-weight: 700; }
       .grpc-chart { list-style: none; margin: 0; padding: 0; max-height: 520px; overflow: auto; border: 1px solid var(--border); border-radius: 6px; }
       .grpc-row { display: grid; grid-template-columns: minmax(11em, 2fr) minmax(0, 3fr); gap: 10px; align-items: center;
@@ -421,7 +422,7 @@
       .grpc-bar { position: absolute; left: 0; display: block; border-radius: 4px; background: var(--cat); color: var(--cat-ink);
         transition: width 0.35s ease-out; white-space: nowrap; overflow: visible; }
       .grpc-bar.client { top: 2px; height: 24px; min-width: 3px; }
-      .grpc-bar.server { top: 30px; height: 9px; min-width: 3px; font-size: 0.7rem; line-height: 9px; }
+      .grpc-bar.server { top: 30px; height: 9px; min-width: 3px; }
       .grpc-bar.server.late { outline: 2px dashed var(--c-error); }
       .grpc-bar.waiting { opacity: 0.55; background: repeating-linear-gradient(45deg, var(--cat), var(--cat) 8px, transparent 8px, transparent 14px); }
       .grpc-bar-label { position: absolute; left: 6px; top: 1px; font-weight: 700; color: var(--fg); text-shadow: 0 0 3px var(--bg), 0 0 3px var(--bg); }

@@ -105,14 +105,18 @@
       } else if (ev.kind === "process" && ev.actor === "server" && a.state_hash !== undefined) {
         const s = step(state, state.requests.get(ev.message_id) || "other");
         const snapshot = { persons: a.persons, hash: a.state_hash };
-        if (s.handled === 0) {
-          s.before = state.last;
-          s.afterFirst = snapshot;
-        }
+        const failed = typeof a.status === "number" && a.status >= 400;
+        if (s.handled === 0) s.before = state.last;
         s.handled += 1;
         s.after = snapshot;
         if (a.effect) s.changed += 1;
-        if (typeof a.status === "number" && a.status >= 400) s.failed += 1;
+        if (failed) s.failed += 1;
+        // "After one" means after the first request the server carried out (a 503 changes nothing).
+        if (!s.afterFirst && !failed) {
+          s.afterFirst = snapshot;
+          s.firstAt = s.handled;
+          s.firstChanged = a.effect ? 1 : 0;
+        }
         state.last = snapshot;
         ctx.topology.setNote("server", `${a.persons} persons · #${String(a.state_hash).slice(0, 6)}`);
       } else if (ev.kind === "response" && ev.actor === "client") {
@@ -148,10 +152,16 @@
         const label = `${s.method} ${s.path}`.trim();
         const persons = (snap) => (snap ? snap.persons : 0);
         if (REPEATED.has(s.name)) {
-          rows.push({ s, which: "first", text: `${label} ×1`, n: 1, snap: s.afterFirst, changed: s.changed ? 1 : 0 });
-          if (s.handled > 1) rows.push({ s, which: "all", text: `${label} ×${s.handled}`, n: s.handled, snap: s.after, changed: s.changed });
+          if (s.afterFirst) {
+            const retried = s.firstAt > 1 ? ` (the first that succeeded)` : "";
+            rows.push({ s, which: "first", text: `${label} ×1${retried}`, n: s.firstAt, snap: s.afterFirst, changed: s.firstChanged,
+              failed: s.firstAt - 1 });
+          }
+          if (s.handled > (s.firstAt || 0)) {
+            rows.push({ s, which: "all", text: `${label} ×${s.handled}`, n: s.handled, snap: s.after, changed: s.changed, failed: s.failed });
+          }
         } else {
-          rows.push({ s, which: "all", text: `${label} ×${s.handled}`, n: s.handled, snap: s.after, changed: s.changed });
+          rows.push({ s, which: "all", text: `${label} ×${s.handled}`, n: s.handled, snap: s.after, changed: s.changed, failed: s.failed });
         }
         for (const row of rows.filter((r) => r.s === s)) row.delta = persons(row.snap) - persons(s.before);
       }
@@ -174,7 +184,7 @@
         return h("tr", { dataset: { step: s.name, row: row.which } },
           h("th", { scope: "row" }, `${STEP_NAMES[s.name] || s.name}: `, h("span", { class: "mono" }, row.text)),
           h("td", { class: "num" }, row.n),
-          h("td", { dataset: { col: "changed" } }, `${row.changed} of ${row.n}${s.failed ? ` (${s.failed} failed)` : ""}`),
+          h("td", { dataset: { col: "changed" } }, `${row.changed} of ${row.n}${row.failed ? ` (${row.failed} failed)` : ""}`),
           h("td", { class: "num", dataset: { col: "persons" } }, `${row.snap.persons}${delta}`),
           hashCell,
           h("td", {}, row.which === "first" ? "" : resultText(s)));

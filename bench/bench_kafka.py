@@ -1,0 +1,164 @@
+"""Instrumented ``kafka-partitions`` produce→consume against a bare confluent-kafka loop, same broker.
+
+One embedded Tansu broker serves both sides (its start-up time is reported too). Both
+sides send the same messages (100-byte values, the same keys, ``murmur2_random``,
+``acks=all``) to a fresh topic with the same partitions, and read them back with the same
+reader settings while producing: the bare loop is a producer on one thread (checking its
+delivery reports, nothing more) and a reader (``assign`` to every partition, no group) on
+another; the instrumented side is a whole
+``kafka-partitions`` run through the runner, four recorded events per message (publish,
+route, deliver, process) stored and streamed by the event pipeline in the same process.
+Throughput is messages / (first produce → last message read). Rounds alternate so drift
+hits both alike; the best round of each is compared. Goal: instrumented ≥ 0.8 × bare.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+MESSAGES = 40_000
+PARTITIONS = 4
+KEYS = 16
+MESSAGE_BYTES = 100
+ROUNDS = 3
+GOAL_RATIO = 0.8
+GOAL_STARTUP_S = 3.0
+PARAMS = {"messages": MESSAGES, "partitions": PARTITIONS, "keys": KEYS, "message_bytes": MESSAGE_BYTES,
+          "rate": 0.0, "acks": "all", "idempotent": False}
+
+
+def tansu_startup() -> tuple[Any, list[float]]:
+    """Start the embedded broker a few times (the last one is kept) and time each start."""
+    from flows.transports.tansu import TansuBroker
+
+    times = []
+    broker = None
+    for attempt in range(3):
+        broker = TansuBroker()
+        started = time.perf_counter()
+        broker.start()
+        times.append(time.perf_counter() - started)
+        if attempt < 2:
+            broker.stop()
+    return broker, times
+
+
+def bare_messages_per_s(bootstrap: str, round_no: int) -> float:
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+    from flows.kafka.clients import create_topic, poll_batch, producer_config, reader_config
+    from flows.kafka.offsets import cached_end_offsets
+    from flows.kafka.producer import Payload, encode, key_names, plan
+
+    topic = f"bench.bare.{round_no}.{time.time_ns()}"
+    create_topic(bootstrap, topic, PARTITIONS)
+    keys = key_names(KEYS)
+    consumer = Consumer(reader_config(bootstrap, f"{topic}.reader"))
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+    while len(cached_end_offsets(consumer, topic, range(PARTITIONS))) < PARTITIONS:
+        poll_batch(consumer, 500, 0.05)
+    read = 0
+    finished = threading.Event()
+
+    def reader() -> None:
+        nonlocal read
+        while read < MESSAGES:
+            read += sum(1 for m in poll_batch(consumer, 500, 0.1) if m.error() is None)
+        finished.set()
+
+    producer = Producer(producer_config(bootstrap, acks="all"))
+    failed = 0
+
+    def delivered(err: Any, _msg: Any) -> None:  # a real producer checks its delivery reports
+        nonlocal failed
+        if err is not None:
+            failed += 1
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    began = time.perf_counter()
+    for n in range(1, MESSAGES + 1):
+        mid, key, seq = plan(n, keys)
+        value = encode(Payload(mid, key, seq, 0.0), MESSAGE_BYTES)
+        while True:
+            try:
+                producer.produce(topic, value, key.encode(), on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.005)
+        producer.poll(0)
+    producer.flush(60)
+    if not finished.wait(120):
+        raise RuntimeError(f"bare reader saw {read} of {MESSAGES}")
+    elapsed = time.perf_counter() - began
+    consumer.close()
+    if failed:
+        raise RuntimeError(f"{failed} bare deliveries failed")
+    return MESSAGES / elapsed
+
+
+def instrumented_run() -> dict[str, Any]:
+    from flows import registry
+    from flows.runner import get_runner, wait_until_finished
+
+    params, errors = registry.get("kafka-partitions").validate(PARAMS)
+    assert not errors, errors
+    started = time.perf_counter()
+    run = get_runner().start("kafka-partitions", params)
+    finished = wait_until_finished(run.pk, timeout=110)
+    wall = time.perf_counter() - started
+    if finished.state != "succeeded":
+        raise RuntimeError(f"kafka-partitions run {run.pk} {finished.state}: {finished.error}")
+    result = finished.result
+    if result["read"] != MESSAGES or result["lost"]:
+        raise RuntimeError(f"run {run.pk} read {result['read']} of {MESSAGES}")
+    return {"messages_per_s": result["messages_per_s"], "wall_messages_per_s": MESSAGES / wall,
+            "events": finished.summary["last_seq"]}
+
+
+def run(report: Any) -> None:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from flows import transports
+
+    call_command("migrate", verbosity=0, interactive=False)
+    broker, startups = tansu_startup()
+    bootstrap = broker.bootstrap_servers
+    # The app's Kafka is this very broker, as an external one, so both sides share it.
+    saved = (dict(settings.FLOWS_BROKER_MODES), settings.KAFKA_BOOTSTRAP_SERVERS)
+    settings.FLOWS_BROKER_MODES = {**settings.FLOWS_BROKER_MODES, "kafka": "external"}
+    settings.KAFKA_BOOTSTRAP_SERVERS = bootstrap
+    transports.reset()
+    try:
+        bare_messages_per_s(bootstrap, 0)  # warm-up: client start, first topic
+        bare: list[float] = []
+        instrumented: list[dict[str, Any]] = []
+        for round_no in range(1, ROUNDS + 1):
+            bare.append(bare_messages_per_s(bootstrap, round_no))
+            instrumented.append(instrumented_run())
+    finally:
+        transports.reset()
+        settings.FLOWS_BROKER_MODES, settings.KAFKA_BOOTSTRAP_SERVERS = saved
+        broker.stop()
+
+    best_bare = max(bare)
+    best = max(instrumented, key=lambda r: r["messages_per_s"])
+    ratio = best["messages_per_s"] / best_bare
+    setup = (f"{MESSAGES:,} × {MESSAGE_BYTES} B, {PARTITIONS} partitions, {KEYS} keys, acks=all, murmur2_random, "
+             f"producer + assign-reader concurrently, Tansu on loopback")
+    report.add("kafka tansu start-up", startups[-1], "s", goal=f"< {GOAL_STARTUP_S:g} s",
+               ok=max(startups[1:]) < GOAL_STARTUP_S,
+               note=f"starts: {', '.join(f'{s:.3f}' for s in startups)} s (the first includes importing confluent_kafka)")
+    report.add("kafka bare confluent-kafka", best_bare, "msgs/s",
+               note=f"{setup}; rounds: {', '.join(f'{b:,.0f}' for b in bare)}")
+    rounds = ", ".join(f"{r['messages_per_s']:,.0f}" for r in instrumented)
+    report.add("kafka-partitions instrumented", best["messages_per_s"], "msgs/s",
+               note=f"{best['events']:,} events recorded; whole run incl. topic creation and event flush "
+                    f"{best['wall_messages_per_s']:,.0f} msgs/s; rounds: {rounds}")
+    report.add("kafka-partitions instrumented / bare", ratio, "×", goal=f"≥ {GOAL_RATIO}", ok=ratio >= GOAL_RATIO)

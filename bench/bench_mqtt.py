@@ -1,0 +1,128 @@
+"""Instrumented ``mqtt-qos`` QoS 1 publish→deliver throughput against bare paho-mqtt on the same broker.
+
+Both sides: one publisher and one subscriber (paho-mqtt 2.2, MQTT 3.1.1, network loops on
+their own threads), QoS 1 both ways, one topic, the same JSON payload size, publishing as
+fast as paho accepts. Throughput = messages delivered / time from the first publish to the
+last delivery. *Bare* only counts deliveries. *Instrumented* is a whole ``mqtt-qos`` run
+through the runner: per message a publish, a route, a PUBACK and the subscriber's deliver
+and process events, recorded, stored and streamed by the event pipeline in the same
+process, plus the duplicate/loss bookkeeping. Rounds alternate; the best of each side is
+compared. Goal: instrumented ≥ 0.85 × bare. Mosquitto (external) is measured, and the
+embedded amqtt broker too.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+MESSAGES = 1000
+ROUNDS = 5
+GOAL_RATIO = 0.85
+TOPIC = "bench/t"
+PARAMS = {"messages": MESSAGES, "rate": 0, "qos": 1, "retain": False, "topics": [TOPIC],
+          "subscribers": [{"name": "s1", "filter": TOPIC, "qos": 1, "clean_session": True, "late": False}],
+          "disconnect": "", "disconnect_at": 0, "away_messages": 0, "lose_ack": False, "idempotent": False}
+
+
+def bare_per_s(host: str, port: int) -> float:
+    from flows.mqtt.clients import Connection
+
+    tag = f"{time.monotonic_ns() % 10**9}"
+    topic = f"bench/bare-{tag}"
+    payload = json.dumps({"id": f"m{MESSAGES}", "run": "abcdef", "n": MESSAGES, "topic": TOPIC}).encode()
+    received = 0
+    last_at = 0.0
+    done = threading.Event()
+
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:
+        nonlocal received, last_at
+        received += 1
+        if received == MESSAGES:
+            last_at = time.perf_counter()
+            done.set()
+
+    sub = Connection(f"bench-sub-{tag}", host, port, clean_session=True)
+    sub.client.on_message = on_message
+    pub = Connection(f"bench-pub-{tag}", host, port, clean_session=True)
+    try:
+        sub.connect()
+        sub.subscribe(topic, 1)
+        pub.connect()
+        started = time.perf_counter()
+        for _ in range(MESSAGES):
+            pub.client.publish(topic, payload, qos=1)
+        if not done.wait(60):
+            raise RuntimeError(f"bare: only {received} of {MESSAGES} delivered")
+        return MESSAGES / (last_at - started)
+    finally:
+        sub.close()
+        pub.close()
+
+
+def instrumented_run() -> dict[str, Any]:
+    from flows import registry
+    from flows.runner import get_runner, wait_until_finished
+
+    params, errors = registry.get("mqtt-qos").validate(PARAMS)
+    assert not errors, errors
+    run = get_runner().start("mqtt-qos", params)
+    finished = wait_until_finished(run.pk, timeout=120)
+    if finished.state != "succeeded":
+        raise RuntimeError(f"mqtt-qos run {run.pk} {finished.state}: {finished.error}")
+    result = finished.result
+    if result["deliveries"] != MESSAGES or result["lost"]:
+        raise RuntimeError(f"mqtt-qos run {run.pk}: {result['deliveries']} deliveries, {result['lost']} lost")
+    return {"per_s": result["throughput"]["deliveries_per_s"], "events": finished.summary["last_seq"]}
+
+
+def measure(report: Any, label: str, mode: str, url: str | None) -> None:
+    from django.conf import settings
+
+    from flows import transports
+
+    settings.FLOWS_BROKER_MODES = {**settings.FLOWS_BROKER_MODES, "mqtt": mode}
+    if url:
+        settings.MQTT_URL = url
+    transports.reset()
+    broker = transports.get_broker("mqtt")
+    broker.start()
+    broker.check(3.0)
+    host, port = broker.host, broker.port
+    bare_per_s(host, port)  # warm-up: imports, first connections
+    bare: list[float] = []
+    instrumented: list[dict[str, Any]] = []
+    for _ in range(ROUNDS):
+        bare.append(bare_per_s(host, port))
+        instrumented.append(instrumented_run())
+    best_bare = max(bare)
+    best = max(instrumented, key=lambda r: r["per_s"])
+    ratio = best["per_s"] / best_bare
+    setup = f"{MESSAGES} QoS 1 messages, 1 publisher → 1 subscriber, {label} at {broker.url}"
+    report.add(f"mqtt bare paho-mqtt ({label})", best_bare, "msg/s",
+               note=f"{setup}; rounds: {', '.join(f'{b:,.0f}' for b in bare)}")
+    rounds = ", ".join(f"{r['per_s']:,.0f}" for r in instrumented)
+    report.add(f"mqtt-qos instrumented ({label})", best["per_s"], "msg/s",
+               note=f"{best['events']} events recorded; rounds: {rounds}")
+    report.add(f"mqtt-qos instrumented / bare ({label})", ratio, "×", goal=f"≥ {GOAL_RATIO}", ok=ratio >= GOAL_RATIO)
+
+
+def run(report: Any) -> None:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from flows import transports
+
+    call_command("migrate", verbosity=0, interactive=False)
+    saved = dict(settings.FLOWS_BROKER_MODES), settings.MQTT_URL
+    try:
+        measure(report, "Mosquitto", "external", None)
+        measure(report, "amqtt embedded", "embedded", None)
+    finally:
+        settings.FLOWS_BROKER_MODES, settings.MQTT_URL = saved
+        transports.reset()

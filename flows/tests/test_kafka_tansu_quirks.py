@@ -1,0 +1,144 @@
+"""Pins down where the embedded Tansu broker answers differently from Apache Kafka.
+
+The Kafka workflows are written around these quirks (end offsets from the fetch side,
+membership from the clients' callbacks, a short ``fetch.wait.max.ms``). Each test asserts
+the quirk as it is today, so it fails — and tells us to revisit the workaround — when a
+new Tansu build fixes it. They talk to the session's Tansu broker directly, without Django.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+SESSION = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
+
+
+def _topic(bootstrap: str, partitions: int = 1) -> str:
+    from flows.kafka.clients import create_topic
+
+    name = f"quirks.{uuid.uuid4().hex[:10]}"
+    create_topic(bootstrap, name, partitions)
+    return name
+
+
+def _produce_one_batch(bootstrap: str, topic: str, records: int) -> None:
+    """``records`` records in a single record batch (one partition, one linger window)."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 200, "batch.num.messages": 10_000})
+    for i in range(records):
+        producer.produce(topic, f"v{i}".encode(), partition=0)
+    assert producer.flush(10) == 0
+
+
+def _consume_all(bootstrap: str, topic: str, records: int):  # noqa: ANN202 - returns a live Consumer
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}.reader", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    got = 0
+    deadline = time.monotonic() + 15
+    while got < records and time.monotonic() < deadline:
+        got += sum(1 for m in consumer.consume(num_messages=1000, timeout=0.2) if m.error() is None)
+    assert got == records
+    return consumer
+
+
+def test_list_offsets_latest_reports_last_batch_base_plus_one(tansu) -> None:
+    """ListOffsets(latest) is off by the last batch's size - 1; the fetch side is right."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    from flows.kafka.clients import admin_client
+    from flows.kafka.offsets import cached_end_offset, fetch_end_offsets
+
+    bootstrap, records = tansu.bootstrap_servers, 10
+    topic = _topic(bootstrap)
+    _produce_one_batch(bootstrap, topic, records)
+
+    consumer = _consume_all(bootstrap, topic, records)
+    try:
+        tp = TopicPartition(topic, 0)
+        assert cached_end_offset(consumer, topic, 0) == records  # the fetch response's high watermark
+        # The quirk: Kafka would answer 10 (the log end offset); Tansu answers base offset 0 + 1.
+        assert consumer.get_watermark_offsets(tp, timeout=5, cached=False) == (0, 1)
+    finally:
+        consumer.close()
+    admin = admin_client(bootstrap)  # held: its futures never resolve once it is gone
+    futures = admin.list_offsets({TopicPartition(topic, 0): OffsetSpec.latest()}, request_timeout=5)
+    assert futures[TopicPartition(topic, 0)].result(timeout=10).offset == 1
+    # What the workflows use instead agrees with the records actually stored.
+    assert fetch_end_offsets(bootstrap, topic, 1) == {0: records}
+
+
+def test_describe_consumer_groups_lists_no_members(tansu) -> None:
+    """A member that the assign callback shows owning partitions is missing from DescribeGroups."""
+    from confluent_kafka import Consumer
+
+    from flows.kafka.clients import admin_client
+
+    bootstrap = tansu.bootstrap_servers
+    topic = _topic(bootstrap, partitions=2)
+    group = f"{topic}.group"
+    assigned: list[int] = []
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **SESSION})
+    started = time.monotonic()
+    consumer.subscribe([topic], on_assign=lambda c, parts: assigned.extend(p.partition for p in parts))
+    try:
+        while not assigned and time.monotonic() - started < 20:
+            consumer.poll(0.1)
+        joined_after = time.monotonic() - started
+        assert sorted(assigned) == [0, 1]
+        # Tansu holds a JoinGroup for half the session timeout (6 s → ~3 s).
+        assert 2.0 <= joined_after <= 8.0, joined_after
+
+        admin = admin_client(bootstrap)  # held: its futures never resolve once it is gone
+        described = admin.describe_consumer_groups([group], request_timeout=5)[group].result(timeout=10)
+        assert described.members == []  # Kafka would list the one member with partitions [0, 1]
+    finally:
+        consumer.close()
+
+
+def test_a_waiting_fetch_is_not_answered_when_records_arrive(tansu) -> None:
+    """Kafka answers a waiting fetch as soon as a record arrives; Tansu answers it at a later check.
+
+    On Kafka a record produced while the consumer's fetch waits at the broker arrives within
+    a few milliseconds. Tansu looks for new records only now and then during the wait (the
+    first look about half of ``fetch.wait.max.ms`` in), so records arriving at arbitrary
+    moments wait up to that first look. Hence the workflows' 20 ms max wait.
+    """
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+    bootstrap, max_wait_ms = tansu.bootstrap_servers, 1000
+    topic = _topic(bootstrap)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}.reader", "fetch.wait.max.ms": max_wait_ms})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+
+    def one_way() -> float:
+        sent = time.perf_counter()
+        producer.produce(topic, b"ping", partition=0)
+        assert producer.flush(5) == 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.002)
+            if message is not None and message.error() is None:
+                return time.perf_counter() - sent
+        raise AssertionError("the record never arrived")
+
+    try:
+        one_way()  # the consumer's start-up
+        latencies = []
+        for pause_ms in (130, 370, 50, 290, 210, 450, 10, 330):  # spread over the fetch's wait
+            time.sleep(pause_ms / 1000)  # the phase at which the record meets the waiting fetch
+            latencies.append(one_way())
+    finally:
+        consumer.close()
+    # Kafka: a few ms each (mean well under 10 ms). Tansu: ~500 ms minus the pause (mean ~300 ms).
+    assert statistics.mean(latencies) >= 0.1, latencies
