@@ -19,7 +19,7 @@ from typing import Any
 
 MESSAGES = 2000
 PREFETCH = 20
-ROUNDS = 3
+ROUNDS = 5
 GOAL = 0.85
 PARAMS = {"exchange_type": "topic", "messages": MESSAGES, "rate": 0, "work_ms": 0, "consumers": 1,
           "consumer_mode": "push", "prefetch": PREFETCH}

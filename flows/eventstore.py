@@ -64,16 +64,33 @@ def write_batch(run_id: int, batch: Sequence[EventTuple]) -> None:
     rows = [(run_id, e[0], e[1], e[2], e[3], e[4], e[5], e[6], attrs) for e, attrs in zip(batch, attrs_json)]
     if not rows:
         return
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic():
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {Event._meta.db_table} ({COLUMNS}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        step = _rows_per_insert()
+            _copy_rows(rows)
+        else:
+            _insert_rows(rows)
+
+
+def _copy_rows(rows: list[tuple]) -> None:
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {Event._meta.db_table} ({COLUMNS}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _insert_rows(rows: list[tuple]) -> None:
+    step = _rows_per_insert()
+    if connection.vendor == "sqlite":
+        # The driver's own cursor and placeholders: Django's cursor would rewrite each %s of
+        # a statement of thousands of them with a regex, every time.
+        cursor, marker = connection.connection.cursor(), "?"
+    else:
+        cursor, marker = connection.cursor(), "%s"
+    try:
         for start in range(0, len(rows), step):
             part = rows[start:start + step]
-            cursor.execute(_insert_sql(len(part)), [value for row in part for value in row])
+            cursor.execute(_insert_sql(len(part), marker), [value for row in part for value in row])
+    finally:
+        cursor.close()
 
 
 def _rows_per_insert() -> int:
@@ -88,8 +105,8 @@ def _rows_per_insert() -> int:
 
 
 @lru_cache(maxsize=64)
-def _insert_sql(rows: int) -> str:
-    row = "(" + ", ".join(["%s"] * WIDTH) + ")"
+def _insert_sql(rows: int, marker: str) -> str:
+    row = "(" + ", ".join([marker] * WIDTH) + ")"
     return f"INSERT INTO {Event._meta.db_table} ({COLUMNS}) VALUES " + ", ".join([row] * rows)
 
 

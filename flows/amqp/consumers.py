@@ -124,7 +124,8 @@ class QueueConsumer:
     def _push(self, conn: Any, channel: Any) -> None:
         from kombu import Consumer
 
-        consumer = Consumer(channel, queues=[self.queue], callbacks=[self._on_message],
+        # on_message: the handler gets the raw message and decodes the body only if it needs it.
+        consumer = Consumer(channel, queues=[self.queue], on_message=self._on_message,
                             prefetch_count=self.prefetch or None, accept=["json"])
         consumer.consume()
         self.ready.set()
@@ -145,7 +146,7 @@ class QueueConsumer:
                 continue
             self.handler(self, message)
 
-    def _on_message(self, body: Any, message: Any) -> None:
+    def _on_message(self, message: Any) -> None:
         self.handler(self, message)
 
 

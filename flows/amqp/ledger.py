@@ -58,6 +58,7 @@ class Ledger:
     sent_at: dict[str, float] = field(default_factory=dict)
     attempts: Counter = field(default_factory=Counter)  # (queue, message) → deliveries
     first_acked: set = field(default_factory=set)  # (queue, message)
+    first_acks: int = 0
     first_ack_at: float = 0.0
     last_ack_at: float = 0.0
     # Why the next delivery of (queue, message) is a duplicate, set when a holder crashes.
@@ -67,15 +68,14 @@ class Ledger:
 
     # -- publisher side ---------------------------------------------------------------
 
-    def sent(self, message_id: str) -> float:
+    def sent(self, message_id: str, queues: tuple[str, ...] | list[str] = ()) -> float:
+        """The message is handed to the broker now, which puts one copy in each of ``queues``."""
         now = time.perf_counter()
         with self._lock:
             self.sent_at[message_id] = now
+            for queue in queues:
+                self.queues[queue].routed += 1
         return now
-
-    def routed(self, queue: str) -> None:
-        with self._lock:
-            self.queues[queue].routed += 1
 
     # -- consumer side ----------------------------------------------------------------
 
@@ -110,6 +110,7 @@ class Ledger:
             if key in self.first_acked:
                 return False
             self.first_acked.add(key)
+            self.first_acks += 1
             self.first_ack_at = self.first_ack_at or now
             self.last_ack_at = now
             return True

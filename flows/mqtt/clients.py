@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -149,6 +148,3 @@ def wipe_session(client_id: str, host: str, port: int, timeout: float = CONNECT_
     finally:
         conn.close()
 
-
-def monotonic_ms() -> float:
-    return time.perf_counter() * 1000.0

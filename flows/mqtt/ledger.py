@@ -50,10 +50,6 @@ class Ledger:
         with self._lock:
             self.published[item.message_id] = item
 
-    def get(self, message_id: str) -> Published | None:
-        with self._lock:
-            return self.published.get(message_id)
-
     def deliver(self, subscriber: str, message_id: str) -> Delivery:
         now = time.perf_counter()
         with self._lock:

@@ -3,7 +3,7 @@
 Four scenarios run at once per broker mode (group joins cost seconds each):
 
 * ``at_least_once``: commit after processing, range, 2 groups × 2 members, member-1 crashes at its 3rd message;
-* ``at_most_once``: commit before processing, same crash: messages are lost instead of duplicated;
+* ``at_most_once``: commit before processing (roundrobin), same crash: messages are lost instead of duplicated;
 * ``cooperative``: as ``at_least_once`` with cooperative-sticky assignment;
 * ``button``: auto-commit, idempotent inboxes, one member per group, crashed with the *Crash member* action.
 
@@ -23,7 +23,8 @@ SLUG = "kafka-consumer-groups"
 COMMON = {"rate": 0, "messages": 30, "partitions": 4, "keys": 8, "process_ms": 0, "commit_every": 5}
 SCENARIOS = {
     "at_least_once": {**COMMON, "groups": 2, "members": 2, "commit_mode": "after", "strategy": "range", "crash_at": 3},
-    "at_most_once": {**COMMON, "groups": 1, "members": 2, "commit_mode": "before", "strategy": "range", "crash_at": 3},
+    "at_most_once": {**COMMON, "groups": 1, "members": 2, "commit_mode": "before", "strategy": "roundrobin",
+                     "crash_at": 3},
     "cooperative": {**COMMON, "groups": 1, "members": 2, "commit_mode": "after", "strategy": "cooperative-sticky",
                     "crash_at": 3},
     "button": {**COMMON, "rate": 20, "messages": 40, "groups": 2, "members": 1, "commit_mode": "auto",

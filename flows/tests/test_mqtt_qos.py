@@ -151,7 +151,7 @@ class MqttQosContract:
         # The idempotent subscriber applied each message once, whatever the broker resent.
         assert counts["effects"] == counts["processed"] - counts["duplicates"] == 6 - counts["lost"]
         queued = [e for e in deliveries(events) if e["message_id"] in ("m4", "m5")]
-        assert all(e["attrs"]["retain"] is self.queued_marked_retained for e in queued), [e["attrs"] for e in queued]
+        assert all(e["attrs"]["retain"] is self.queued_marked_retained for e in queued)
 
     def test_qos2_shows_no_duplicates_across_a_lost_pubcomp(self):
         summary, events = self.run_qos(messages=6, qos=2, topics=["t"],
@@ -274,29 +274,48 @@ class MqttQosContract:
         assert counts["lost"] == len(result["lost_pairs"])
 
     def test_counts_agree_with_the_brokers_sys_topics(self):
-        from flows.mqtt.clients import Connection
+        """The broker's own PUBLISH counters moved by exactly our publishes and deliveries.
+
+        The counters are broker-wide: another client publishing in the same window (a
+        colleague's dev server on a shared Mosquitto) shows up too, so a window that saw
+        foreign traffic is measured again, up to three times. In CI the broker is ours alone.
+        """
         from flows.mqtt.sys_counters import SysCounters
         from flows.transports import get_broker
 
         broker = get_broker("mqtt")
         broker.start()
+        windows = []
         with SysCounters(broker.host, broker.port, broker.flavour, f"sys-{time.monotonic_ns() % 10**9}") as sys_counters:
+            for _ in range(3):
+                before = self.primed_snapshot(sys_counters, broker)
+                summary, _ = self.run_qos(messages=5, qos=1, topics=["t"], subscribers=[sub("a", "t", 1), sub("b", "#", 1)])
+                after = sys_counters.snapshot()
+                counts = summary["counts"]
+                assert counts["published"] == 5 and counts["delivered"] == 10
+                received = after.received - before.received
+                # PUBLISH packets the broker sent = our deliveries + the $SYS messages it sent the watcher.
+                sent = (after.sent - before.sent) - (after.sys_messages - before.sys_messages)
+                windows.append({"received": received, "sent": sent})
+                if received == counts["published"] and sent == counts["delivered"]:
+                    return
+        pytest.fail(f"the broker counted other traffic in every window, or counts disagree: {windows} "
+                    f"(expected received 5, sent 10)")
+
+    @staticmethod
+    def primed_snapshot(sys_counters, broker):  # noqa: ANN001, ANN205
+        from flows.mqtt.clients import Connection
+
+        before = sys_counters.snapshot()
+        if before.received is None or before.sent is None:
+            # Mosquitto publishes a counter only once it changed: make both change once.
+            primer = Connection(f"primer-{time.monotonic_ns() % 10**9}", broker.host, broker.port, True)
+            primer.connect()
+            primer.subscribe("flows/primer", 1)
+            primer.client.publish("flows/primer", b"x", qos=1).wait_for_publish(5)
+            primer.close()
             before = sys_counters.snapshot()
-            if before.received is None or before.sent is None:
-                # Mosquitto publishes a counter only once it changed: make both change once.
-                primer = Connection(f"primer-{time.monotonic_ns() % 10**9}", broker.host, broker.port, True)
-                primer.connect()
-                primer.subscribe("flows/primer", 1)
-                primer.client.publish("flows/primer", b"x", qos=1).wait_for_publish(5)
-                primer.close()
-                before = sys_counters.snapshot()
-            summary, events = self.run_qos(messages=5, qos=1, topics=["t"], subscribers=[sub("a", "t", 1), sub("b", "#", 1)])
-            after = sys_counters.snapshot()
-        counts = summary["counts"]
-        assert counts["published"] == 5 and counts["delivered"] == 10
-        assert after.received - before.received == counts["published"]
-        # PUBLISH packets the broker sent = our deliveries + the $SYS messages it sent the watcher.
-        assert (after.sent - before.sent) - (after.sys_messages - before.sys_messages) == counts["delivered"]
+        return before
 
 
 class TestMosquitto(MqttQosContract):

@@ -295,9 +295,9 @@ class RedeliveryRun:
             pacer.wait()
             message_id = f"m{n}"
             self.ctx.emit("publish", PRODUCER, message_id, mandatory=True, **where)
-            self.ledger.routed(QUEUE)
-            self.ctx.emit("route", f"exchange:{EXCHANGE}", message_id, binding=KEY, queue=QUEUE, enqueued=True, **where)
-            started = self.ledger.sent(message_id)
+            self.ctx.emit("route", f"exchange:{EXCHANGE}", message_id, binding=KEY, binding_index=0, queue=QUEUE,
+                          enqueued=True, **where)
+            started = self.ledger.sent(message_id, (QUEUE,))
             producer.publish({"id": message_id, "n": n}, routing_key=KEY, mandatory=True, delivery_mode=1,
                              serializer="json", retry=False)
             if returned:

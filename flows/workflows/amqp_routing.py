@@ -100,8 +100,7 @@ class RoutingRun:
         for i, b in enumerate(self.spec.bindings):
             self.binding_index.setdefault(b, i)
         self.all_processed = threading.Event()
-        self.first_processed = 0
-        self._lock = threading.Lock()
+        self.work_s = self.p["work_ms"] / 1000.0
         self.consumers: list[Any] = []
         self.returned: dict[str, str] = {}
 
@@ -161,33 +160,28 @@ class RoutingRun:
             consumer.join(5.0)
 
     def _handle(self, consumer: Any, message: Any) -> None:
-        ctx, queue = self.ctx, consumer.logical
-        body = message.payload
-        message_id = body["id"]
+        # Runs for every copy on the consumers' threads, next to the publisher waiting for
+        # its confirm: kept lean (one ledger call per step, attrs the views need).
+        emit, queue, name = self.ctx.emit, consumer.logical, consumer.name
+        message_id = message_id_of(message)
         info = message.delivery_info
+        tag = info.get("delivery_tag")
         redelivered = bool(info.get("redelivered"))
-        actor = f"consumer:{consumer.name}"
-        d = self.ledger.delivered(queue, message_id, consumer.name, redelivered)
-        common = {"queue": queue, "consumer": consumer.name}
+        actor = f"consumer:{name}"
+        d = self.ledger.delivered(queue, message_id, name, redelivered)
         extra = {"reason": d.reason} if d.duplicate else {}
-        ctx.emit("deliver", actor, message_id, d.attempt, d.duplicate, exchange=self.spec.exchange,
-                 routing_key=info.get("routing_key", ""), redelivered=redelivered, delivery_tag=info.get("delivery_tag"),
-                 mode=consumer.mode, **common, **extra)
-        if self.p["work_ms"]:
-            consumer.stopping.wait(self.p["work_ms"] / 1000.0)
-        timing = {}
+        emit("deliver", actor, message_id, d.attempt, d.duplicate, queue=queue, consumer=name, redelivered=redelivered,
+             delivery_tag=tag, mode=consumer.mode, **extra)
+        if self.work_s:
+            consumer.stopping.wait(self.work_s)
         if not d.duplicate:
-            timing["end_to_end_ms"] = round((time.perf_counter() - self.ledger.sent_at[message_id]) * 1000.0, 3)
-        ctx.emit("process", actor, message_id, d.attempt, d.duplicate, effect=True, **common, **extra, **timing)
-        self.ledger.handled(consumer.name, message_id)
+            extra["end_to_end_ms"] = round((time.perf_counter() - self.ledger.sent_at[message_id]) * 1000.0, 3)
+        emit("process", actor, message_id, d.attempt, d.duplicate, queue=queue, consumer=name, effect=True, **extra)
         message.ack()
-        first = self.ledger.acked(queue, message_id, consumer.name)
-        ctx.emit("ack", actor, message_id, d.attempt, d.duplicate, delivery_tag=info.get("delivery_tag"), **common)
-        if first:
-            with self._lock:
-                self.first_processed += 1
-                if self.first_processed >= self.expected:
-                    self.all_processed.set()
+        first = self.ledger.acked(queue, message_id, name)
+        emit("ack", actor, message_id, d.attempt, d.duplicate, queue=queue, consumer=name, delivery_tag=tag)
+        if first and self.ledger.first_acks >= self.expected:
+            self.all_processed.set()
 
     def _drain_timeout(self) -> float:
         per_queue = max(self.spec.messages * self.p["work_ms"] / 1000.0, 0.0)
@@ -201,33 +195,22 @@ class RoutingRun:
         producer = Producer(conn.channel(), exchange=self.topology.exchange, on_return=self._on_return)
         pacer = self.ctx.pacer(self.p["rate"])
         disagreements: list[str] = []
-        ctx, etype, exchange = self.ctx, self.spec.exchange_type, self.spec.exchange
-        for m in self.plan:
+        ctx, emit, exchange_actor = self.ctx, self.ctx.emit, self.exchange_actor
+        for m, where, routes in self._prepared():
             pacer.wait()
-            where = {"exchange": exchange, "exchange_type": etype, "routing_key": m.routing_key}
-            if m.headers is not None:
-                where["headers"] = m.headers
-            ctx.emit("publish", PRODUCER, m.message_id, mandatory=True, **where)
+            emit("publish", PRODUCER, m.message_id, mandatory=True, **where)
             # The broker routes on arrival, before any consumer can see the copy, so the
             # route events come first; which binding matched is the rules' answer (a broker
             # tells consumers only the queue), and the tests check it against deliveries.
-            seen: set[str] = set()
-            for b in m.bindings:
-                enqueued = b.queue not in seen
-                seen.add(b.queue)
-                if enqueued:
-                    self.ledger.routed(b.queue)
-                ctx.emit("route", self.exchange_actor, m.message_id, binding=b.label(etype),
-                         binding_index=self.binding_index[b], queue=b.queue, enqueued=enqueued,
-                         consumers=self.spec.consumers[b.queue], **where)
-            started = self.ledger.sent(m.message_id)
+            for attrs in routes:
+                emit("route", exchange_actor, m.message_id, **attrs)
+            started = self.ledger.sent(m.message_id, m.queues)
             producer.publish({"id": m.message_id, "n": m.index + 1}, routing_key=m.routing_key, headers=m.headers,
-                             mandatory=True, delivery_mode=1, serializer="json", retry=False)
+                             mandatory=True, delivery_mode=1, serializer="json", retry=False, message_id=m.message_id)
             perceived_ms = round((time.perf_counter() - started) * 1000.0, 3)
             returned = self.returned.pop(m.message_id, None)
             if m.queues:
-                ctx.emit("enqueue", PRODUCER, m.message_id, confirmed=True, queues=list(m.queues),
-                         perceived_ms=perceived_ms, **where)
+                ctx.emit("enqueue", PRODUCER, m.message_id, confirmed=True, queues=m.queues, perceived_ms=perceived_ms)
                 if returned is not None:
                     disagreements.append(f"{m.message_id}: the broker returned it ({returned}) but bindings match")
                     ctx.emit("error", self.exchange_actor, m.message_id, reason=disagreements[-1], **where)
@@ -240,6 +223,24 @@ class RoutingRun:
                     disagreements.append(f"{m.message_id}: no binding matches but the broker did not return it")
                     ctx.emit("error", self.exchange_actor, m.message_id, reason=disagreements[-1], **where)
         return disagreements
+
+    def _prepared(self) -> Any:
+        """Each message with its publish and route attrs, built before the clock starts mattering."""
+        etype, exchange = self.spec.exchange_type, self.spec.exchange
+        labels = {b: b.label(etype) for b in self.spec.bindings}
+        prepared = []
+        for m in self.plan:
+            where = {"exchange": exchange, "exchange_type": etype, "routing_key": m.routing_key}
+            if m.headers is not None:
+                where["headers"] = m.headers
+            seen: set[str] = set()
+            routes = []
+            for b in m.bindings:
+                routes.append({"binding": labels[b], "binding_index": self.binding_index[b], "queue": b.queue,
+                               "enqueued": b.queue not in seen, **where})
+                seen.add(b.queue)
+            prepared.append((m, where, routes))
+        return prepared
 
     def _on_return(self, exc: Any, exchange: str, routing_key: str, message: Any) -> None:
         # py-amqp hands back its own Message (raw body), the embedded broker kombu's.
@@ -260,7 +261,7 @@ class RoutingRun:
                                      "ready": 0, "unacked": 0})
             queues[name] = {**mine, "consumers": self.spec.consumers[name], "broker_ready": broker_ready.get(name),
                             "agrees": mine["ready"] == broker_ready.get(name)}
-        lost = max(0, self.expected - self.first_processed)
+        lost = max(0, self.expected - self.ledger.first_acks)
         ledger = self.ledger
         span = (ledger.last_ack_at - min(ledger.sent_at.values())) if ledger.sent_at and ledger.last_ack_at else 0.0
         return {
@@ -269,10 +270,15 @@ class RoutingRun:
             "queue_counts": queues,
             "counts_agree": all(q["agrees"] for q in queues.values()),
             "expected_deliveries": self.expected,
-            "processed_first": self.first_processed,
+            "processed_first": self.ledger.first_acks,
             "unroutable": sum(1 for m in self.plan if not m.queues),
             "disagreements": disagreements,
             "lost": lost,
             "publish_s": round(published_s, 3),
-            "throughput_per_s": round(self.first_processed / span, 1) if span > 0 else None,
+            "throughput_per_s": round(self.ledger.first_acks / span, 1) if span > 0 else None,
         }
+
+
+def message_id_of(message: Any) -> str:
+    """The id travels as the AMQP message_id property, so a consumer need not decode the body."""
+    return message.properties.get("message_id") or message.payload["id"]

@@ -59,8 +59,9 @@ class KafkaConsumerGroups(Workflow):
         "strategy": choice_param("range", ("range", "roundrobin", "cooperative-sticky"),
                                  "Partition assignment strategy; cooperative-sticky revokes only what moves",
                                  label="Assignment strategy"),
-        "crash_at": int_param(0, 0, 5000, "member-1 of the first group crashes at its Nth message, between handling "
-                                          "and committing it (0 = never)"),
+        "crash_at": int_param(0, 0, 5000, "member-1 of the first group crashes at its Nth message: after handling it, "
+                                          "before committing (after, auto), or after committing it, before handling "
+                                          "(before); 0 = never"),
         "idempotent": bool_param(False, "Idempotent consumers: an inbox per group suppresses duplicates"),
         "process_ms": int_param(50, 0, 2000, "Time a member spends handling one message (ms)"),
         "message_bytes": int_param(100, 32, 100_000, "Size of each message value in bytes"),

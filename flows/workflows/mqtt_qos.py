@@ -256,7 +256,7 @@ class QosRun:
         p, ctx = self.p, self.ctx
         qos, retain = p["qos"], p["retain"]
         message_id = f"m{n}"
-        routes = {sub.name: self._route_outcome(sub, effective_qos(qos, sub.spec.qos)) for sub in self._matching(topic)}
+        routes = {sub.name: self._route_outcome(sub, qos) for sub in self._matching(topic)}
         now = time.perf_counter()
         self.ledger.publish(Published(message_id, n, topic, qos, retain, now, routes))
         if self.first_publish_at is None:
@@ -268,9 +268,9 @@ class QosRun:
         else:
             ctx.emit("publish", PUBLISHER, message_id, topic=topic, qos=qos, retain=retain, n=n, matched=list(routes))
         for name, (outcome, why) in routes.items():
-            sub_qos = self.subs[name].spec.qos
-            ctx.emit("route", BROKER, message_id, topic=topic, filter=self.subs[name].spec.filter, subscriber=name,
-                     qos=effective_qos(qos, sub_qos), pub_qos=qos, sub_qos=sub_qos, outcome=outcome, why=why)
+            spec = self.subs[name].spec
+            ctx.emit("route", BROKER, message_id, topic=topic, filter=spec.filter, subscriber=name,
+                     qos=effective_qos(qos, spec.qos), outcome=outcome, why=why)
         full = self._full_topics.get(topic)
         if full is None:
             full = self._full_topics[topic] = (self.full(topic), json.dumps(topic))
@@ -289,20 +289,22 @@ class QosRun:
             if acked_at is not None:
                 self._emit_ack(message_id, started, acked_at, qos)
 
-    def _route_outcome(self, sub: Subscriber, qos: int) -> tuple[str, str]:
+    def _route_outcome(self, sub: Subscriber, pub_qos: int) -> tuple[str, str]:
+        qos = effective_qos(pub_qos, sub.spec.qos)
         if not sub.away:
             outcome = "deliver"
         elif sub.spec.persistent and qos > 0:
             outcome = "queue"
         else:
             outcome = "drop"
-        key = (sub.name, outcome, qos)
+        key = (sub.name, outcome, pub_qos)
         why = self._why.get(key)
         if why is None:
+            lower = f"QoS min({pub_qos}, {sub.spec.qos}) = {qos}"
             why = self._why[key] = {
-                "deliver": f"{sub.name} is connected: deliver at QoS {qos}",
-                "queue": f"{sub.name} is away; its persistent session queues QoS {qos} messages",
-                "drop": f"{sub.name} is away; QoS 0 messages are never queued, even for a persistent session"
+                "deliver": f"{sub.name} is connected: deliver at {lower}",
+                "queue": f"{sub.name} is away; its persistent session queues it ({lower})",
+                "drop": f"{sub.name} is away; {lower}: QoS 0 messages are never queued, even for a persistent session"
                 if sub.spec.persistent else f"{sub.name} is away with a clean session: the broker keeps nothing for it",
             }[outcome]
         return outcome, why
@@ -380,7 +382,7 @@ class QosRun:
         expected_qos = effective_qos(pub_qos, spec.qos)
         attrs: dict[str, Any] = {
             "topic": topic, "filter": spec.filter, "subscriber": sub.name, "qos": qos, "qos_expected": expected_qos,
-            "sub_qos": spec.qos, "pub_qos": pub_qos, "dup": dup, "retain": retain, "packet_id": msg.mid,
+            "dup": dup, "retain": retain, "packet_id": msg.mid,
         }
         notes = []
         matched = sub.matched.get(topic)
@@ -409,7 +411,7 @@ class QosRun:
         ctx.emit("deliver", sub.actor, message_id, attempt=delivery.attempt, duplicate=delivery.duplicate, **attrs)
 
         effect = not (self.p["idempotent"] and delivery.duplicate)
-        done: dict[str, Any] = {"subscriber": sub.name, "topic": topic, "effect": effect, "qos": qos}
+        done: dict[str, Any] = {"subscriber": sub.name, "topic": topic, "effect": effect}
         if delivery.duplicate:
             done["reason"] = attrs["reason"] if effect else f"{attrs['reason']}; skipped: already in the inbox"
         if delivery.end_to_end_ms is not None and not retain:

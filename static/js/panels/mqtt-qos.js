@@ -408,7 +408,7 @@
         const got = m.got.get(s.name);
         const kind = this.cell(m, s);
         const parts = [];
-        if (route) parts.push(`filter ${s.filter} matches ${m.topic}: ${route.why} (min(${pq}, ${s.qos}) = ${route.qos})`);
+        if (route) parts.push(`filter ${s.filter} matches ${m.topic}: ${route.why}`);
         else if (!matches(s.filter, m.topic)) parts.push(`filter ${s.filter} does not match ${m.topic}`);
         else if (s.late) parts.push("subscribes only after the last message: only a retained copy can reach it");
         for (const [i, d] of (got ? got.deliveries : []).entries()) {
