@@ -70,6 +70,9 @@ VARIANTS = (
 
 def run(report: Report) -> None:
     wanted = os.environ.get("BENCH_PIPELINE_VARIANTS", "embedded,redis").split(",")
+    report.add("pipeline: machine load before the run (1-min average)", os.getloadavg()[0], "runnable tasks",
+               note=f"{os.cpu_count()} cores shared by emitter, pipeline, daphne, database, Redis and clients; "
+                    "anything else running takes from the same cores")
     for variant in [v for v in VARIANTS if v.name in wanted]:
         missing = [f"{host}:{port}" for host, port in variant.services if not reachable(host, port)]
         if missing:

@@ -92,8 +92,15 @@ class Follower:
         if not self.first_recv:
             self.first_recv = now
         self.last_recv = now
+        self.received += len(events)
+        self.frames += 1
+        seqs = [e["seq"] for e in events]
+        first = self.last + 1
+        if seqs == list(range(first, first + len(seqs))):  # the usual case, checked in C
+            self.last = seqs[-1] if seqs else self.last
+            self.latency_s.extend([now - e["attrs"]["emit_ts"] for e in events])
+            return
         last = self.last
-        latency = self.latency_s
         for event in events:
             seq = event["seq"]
             if seq <= last:
@@ -102,9 +109,7 @@ class Follower:
             if seq != last + 1:
                 self.gaps += seq - last - 1
             last = seq
-            latency.append(now - event["attrs"]["emit_ts"])
-        self.received += len(events)
-        self.frames += 1
+            self.latency_s.append(now - event["attrs"]["emit_ts"])
         self.last = last
 
     def result(self) -> dict[str, Any]:

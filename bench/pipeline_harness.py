@@ -20,6 +20,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
+CONNECTIONS_PER_PROCESS = 5
 
 
 def free_port() -> int:
@@ -109,7 +110,11 @@ class BenchServer:
         """
         run_id = self._call("POST", "/plans", {"count": count, "rate": rate})["run"]
         url = f"ws://127.0.0.1:{self.port}/ws/runs/{run_id}/"
-        groups = [(connections, False)] + ([(stalled, True)] if stalled else [])
+        # Reading connections spread over processes of at most CONNECTIONS_PER_PROCESS, so
+        # ten clients can use both cores when the server leaves one idle; stalled ones last.
+        groups = [(min(CONNECTIONS_PER_PROCESS, connections - n), False)
+                  for n in range(0, connections, CONNECTIONS_PER_PROCESS)]
+        groups += [(stalled, True)] if stalled else []
         procs = []
         for n, stall in groups:
             cmd = [sys.executable, "-m", "bench.pipeline_client", url, self.origin, str(count), "--connections", str(n)]

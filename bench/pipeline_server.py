@@ -39,9 +39,6 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
-    if os.environ.get("BENCH_SWITCH"):
-        import sys
-        sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))
     control = ThreadingHTTPServer(("127.0.0.1", args.control_port), ControlHandler)
     threading.Thread(target=control.serve_forever, name="bench-control", daemon=True).start()
     from daphne.cli import CommandLineInterface

@@ -149,8 +149,11 @@ def _json_scalar(value: object) -> str:
 
 
 def read_events(run_id: int, after: int = 0, limit: int = 1000) -> list[dict]:
+    # seq is gapless, so the next ``limit`` events are exactly (after, after + limit]. The
+    # upper bound keeps the query cheap even when the planner's statistics lag behind a
+    # run being written (PostgreSQL would otherwise read and sort every later row).
     rows = (
-        Event.objects.filter(run_id=run_id, seq__gt=after)
+        Event.objects.filter(run_id=run_id, seq__gt=after, seq__lte=after + limit)
         .order_by("seq")
         .values_list("seq", "t_ms", "kind", "actor", "message_id", "attempt", "duplicate", "attrs")[:limit]
     )
@@ -169,10 +172,10 @@ def read_events_json(run_id: int, after: int = 0, limit: int = 1000) -> tuple[st
     attrs = "attrs::text" if connection.vendor == "postgresql" else "attrs"
     sql = (
         f"SELECT seq, t_ms, kind, actor, message_id, attempt, duplicate, {attrs} FROM {Event._meta.db_table} "
-        "WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+        "WHERE run_id = %s AND seq > %s AND seq <= %s ORDER BY seq"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [run_id, after, limit])
+        cursor.execute(sql, [run_id, after, after + limit])  # gapless seq: see read_events
         rows = cursor.fetchall()
     if not rows:
         return "[]", 0, after

@@ -14,6 +14,8 @@ loop in order while the thread stores the next batch, with a small bound on mess
 flight so a busy loop slows the pipeline down (its batches grow) instead of queueing
 without limit. Batches linger a few milliseconds when events trickle in (a click shows at
 once) and longer when a run is hot, so busy runs send fewer, larger frames to every client.
+The latest stored batches of each live run stay in memory, as sent, so a client that fell
+a little behind catches up without re-reading the database.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ MAX_BATCH = 2000
 LINGER_S = 0.005
 # Runs hotter than HOT_RATE events/s linger longer: fewer, larger frames for every client.
 HOT_RATE = 2000
-HOT_LINGER_S = 0.025
-# Keep draining without a linger while at least this many events are waiting.
-KEEP_DRAINING = 200
+HOT_LINGER_S = 0.04
+# Keep draining without a linger only while this many events wait (the pipeline is behind).
+KEEP_DRAINING = MAX_BATCH // 2
 SUMMARY_EVERY_S = 0.5
 SEND_TIMEOUT_S = 5.0
 # Channel-layer messages handed to the server loop and not yet sent.
@@ -218,7 +220,7 @@ class EventPipeline:
         self.wake(recorder)
         stored = recorder.wait_written(target, timeout)
         sender = self._sender
-        if stored and sender is not None:
+        if stored and sender is not None and not _on_loop(sender.loop):  # that loop must keep running to send
             sender.wait_idle(max(0.0, deadline - time.monotonic()))
         return stored
 

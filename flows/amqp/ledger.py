@@ -7,6 +7,11 @@ amqp-*.js), so the run result, the panel and the tests all count one way:
 * unacked = delivered − acked − requeued (held by a consumer);
 * a delivery's ``attempt`` counts deliveries of that message to that queue (the logical
   consumer); from the second on it is a duplicate, and the reason says why.
+
+The publisher records ``publish`` (with the time until the broker's confirm) and the
+``route`` events once the confirm is back, and a consumer can receive the message before
+that; ``announced`` / ``wait_announced`` keep the event log causal (publish, route, then
+deliver) without a separate confirm event per message.
 """
 
 from __future__ import annotations
@@ -65,6 +70,9 @@ class Ledger:
     _why: dict[tuple[str, str], str] = field(default_factory=dict)
     _held: dict[str, dict[str, _Holding]] = field(default_factory=lambda: defaultdict(dict))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _announced: set = field(default_factory=set)
+    _announce: threading.Condition = field(default_factory=threading.Condition)
+    _waiting: int = 0
 
     # -- publisher side ---------------------------------------------------------------
 
@@ -76,6 +84,29 @@ class Ledger:
             for queue in queues:
                 self.queues[queue].routed += 1
         return now
+
+    def announced(self, message_id: str) -> None:
+        """The publisher has recorded this message's publish and route events."""
+        with self._announce:
+            self._announced.add(message_id)
+            if self._waiting:
+                self._announce.notify_all()
+
+    def wait_announced(self, message_id: str, timeout: float = 2.0) -> None:
+        """Consumer side: hold the deliver event until the publish it follows is recorded."""
+        if message_id in self._announced:  # the usual case, no lock needed to read a set
+            return
+        deadline = time.monotonic() + timeout
+        with self._announce:
+            while message_id not in self._announced:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return  # the publisher died mid-publish: record the delivery anyway
+                self._waiting += 1
+                try:
+                    self._announce.wait(left)
+                finally:
+                    self._waiting -= 1
 
     # -- consumer side ----------------------------------------------------------------
 

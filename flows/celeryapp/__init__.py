@@ -36,6 +36,8 @@ def make_app(broker: dict[str, Any], queue: str | None = None) -> Any:
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_send_task_events=False,
+        # No remote control: nothing here uses it, and it would leave a celery.pidbox exchange behind.
+        worker_enable_remote_control=False,
         broker_connection_retry_on_startup=True,
         broker_heartbeat=0,
         task_default_delivery_mode="transient",

@@ -173,6 +173,10 @@ class RedeliveryRun:
             except TimeoutError:
                 pass  # reported as lost
             self._stop_consumers()
+            for consumer in self.consumers:
+                if consumer.error is not None:  # failed, not crashed on purpose: say so beside the lost count
+                    self.ctx.emit("error", f"consumer:{consumer.name}", queue=consumer.logical, consumer=consumer.name,
+                                  reason=f"{type(consumer.error).__name__}: {consumer.error}")
             broker_ready = self.topology.ready_counts(channel)[QUEUE]
             return self._result(broker_ready)
         finally:
@@ -219,10 +223,11 @@ class RedeliveryRun:
 
     def _handle(self, consumer: Any, message: Any) -> None:
         ctx = self.ctx
-        message_id = message.payload["id"]
+        message_id = message.properties.get("message_id") or message.payload["id"]
         info = message.delivery_info
         redelivered = bool(info.get("redelivered"))
         actor = f"consumer:{consumer.name}"
+        self.ledger.wait_announced(message_id)
         d = self.ledger.delivered(QUEUE, message_id, consumer.name, redelivered)
         common = {"queue": QUEUE, "consumer": consumer.name}
         extra = {"reason": d.reason} if d.duplicate else {}
@@ -294,16 +299,17 @@ class RedeliveryRun:
         for n in range(1, self.p["messages"] + 1):
             pacer.wait()
             message_id = f"m{n}"
-            self.ctx.emit("publish", PRODUCER, message_id, mandatory=True, **where)
-            self.ctx.emit("route", f"exchange:{EXCHANGE}", message_id, binding=KEY, binding_index=0, queue=QUEUE,
-                          enqueued=True, **where)
             started = self.ledger.sent(message_id, (QUEUE,))
             producer.publish({"id": message_id, "n": n}, routing_key=KEY, mandatory=True, delivery_mode=1,
-                             serializer="json", retry=False)
+                             serializer="json", retry=False, message_id=message_id)
             if returned:
                 raise RuntimeError(f"the broker returned {message_id} ({returned[-1]}): the work queue is gone")
-            self.ctx.emit("enqueue", PRODUCER, message_id, confirmed=True, queues=[QUEUE],
+            # Recorded once the confirm is back (as in amqp-routing); consumers wait for it.
+            self.ctx.emit("publish", PRODUCER, message_id, mandatory=True, confirmed=True,
                           perceived_ms=round((time.perf_counter() - started) * 1000.0, 3), **where)
+            self.ctx.emit("route", f"exchange:{EXCHANGE}", message_id, binding=KEY, binding_index=0, queue=QUEUE,
+                          enqueued=True, **where)
+            self.ledger.announced(message_id)
 
     # -- the result ---------------------------------------------------------------------
 

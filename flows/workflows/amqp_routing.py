@@ -6,12 +6,14 @@ the publisher (``mandatory``), not silently dropped. Every run gets its own exch
 queues (``run<id>.*``) and removes them at the end, after reading each queue's ready count
 from the broker to check the dashboard's own.
 
-Events, per message: ``publish`` (producer) → one ``route`` per matching binding
-(``exchange:orders``, attrs ``binding`` and ``queue``; ``enqueued`` is false when an earlier
-binding already put a copy in that queue) → ``enqueue`` when the broker confirmed the
-hand-over (``perceived_ms``) → per queue ``deliver`` / ``process`` (``end_to_end_ms``) /
-``ack`` at ``consumer:<queue>/<n>``. An unroutable message gets one ``route`` with
-``unroutable: true``, ``returned`` (did the broker hand it back) and ``reason``.
+Events, per message: ``publish`` (producer; recorded when the broker's confirm is back,
+with ``perceived_ms``, the time the publisher waited for it) → one ``route`` per matching
+binding (``exchange:orders``, attrs ``binding`` and ``queue``; ``enqueued`` is false when an
+earlier binding already put a copy in that queue) → per queue ``deliver`` / ``process``
+(``end_to_end_ms``) / ``ack`` at ``consumer:<queue>/<n>``. A consumer that gets its copy
+before the publisher has recorded the publish waits for it, so the log stays causal. An
+unroutable message gets one ``route`` with ``unroutable: true``, ``returned`` (did the
+broker hand it back) and ``reason``.
 """
 
 from __future__ import annotations
@@ -121,6 +123,10 @@ class RoutingRun:
             except TimeoutError:
                 pass  # what is missing is reported as lost below
             self._stop_consumers()
+            for consumer in self.consumers:
+                if consumer.error is not None:  # failed, not crashed on purpose: say so beside the lost count
+                    self.ctx.emit("error", f"consumer:{consumer.name}", queue=consumer.logical, consumer=consumer.name,
+                                  reason=f"{type(consumer.error).__name__}: {consumer.error}")
             broker_ready = self.topology.ready_counts(channel)
             return self._result(broker_ready, disagreements, published_s)
         finally:
@@ -168,6 +174,7 @@ class RoutingRun:
         tag = info.get("delivery_tag")
         redelivered = bool(info.get("redelivered"))
         actor = f"consumer:{name}"
+        self.ledger.wait_announced(message_id)
         d = self.ledger.delivered(queue, message_id, name, redelivered)
         extra = {"reason": d.reason} if d.duplicate else {}
         emit("deliver", actor, message_id, d.attempt, d.duplicate, queue=queue, consumer=name, redelivered=redelivered,
@@ -195,33 +202,32 @@ class RoutingRun:
         producer = Producer(conn.channel(), exchange=self.topology.exchange, on_return=self._on_return)
         pacer = self.ctx.pacer(self.p["rate"])
         disagreements: list[str] = []
-        ctx, emit, exchange_actor = self.ctx, self.ctx.emit, self.exchange_actor
+        emit, exchange_actor, ledger = self.ctx.emit, self.exchange_actor, self.ledger
         for m, where, routes in self._prepared():
             pacer.wait()
-            emit("publish", PRODUCER, m.message_id, mandatory=True, **where)
-            # The broker routes on arrival, before any consumer can see the copy, so the
-            # route events come first; which binding matched is the rules' answer (a broker
-            # tells consumers only the queue), and the tests check it against deliveries.
-            for attrs in routes:
-                emit("route", exchange_actor, m.message_id, **attrs)
-            started = self.ledger.sent(m.message_id, m.queues)
+            started = ledger.sent(m.message_id, m.queues)
             producer.publish({"id": m.message_id, "n": m.index + 1}, routing_key=m.routing_key, headers=m.headers,
                              mandatory=True, delivery_mode=1, serializer="json", retry=False, message_id=m.message_id)
+            # The confirm is back: the broker has routed the message (and handed back an
+            # unroutable one). Which binding matched is the rules' answer (a broker tells a
+            # consumer only the queue); the tests check it against what consumers receive.
             perceived_ms = round((time.perf_counter() - started) * 1000.0, 3)
             returned = self.returned.pop(m.message_id, None)
+            emit("publish", PRODUCER, m.message_id, mandatory=True, confirmed=True, perceived_ms=perceived_ms, **where)
+            for attrs in routes:
+                emit("route", exchange_actor, m.message_id, **attrs)
+            ledger.announced(m.message_id)
             if m.queues:
-                ctx.emit("enqueue", PRODUCER, m.message_id, confirmed=True, queues=m.queues, perceived_ms=perceived_ms)
                 if returned is not None:
                     disagreements.append(f"{m.message_id}: the broker returned it ({returned}) but bindings match")
-                    ctx.emit("error", self.exchange_actor, m.message_id, reason=disagreements[-1], **where)
+                    emit("error", exchange_actor, m.message_id, reason=disagreements[-1], **where)
             else:
-                ctx.emit("route", self.exchange_actor, m.message_id, unroutable=True, returned=returned is not None,
-                         reason=("no binding matched; the broker returned it to the publisher (mandatory, "
-                                 f"{returned})") if returned else "no binding matched",
-                         perceived_ms=perceived_ms, **where)
+                emit("route", exchange_actor, m.message_id, unroutable=True, returned=returned is not None,
+                     reason=("no binding matched; the broker returned it to the publisher (mandatory, "
+                             f"{returned})") if returned else "no binding matched", **where)
                 if returned is None:
                     disagreements.append(f"{m.message_id}: no binding matches but the broker did not return it")
-                    ctx.emit("error", self.exchange_actor, m.message_id, reason=disagreements[-1], **where)
+                    emit("error", exchange_actor, m.message_id, reason=disagreements[-1], **where)
         return disagreements
 
     def _prepared(self) -> Any:

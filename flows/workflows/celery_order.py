@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..context import RunContext
-from ..params import ParamError, bool_param, float_param, int_param
+from ..params import bool_param, float_param, int_param
 from ..registry import Workflow
 
 MIN_CRASH_WORK_MS = 200
@@ -61,8 +61,7 @@ class CeleryOrder(Workflow):
     def validate(cls, given: Any) -> tuple[dict[str, Any], dict[str, str]]:
         cleaned, errors = super().validate(given)
         if not errors and cleaned["crash_at"] and cleaned["work_ms"] < MIN_CRASH_WORK_MS:
-            errors["work_ms"] = str(ParamError(
-                f"must be at least {MIN_CRASH_WORK_MS} ms with crash_at, so the kill lands while the task runs"))
+            errors["work_ms"] = f"must be at least {MIN_CRASH_WORK_MS} ms with crash_at, so the kill lands while the task runs"
         return cleaned, errors
 
     def expected(self, params: dict[str, Any]) -> int:
@@ -150,7 +149,6 @@ class OrderRun:
         self.why: dict[str, str] = {}
         self.crash_log: list[dict[str, Any]] = []
         self.crash_at_pending = self.p["crash_at"]
-        self.responses: dict[str, int] = {}
         self.settled = threading.Event()
         self.client_error: BaseException | None = None
 
@@ -316,7 +314,6 @@ class OrderRun:
         response = conn.getresponse()
         payload = json.loads(response.read() or b"{}")
         waited = round((time.perf_counter() - started) * 1000.0, 3)
-        self.responses[order_id] = response.status
         self.ctx.emit("response", "client", order_id, method="POST", path="/orders", status=response.status,
                       perceived_ms=waited, body=payload)
         if response.status != 202:

@@ -153,14 +153,14 @@
       switch (ev.kind) {
         case "publish": {
           const m = this.message(ev.message_id);
-          Object.assign(m, { key: a.routing_key, headers: a.headers || null, t: ev.t_ms });
+          // Recorded when the broker's confirm came back: perceived_ms is how long that took.
+          Object.assign(m, { key: a.routing_key, headers: a.headers || null, t: ev.t_ms, perceived: a.perceived_ms });
           break;
         }
         case "route": {
           const m = this.message(ev.message_id);
           if (a.unroutable) {
             m.unroutable = { returned: Boolean(a.returned), reason: a.reason || "", t: ev.t_ms };
-            m.perceived = a.perceived_ms;
             state.unroutable += 1;
             if (a.returned) state.returned += 1;
             this.animate("unroutable");
@@ -173,9 +173,6 @@
           ctx.topology.pulse(ev.actor, `queue:${a.queue}`, { label: `${a.binding}`, category: "routed" });
           break;
         }
-        case "enqueue":
-          this.message(ev.message_id).perceived = a.perceived_ms;
-          break;
         case "assign":
           if (a.consumer) this.consumer(a.consumer, a.queue);
           break;
@@ -253,7 +250,7 @@
         const k = perQueue.get(b.queue) || 0;
         perQueue.set(b.queue, k + 1);
         const total = this.bindings.filter((o) => o.queue === b.queue).length;
-        const dy = (k - (total - 1) / 2) * 16;
+        const dy = (k - (total - 1) / 2) * 24;
         const sx = x.ex + 75;
         const ex = x.q - 90;
         const ey = qY(qi) + dy;
@@ -420,8 +417,8 @@
       if (!m) return;
       const items = [];
       items.push(h("li", { dataset: { step: "publish" } }, Flow.legend.swatch("published"),
-        ` published at ${fmtMs(m.t)} with ${m.headers ? "headers" : "routing key"} `, h("code", {}, keyText(m)),
-        m.perceived !== null && m.perceived !== undefined ? ` · the broker confirmed after ${fmtMs(m.perceived)}` : ""));
+        ` published with ${m.headers ? "headers" : "routing key"} `, h("code", {}, keyText(m)),
+        m.perceived !== null && m.perceived !== undefined ? `; the broker confirmed it after ${fmtMs(m.perceived)} (at ${fmtMs(m.t)})` : ""));
       if (m.unroutable) {
         items.push(h("li", { class: "cat-error", dataset: { step: "unroutable" } }, Flow.legend.swatch("error"),
           ` no binding matched: ${m.unroutable.reason}`));
@@ -485,7 +482,7 @@
       .amqp-column-head { font-weight: 700; fill: var(--muted); }
       .amqp-messages tr[data-message] { cursor: pointer; }
       .amqp-messages tr.selected { outline: 3px solid var(--c-published); outline-offset: -3px; }
-      .amqp-status { border-left: 6px solid var(--cat); font-weight: 600; }
+      .amqp-status { border-left: 6px solid var(--cat); font-weight: 600; min-width: 11em; }
       .amqp-route-list { padding-left: 1.4em; }
       .amqp-route-list li { border-left: 6px solid var(--cat, var(--c-published)); padding: 3px 8px; margin: 4px 0; }
       .chip.small { font-size: 0.85rem; padding: 0 6px; }
