@@ -109,45 +109,22 @@ class BenchServer:
         once the run has been emitted and stored.
         """
         run_id = self._call("POST", "/plans", {"count": count, "rate": rate})["run"]
-        url = f"ws://127.0.0.1:{self.port}/ws/runs/{run_id}/"
-        # Reading connections spread over processes of at most CONNECTIONS_PER_PROCESS, so
-        # ten clients can use both cores when the server leaves one idle; stalled ones last.
-        groups = [(min(CONNECTIONS_PER_PROCESS, connections - n), False)
-                  for n in range(0, connections, CONNECTIONS_PER_PROCESS)]
-        groups += [(stalled, True)] if stalled else []
-        procs = []
-        for n, stall in groups:
-            cmd = [sys.executable, "-m", "bench.pipeline_client", url, self.origin, str(count), "--connections", str(n)]
-            procs.append(subprocess.Popen(cmd + (["--stall"] if stall else []), cwd=ROOT, stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, text=True))
-        for proc in procs:
-            line = proc.stdout.readline().strip()
-            if line != "ready":
-                raise RuntimeError(f"client did not get ready: {line!r}")
-        result = ScenarioResult(status={}, clients=[], rss_before=self.rss())
-        cpu_before = self.cpu_s()
-        threads_before = self._call("GET", "/threads")
-        self._call("POST", f"/plans/{run_id}/start", {})
-        deadline = time.monotonic() + timeout_s
-        status: dict[str, Any] = {}
-        resumed = not stalled
-        while any(p.poll() is None for p in procs):
-            if time.monotonic() > deadline:
-                for p in procs:
-                    p.kill()
-                break
-            if sample_rss:
-                result.rss_samples.append((time.monotonic(), self.rss()))
-            if not resumed:
-                status = self._call("GET", f"/plans/{run_id}")
-                if status["done"]:
-                    procs[-1].stdin.write("resume\n")
-                    procs[-1].stdin.flush()
-                    resumed = True
-            time.sleep(0.2)
-        for proc in procs:
-            out = proc.stdout.read()
-            result.clients += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        procs = self._start_clients(run_id, count, connections, stalled)
+        try:
+            result = ScenarioResult(status={}, clients=[], rss_before=self.rss())
+            cpu_before, threads_before = self.cpu_s(), self._call("GET", "/threads")
+            self._call("POST", f"/plans/{run_id}/start", {})
+            self._wait_for_clients(run_id, procs, resume=procs[-1] if stalled else None, timeout_s=timeout_s,
+                                   rss_samples=result.rss_samples if sample_rss else None)
+            for proc in procs:
+                if proc.poll() is None:  # out of time: what it would have printed is lost
+                    proc.kill()
+                result.clients += [json.loads(line) for line in proc.stdout.read().splitlines() if line.startswith("{")]
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
         deadline = time.monotonic() + 60
         while not (status := self._call("GET", f"/plans/{run_id}"))["done"] and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -156,3 +133,39 @@ class BenchServer:
         threads_after = self._call("GET", "/threads")
         result.thread_cpu_s = {k: v - threads_before.get(k, 0.0) for k, v in threads_after.items()}
         return result
+
+    def _start_clients(self, run_id: int, count: int, connections: int, stalled: int) -> list[subprocess.Popen]:
+        """Client processes, each ``ready`` (in the run's group); the stalled ones last."""
+        url = f"ws://127.0.0.1:{self.port}/ws/runs/{run_id}/"
+        # Reading connections spread over processes of at most CONNECTIONS_PER_PROCESS, so
+        # ten clients can use both cores when the server leaves one idle.
+        groups = [(min(CONNECTIONS_PER_PROCESS, connections - n), False) for n in range(0, connections, CONNECTIONS_PER_PROCESS)]
+        groups += [(stalled, True)] if stalled else []
+        procs = []
+        try:
+            for n, stall in groups:
+                cmd = [sys.executable, "-m", "bench.pipeline_client", url, self.origin, str(count), "--connections", str(n)]
+                procs.append(subprocess.Popen(cmd + (["--stall"] if stall else []), cwd=ROOT, stdin=subprocess.PIPE,
+                                              stdout=subprocess.PIPE, text=True))
+            for proc in procs:
+                line = proc.stdout.readline().strip()
+                if line != "ready":
+                    raise RuntimeError(f"client did not get ready: {line!r}")
+        except BaseException:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+            raise
+        return procs
+
+    def _wait_for_clients(self, run_id: int, procs: list[subprocess.Popen], resume: subprocess.Popen | None,
+                          timeout_s: float, rss_samples: list[tuple[float, int]] | None) -> None:
+        deadline = time.monotonic() + timeout_s
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            if rss_samples is not None:
+                rss_samples.append((time.monotonic(), self.rss()))
+            if resume is not None and self._call("GET", f"/plans/{run_id}")["done"]:
+                resume.stdin.write("resume\n")
+                resume.stdin.flush()
+                resume = None
+            time.sleep(0.2)

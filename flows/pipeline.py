@@ -38,10 +38,13 @@ from .summary import SummaryBuilder
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 2000
+# How long a wake-up waits for more events before storing a batch. It grows with the
+# event rate (LINGER_PER_EVENT_S per event/s): every frame costs each client and the
+# server a fixed amount, so a hot run sends fewer, larger frames, while a trickle (a
+# click in the UI) still shows within a few milliseconds.
 LINGER_S = 0.005
-# Runs hotter than HOT_RATE events/s linger longer: fewer, larger frames for every client.
-HOT_RATE = 2000
-HOT_LINGER_S = 0.04
+MAX_LINGER_S = 0.025
+LINGER_PER_EVENT_S = 0.00000125
 # Keep draining without a linger only while this many events wait (the pipeline is behind).
 KEEP_DRAINING = MAX_BATCH // 2
 SUMMARY_EVERY_S = 0.5
@@ -174,7 +177,7 @@ class EventPipeline:
         self._sender: LoopSender | None = None
         self._private_loop: asyncio.AbstractEventLoop | None = None
         self._private_lock = threading.Lock()
-        self._hot = False
+        self._rate = 0.0  # events/s drained, smoothed
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -240,9 +243,8 @@ class EventPipeline:
         while True:
             self._wakeup.wait(1.0)
             self._wakeup.clear()
-            # A short linger turns bursts into one batch instead of many tiny ones; a hot
-            # run lingers longer so every client gets fewer, larger frames.
-            time.sleep(HOT_LINGER_S if self._hot else LINGER_S)
+            # A linger turns bursts into one batch instead of many tiny ones.
+            time.sleep(min(MAX_LINGER_S, max(LINGER_S, self._rate * LINGER_PER_EVENT_S)))
             started = time.monotonic()
             with self._lock:
                 dirty, self._dirty = self._dirty, set()
@@ -257,7 +259,7 @@ class EventPipeline:
                     close_old_connections()
                     time.sleep(min(2.0, 0.05 * tracked.failures))
                     self.wake(tracked.recorder)
-            self._hot = drained >= HOT_RATE * (started - previous)
+            self._rate = 0.5 * self._rate + 0.5 * drained / max(1e-3, started - previous)
             previous = started
 
     def _drain(self, tracked: TrackedRun) -> int:
@@ -283,7 +285,7 @@ class EventPipeline:
             self._send(recorder.run_id, {"type": "run.events", "first": first, "last": last, "text": text})
             recorder.mark_written(chunk[-1][0])
             if recorder.pending < KEEP_DRAINING:
-                # Only a trickle arrived meanwhile: let it gather (linger) before the next batch.
+                # Not behind: let the next batch gather (linger) rather than send a small one now.
                 if recorder.pending:
                     self.wake(recorder)
                 break

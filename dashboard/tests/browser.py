@@ -291,9 +291,9 @@ def wait_until_finished(page: Any, timeout_s: float = 60.0) -> str:
 
 def reveal_all(page: Any) -> int:
     """Jump the timeline player to the end; return how many events are revealed."""
-    live = page.locator('[data-player="live"]')
-    if live.is_enabled():
-        live.click()
+    # Checked and clicked in one step inside the page: the player may reach the end by itself
+    # (and disable the button) between a separate is_enabled() and click().
+    page.evaluate("""() => { const b = document.querySelector('[data-player="live"]'); if (!b.disabled) b.click(); }""")
     page.wait_for_function(
         """() => { const p = document.querySelector("#player");
                    return p.dataset.total !== "0" && p.dataset.index === p.dataset.total; }"""
