@@ -150,6 +150,22 @@ class QueueConsumer:
         self.handler(self, message)
 
 
+def wait_until_consuming(ctx: Any, consumers: list[QueueConsumer], timeout: float = 10.0) -> None:
+    """Wait for every consumer to be subscribed (or fail clearly), recording each assignment."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    for consumer in consumers:
+        while not consumer.ready.wait(0.05):
+            ctx.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"consumer {consumer.name} did not start within {timeout:g} s")
+        if consumer.error:
+            raise RuntimeError(f"consumer {consumer.name} could not start: {consumer.error}")
+        ctx.emit("assign", f"consumer:{consumer.name}", queue=consumer.logical, consumer=consumer.name,
+                 mode=consumer.mode, prefetch=consumer.prefetch if consumer.mode == PUSH else None)
+
+
 def abrupt_close(conn: Any) -> None:
     """Drop a connection the way a killed process does: no channel.close, no connection.close.
 

@@ -191,7 +191,7 @@ class RedeliveryRun:
     # -- consumers ----------------------------------------------------------------------
 
     def _start_consumers(self) -> None:
-        from ..amqp.consumers import QueueConsumer
+        from ..amqp.consumers import QueueConsumer, wait_until_consuming
 
         for n in range(1, self.p["consumers"] + 1):
             consumer = QueueConsumer(
@@ -200,16 +200,7 @@ class RedeliveryRun:
                 on_exit=_close_thread_db)
             self.consumers.append(consumer)
             consumer.start()
-        deadline = time.monotonic() + 10.0
-        for consumer in self.consumers:
-            while not consumer.ready.wait(0.05):
-                self.ctx.check()
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"consumer {consumer.name} did not start within 10 s")
-            if consumer.error:
-                raise RuntimeError(f"consumer {consumer.name} could not start: {consumer.error}")
-            self.ctx.emit("assign", f"consumer:{consumer.name}", queue=QUEUE, consumer=consumer.name, mode="push",
-                          prefetch=consumer.prefetch)
+        wait_until_consuming(self.ctx, self.consumers)
 
     def _stop_consumers(self) -> None:
         for consumer in self.consumers:

@@ -140,7 +140,7 @@ class RoutingRun:
     # -- consumers ----------------------------------------------------------------------
 
     def _start_consumers(self) -> None:
-        from ..amqp.consumers import QueueConsumer
+        from ..amqp.consumers import QueueConsumer, wait_until_consuming
 
         for queue, count in self.spec.consumers.items():
             for n in range(1, count + 1):
@@ -148,16 +148,7 @@ class RoutingRun:
                                          mode=self.p["consumer_mode"], prefetch=self.p["prefetch"], logical=queue)
                 self.consumers.append(consumer)
                 consumer.start()
-        deadline = time.monotonic() + 10.0
-        for consumer in self.consumers:
-            while not consumer.ready.wait(0.05):
-                self.ctx.check()
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"consumer {consumer.name} did not start within 10 s")
-            if consumer.error:
-                raise RuntimeError(f"consumer {consumer.name} could not start: {consumer.error}")
-            self.ctx.emit("assign", f"consumer:{consumer.name}", queue=consumer.logical, consumer=consumer.name,
-                          mode=consumer.mode, prefetch=consumer.prefetch if consumer.mode == "push" else None)
+        wait_until_consuming(self.ctx, self.consumers)
 
     def _stop_consumers(self) -> None:
         for consumer in self.consumers:
