@@ -290,13 +290,22 @@ def wait_until_finished(page: Any, timeout_s: float = 60.0) -> str:
 
 
 def reveal_all(page: Any) -> int:
-    """Jump the timeline player to the end; return how many events are revealed."""
-    # Checked and clicked in one step inside the page: the player may reach the end by itself
-    # (and disable the button) between a separate is_enabled() and click().
-    page.evaluate("""() => { const b = document.querySelector('[data-player="live"]'); if (!b.disabled) b.click(); }""")
+    """Jump the timeline player to the end; return how many events are revealed.
+
+    "The end" is at least the server's last recorded seq when this is called, so a player
+    that has not yet counted the final events is waited for rather than read early.
+    """
+    recorded = page.evaluate("""async () => {
+        const id = location.pathname.match(/runs\\/(\\d+)/)[1];
+        return (await (await fetch(`/api/runs/${id}/`)).json()).last_seq; }""")
+    # "Jump to end" is checked and clicked inside the page, in one step and again while
+    # waiting: the player may reach the end by itself (disabling the button) at any moment.
     page.wait_for_function(
-        """() => { const p = document.querySelector("#player");
-                   return p.dataset.total !== "0" && p.dataset.index === p.dataset.total; }"""
+        """(recorded) => { const p = document.querySelector("#player");
+                   const b = document.querySelector('[data-player="live"]');
+                   if (!b.disabled) b.click();
+                   return Number(p.dataset.total) >= recorded && p.dataset.index === p.dataset.total; }""",
+        arg=recorded,
     )
     return int(page.locator("#player").get_attribute("data-index"))
 

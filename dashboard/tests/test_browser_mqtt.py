@@ -54,11 +54,10 @@ def test_disconnect_a_subscriber_and_see_its_queue_arrive_on_reconnect(daphne_se
 
     browser.screenshot(page, "mqtt-qos-reconnected-live")
     assert browser.wait_until_finished(page) == "succeeded"
-    # The player follows the live run, so it ends at the last event (no "Jump to end" click,
-    # which races with the player reaching the end on its own).
-    page.wait_for_function("""() => { const p = document.querySelector("#player");
-                                      return p.dataset.total !== "0" && p.dataset.index === p.dataset.total; }""")
     summary = daphne_server.get_json(f"/api/runs/{run_id}/")
+    # The player follows the live run to its last event; wait for that event to be shown.
+    page.wait_for_function("""(n) => Number(document.querySelector('[data-counter="events"]').textContent) === n""",
+                           arg=summary["counts"]["events"])
     assert browser.read_counters(page) == {k: summary["counts"][k] for k in browser.read_counters(page)}
     assert summary["result"]["manual_actions"] == 2
     assert not [x for x in summary["result"]["lost_pairs"] if x["subscriber"] == "s1"]
