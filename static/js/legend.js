@@ -73,7 +73,10 @@
     if (a.method && a.path) text = `${a.method} ${a.path}`;
     else if (a.method) text = String(a.method);
     else if (a.routing_key !== undefined && a.routing_key !== "") text = `key ${a.routing_key}`;
-    else if (a.topic !== undefined && a.partition !== undefined) text = `${a.topic}/p${a.partition}`;
+    // The topic already names the partition's node; the key is what decided the partition.
+    else if (a.topic !== undefined && a.partition !== undefined) {
+      text = a.key !== undefined && a.key !== null ? `${a.key} → p${a.partition}` : `p${a.partition}`;
+    }
     else if (a.topic !== undefined) text = String(a.topic);
     else text = ev.message_id || ev.kind;
     if (a.offset !== undefined) text += ` @${a.offset}`;
