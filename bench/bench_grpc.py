@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any
 
+from .runs import run_workflow
+
 CALLS = 3000
 CONCURRENCY = 4
 ROUNDS = 4
@@ -66,17 +68,7 @@ def bare_calls_per_s() -> float:
 
 
 def instrumented_run() -> dict[str, Any]:
-    from flows import registry
-    from flows.runner import get_runner, wait_until_finished
-
-    params, errors = registry.get("grpc-person").validate(PARAMS)
-    assert not errors, errors
-    started = time.perf_counter()
-    run = get_runner().start("grpc-person", params)
-    finished = wait_until_finished(run.pk, timeout=90)
-    wall = time.perf_counter() - started
-    if finished.state != "succeeded":
-        raise RuntimeError(f"grpc-person run {run.pk} {finished.state}: {finished.error}")
+    finished, wall = run_workflow("grpc-person", PARAMS, timeout=90)
     result = finished.result
     if result["codes"] != {"OK": CALLS}:
         raise RuntimeError(f"unexpected codes {result['codes']}")

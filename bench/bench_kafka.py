@@ -22,6 +22,8 @@ import threading
 import time
 from typing import Any
 
+from .runs import run_workflow
+
 MESSAGES = 40_000
 PARTITIONS = 4
 KEYS = 16
@@ -104,20 +106,10 @@ def bare_messages_per_s(bootstrap: str, round_no: int) -> float:
 
 
 def instrumented_run() -> dict[str, Any]:
-    from flows import registry
-    from flows.runner import get_runner, wait_until_finished
-
-    params, errors = registry.get("kafka-partitions").validate(PARAMS)
-    assert not errors, errors
-    started = time.perf_counter()
-    run = get_runner().start("kafka-partitions", params)
-    finished = wait_until_finished(run.pk, timeout=110)
-    wall = time.perf_counter() - started
-    if finished.state != "succeeded":
-        raise RuntimeError(f"kafka-partitions run {run.pk} {finished.state}: {finished.error}")
+    finished, wall = run_workflow("kafka-partitions", PARAMS, timeout=110)
     result = finished.result
     if result["read"] != MESSAGES or result["lost"]:
-        raise RuntimeError(f"run {run.pk} read {result['read']} of {MESSAGES}")
+        raise RuntimeError(f"run {finished.pk} read {result['read']} of {MESSAGES}")
     return {"messages_per_s": result["messages_per_s"], "wall_messages_per_s": MESSAGES / wall,
             "events": finished.summary["last_seq"]}
 

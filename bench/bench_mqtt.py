@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Any
 
+from .runs import run_workflow
+
 MESSAGES = 1000
 ROUNDS = 5
 GOAL_RATIO = 0.85
@@ -63,18 +65,10 @@ def bare_per_s(host: str, port: int) -> float:
 
 
 def instrumented_run() -> dict[str, Any]:
-    from flows import registry
-    from flows.runner import get_runner, wait_until_finished
-
-    params, errors = registry.get("mqtt-qos").validate(PARAMS)
-    assert not errors, errors
-    run = get_runner().start("mqtt-qos", params)
-    finished = wait_until_finished(run.pk, timeout=120)
-    if finished.state != "succeeded":
-        raise RuntimeError(f"mqtt-qos run {run.pk} {finished.state}: {finished.error}")
+    finished, _ = run_workflow("mqtt-qos", PARAMS, timeout=120)
     result = finished.result
     if result["deliveries"] != MESSAGES or result["lost"]:
-        raise RuntimeError(f"mqtt-qos run {run.pk}: {result['deliveries']} deliveries, {result['lost']} lost")
+        raise RuntimeError(f"mqtt-qos run {finished.pk}: {result['deliveries']} deliveries, {result['lost']} lost")
     return {"per_s": result["throughput"]["deliveries_per_s"], "events": finished.summary["last_seq"]}
 
 
