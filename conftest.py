@@ -41,6 +41,20 @@ def require_service(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def require_tool():  # noqa: ANN201 - returns the checker
+    """``require_tool(label, available, in_ci=True)``: skip on a laptop, fail in CI when ``in_ci``."""
+
+    def check(label: str, available: bool, in_ci: bool = True) -> None:
+        if available:
+            return
+        if IN_CI and in_ci:
+            pytest.fail(f"{label} is not installed; .ci/run installs it and CI requires it")
+        pytest.skip(f"{label} is not installed here")
+
+    return check
+
+
+@pytest.fixture(scope="session")
 def rabbitmq_url() -> str:
     return require_service("rabbitmq")
 
