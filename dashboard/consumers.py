@@ -1,7 +1,7 @@
 """The run WebSocket: replay from the database, then live batches, nothing lost or twice.
 
-Protocol (DESIGN.md): connect to ``/ws/runs/<id>/?after=SEQ``; the server sends
-``{"type": "events", "events": [...]}`` and ``{"type": "summary", "summary": {...}}``.
+Protocol (docs/contracts.md, "WebSocket"): connect to ``/ws/runs/<id>/?after=SEQ``; the
+server sends ``{"type": "events", "events": [...]}`` and ``{"type": "summary", "summary": {...}}``.
 Clients acknowledge with ``{"type": "ack", "seq": N}``; a client more than
 ``FLOWS_WS_WINDOW`` events behind gets no live batches until it catches up, from the
 database, so a client that stops reading costs the server bounded memory.

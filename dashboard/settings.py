@@ -118,7 +118,7 @@ if CHANNEL_LAYER == "redis":
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 200, "expiry": 30}}}
 
-# Broker modes (see shared DESIGN.md): embedded brokers run inside or beside this process;
+# Broker modes (README.md, "Broker modes"): embedded brokers run inside or beside this process;
 # external ones are reached at these URLs.
 FLOWS_BROKERS = os.environ.get("FLOWS_BROKERS", "embedded")
 KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")

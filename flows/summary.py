@@ -4,7 +4,7 @@ The same builder runs incrementally on the pipeline thread for live runs and ove
 stored events for any other, so the counters always agree with the event log. The
 browser derives its counters with the same rules (static/js/run-model.js).
 
-Rules (DESIGN.md, "Run summary"):
+Rules (docs/contracts.md, "Run summary"):
 - published: ``publish`` and ``request`` events of first attempts (a re-send is ``retry``);
 - delivered: ``deliver`` events, duplicates included; duplicates: those marked duplicate;
 - processed: ``process`` events; effects: ``process`` events whose ``effect`` attr is not

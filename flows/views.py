@@ -1,4 +1,4 @@
-"""The JSON API (DESIGN.md, "HTTP API"). Bad input is a 4xx with a message, never a 500."""
+"""The JSON API (docs/contracts.md, "HTTP API"). Bad input is a 4xx with a message, never a 500."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-/* The JSON API (DESIGN.md, "HTTP API"): fetch with the CSRF token from the csrftoken cookie. */
+/* The JSON API (docs/contracts.md, "HTTP API"): fetch with the CSRF token from the csrftoken cookie. */
 (function () {
   "use strict";
   const Flow = (window.Flow = window.Flow || {});

@@ -1,7 +1,7 @@
 /* A run's events, in seq order, each exactly once, over a WebSocket that survives drops.
 
-   Protocol (DESIGN.md): connect to /ws/runs/<id>/?after=<last seq seen>; the server sends
-   {"type":"events","events":[...]} and {"type":"summary","summary":{...}}; we ack every
+   Protocol (docs/contracts.md, "WebSocket"): connect to /ws/runs/<id>/?after=<last seq seen>;
+   the server sends {"type":"events","events":[...]} and {"type":"summary","summary":{...}}; we ack every
    batch with {"type":"ack","seq":lastSeq}. A gap in seq is filled from
    GET /api/runs/<id>/events/?after=; a dropped connection reconnects by itself with
    backoff and resumes after the last seq handed on, so nothing is lost or seen twice. */
