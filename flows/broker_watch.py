@@ -7,9 +7,9 @@ with the broker's sentence as the reason, which wakes a workflow blocked in a br
 (every wait goes through the run context), and the runner reports that sentence instead of
 whatever the workflow raised on its way out.
 
-What was handed to the broker and never processed is *undelivered*: counted from the
-events already recorded (a message with a ``publish`` event and no ``process`` event) and
-reported as the run's ``lost``.
+What the broker had confirmed and no consumer processed is *undelivered*, counted from the
+events already recorded and reported as the run's ``lost``; what was published and never
+confirmed is counted apart (``unconfirmed``): the broker may never have had it.
 """
 
 from __future__ import annotations
@@ -71,19 +71,37 @@ class BrokerWatch:
 
     def outcome(self, result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The run's error and result once the broker failed it (events so far must be stored)."""
-        undelivered = undelivered_messages(self.ctx.run_id)
-        error = f"{self.failure}; {undelivered} message{'s' if undelivered != 1 else ''} published before that " \
-                f"{'were' if undelivered != 1 else 'was'} never processed"
-        return error, {**result, "broker_failure": self.failure, "undelivered": undelivered, "lost": undelivered}
+        undelivered, unconfirmed = undelivered_messages(self.ctx.run_id)
+        error = f"{self.failure}; {_count(undelivered)} confirmed by the broker {_were(undelivered)} never processed"
+        if unconfirmed:
+            error += f" and {_count(unconfirmed)} published {_were(unconfirmed)} never confirmed"
+        return error, {**result, "broker_failure": self.failure, "undelivered": undelivered,
+                       "unconfirmed": unconfirmed, "lost": undelivered}
 
 
-def undelivered_messages(run_id: int) -> int:
-    """Messages the run recorded as published (handed to the broker) that no consumer processed."""
+def _count(n: int) -> str:
+    return f"{n} message{'' if n == 1 else 's'}"
+
+
+def _were(n: int) -> str:
+    return "was" if n == 1 else "were"
+
+
+def undelivered_messages(run_id: int) -> tuple[int, int]:
+    """(confirmed but never processed, published but never confirmed), from the stored events.
+
+    A message counts as confirmed when its ``publish`` event carries ``perceived_ms`` (the
+    workflow recorded it once the broker confirmed it, as the Kafka producer does) or when its
+    publisher recorded an ``ack`` for it (MQTT's PUBACK / PUBCOMP).
+    """
     from .models import Event
 
-    published: set[str] = set()
-    processed: set[str] = set()
-    rows = Event.objects.filter(run_id=run_id, kind__in=("publish", "process")).exclude(message_id="")
-    for message_id, kind in rows.values_list("message_id", "kind").iterator(chunk_size=5000):
-        (published if kind == "publish" else processed).add(message_id)
-    return len(published - processed)
+    events = Event.objects.filter(run_id=run_id).exclude(message_id="")
+    publishers = dict(events.filter(kind="publish").values_list("message_id", "actor").iterator(chunk_size=5000))
+    confirmed = set(events.filter(kind="publish", attrs__has_key="perceived_ms")
+                    .values_list("message_id", flat=True).iterator(chunk_size=5000))
+    for actor, message_id in events.filter(kind="ack").values_list("actor", "message_id").iterator(chunk_size=5000):
+        if publishers.get(message_id) == actor:
+            confirmed.add(message_id)
+    processed = set(events.filter(kind="process").values_list("message_id", flat=True).iterator(chunk_size=5000))
+    return len(confirmed - processed), len(publishers.keys() - confirmed)

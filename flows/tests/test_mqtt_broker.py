@@ -77,3 +77,27 @@ def test_an_unreachable_external_broker_says_so(broker_mode):
     broker = broker_mode("mqtt", "external", f"mqtt://127.0.0.1:{free_port}")
     with pytest.raises(BrokerUnavailable, match=str(free_port)):
         broker.check(1.0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("impl", ["mosquitto", "amqtt"])
+def test_health_and_the_workflow_contract_say_which_broker_answers(broker_mode, monkeypatch, impl):
+    from django.test import Client
+
+    use = use_embedded_mosquitto if impl == "mosquitto" else use_embedded_amqtt
+    broker = use(broker_mode, monkeypatch)
+    client = Client()
+    workflows = {w["slug"]: w for w in client.get("/api/workflows/").json()}
+    caveats = workflows["mqtt-qos"]["caveats"]
+    assert broker._server is None, "listing workflows must not start a broker"
+    assert all(w["caveats"] == [] for slug, w in workflows.items() if slug != "mqtt-qos")
+    page = client.get("/workflows/mqtt-qos/").content.decode()
+    if impl == "amqtt":
+        # Said before Start: the rules the fallback breaks, as the run page's card words them.
+        assert len(caveats) == 4 and any("min(publish, subscription)" in c for c in caveats)
+        assert any("DUP=1" in c for c in caveats) and any("filter does not match" in c for c in caveats)
+        assert "min(publish, subscription)" in page  # in the contract the form renders
+    else:
+        assert caveats == []
+    mqtt = client.get("/api/health/").json()["brokers"]["mqtt"]
+    assert mqtt["impl"] == impl and mqtt["ok"] is True, mqtt
