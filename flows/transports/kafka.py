@@ -27,7 +27,8 @@ class KafkaBroker(Broker):
         if not self.embedded:
             return self.external_url
         if self._tansu is None or not self._tansu.running:
-            self.start()
+            # Reading a property never starts (or silently restarts) a broker: start() does.
+            raise BrokerUnavailable(self.down_reason() or "embedded Tansu broker is not started")
         return self._tansu.bootstrap_servers
 
     @property

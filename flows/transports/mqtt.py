@@ -89,8 +89,11 @@ class MqttBroker(Broker):
 
     def _address(self) -> tuple[str, int]:
         if self.embedded:
-            self.start()
-            return self._server.host, self._server.port
+            server = self._server
+            if server is None or not server.running:
+                # Reading a property never starts (or silently restarts) a broker: start() does.
+                raise BrokerUnavailable(self.down_reason() or f"embedded {self.impl} broker is not started")
+            return server.host, server.port
         parsed = urlparse(self.external_url if "://" in self.external_url else f"mqtt://{self.external_url}")
         return parsed.hostname or "127.0.0.1", parsed.port or self.default_port
 
