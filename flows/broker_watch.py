@@ -92,7 +92,8 @@ def undelivered_messages(run_id: int) -> tuple[int, int]:
 
     A message counts as confirmed when its ``publish`` event carries ``perceived_ms`` (the
     workflow recorded it once the broker confirmed it, as the Kafka producer does) or when its
-    publisher recorded an ``ack`` for it (MQTT's PUBACK / PUBCOMP).
+    publisher recorded an ``ack`` for it (MQTT's PUBACK / PUBCOMP); it is owed to a consumer
+    when the run recorded a ``route`` for it.
     """
     from .models import Event
 
@@ -104,4 +105,8 @@ def undelivered_messages(run_id: int) -> tuple[int, int]:
         if publishers.get(message_id) == actor:
             confirmed.add(message_id)
     processed = set(events.filter(kind="process").values_list("message_id", flat=True).iterator(chunk_size=5000))
-    return len(confirmed - processed), len(publishers.keys() - confirmed)
+    routed = set(events.filter(kind="route").values_list("message_id", flat=True).iterator(chunk_size=5000))
+    # Where the workflow records routing, a message no consumer's binding or filter matched was
+    # never meant to be processed (e.g. an MQTT topic nobody subscribes to).
+    owed = confirmed & routed if routed else confirmed
+    return len(owed - processed), len(publishers.keys() - confirmed)

@@ -115,6 +115,26 @@ def test_a_killed_embedded_broker_is_down_in_health_until_restarted(broker_mode,
     assert broker.down_reason() is None and broker.pid not in (None, pid)
 
 
+# -- what a dead broker cost ------------------------------------------------------------------
+
+def test_undelivered_counts_confirmed_routed_messages_no_consumer_processed():
+    from flows.broker_watch import undelivered_messages
+    from flows.models import Run
+
+    run = Run.objects.create(workflow="mqtt-qos")
+    events = [
+        ("publish", "producer", "k1", {"perceived_ms": 1.0}), ("route", "topic:t/p0", "k1", {}),
+        ("process", "consumer:c", "k1", {}),  # confirmed, processed
+        ("publish", "producer", "k2", {"perceived_ms": 1.0}), ("route", "topic:t/p1", "k2", {}),  # owed, lost
+        ("publish", "publisher", "m1", {}), ("ack", "publisher", "m1", {}), ("route", "broker", "m1", {}),  # PUBACK
+        ("ack", "subscriber:s", "m2", {}), ("publish", "publisher", "m2", {}),  # a consumer's ack confirms nothing
+        ("publish", "publisher", "m3", {"perceived_ms": 0.0}),  # confirmed, but no consumer's filter matched
+    ]
+    eventstore.write_batch(run.pk, [(seq, float(seq), kind, actor, mid, 1, False, attrs)
+                                    for seq, (kind, actor, mid, attrs) in enumerate(events, 1)])
+    assert undelivered_messages(run.pk) == (2, 1)  # k2 and m1 undelivered; m2 never confirmed
+
+
 # -- a run on a broker that dies fails within seconds -----------------------------------------
 
 KAFKA_RUN = {"messages": 200_000, "rate": 2000, "partitions": 4, "keys": 8}

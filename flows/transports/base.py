@@ -142,7 +142,7 @@ class Broker:
         return {"name": self.name, "url": self.url, "mode": self.mode}
 
     def health(self, timeout: float = 2.0) -> dict[str, Any]:
-        info = self.describe()
+        info: dict[str, Any] = {}
         started = time.perf_counter()
         try:
             reason = self.down_reason()
@@ -156,8 +156,8 @@ class Broker:
         else:
             info.update(ok=True, error="")
         info["checked_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        return info
-
+        # Described after the check, which may have started the broker (its URL is known then).
+        return {**self.describe(), **info}
 
     def _restart_note(self) -> str:
         error = self._start_error
