@@ -138,6 +138,7 @@ def test_undelivered_counts_confirmed_routed_messages_no_consumer_processed():
 # -- a run on a broker that dies fails within seconds -----------------------------------------
 
 KAFKA_RUN = {"messages": 200_000, "rate": 2000, "partitions": 4, "keys": 8}
+GROUPS_RUN = {"messages": 5000, "rate": 500, "process_ms": 0}
 MQTT_RUN = {"messages": 5000, "rate": 200, "qos": 1, "retain": False, "disconnect": "", "disconnect_at": 0,
             "away_messages": 0, "lose_ack": False}
 
@@ -177,6 +178,7 @@ def events_before(run_id: int) -> int:
 
 @pytest.mark.parametrize(("protocol", "slug", "params", "needles"), [
     ("kafka", "kafka-partitions", KAFKA_RUN, ("embedded Kafka broker (Tansu)", "exited with signal 9")),
+    ("kafka", "kafka-consumer-groups", GROUPS_RUN, ("embedded Kafka broker (Tansu)", "exited with signal 9")),
     ("mqtt", "mqtt-qos", MQTT_RUN, ("embedded MQTT broker (Mosquitto)", "exited with signal 9")),
 ])
 def test_a_run_fails_within_seconds_when_its_embedded_broker_is_killed(broker_mode, monkeypatch, protocol, slug,
