@@ -15,7 +15,7 @@ confirmed is counted apart (``unconfirmed``): the broker may never have had it.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from .context import RunContext
 from .transports import Broker, BrokerUnavailable, get_broker
@@ -55,6 +55,19 @@ class BrokerWatch:
             self.failure = reason
             self.ctx.cancel(reason)
 
+    def broke(self, recheck: bool) -> bool:
+        """Did the broker fail the run? With ``recheck`` (the run failed for a reason of its own),
+        ask once more now: a workflow can hit a dead broker before the watch's next probe."""
+        if self.failure is None and recheck and self.broker is not None:
+            reason = self.broker.down_reason()
+            if reason is None and not self.broker.embedded:
+                try:
+                    self.broker.probe(PROBE_TIMEOUT_S)
+                except BrokerUnavailable as exc:
+                    reason = str(exc)
+            self.failure = reason
+        return self.failure is not None
+
     def _probe(self) -> None:
         assert self.broker is not None
         failures = 0
@@ -71,8 +84,10 @@ class BrokerWatch:
 
     def outcome(self, result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The run's error and result once the broker failed it (events so far must be stored)."""
-        undelivered, unconfirmed = undelivered_messages(self.ctx.run_id)
-        error = f"{self.failure}; {_count(undelivered)} confirmed by the broker {_were(undelivered)} never processed"
+        undelivered, unconfirmed, published = undelivered_messages(self.ctx.run_id)
+        error = self.failure or ""
+        if published:
+            error += f"; {_count(undelivered)} confirmed by the broker {_were(undelivered)} never processed"
         if unconfirmed:
             error += f" and {_count(unconfirmed)} published {_were(unconfirmed)} never confirmed"
         return error, {**result, "broker_failure": self.failure, "undelivered": undelivered,
@@ -87,8 +102,14 @@ def _were(n: int) -> str:
     return "was" if n == 1 else "were"
 
 
-def undelivered_messages(run_id: int) -> tuple[int, int]:
-    """(confirmed but never processed, published but never confirmed), from the stored events.
+class Losses(NamedTuple):
+    undelivered: int  # confirmed by the broker, owed to a consumer, never processed
+    unconfirmed: int  # published, never confirmed
+    published: int
+
+
+def undelivered_messages(run_id: int) -> Losses:
+    """What the run had published and lost, from the stored events.
 
     A message counts as confirmed when its ``publish`` event carries ``perceived_ms`` (the
     workflow recorded it once the broker confirmed it, as the Kafka producer does) or when its
@@ -109,4 +130,4 @@ def undelivered_messages(run_id: int) -> tuple[int, int]:
     # Where the workflow records routing, a message no consumer's binding or filter matched was
     # never meant to be processed (e.g. an MQTT topic nobody subscribes to).
     owed = confirmed & routed if routed else confirmed
-    return len(owed - processed), len(publishers.keys() - confirmed)
+    return Losses(len(owed - processed), len(publishers.keys() - confirmed), len(publishers))

@@ -188,7 +188,7 @@ class Runner:
         finally:
             watchdog.cancel()
             watch.stop()
-        if watch.failure and state != Run.State.SUCCEEDED:
+        if state != Run.State.SUCCEEDED and watch.broke(recheck=state == Run.State.FAILED):
             # The broker died: that is the run's error, whatever the workflow raised on its way out.
             self.pipeline.flush(live.recorder, timeout=10.0)
             state, (error, result) = Run.State.FAILED, watch.outcome(result)

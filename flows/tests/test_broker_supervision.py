@@ -23,7 +23,7 @@ from flows import eventstore, registry
 from flows.runner import get_runner, wait_until_finished
 
 from .mqtt_support import require_mosquitto_binary, use_embedded_mosquitto
-from .process_support import pid_alive, wait_until
+from .process_support import TcpProxy, pid_alive, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -132,7 +132,7 @@ def test_undelivered_counts_confirmed_routed_messages_no_consumer_processed():
     ]
     eventstore.write_batch(run.pk, [(seq, float(seq), kind, actor, mid, 1, False, attrs)
                                     for seq, (kind, actor, mid, attrs) in enumerate(events, 1)])
-    assert undelivered_messages(run.pk) == (2, 1)  # k2 and m1 undelivered; m2 never confirmed
+    assert undelivered_messages(run.pk) == (2, 1, 5)  # k2 and m1 undelivered; m2 never confirmed
 
 
 # -- a run on a broker that dies fails within seconds -----------------------------------------
@@ -160,7 +160,7 @@ def run_until_processing(slug: str, params: dict, processed: int = 50) -> int:
 def assert_failed_on_broker(run_id: int, killed_at: float, *needles: str) -> dict:
     run = wait_until_finished(run_id, 60)
     took = time.monotonic() - killed_at
-    print(f"run {run.workflow} {run.state} {took:.3f} s after the broker's SIGKILL: {run.error}")
+    print(f"run {run.workflow} {run.state} {took:.3f} s after the broker went away: {run.error}")
     assert run.state == "failed"
     assert took < FAIL_WITHIN_S, f"the run took {took:.1f} s to fail"
     for needle in needles:
@@ -168,7 +168,8 @@ def assert_failed_on_broker(run_id: int, killed_at: float, *needles: str) -> dic
     assert "TimeoutError" not in run.error
     summary = get_runner().summary(run_id)
     assert summary["counts"]["lost"] == run.result["undelivered"] == run.result["lost"]
-    assert f"{run.result['undelivered']} message" in run.error and "confirmed by the broker" in run.error
+    assert f"{run.result['undelivered']} message" in run.error and "confirmed by the broker" in run.error, \
+        "every run here published before the broker died"
     return summary
 
 
@@ -229,3 +230,15 @@ def test_a_run_fails_within_seconds_when_its_external_mqtt_goes_away(broker_mode
     run_id = run_until_processing("mqtt-qos", MQTT_RUN)
     killed_at = kill(private_mosquitto.pid)
     assert_failed_on_broker(run_id, killed_at, f"Mosquitto at 127.0.0.1:{private_mosquitto.port} is not reachable")
+
+
+def test_a_run_fails_within_seconds_when_its_external_rabbitmq_goes_away(broker_mode, rabbitmq_url):
+    proxy = TcpProxy(("127.0.0.1", 5672))  # the shared RabbitMQ stays up; only our way to it goes
+    try:
+        broker_mode("amqp", "external", f"amqp://guest:guest@127.0.0.1:{proxy.port}//")
+        run_id = run_until_processing("amqp-routing", {"messages": 20000, "rate": 500, "work_ms": 0})
+        proxy.close()
+        killed_at = time.monotonic()
+        assert_failed_on_broker(run_id, killed_at, f"RabbitMQ at 127.0.0.1:{proxy.port} is not reachable")
+    finally:
+        proxy.close()
