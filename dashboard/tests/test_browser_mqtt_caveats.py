@@ -36,6 +36,13 @@ def test_the_form_lists_what_amqtt_breaks_before_start(browser_page):
         caveats.scroll_into_view_if_needed()
         browser.screenshot(page, "mqtt-qos-form-amqtt-caveats")
 
+        # The run page says it again, next to the verdicts.
+        browser.start_run(page, server, "mqtt-qos", {"messages": 3, "rate": 0})
+        run_caveats = page.locator("#mqtt-caveats")
+        expect(run_caveats).to_be_visible()
+        expect(run_caveats).to_contain_text("amqtt")
+        expect(run_caveats.locator("li")).to_have_count(4)
+
 
 def test_the_form_shows_no_caveats_with_mosquitto(daphne_server, browser_page):
     from flows.tests.mqtt_support import require_mosquitto_binary
@@ -45,3 +52,6 @@ def test_the_form_shows_no_caveats_with_mosquitto(daphne_server, browser_page):
     page.goto(f"{daphne_server.url}/workflows/mqtt-qos/")
     expect(page.locator("#start")).to_be_visible()
     expect(page.locator("#workflow-caveats")).to_have_count(0)
+    browser.start_run(page, daphne_server, "mqtt-qos", {"messages": 3, "rate": 0})
+    expect(page.locator("#mqtt-verdicts")).to_be_visible()
+    expect(page.locator("#mqtt-caveats")).to_have_count(0)

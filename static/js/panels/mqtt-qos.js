@@ -276,7 +276,7 @@
           "Messages a subscriber's filter matched but that never reached it: QoS 0 while away, or a clean session."),
       ];
       const caveats = (this.ctx.workflow && this.ctx.workflow.caveats) || [];
-      if (caveats.length && !this.differences) {
+      if (caveats.length) {
         // Known before any message moves (the form said so too): the fallback broker's departures.
         items.push(h("div", { class: "verdict cat-error", id: "mqtt-caveats", dataset: { verdict: "caveats" } },
           h("p", { class: "verdict-headline" }, Flow.legend.swatch("error"), "amqtt (the fallback broker) breaks MQTT 3.1.1 here"),
