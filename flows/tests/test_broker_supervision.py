@@ -234,6 +234,7 @@ def test_a_run_fails_within_seconds_when_its_external_mqtt_goes_away(broker_mode
 
 def test_a_run_fails_within_seconds_when_its_external_rabbitmq_goes_away(broker_mode, rabbitmq_url):
     proxy = TcpProxy(("127.0.0.1", 5672))  # the shared RabbitMQ stays up; only our way to it goes
+    run_id = None
     try:
         broker_mode("amqp", "external", f"amqp://guest:guest@127.0.0.1:{proxy.port}//")
         run_id = run_until_processing("amqp-routing", {"messages": 20000, "rate": 500, "work_ms": 0})
@@ -242,3 +243,20 @@ def test_a_run_fails_within_seconds_when_its_external_rabbitmq_goes_away(broker_
         assert_failed_on_broker(run_id, killed_at, f"RabbitMQ at 127.0.0.1:{proxy.port} is not reachable")
     finally:
         proxy.close()
+        if run_id is not None:
+            delete_run_topology(run_id, rabbitmq_url)
+
+
+def delete_run_topology(run_id: int, url: str) -> None:
+    """The run could not clean up behind a vanished broker; its run<id>.* names would otherwise
+    linger on the shared RabbitMQ (until x-expires) and clash with another session's run <id>."""
+    from kombu import Connection
+
+    from flows.amqp import spec as routing
+    from flows.amqp.resources import RunTopology
+    from flows.models import Run
+
+    spec = routing.RoutingSpec(Run.objects.get(pk=run_id).params)
+    topology = RunTopology(run_id, spec.exchange, spec.exchange_type, spec.bindings)
+    with Connection(url, connect_timeout=5) as conn:
+        topology.delete(conn.default_channel)
