@@ -8,7 +8,7 @@ through the runner: per message a publish, a route, a PUBACK and the subscriber'
 and process events, recorded, stored and streamed by the event pipeline in the same
 process, plus the duplicate/loss bookkeeping. Rounds alternate; the best of each side is
 compared. Goal: instrumented ≥ 0.85 × bare. Mosquitto (external) is measured, and the
-embedded amqtt broker too.
+embedded broker too (Mosquitto as a child process, or amqtt where no binary is installed).
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ def measure(report: Any, label: str, mode: str, url: str | None) -> None:
     broker = transports.get_broker("mqtt")
     broker.start()
     broker.check(3.0)
+    if mode == "embedded":
+        label = f"{broker.impl} embedded"
     host, port = broker.host, broker.port
     bare_per_s(host, port)  # warm-up: imports, first connections
     bare: list[float] = []
@@ -116,7 +118,7 @@ def run(report: Any) -> None:
     saved = dict(settings.FLOWS_BROKER_MODES), settings.MQTT_URL
     try:
         measure(report, "Mosquitto", "external", None)
-        measure(report, "amqtt embedded", "embedded", None)
+        measure(report, "embedded", "embedded", None)
     finally:
         settings.FLOWS_BROKER_MODES, settings.MQTT_URL = saved
         transports.reset()

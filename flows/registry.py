@@ -52,6 +52,11 @@ class Workflow:
         raise NotImplementedError
 
     @classmethod
+    def caveats(cls) -> list[str]:
+        """What the configured broker gets wrong for this lesson, said before Start (never starts it)."""
+        return []
+
+    @classmethod
     def contract(cls) -> dict[str, Any]:
         return {
             "slug": cls.slug,
@@ -62,6 +67,7 @@ class Workflow:
             "params": {name: p.contract() for name, p in cls.params.items()},
             "actions": dict(cls.actions),
             "broker": cls.broker,
+            "caveats": cls.caveats(),
         }
 
     @classmethod

@@ -19,6 +19,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from . import eventstore, registry
+from .broker_watch import BrokerWatch
 from .context import Action, RunCancelled, RunContext
 from .models import Run
 from .pipeline import EventPipeline, get_pipeline
@@ -163,12 +164,14 @@ class Runner:
         run, ctx = live.run, live.ctx
         watchdog = threading.Timer(deadline_s, ctx.cancel, args=(f"timed out after {deadline_s:g} s",))
         watchdog.daemon = True
+        watch = BrokerWatch(ctx, live.workflow.broker)
         state, error, result = Run.State.FAILED, "", {}
         try:
             run.state = Run.State.RUNNING
             run.started_at = timezone.now()
             run.save(update_fields=["state", "started_at"])
             watchdog.start()
+            watch.start()
             result = live.workflow.run(ctx) or {}
             if ctx.cancelled.is_set():
                 raise RunCancelled(ctx.stop_reason)
@@ -184,6 +187,11 @@ class Runner:
             error = f"{type(exc).__name__}: {exc}"
         finally:
             watchdog.cancel()
+            watch.stop()
+        if state != Run.State.SUCCEEDED and watch.broke(recheck=state == Run.State.FAILED):
+            # The broker died: that is the run's error, whatever the workflow raised on its way out.
+            self.pipeline.flush(live.recorder, timeout=10.0)
+            state, (error, result) = Run.State.FAILED, watch.outcome(result)
         self._finish(live, state, error, result)
 
     def _finish(self, live: LiveRun, state: str, error: str, result: dict[str, Any]) -> None:

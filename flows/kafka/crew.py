@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 from ..context import RunContext
@@ -10,6 +11,9 @@ from .ledger import GroupLedger
 from .member import Member, MemberSettings
 
 STOP_TIMEOUT_S = 20.0
+# A cancelled run (timed out, cancelled, its broker dead) waits this long for all members at most;
+# a member stuck in a call to a dead broker is a daemon thread and ends on its own.
+CANCELLED_STOP_S = 3.0
 
 
 class Crew:
@@ -109,5 +113,6 @@ class Crew:
         members = self.all_members()
         for member in members:
             member.request_stop()
+        deadline = time.monotonic() + (min(timeout, CANCELLED_STOP_S) if self.ctx.cancelled.is_set() else timeout)
         for member in members:
-            member.join(timeout)
+            member.join(max(0.0, deadline - time.monotonic()))

@@ -370,7 +370,8 @@ class Member(threading.Thread):
 
     def _shutdown(self) -> None:
         self.final_partitions = sorted(self.assigned)
-        if self.settings.commit_mode != "before":
+        # A cancelled run (its broker may be dead) does not block on a last synchronous commit.
+        if self.settings.commit_mode != "before" and not self.ctx.cancelled.is_set():
             self._commit_pending("shutdown")
         self.ledger.saw_end_offsets(cached_end_offsets(self._consumer, self.settings.topic, self.assigned))
         self._leaving = "shutdown"

@@ -106,6 +106,7 @@ class KeyedProducer:
                 self._producer.produce(self.topic, value, key_bytes, on_delivery=self._delivered)
                 break
             except BufferError:
+                self.ctx.check()  # a full local queue also fills up when the broker is gone
                 self._producer.poll(_FULL_QUEUE_POLL_S)
         self.sent += 1
         self._producer.poll(0)
@@ -116,7 +117,11 @@ class KeyedProducer:
         self._producer.poll(seconds)
 
     def flush(self, timeout: float = 30.0) -> None:
-        left = self._producer.flush(timeout)
+        # In short slices, so a cancelled run (its broker died) stops waiting at once.
+        deadline = time.monotonic() + timeout
+        while (left := self._producer.flush(min(_SERVE_POLL_S, max(0.0, deadline - time.monotonic())))) \
+                and time.monotonic() < deadline:
+            self.ctx.check()
         if left:
             raise TimeoutError(f"{left} messages were still undelivered after {timeout:g} s")
 

@@ -1,5 +1,8 @@
 """An amqtt broker running inside this process, on its own thread and event loop.
 
+The fallback for embedded MQTT where no mosquitto binary is installed (``flows.transports.mqtt``);
+it breaks some MQTT 3.1.1 rules, listed in ``flows.mqtt.caveats``.
+
 The broker binds ``127.0.0.1:0`` and we read the port the kernel chose from the listening
 socket, so there is no free-port race. amqtt marks every client that the stock
 ``AnonymousAuthPlugin`` lets in as *anonymous* and then never queues messages for its

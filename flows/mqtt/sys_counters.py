@@ -1,7 +1,8 @@
 """The broker's own PUBLISH counters, read from its ``$SYS`` topics.
 
 Both brokers publish cumulative counters periodically (Mosquitto every ``sys_interval``,
-10 s by default; our embedded amqtt every second) under different names. A snapshot waits
+10 s by default, 1 s for the one the app embeds; our embedded amqtt every second) under
+different names, so callers pass the broker's ``impl``. A snapshot waits
 for the *next* publication after it was asked for, so it covers everything that happened
 before the call. Counters of PUBLISH packets the broker *sent* include the ``$SYS``
 messages it sent to this very watcher; ``sys_messages`` counts those so callers can take

@@ -1,6 +1,7 @@
-"""``mqtt-qos`` on real brokers: Mosquitto (external, as in CI) and amqtt (embedded, in-process).
+"""``mqtt-qos`` on real brokers: Mosquitto (external, as in CI, and embedded as a child process)
+and amqtt (the embedded fallback, in-process, when no mosquitto binary is installed).
 
-One contract, two brokers. Where amqtt 0.12.1 departs from MQTT 3.1.1 the subclass pins
+One contract, two broker implementations. Where amqtt 0.12.1 departs from MQTT 3.1.1 the subclass pins
 what it actually does, so a change in either broker (or in our reading of it) fails here:
 
 * it delivers at the *subscription* QoS instead of min(publish QoS, subscription QoS);
@@ -21,6 +22,8 @@ import pytest
 
 from flows import eventstore, registry
 from flows.runner import get_runner, wait_until_finished
+
+from .mqtt_support import use_embedded_amqtt, use_embedded_mosquitto
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,7 +75,7 @@ class MqttQosContract:
         run = wait_until_finished(get_runner().start("mqtt-qos", cleaned).pk, timeout)
         assert run.state == "succeeded", run.error
         summary = get_runner().summary(run.pk)
-        assert summary["result"]["broker"]["flavour"] == self.flavour
+        assert summary["result"]["broker"]["flavour"] == summary["result"]["broker"]["impl"] == self.flavour
         return summary, eventstore.read_events(run.pk, 0, 100_000)
 
     def test_each_message_reaches_exactly_the_matching_subscribers(self):
@@ -326,6 +329,16 @@ class TestMosquitto(MqttQosContract):
         broker_mode("mqtt", "external", mosquitto_url)
 
 
+class TestEmbeddedMosquitto(MqttQosContract):
+    """The default embedded broker wherever mosquitto is installed: the lesson is MQTT 3.1.1's."""
+
+    flavour = "mosquitto"
+
+    @pytest.fixture(autouse=True)
+    def _broker(self, broker_mode, monkeypatch):  # noqa: ANN001
+        use_embedded_mosquitto(broker_mode, monkeypatch)
+
+
 class TestEmbeddedAmqtt(MqttQosContract):
     flavour = "amqtt"
     delivers_at_subscription_qos = True
@@ -333,5 +346,5 @@ class TestEmbeddedAmqtt(MqttQosContract):
     queued_marked_retained = True
 
     @pytest.fixture(autouse=True)
-    def _broker(self, broker_mode):  # noqa: ANN001
-        broker_mode("mqtt", "embedded")
+    def _broker(self, broker_mode, monkeypatch):  # noqa: ANN001
+        use_embedded_amqtt(broker_mode, monkeypatch)

@@ -128,3 +128,25 @@ def test_produce_and_consume(broker: TansuBroker) -> None:
     assert received == sent
     assert partitions == dict(delivered)
     assert len(set(partitions.values())) > 1  # keys spread over the partitions
+
+
+def test_a_crash_is_reported_at_once_and_a_stop_is_not() -> None:
+    import signal
+    import threading
+
+    heard: list[str] = []
+    crashed = threading.Event()
+    tansu = TansuBroker()
+    tansu.on_exit = lambda how: (heard.append(how), crashed.set())
+    tansu.start()
+    try:
+        pid = tansu.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert crashed.wait(5), "the broker's exit went unnoticed"
+        assert heard == ["exited with signal 9 (SIGKILL)"] and not tansu.running
+        tansu.start()  # back, on a new process
+        assert tansu.running and tansu.pid != pid
+    finally:
+        tansu.stop()
+    assert heard == ["exited with signal 9 (SIGKILL)"], "stop() is not a crash"

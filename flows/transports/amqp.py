@@ -27,6 +27,7 @@ class AmqpBroker(Broker):
     protocol = "amqp"
     embedded_name = "kombu memory transport (in-process)"
     external_name = "RabbitMQ"
+    default_port = 5672
 
     @property
     def url(self) -> str:

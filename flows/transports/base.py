@@ -3,15 +3,24 @@
 A broker knows its mode (embedded or external), its URL, how to start and stop itself
 when embedded, and how to tell whether it is reachable. Workflows ask it for URLs and
 clients; the web layer only ever sees ``describe()`` and ``health()``.
+
+An embedded broker that runs as a child process reports its own death: from that moment
+``down_reason()`` names it ("embedded Kafka broker (Tansu) exited with signal 9 (SIGKILL)"),
+``health()`` says so and the listeners added with ``add_down_listener`` hear of it, until
+the next successful ``start()``.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -31,6 +40,9 @@ class Broker:
         self._start_lock = threading.Lock()
         self._start_error: str | None = None
         self._starting: threading.Thread | None = None
+        self._down_reason: str | None = None
+        self._down_listeners: list[Callable[[str], None]] = []
+        self._down_lock = threading.Lock()
 
     @property
     def embedded(self) -> bool:
@@ -70,7 +82,55 @@ class Broker:
             with self._start_lock:
                 self._starting = None
 
+    # -- death and resurrection (embedded child processes) -----------------------------
+
+    def down_reason(self) -> str | None:
+        """Why the broker is down since it died on its own, or None; cheap (no I/O)."""
+        return self._down_reason
+
+    def add_down_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(reason)`` (on a watcher thread) when the broker dies on its own."""
+        with self._down_lock:
+            self._down_listeners.append(listener)
+
+    def remove_down_listener(self, listener: Callable[[str], None]) -> None:
+        with self._down_lock:
+            if listener in self._down_listeners:
+                self._down_listeners.remove(listener)
+
+    def _went_down(self, reason: str) -> None:
+        with self._down_lock:
+            self._down_reason = reason
+            listeners = list(self._down_listeners)
+        log.warning("%s", reason)
+        for listener in listeners:
+            try:
+                listener(reason)
+            except Exception:  # noqa: BLE001 - one listener's bug must not silence the others
+                log.exception("down listener of %s raised", self.protocol)
+
+    def _came_up(self) -> None:
+        with self._down_lock:
+            self._down_reason = None
+
     # -- reachability ---------------------------------------------------------------
+
+    def probe(self, timeout: float = 1.0) -> None:
+        """Cheap liveness of an external broker: its port accepts a TCP connection.
+
+        Raises BrokerUnavailable. Embedded brokers live in this process or report their own
+        death (``down_reason``), so there is nothing to probe.
+        """
+        if self.embedded:
+            return
+        errors = []
+        for address in [a.strip() for a in self.external_url.split(",") if a.strip()]:
+            try:
+                tcp_check(address, self.default_port, timeout, self.name)
+                return
+            except BrokerUnavailable as exc:
+                errors.append(str(exc))
+        raise BrokerUnavailable("; ".join(errors) or f"{self.name}: no address in {self.external_url!r}")
 
     def check(self, timeout: float = 3.0) -> None:
         """Raise BrokerUnavailable unless the broker answers within ``timeout``."""
@@ -82,16 +142,26 @@ class Broker:
         return {"name": self.name, "url": self.url, "mode": self.mode}
 
     def health(self, timeout: float = 2.0) -> dict[str, Any]:
-        info = self.describe()
+        info: dict[str, Any] = {}
         started = time.perf_counter()
         try:
+            reason = self.down_reason()
+            if reason is not None:
+                # Say how it died, and bring it back for whoever comes next.
+                self.start_in_background()
+                raise BrokerUnavailable(f"{reason}; {self._restart_note()}")
             self.check(timeout)
         except Exception as exc:  # noqa: BLE001 - health reports, never raises
             info.update(ok=False, error=str(exc))
         else:
             info.update(ok=True, error="")
         info["checked_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        return info
+        # Described after the check, which may have started the broker (its URL is known then).
+        return {**self.describe(), **info}
+
+    def _restart_note(self) -> str:
+        error = self._start_error
+        return f"restarting failed: {error}" if error else "restarting"
 
 
 def tcp_check(url: str, default_port: int, timeout: float, name: str) -> None:

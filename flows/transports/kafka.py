@@ -16,6 +16,7 @@ class KafkaBroker(Broker):
     protocol = "kafka"
     embedded_name = "Tansu (embedded Kafka-protocol broker)"
     external_name = "Apache Kafka"
+    default_port = 9092
 
     def __init__(self, mode: str, external_url: str) -> None:
         super().__init__(mode, external_url)
@@ -26,7 +27,8 @@ class KafkaBroker(Broker):
         if not self.embedded:
             return self.external_url
         if self._tansu is None or not self._tansu.running:
-            self.start()
+            # Reading a property never starts (or silently restarts) a broker: start() does.
+            raise BrokerUnavailable(self.down_reason() or "embedded Tansu broker is not started")
         return self._tansu.bootstrap_servers
 
     @property
@@ -41,6 +43,11 @@ class KafkaBroker(Broker):
     def startup_seconds(self) -> float | None:
         return getattr(self._tansu, "startup_seconds", None)
 
+    @property
+    def pid(self) -> int | None:
+        """The embedded Tansu's process id while it runs (None when external)."""
+        return getattr(self._tansu, "pid", None)
+
     def start(self) -> None:
         if not self.embedded:
             return
@@ -49,11 +56,13 @@ class KafkaBroker(Broker):
         with self._start_lock:
             if self._tansu is None:
                 self._tansu = TansuBroker()
+                self._tansu.on_exit = lambda how: self._went_down(f"embedded Kafka broker (Tansu) {how}")
             if not self._tansu.running:
                 try:
                     self._tansu.start()
                 except Exception as exc:
                     raise BrokerUnavailable(f"embedded Tansu broker failed to start: {exc}") from exc
+                self._came_up()
 
     def stop(self) -> None:
         if self._tansu is not None:

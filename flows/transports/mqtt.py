@@ -1,8 +1,11 @@
-"""MQTT: Mosquitto at ``MQTT_URL`` (external) or an amqtt broker in this process (embedded).
+"""MQTT: Mosquitto at ``MQTT_URL`` (external), or an embedded broker the app starts itself.
 
-Flow code only asks for ``host`` and ``port`` (and ``flavour`` where the two brokers name
-things differently, e.g. their ``$SYS`` counters); the embedded broker is started by
-``start()`` on a free loopback port and stopped by ``stop()``.
+Embedded MQTT prefers a real Mosquitto run as a child process (``flows.transports.mosquitto``)
+whenever its binary is installed; only without one does it fall back to amqtt inside this
+process, which breaks some MQTT 3.1.1 rules (``flows.mqtt.caveats``). ``impl`` says which one
+answers — decided from the binary alone, so asking never starts a broker — and code that
+depends on the broker's behaviour or names (``$SYS`` counters) keys on it, never on the mode.
+Flow code otherwise only asks for ``host`` and ``port``.
 """
 
 from __future__ import annotations
@@ -12,28 +15,64 @@ from urllib.parse import urlparse
 
 from .base import Broker, BrokerUnavailable, tcp_check
 
+MOSQUITTO = "mosquitto"
+AMQTT = "amqtt"
+
 
 class MqttBroker(Broker):
     protocol = "mqtt"
-    embedded_name = "amqtt (in-process)"
+    embedded_name = "Mosquitto (embedded, child process)"
     external_name = "Mosquitto"
     default_port = 1883
 
     def __init__(self, mode: str, external_url: str) -> None:
         super().__init__(mode, external_url)
-        self._amqtt: Any = None
+        self._binary: str | None = None
+        self._impl: str | None = None
+        self._server: Any = None  # MosquittoProcess or EmbeddedAmqtt, once started
+
+    # -- which broker ---------------------------------------------------------------------
+
+    @property
+    def impl(self) -> str:
+        """``mosquitto`` or ``amqtt``: the implementation that answers (or will, once started)."""
+        if not self.embedded:
+            return MOSQUITTO
+        if self._impl is None:
+            from .mosquitto import find_binary
+
+            self._binary = find_binary()
+            self._impl = MOSQUITTO if self._binary else AMQTT
+        return self._impl
 
     @property
     def flavour(self) -> str:
-        """Which broker implementation answers: ``amqtt`` or ``mosquitto``."""
-        return "amqtt" if self.embedded else "mosquitto"
+        """The older name of ``impl`` (``$SYS`` topic names, amqtt quirks)."""
+        return self.impl
+
+    @property
+    def name(self) -> str:
+        if self.embedded and self.impl == AMQTT:
+            return "amqtt (in-process; no mosquitto binary found)"
+        return super().name
+
+    def caveats(self) -> list[str]:
+        """The MQTT 3.1.1 rules the broker in use breaks (empty for Mosquitto)."""
+        if self.impl != AMQTT:
+            return []
+        from flows.mqtt.caveats import AMQTT_CAVEATS
+
+        return list(AMQTT_CAVEATS)
+
+    # -- where ------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         if not self.embedded:
             return self.external_url
-        if self._amqtt is not None and self._amqtt.running:
-            return self._amqtt.url
+        server = self._server
+        if server is not None and server.running:
+            return server.url
         return "mqtt://127.0.0.1 (free port, not started)"
 
     @property
@@ -44,45 +83,82 @@ class MqttBroker(Broker):
     def port(self) -> int:
         return self._address()[1]
 
+    @property
+    def startup_seconds(self) -> float | None:
+        return getattr(self._server, "startup_seconds", None)
+
     def _address(self) -> tuple[str, int]:
         if self.embedded:
-            self.start()
-            return self._amqtt.host, self._amqtt.port
+            server = self._server
+            if server is None or not server.running:
+                # Reading a property never starts (or silently restarts) a broker: start() does.
+                raise BrokerUnavailable(self.down_reason() or f"embedded {self.impl} broker is not started")
+            return server.host, server.port
         parsed = urlparse(self.external_url if "://" in self.external_url else f"mqtt://{self.external_url}")
         return parsed.hostname or "127.0.0.1", parsed.port or self.default_port
+
+    # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         if not self.embedded:
             return
         with self._start_lock:
-            if self._amqtt is not None and self._amqtt.running:
+            if self._server is not None and self._server.running:
                 return
-            from flows.mqtt.embedded import EmbeddedAmqtt
+            if self.impl == MOSQUITTO:
+                self._start_mosquitto()
+            else:
+                self._start_amqtt()
+            self._came_up()
 
-            self._amqtt = EmbeddedAmqtt()
-            try:
-                self._amqtt.start()
-            except Exception as exc:
-                self._amqtt = None
-                raise BrokerUnavailable(f"embedded amqtt broker failed to start: {exc}") from exc
+    def _start_mosquitto(self) -> None:
+        from .mosquitto import MosquittoProcess
+
+        if self._server is None:
+            self._server = MosquittoProcess(self._binary or "mosquitto")
+            self._server.on_exit = lambda how: self._went_down(f"embedded MQTT broker (Mosquitto) {how}")
+        try:
+            self._server.start()
+        except Exception as exc:
+            raise BrokerUnavailable(f"embedded Mosquitto broker failed to start: {exc}") from exc
+
+    def _start_amqtt(self) -> None:
+        from flows.mqtt.embedded import EmbeddedAmqtt
+
+        self._server = EmbeddedAmqtt()
+        try:
+            self._server.start()
+        except Exception as exc:
+            self._server = None
+            raise BrokerUnavailable(f"embedded amqtt broker failed to start: {exc}") from exc
 
     def stop(self) -> None:
         with self._start_lock:
-            amqtt, self._amqtt = self._amqtt, None
-        if amqtt is not None:
-            amqtt.stop()
+            server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+
+    @property
+    def pid(self) -> int | None:
+        """The embedded Mosquitto's process id while it runs (None for amqtt or external)."""
+        return getattr(self._server, "pid", None)
+
+    # -- reachability -------------------------------------------------------------------------
 
     def check(self, timeout: float = 3.0) -> None:
         if self.embedded:
-            # amqtt starts in well under a second, so health can simply start it.
+            # Both embedded brokers start in well under a second, so health can simply start them.
             self.start()
-            if not self._amqtt.serving():
-                raise BrokerUnavailable(f"embedded amqtt broker at {self.url} is not listening")
-            return
+            if self.impl == AMQTT:
+                if not self._server.serving():
+                    raise BrokerUnavailable(f"embedded amqtt broker at {self.url} is not listening")
+                return
         host, port = self._address()
         tcp_check(f"mqtt://{host}:{port}", self.default_port, timeout, self.name)
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info["flavour"] = self.flavour
+        info["impl"] = self.impl
+        info["flavour"] = self.impl
+        info["caveats"] = self.caveats()
         return info

@@ -9,6 +9,7 @@ class RedisLayer(Broker):
     protocol = "redis"
     embedded_name = "in-memory channel layer"
     external_name = "Redis (channels-redis)"
+    default_port = 6379
 
     @property
     def url(self) -> str:

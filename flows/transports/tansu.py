@@ -13,8 +13,9 @@ Why a class rather than a shell one-liner:
 * Tansu exits with status 0 even when it dies on ``AddrInUse``, so "is it ready" can only be
   answered by talking Kafka to it, and "is it *ours*" by checking the cluster id it reports
   (a per-instance random id), which also catches another process winning the free-port race;
-* the child runs in its own process group and is stopped on ``atexit``, so a dev server or
-  a test run that exits normally never leaves a broker holding a port.
+* the child runs in its own process group, is stopped on ``atexit`` and dies with this
+  process (``flows.transports.child``), so no server exit leaves a broker holding a port;
+* its exit is noticed at once and reported to ``on_exit`` ("exited with signal 9 (SIGKILL)").
 
 ``confluent_kafka`` is imported inside methods only, so importing this module stays cheap and
 works where the client library is absent (external-Kafka deployments).
@@ -26,16 +27,16 @@ import atexit
 import importlib.resources
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+
+from .child import ChildProcess, free_port, read_tail
 
 __all__ = ["TansuBroker"]
 
@@ -55,10 +56,8 @@ _TANSU_ENV_VARS = (
 
 _STORAGE_ENGINE = "memory://tansu/"
 _LOG_NAME = "tansu.log"
-_LOG_TAIL_BYTES = 4000
 _PORT_ATTEMPTS = 3  # only when we picked the port: another process may grab it first
-_POLL_INTERVAL = 0.02  # spent inside Popen.wait(), so a broker exit is noticed at once
-_STOP_GRACE = 3.0  # Tansu exits on SIGTERM within a few ms; this is generous
+_POLL_INTERVAL = 0.02  # spent waiting on the child's exit, so a broker exit is noticed at once
 
 
 class _PortTaken(Exception):
@@ -91,8 +90,9 @@ class TansuBroker:
         self.data_dir = data_dir
         self.cluster_id = f"flows-{uuid.uuid4().hex[:12]}"
         self.startup_seconds = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
+        # Called (on a watcher thread) when a started broker exits without stop(): "exited with ...".
+        self.on_exit: Callable[[str], None] | None = None
+        self._proc: ChildProcess | None = None
         self._workdir: Path | None = None
         self._owns_workdir = False
         self._ready = False
@@ -152,7 +152,13 @@ class TansuBroker:
     def running(self) -> bool:
         """True once start() has seen the broker answer, and for as long as it is alive."""
         proc = self._proc
-        return self._ready and proc is not None and proc.poll() is None
+        return self._ready and proc is not None and proc.alive
+
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id (also its process group's), while there is one."""
+        proc = self._proc
+        return proc.pid if proc is not None else None
 
     @property
     def log_path(self) -> Path | None:
@@ -181,7 +187,7 @@ class TansuBroker:
 
             attempts = 1 if self._requested_port else _PORT_ATTEMPTS
             for attempt in range(1, attempts + 1):
-                self.port = self._requested_port or _free_port(self.host)
+                self.port = self._requested_port or free_port(self.host)
                 try:
                     self._spawn(binary)
                     self._wait_ready(deadline)
@@ -249,22 +255,14 @@ class TansuBroker:
         env["RUST_BACKTRACE"] = "0"  # the binary is stripped; backtraces only bury the cause
         argv = self.command()
         argv[0] = binary
-        self._log_file = open(self._workdir / _LOG_NAME, "wb")  # closed in _kill_process
-        kwargs: dict[str, object] = {}
-        if os.name == "posix":
-            kwargs["start_new_session"] = True  # own process group: killpg reaches it all
-        else:
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
         self._ready = False
-        self._proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            cwd=self._workdir,
-            env=env,
-            **kwargs,  # type: ignore[arg-type]
-        )
+        self._proc = ChildProcess(argv, cwd=self._workdir, log_path=self._workdir / _LOG_NAME, env=env,
+                                  on_exit=self._exited)
+
+    def _exited(self, how: str) -> None:
+        # Only a broker that was up is news; one dying during start() is start()'s error.
+        if self._ready and self.on_exit is not None:
+            self.on_exit(how)
 
     def _wait_ready(self, deadline: float) -> None:
         """Poll until the broker answers a metadata request, or raise.
@@ -313,17 +311,14 @@ class TansuBroker:
         assert self._proc is not None
         if time.monotonic() >= deadline:
             raise TimeoutError(f"Tansu at {self.bootstrap_servers} did not {waiting_for} in time")
-        try:
-            self._proc.wait(timeout=_POLL_INTERVAL)
-        except subprocess.TimeoutExpired:
-            return
-        self._check_alive()
+        if self._proc.wait(_POLL_INTERVAL):
+            self._check_alive()
 
     def _check_alive(self) -> None:
         assert self._proc is not None
-        code = self._proc.poll()
-        if code is None:
+        if self._proc.alive:
             return
+        code = self._proc.returncode
         if "AddrInUse" in self._log_tail() and not self._requested_port:
             raise _PortTaken
         # Tansu exits 0 even on fatal errors such as AddrInUse, so say so plainly.
@@ -339,57 +334,17 @@ class TansuBroker:
         raise RuntimeError(message) from cause
 
     def _log_tail(self) -> str:
-        path = self.log_path
-        if path is None:
-            return ""
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, fh.tell() - _LOG_TAIL_BYTES))
-                return fh.read().decode("utf-8", "replace").strip()
-        except OSError:
-            return ""
+        return read_tail(self.log_path)
 
     def _kill_process(self) -> None:
         proc, self._proc = self._proc, None
         self._ready = False
-        if proc is not None and proc.poll() is None:
-            _signal_group(proc, signal.SIGTERM)
-            try:
-                proc.wait(timeout=_STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                _signal_group(proc, getattr(signal, "SIGKILL", signal.SIGTERM))
-                proc.wait(timeout=_STOP_GRACE)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        if proc is not None:
+            proc.stop()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<TansuBroker {self.host}:{self.port} {state}>"
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    """Signal the broker's whole process group (its pgid is its pid: start_new_session)."""
-    try:
-        if os.name == "posix":
-            os.killpg(proc.pid, sig)
-        else:
-            proc.send_signal(sig)
-    except (ProcessLookupError, PermissionError):
-        pass  # already gone
-
-
-def _free_port(host: str) -> int:
-    """Ask the kernel for a currently free TCP port on ``host``.
-
-    There is an unavoidable window between closing this socket and Tansu binding the port;
-    start() covers it by checking the cluster id and retrying on ``AddrInUse``.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _url_host(host: str) -> str:

@@ -104,6 +104,12 @@ class MqttQos(Workflow):
         params["disconnect"] = ",".join(leaving)
         return params, errors
 
+    @classmethod
+    def caveats(cls) -> list[str]:
+        from ..transports import get_broker
+
+        return get_broker("mqtt").caveats()
+
     def expected(self, params: dict[str, Any]) -> int:
         return predict(params).totals()["delivered"]
 
@@ -373,7 +379,7 @@ class QosRun:
         except (ValueError, TypeError, KeyError, AttributeError):
             message_id = None
         if topic is None or message_id is None:
-            # Not this run's (amqtt can send other runs' retained messages on connect).
+            # Not this run's (amqtt can send other runs' retained messages on connect: flows.mqtt.caveats).
             self.foreign += 1
             client.ack(msg.mid, msg.qos)
             return

@@ -124,11 +124,29 @@
     start.disabled = false;
   }
 
+  /** What the configured broker gets wrong for this lesson: said next to Start, before it is pressed. */
+  function caveatsBox(contract) {
+    const caveats = contract.caveats || [];
+    if (!caveats.length) return null;
+    return h("section", { class: "caveats field wide", id: "workflow-caveats", role: "note",
+      "aria-labelledby": "caveats-title" },
+      h("h2", { id: "caveats-title" }, "⚠ Before you start: the broker here breaks these protocol rules"),
+      h("ul", {}, ...caveats.map((text) => h("li", {}, text))),
+      contract.protocol === "mqtt"
+        ? h("p", { class: "muted" }, "No mosquitto binary was found, so embedded MQTT runs on amqtt. Install Mosquitto ",
+          "(Debian/Ubuntu ", h("code", {}, "apt install mosquitto"), ", macOS ", h("code", {}, "brew install mosquitto"),
+          ") and restart the dashboard to see what MQTT 3.1.1 says.")
+        : null);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     const form = document.getElementById("workflow-form");
     const contract = JSON.parse(document.getElementById("workflow-contract").textContent);
     const actions = form.querySelector(".form-actions");
-    for (const [name, param] of Object.entries(contract.params || {})) form.insertBefore(field(name, param), actions);
+    const caveats = caveatsBox(contract);
+    if (caveats) form.insertBefore(caveats, actions);
+    const before = caveats || actions;
+    for (const [name, param] of Object.entries(contract.params || {})) form.insertBefore(field(name, param), before);
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       submit(form, contract);

@@ -275,6 +275,13 @@
           this.state.done ? `${lost} lost` : `${dropped} dropped so far`,
           "Messages a subscriber's filter matched but that never reached it: QoS 0 while away, or a clean session."),
       ];
+      const caveats = (this.ctx.workflow && this.ctx.workflow.caveats) || [];
+      if (caveats.length) {
+        // Known before any message moves (the form said so too): the fallback broker's departures.
+        items.push(h("div", { class: "verdict cat-error", id: "mqtt-caveats", dataset: { verdict: "caveats" } },
+          h("p", { class: "verdict-headline" }, Flow.legend.swatch("error"), "amqtt (the fallback broker) breaks MQTT 3.1.1 here"),
+          h("ul", { class: "verdict-explain" }, ...caveats.map((c) => h("li", {}, c)))));
+      }
       if (this.differences) {
         const list = this.differences.list;
         items.push(h("div", { class: `verdict cat-${list.length ? "error" : "acked"}`, id: "mqtt-differences",
