@@ -21,8 +21,9 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
+DEFAULT_SECRET_KEY = "local-dev-only-not-secret-change-me"  # settings.py's
 # Keys anyone can read in this repository: settings.py's default and docker-compose.yml's.
-PUBLIC_SECRET_KEYS = {"local-dev-only-not-secret-change-me", "change-me-for-anything-but-a-laptop"}
+PUBLIC_SECRET_KEYS = {DEFAULT_SECRET_KEY, "change-me-for-anything-but-a-laptop"}
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
