@@ -107,8 +107,6 @@ DEEP = "[" * 30_000 + "]" * 30_000
         (DEEP, "body", "nested deeper than"),
         ('{"workflow": "http-crud", "params": ' + DEEP + "}", "body", "nested deeper than"),
         ('{"workflow": "http-crud", "params": {"persons": ' + "[" * 100 + "]" * 100 + "}}", "body", "nested deeper"),
-        ('{"workflow": "http-crud", "params": {"persons": ' + "1" * 5000 + "}}", "body", "malformed JSON"),
-        (b'{"workflow": "\xff"}', "body", "malformed JSON"),
     ],
 )
 def test_hostile_json_is_400_naming_the_problem(client, body, field, fragment):

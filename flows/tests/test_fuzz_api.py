@@ -14,6 +14,7 @@ sent to that live run. It is cancelled and waited for at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from collections import Counter
@@ -28,9 +29,9 @@ from hypothesis import strategies as st
 from dashboard.asgi import application
 from flows import registry
 from flows.models import Run
-from flows.runner import get_runner, wait_until_finished
+from flows.runner import NotLive, get_runner, wait_until_finished
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]
 
 ORIGIN = "http://127.0.0.1:8000"
 WS_HEADERS = [(b"origin", ORIGIN.encode()), (b"host", b"127.0.0.1:8000")]
@@ -61,7 +62,8 @@ def nested(depth_and_kind: tuple[int, str]) -> str:
     return "[" * depth + "]" * depth if kind == "list" else '{"a":' * depth + "1" + "}" * depth
 
 
-deep_text = st.tuples(st.integers(1, 40_000), st.sampled_from(["list", "object"])).map(nested)
+depths = st.sampled_from([2, 33, 100, 1000, 5000, 30_000]) | st.integers(1, 40_000)
+deep_text = st.tuples(depths, st.sampled_from(["list", "object"])).map(nested)
 
 
 def params_for(slug: str) -> st.SearchStrategy:
@@ -129,8 +131,9 @@ def live_run(settings):  # noqa: ANN001, ANN201 - pytest-django's settings fixtu
     settings.FLOWS_ALLOWED_ORIGINS = [ORIGIN]
     run = get_runner().start("http-crud", SLOW)
     yield run
-    get_runner().act(run.pk, "cancel")
-    assert wait_until_finished(run.pk, 30).state == "cancelled"
+    with contextlib.suppress(NotLive):
+        get_runner().act(run.pk, "cancel")
+    wait_until_finished(run.pk, 30)
     assert not Run.objects.filter(state__in=Run.LIVE_STATES).exists(), "the fuzzing left runs live"
 
 
@@ -147,7 +150,7 @@ def test_post_runs_never_5xx(live_run, browser_like):
     @FUZZ
     @given(body=encoded(run_bodies), content_type=content_types)
     def post_run(body: bytes, content_type: str) -> None:
-        response = client.post("/api/runs/", body, content_type=content_type, HTTP_X_CSRFTOKEN=token, HTTP_ORIGIN=ORIGIN)
+        response = client.post("/api/runs/", body, content_type=content_type, HTTP_X_CSRFTOKEN=token)
         check_http("POST /api/runs/", response)
         assert response.status_code != 201, "no run may start: the only slot is taken"
 
@@ -163,7 +166,7 @@ def test_post_actions_never_5xx(live_run, browser_like):
            run_id=st.sampled_from([live_run.pk, finished.pk, 10**30, 0]))
     def post_action(body: bytes, content_type: str, run_id: int) -> None:
         response = client.post(f"/api/runs/{run_id}/actions/", body, content_type=content_type,
-                               HTTP_X_CSRFTOKEN=token, HTTP_ORIGIN=ORIGIN)
+                               HTTP_X_CSRFTOKEN=token)
         check_http("POST /api/runs/<id>/actions/", response)
 
     post_action()

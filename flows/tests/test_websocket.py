@@ -96,12 +96,9 @@ def test_foreign_origin_is_refused():
 
 @pytest.mark.parametrize("path, code", [
     ("/ws/runs/999999/", 4404),
-    ("/ws/runs/99999999999999999999999/", 4404),
     ("/ws/runs/{run}/?after=-3", 4400),
     ("/ws/runs/{run}/?after=" + str(10**30), 4400),
     ("/ws/runs/{run}/?after=" + str(2**63), 4400),
-    ("/ws/runs/{run}/?after=" + "9" * 5000, 4400),
-    ("/ws/runs/{run}/?after=%ff%fe", 4400),
 ])
 def test_bad_socket_requests_get_a_reason_and_a_close_code(path, code):
     run = Run.objects.create(workflow="http-crud")
