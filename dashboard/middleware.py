@@ -8,6 +8,7 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from dashboard import origins
+from flows.views import body_problem  # the API's own rule, in one place
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
@@ -47,8 +48,6 @@ class ApiRequestGuard:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith("/api/") and request.method not in SAFE_METHODS:
-            from flows.views import body_problem  # the API's own rule, in one place
-
             problem = body_problem(request)
             if problem is not None:
                 return problem
