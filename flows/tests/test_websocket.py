@@ -19,6 +19,11 @@ SLOW = {"persons": 4, "repeat": 3, "delay_ms": 0, "error_rate": 0.0, "rate": 40}
 ORIGIN = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
 
 
+@pytest.fixture(autouse=True)
+def allowed_origin(settings):  # noqa: ANN001, ANN201 - pytest-django's settings fixture
+    settings.FLOWS_ALLOWED_ORIGINS = ["http://127.0.0.1:8000"]  # whatever PORT this shell has
+
+
 def wait_for_events(run_id: int, at_least: int, timeout: float = 20) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
