@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 run: install
 	$(PY) manage.py migrate --noinput
 	@echo "dashboard on http://$(HOST):$(PORT)/  (FLOWS_BROKERS=$${FLOWS_BROKERS:-embedded})"
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) dashboard.asgi:application
+	PORT=$(PORT) FLOWS_LISTEN_HOST=$(HOST) $(VENV)/bin/daphne -b $(HOST) -p $(PORT) dashboard.asgi:application
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -55,9 +55,10 @@ class BenchServer:
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
         self.control_port = free_port()
-        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.settings", **env}
-        self.proc: subprocess.Popen | None = None
         self.origin = f"http://127.0.0.1:{self.port}"
+        # The server accepts WebSockets from its own origin only (dashboard/origins.py).
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.settings", "FLOWS_ALLOWED_ORIGINS": self.origin, **env}
+        self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> BenchServer:
         cmd = [sys.executable, "-m", "bench.pipeline_server", "--port", str(self.port), "--control-port", str(self.control_port)]

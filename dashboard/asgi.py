@@ -1,4 +1,7 @@
-"""ASGI entry point: HTTP (with static files) and the run WebSocket behind an Origin check."""
+"""ASGI entry point: HTTP (with static files) and the run WebSocket behind an Origin check.
+
+Importing it runs the start-up security checks (dashboard/checks.py): an error stops the server.
+"""
 
 import gc
 import os
@@ -10,17 +13,20 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from dashboard.checks import enforce_at_startup  # noqa: E402
+from dashboard.origins import OriginValidator  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
+from dashboard.static_files import StaticFilesHandler  # noqa: E402
+
+enforce_at_startup()
 
 application = ProtocolTypeRouter(
     {
         # Static files (our JS/CSS and the packaged plotly.min.js) are served by the app
         # itself so one daphne process is the whole dashboard, offline included.
-        "http": ASGIStaticFilesHandler(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        "http": StaticFilesHandler(django_asgi_app),
+        "websocket": OriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )
 

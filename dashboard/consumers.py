@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from flows import safejson
 from flows.eventstore import read_events_json
 from flows.models import Run
 from flows.pipeline import get_pipeline, group_name
@@ -26,6 +27,24 @@ from flows.runner import get_runner
 CATCH_UP_PAGE = 2000
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
+# Clients send only acks (~30 characters); anything much longer is not a frame of this protocol.
+MAX_CLIENT_FRAME = 4096
+ACK_HELP = 'send {"type": "ack", "seq": N} with N a non-negative integer'
+
+
+def parse_ack(text: str | None) -> int | None:
+    """The seq of an ack frame, None for a frame of another type; ValueError saying what is wrong."""
+    if text is None or len(text) > MAX_CLIENT_FRAME:
+        raise ValueError(f"frames are JSON text of at most {MAX_CLIENT_FRAME} characters")
+    message = safejson.loads(text)  # JsonInputError is a ValueError
+    if not isinstance(message, dict):
+        raise ValueError("a frame is a JSON object")
+    if message.get("type") != "ack":
+        return None
+    seq = message.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise ValueError(f"seq must be a non-negative integer, got {json.dumps(seq)[:40]}")
+    return seq
 
 
 class RunConsumer(AsyncWebsocketConsumer):
@@ -34,15 +53,17 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.group = group_name(self.run_id)
         self.window = settings.FLOWS_WS_WINDOW
         await self.accept()
-        query = parse_qs(self.scope.get("query_string", b"").decode())
+        query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", errors="replace"))
         try:
             after = int(query.get("after", ["0"])[0])
-            if after < 0:
+            if not 0 <= after <= safejson.MAX_SAFE_INT:
                 raise ValueError
         except ValueError:
-            await self._fail(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
+            await self._fail(CLOSE_BAD_REQUEST, f"after must be an integer from 0 to {safejson.MAX_SAFE_INT}")
             return
-        if not await database_sync_to_async(Run.objects.filter(pk=self.run_id).exists)():
+        if self.run_id > safejson.MAX_SAFE_INT or not await database_sync_to_async(
+            Run.objects.filter(pk=self.run_id).exists
+        )():
             await self._fail(CLOSE_NOT_FOUND, f"no run with id {self.run_id}")
             return
         get_pipeline().attach_loop(asyncio.get_running_loop())
@@ -59,11 +80,12 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not getattr(self, "joined", False):
+            return  # connect() refused this client and is closing it
         try:
-            message = json.loads(text_data or "")
-            seq = int(message["seq"]) if message.get("type") == "ack" else None
-        except (ValueError, TypeError, KeyError, AttributeError):
-            await self.send(text_data=json.dumps({"type": "error", "error": "send {\"type\": \"ack\", \"seq\": N}"}))
+            seq = parse_ack(text_data)
+        except ValueError as exc:
+            await self._fail(CLOSE_BAD_REQUEST, f"{exc}; {ACK_HELP}")
             return
         if seq is None:
             return

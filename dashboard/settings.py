@@ -24,7 +24,17 @@ DEBUG = env_bool("DEBUG", False)
 # A fixed key is fine for a local, single-user tool; deployments must set their own.
 SECRET_KEY = os.environ.get("SECRET_KEY", "local-dev-only-not-secret-change-me")
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h.strip()]
-CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+# Where the server listens (`make run` passes HOST): beyond loopback the default SECRET_KEY
+# is refused (dashboard/checks.py).
+FLOWS_LISTEN_HOST = os.environ.get("FLOWS_LISTEN_HOST", "127.0.0.1")
+# The browser origins (scheme://host:port) that may open a WebSocket or send a POST; any
+# other Origin is refused, whatever ALLOWED_HOSTS says (dashboard/origins.py).
+FLOWS_ALLOWED_ORIGINS = [o.strip() for o in os.environ.get("FLOWS_ALLOWED_ORIGINS", "").split(",") if o.strip()] or [
+    f"http://{host}:{os.environ.get('PORT', '8000')}" for host in ("127.0.0.1", "localhost", "[::1]")
+]
+CSRF_TRUSTED_ORIGINS = FLOWS_ALLOWED_ORIGINS + [
+    o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
 
 INSTALLED_APPS = [
     "daphne",
@@ -37,6 +47,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "dashboard.middleware.ContentSecurityPolicyMiddleware",
+    "dashboard.middleware.ForeignOriginMiddleware",
+    "dashboard.middleware.ApiRequestGuard",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import safejson
+
 
 class ParamError(ValueError):
     """A message for the user about one parameter."""
@@ -85,10 +87,16 @@ def _clean_float(param: Param, value: Any) -> float:
             value = float(value.strip())
         except ValueError:
             raise ParamError(f"must be a number, got {value!r}") from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not isinstance(value, (int, float)):
+        raise ParamError(f"must be a number, got {type(value).__name__}")
+    try:
+        number = float(value)  # an integer past ~1.8e308 has no float: OverflowError
+    except OverflowError:
+        raise ParamError("must be a finite number; this one is too large") from None
+    if not math.isfinite(number):
         raise ParamError("must be a finite number")
-    _bounded(param, float(value))
-    return float(value)
+    _bounded(param, number)
+    return number
 
 
 def _clean_bool(param: Param, value: Any) -> bool:
@@ -124,9 +132,11 @@ def _clean_json(param: Param, value: Any) -> Any:
         if len(value) > param.max_length:
             raise ParamError(f"must be at most {param.max_length} characters")
         try:
-            value = json.loads(value)
-        except ValueError as exc:
+            value = safejson.loads(value)
+        except safejson.JsonInputError as exc:
             raise ParamError(f"is not valid JSON: {exc}") from None
+    elif safejson.depth(value) > safejson.MAX_DEPTH:
+        raise ParamError(f"must not nest deeper than {safejson.MAX_DEPTH} levels")
     elif len(json.dumps(value)) > param.max_length:
         raise ParamError(f"must be at most {param.max_length} characters of JSON")
     return value

@@ -87,16 +87,19 @@ class LiveServer:
         return self.tmp / "daphne.log"
 
     def env(self) -> dict[str, str]:
-        assert self.tmp is not None
+        assert self.tmp is not None and self.port
         return {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "dashboard.settings",
             "DATABASE_URL": f"sqlite:///{self.tmp / 'db.sqlite3'}",
+            # The server accepts browser requests and WebSockets from its own origin only.
+            "FLOWS_ALLOWED_ORIGINS": self.url,
             **self.extra_env,
         }
 
     def start(self) -> LiveServer:
         self.tmp = Path(tempfile.mkdtemp(prefix="flows-live-"))
+        self.port = free_port()
         env = self.env()
         migrate = subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
@@ -104,7 +107,6 @@ class LiveServer:
         )
         if migrate.returncode != 0:
             raise RuntimeError(f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
-        self.port = free_port()
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "dashboard.asgi:application"],

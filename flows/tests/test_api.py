@@ -97,6 +97,79 @@ def test_oversized_body_is_413(client):
     assert response.status_code == 413
 
 
+DEEP = "[" * 30_000 + "]" * 30_000
+
+
+@pytest.mark.parametrize(
+    "body, field, fragment",
+    [
+        ('{"workflow": "http-crud", "params": {"error_rate": ' + "9" * 401 + "}}", "error_rate", "finite number"),
+        (DEEP, "body", "nested deeper than"),
+        ('{"workflow": "http-crud", "params": ' + DEEP + "}", "body", "nested deeper than"),
+        ('{"workflow": "http-crud", "params": {"persons": ' + "[" * 100 + "]" * 100 + "}}", "body", "nested deeper"),
+    ],
+)
+def test_hostile_json_is_400_naming_the_problem(client, body, field, fragment):
+    response = post(client, "/api/runs/", body)
+    assert response.status_code == 400, response.content[:200]
+    assert fragment in response.json()["errors"][field]
+    assert Run.objects.count() == 0
+
+
+def test_hostile_json_in_actions_is_400(client):
+    run = Run.objects.create(workflow="http-crud")
+    response = post(client, f"/api/runs/{run.pk}/actions/", '{"action": ' + DEEP + "}")
+    assert response.status_code == 400 and "nested deeper than" in response.json()["errors"]["body"]
+
+
+def csrf_client() -> tuple[Client, str]:
+    """A client that, like a browser, passes Django's CSRF check (which reads form bodies)."""
+    client = Client(enforce_csrf_checks=True)
+    return client, client.get("/api/workflows/").cookies["csrftoken"].value
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data; boundary=BoUnDaRy", "application/x-www-form-urlencoded",
+                                          "text/plain", ""])
+def test_a_body_that_is_not_json_is_415(content_type):
+    client, token = csrf_client()
+    body = (b"--BoUnDaRy\r\nContent-Disposition: form-data; name=\"workflow\"\r\n\r\nhttp-crud\r\n--BoUnDaRy--\r\n"
+            if content_type.startswith("multipart") else b"workflow=http-crud")
+    response = client.post("/api/runs/", body, content_type=content_type, HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 415
+    assert "application/json" in response.json()["errors"]["content_type"]
+
+
+def test_a_multipart_form_is_415():
+    client, token = csrf_client()
+    response = client.post("/api/runs/", {"workflow": "http-crud", "params": "{}"}, HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 415 and "multipart/form-data" in response.json()["errors"]["content_type"]
+    run = Run.objects.create(workflow="http-crud")
+    response = client.post(f"/api/runs/{run.pk}/actions/", {"action": "cancel"}, HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 415
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+def test_a_10_mb_body_is_a_json_413(content_type):
+    client, token = csrf_client()
+    response = client.post("/api/runs/", b"{" + b" " * (10 * 1024 * 1024) + b"}", content_type=content_type,
+                           HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 413 and response["Content-Type"] == "application/json"
+    assert "over the limit" in response.json()["errors"]["body"]
+
+
+def test_error_bodies_are_capped():
+    params = {f"p{i}": 1 for i in range(5000)}
+    response = post(Client(), "/api/runs/", {"workflow": "http-crud", "params": params})
+    assert response.status_code == 400
+    assert len(response.content) < 4096, f"{len(response.content)} bytes"
+    errors = response.json()["errors"]
+    assert "p0" in errors and "unknown parameter" in errors["p0"]
+    assert errors["more"] == "4980 more problems not shown (of 5000)"
+    long_value = {"workflow": "http-crud", "params": {"persons": "x" * 60_000}}
+    response = post(Client(), "/api/runs/", long_value)
+    assert response.status_code == 400 and len(response.content) < 1024
+
+
 def test_unknown_runs_are_404(client):
     for path in ("/api/runs/999999/", "/api/runs/999999/events/"):
         response = client.get(path)
@@ -109,7 +182,8 @@ def test_unknown_runs_are_404(client):
 def test_bad_event_paging_is_400(client):
     run = Run.objects.create(workflow="http-crud")
     for query, field in (({"after": "x"}, "after"), ({"after": -1}, "after"), ({"limit": 0}, "limit"),
-                         ({"limit": 10**6}, "limit")):
+                         ({"limit": 10**6}, "limit"), ({"after": 10**30}, "after"), ({"after": 2**63}, "after"),
+                         ({"after": "9" * 5000}, "after")):
         response = client.get(f"/api/runs/{run.pk}/events/", query)
         assert response.status_code == 400 and field in response.json()["errors"]
 

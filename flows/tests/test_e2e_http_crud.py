@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.error
+import urllib.request
 
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from dashboard.tests.browser import LiveServer
@@ -74,3 +77,25 @@ def test_bad_input_over_http_is_a_4xx(server):
     assert status == 400 and "persons" in body["errors"]
     status, body = server.post_json("/api/runs/", {"workflow": "nope"})
     assert status == 400 and "workflow" in body["errors"]
+
+
+def test_the_live_server_refuses_foreign_origins_and_sends_security_headers(server):
+    other_port = f"http://127.0.0.1:{server.port + 1}"
+    for origin in (other_port, "http://evil.example"):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(f"ws://127.0.0.1:{server.port}/ws/runs/1/", origin=origin, open_timeout=10)
+        assert refused.value.response.status_code == 403
+    with pytest.raises(InvalidStatus) as refused:  # not a run's socket
+        connect(f"ws://127.0.0.1:{server.port}/ws/runs/abc/", origin=server.url, open_timeout=10)
+    assert refused.value.response.status_code == 403
+
+    request = urllib.request.Request(f"{server.url}/api/runs/", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json", "Origin": other_port})
+    with pytest.raises(urllib.error.HTTPError) as forbidden:
+        urllib.request.urlopen(request, timeout=15)
+    assert forbidden.value.code == 403 and "origin" in json.loads(forbidden.value.read())["errors"]
+
+    with urllib.request.urlopen(f"{server.url}/static/js/api.js", timeout=15) as response:
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    with urllib.request.urlopen(f"{server.url}/", timeout=15) as response:
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]

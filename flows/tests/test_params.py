@@ -81,3 +81,21 @@ def test_every_registered_workflow_declares_a_valid_contract():
 def test_unknown_slug():
     with pytest.raises(registry.UnknownWorkflow):
         registry.get("nope")
+
+
+def test_a_float_parameter_given_a_huge_integer_is_refused_not_crashed():
+    _, errors = validate(DECLARED, {"rate": int("9" * 401)})
+    assert "finite number" in errors["rate"]
+    _, errors = validate(DECLARED, {"rate": "9" * 401})  # as a string, as a form sends it
+    assert "finite" in errors["rate"]
+
+
+def test_a_json_parameter_nested_too_deep_is_refused():
+    deep = Param("json", [], "anything", max_length=100_000)
+    _, errors = validate({"x": deep}, {"x": "[" * 30_000 + "]" * 30_000})
+    assert "nested deeper than" in errors["x"]
+    value: list = []
+    for _ in range(40):
+        value = [value]
+    _, errors = validate({"x": deep}, {"x": value})
+    assert "nest deeper than" in errors["x"]

@@ -10,13 +10,18 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from dashboard.asgi import application
-from flows.models import Event
+from flows.models import Event, Run
 from flows.runner import get_runner, wait_until_finished
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]
 
 SLOW = {"persons": 4, "repeat": 3, "delay_ms": 0, "error_rate": 0.0, "rate": 40}
 ORIGIN = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
+
+
+@pytest.fixture(autouse=True)
+def allowed_origin(settings):  # noqa: ANN001, ANN201 - pytest-django's settings fixture
+    settings.FLOWS_ALLOWED_ORIGINS = ["http://127.0.0.1:8000"]  # whatever PORT this shell has
 
 
 def wait_for_events(run_id: int, at_least: int, timeout: float = 20) -> int:
@@ -94,10 +99,17 @@ def test_foreign_origin_is_refused():
     assert asyncio.run(attempt()) is False
 
 
-@pytest.mark.parametrize("path, code", [("/ws/runs/999999/", 4404), ("/ws/runs/1/?after=-3", 4400)])
+@pytest.mark.parametrize("path, code", [
+    ("/ws/runs/999999/", 4404),
+    ("/ws/runs/{run}/?after=-3", 4400),
+    ("/ws/runs/{run}/?after=" + str(10**30), 4400),
+    ("/ws/runs/{run}/?after=" + str(2**63), 4400),
+])
 def test_bad_socket_requests_get_a_reason_and_a_close_code(path, code):
+    run = Run.objects.create(workflow="http-crud")
+
     async def attempt() -> tuple[dict, dict]:
-        communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
+        communicator = WebsocketCommunicator(application, path.format(run=run.pk), headers=ORIGIN)
         connected, _ = await communicator.connect()
         assert connected
         message = json.loads(await communicator.receive_from())
@@ -108,3 +120,62 @@ def test_bad_socket_requests_get_a_reason_and_a_close_code(path, code):
     message, closed = asyncio.run(attempt())
     assert message["type"] == "error" and message["error"]
     assert closed == {"type": "websocket.close", "code": code}
+
+
+@pytest.mark.parametrize("frame, fragment", [
+    ('{"type": "ack", "seq": 1e999}', "seq must be a non-negative integer"),
+    ('{"type": "ack", "seq": -1}', "seq must be a non-negative integer"),
+    ('{"type": "ack", "seq": "5"}', "seq must be a non-negative integer"),
+    ('{"type": "ack", "seq": true}', "seq must be a non-negative integer"),
+    ('{"type": "ack"}', "seq must be a non-negative integer"),
+    ("[" * 2000 + "]" * 2000, "nested deeper than"),
+    ("[" * 30_000 + "]" * 30_000, "at most 4096 characters"),
+    ("not json", "malformed JSON"),
+    ("[1, 2]", "a frame is a JSON object"),
+])
+def test_bad_frames_close_with_4400_and_say_why(frame, fragment):
+    run = Run.objects.create(workflow="http-crud")
+
+    async def attempt() -> tuple[list[dict], dict]:
+        communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=ORIGIN)
+        connected, _ = await communicator.connect()
+        assert connected
+        assert json.loads(await communicator.receive_from())["type"] == "summary"
+        await communicator.send_to(text_data=frame)
+        message = json.loads(await communicator.receive_from())
+        closed = await communicator.receive_output()
+        await communicator.disconnect()
+        return message, closed
+
+    message, closed = asyncio.run(attempt())
+    assert message["type"] == "error" and fragment in message["error"]
+    assert closed == {"type": "websocket.close", "code": 4400}
+
+
+def test_a_huge_ack_is_clamped_not_an_error():
+    run = Run.objects.create(workflow="http-crud")
+
+    async def attempt() -> dict:
+        communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=ORIGIN)
+        await communicator.connect()
+        await communicator.receive_from()
+        await communicator.send_to(text_data=json.dumps({"type": "ack", "seq": 10**30}))
+        await communicator.send_to(text_data=json.dumps({"type": "hello"}))  # another type: ignored
+        # Frames are handled in order: the first answer is to this one, so the two above had none.
+        await communicator.send_to(text_data="[1]")
+        message = json.loads(await communicator.receive_from())
+        await communicator.disconnect()
+        return message
+
+    assert "a frame is a JSON object" in asyncio.run(attempt())["error"]
+
+
+@pytest.mark.parametrize("path", ["/ws/runs/abc/", "/ws/nope/", "/ws/runs/1/extra/", "/"])
+def test_unknown_socket_paths_are_refused_at_the_handshake(path):
+    async def attempt() -> bool:
+        communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
+        connected, _ = await communicator.connect()
+        await communicator.disconnect()
+        return connected
+
+    assert asyncio.run(attempt()) is False
