@@ -1,5 +1,6 @@
 FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# daphne listens on every interface: the start-up checks then refuse a published SECRET_KEY.
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 FLOWS_LISTEN_HOST=0.0.0.0
 WORKDIR /app
 # Embedded MQTT runs this real Mosquitto as a child process (amqtt is only the fallback).
 RUN apt-get update && apt-get install -y --no-install-recommends mosquitto && rm -rf /var/lib/apt/lists/*

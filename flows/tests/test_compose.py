@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -82,7 +83,9 @@ def compose_commands() -> list[tuple[str, list[str], bool]]:
 @pytest.mark.parametrize("label,argv,available", compose_commands(), ids=lambda v: v if isinstance(v, str) else "")
 def test_compose_tool_accepts_the_file(label, argv, available, require_tool):
     require_tool(label, available, in_ci=label == "docker-compose")
-    result = subprocess.run([*argv, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, cwd=Path(BASE_DIR))
+    env = {**os.environ, "SECRET_KEY": "a-key-of-the-deployment"}
+    result = subprocess.run([*argv, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, cwd=Path(BASE_DIR),
+                            env=env)
     assert result.returncode == 0, f"{label} rejects docker-compose.yml:\n{result.stderr}"
 
 
@@ -92,5 +95,19 @@ def test_a_broken_file_is_rejected(tmp_path, require_tool):
     require_tool(label, available)
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE.read_text().replace("services:", "services:\n  bogus:\n    imagez: nothing\n", 1))
-    result = subprocess.run([*argv, "-f", str(broken), "config", "-q"], capture_output=True, text=True, cwd=tmp_path)
+    env = {**os.environ, "SECRET_KEY": "a-key-of-the-deployment"}
+    result = subprocess.run([*argv, "-f", str(broken), "config", "-q"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert result.returncode != 0
+
+
+def test_the_published_stack_needs_its_own_secret_key(compose, require_tool):
+    """web listens on every interface, so the start-up checks apply; compose demands a key."""
+    env = compose["services"]["web"]["environment"]
+    assert env["FLOWS_LISTEN_HOST"] == "0.0.0.0"
+    assert env["SECRET_KEY"].startswith("${SECRET_KEY:?"), "no published default key"
+    label, argv, available = compose_commands()[0]
+    require_tool(label, available)
+    without = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    result = subprocess.run([*argv, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, cwd=Path(BASE_DIR),
+                            env=without)
+    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
