@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from . import eventstore, registry
+from . import eventstore, registry, retention, run_resources
 from .context import Action, RunCancelled, RunContext
 from .models import Run
 from .pipeline import EventPipeline, get_pipeline
@@ -184,6 +184,8 @@ class Runner:
             error = f"{type(exc).__name__}: {exc}"
         finally:
             watchdog.cancel()
+        # Whatever the outcome: read the broker's figures, then delete what the run left there.
+        result = run_resources.release_into(run.pk, result)
         self._finish(live, state, error, result)
 
     def _finish(self, live: LiveRun, state: str, error: str, result: dict[str, Any]) -> None:
@@ -209,6 +211,7 @@ class Runner:
             self.pipeline.untrack(run.pk)
             live.finished.set()
             connection.close()
+            retention.prune_soon()
 
     # -- housekeeping -----------------------------------------------------------------
 
