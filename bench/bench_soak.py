@@ -78,8 +78,6 @@ def sample(started: float, runs: int) -> Sample:
     figures = {"server": rss_mb(os.getpid()) or 0.0}
     for name, pids in broker_children().items():
         figures[name] = sum(rss_mb(pid) or 0.0 for pid in pids)
-        if os.environ.get("SOAK_DEBUG"):
-            print("   ", name, pids, flush=True)
     return Sample(time.monotonic() - started, runs, figures)
 
 
