@@ -13,6 +13,10 @@ from typing import Any
 
 from .. import run_resources
 
+# A broker that does not answer this fast is taken for dead: the run's end is not held up
+# by every later step timing out in turn (and a dead embedded broker kept nothing anyway).
+PROBE_S = 2.0
+
 
 class RunTopic:
     key = "kafka"
@@ -23,10 +27,17 @@ class RunTopic:
         self.partitions = partitions
         self.groups = list(groups or [])
         self.created = False
+        self.unreachable = ""
 
     def capture(self, timeout: float) -> dict[str, Any]:
+        from .clients import admin_client
         from .offsets import fetch_committed, fetch_end_offsets
 
+        try:
+            admin_client(self.bootstrap).list_topics(timeout=min(timeout, PROBE_S))
+        except Exception as exc:  # noqa: BLE001 - KafkaException carries the reason
+            self.unreachable = f"Kafka at {self.bootstrap} did not answer: {exc}"
+            raise ConnectionError(self.unreachable) from None
         figures: dict[str, Any] = {"topic": self.topic, "groups": list(self.groups)}
         if not self.created:  # nothing to read; still deleted, in case creation got half-way
             return figures
@@ -39,6 +50,9 @@ class RunTopic:
 
     def delete(self, timeout: float) -> None:
         from .clients import delete_groups, delete_topics
+
+        if self.unreachable:
+            raise ConnectionError(f"nothing deleted: {self.unreachable}")
 
         delete_groups(self.bootstrap, self.groups, timeout=timeout)
         delete_topics(self.bootstrap, [self.topic], timeout=timeout)

@@ -177,3 +177,20 @@ class TestAmqpResourcesEmbedded(AmqpResourcesContract):
 
 class TestAmqpResourcesExternal(AmqpResourcesContract):
     mode = "external"
+
+
+def test_a_kafka_broker_that_is_gone_is_not_waited_for_step_by_step() -> None:
+    """Nothing answers: the probe says so once, and the deletion is skipped rather than timed out again."""
+    import socket
+
+    from flows.kafka.teardown import RunTopic
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    resource = RunTopic(f"127.0.0.1:{port}", "flows.run-1.orders", 2, ["flows.run-1.billing"])
+    resource.created = True
+    run_resources.track(-2, resource)
+    figures = run_resources.release(-2)["kafka"]
+    assert "did not answer" in figures["capture_error"]
+    assert figures["deleted"] is False and "nothing deleted" in figures["delete_error"]
