@@ -117,6 +117,21 @@ def test_a_cancelled_kafka_run_deletes_its_topic(django_db_blocker, tansu) -> No
         assert topic not in admin_client(bootstrap).list_topics(timeout=10).topics
 
 
+def test_tansu_memory_stays_flat_over_repeated_kafka_runs(django_db_blocker, tansu) -> None:  # noqa: ANN001
+    """The soak in miniature: 4 MB per run, and the broker's RSS does not follow (it would, ~5 MB a run)."""
+    from .test_kafka_tansu_quirks import broker_pid, rss_mb
+
+    pid = broker_pid(tansu)
+    rss = []
+    with kafka_mode("external", tansu.bootstrap_servers):
+        for _ in range(8):
+            run = run_workflow("kafka-partitions", messages=4000, message_bytes=1000, partitions=2, rate=0)
+            assert run.result["broker_at_end"]["kafka"]["deleted"] is True
+            rss.append(rss_mb(pid))
+    # After two warm-up runs, six more runs (24 MB of records) leave the broker within a few MB.
+    assert rss[-1] - rss[1] < 8, rss
+
+
 # -- AMQP and Celery: every queue and exchange answers 404 afterwards -----------------------------
 
 
