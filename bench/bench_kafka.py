@@ -123,14 +123,17 @@ class _Discard:
 
 def unstored_messages_per_s(round_no: int) -> float:
     """The same workflow code with events recorded but discarded: what the flow costs without the pipeline."""
-    from flows import registry
+    from flows import registry, run_resources
     from flows.context import RunContext
     from flows.recorder import Recorder
 
     params, _ = registry.get("kafka-partitions").validate(PARAMS)
     run_id = 1_000_000_000 + round_no  # only names the topic; no Run row exists
     ctx = RunContext(run_id, params, Recorder(run_id, _Discard()))
-    result = registry.get("kafka-partitions")().run(ctx)
+    try:
+        result = registry.get("kafka-partitions")().run(ctx)
+    finally:
+        run_resources.release(run_id)  # the runner's job, done here: delete the run's topic
     return result["messages_per_s"]
 
 

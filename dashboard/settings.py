@@ -148,6 +148,12 @@ FLOWS_RUN_TIMEOUT_S = float(os.environ.get("FLOWS_RUN_TIMEOUT_S", "300"))
 # How far a WebSocket client may fall behind (unacknowledged events) before the server
 # stops pushing live batches to it and lets it catch up from the database instead.
 FLOWS_WS_WINDOW = int(os.environ.get("FLOWS_WS_WINDOW", "20000"))
+# Run retention (flows/retention.py): finished runs beyond the newest FLOWS_KEEP_RUNS, or
+# finished more than FLOWS_KEEP_DAYS ago, are deleted with their events (0 turns a rule
+# off); the server prunes in the background at most every FLOWS_PRUNE_EVERY_S.
+FLOWS_KEEP_RUNS = int(os.environ.get("FLOWS_KEEP_RUNS", "500"))
+FLOWS_KEEP_DAYS = float(os.environ.get("FLOWS_KEEP_DAYS", "30"))
+FLOWS_PRUNE_EVERY_S = float(os.environ.get("FLOWS_PRUNE_EVERY_S", "300"))
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from . import eventstore, registry
+from . import eventstore, registry, retention, run_resources
 from .broker_watch import BrokerWatch
 from .context import Action, RunCancelled, RunContext
 from .models import Run
@@ -192,6 +192,8 @@ class Runner:
             # The broker died: that is the run's error, whatever the workflow raised on its way out.
             self.pipeline.flush(live.recorder, timeout=10.0)
             state, (error, result) = Run.State.FAILED, watch.outcome(result)
+        # Whatever the outcome: read the broker's figures, then delete what the run left there.
+        result = run_resources.release_into(run.pk, result)
         self._finish(live, state, error, result)
 
     def _finish(self, live: LiveRun, state: str, error: str, result: dict[str, Any]) -> None:
@@ -217,6 +219,7 @@ class Runner:
             self.pipeline.untrack(run.pk)
             live.finished.set()
             connection.close()
+            retention.prune_soon()
 
     # -- housekeeping -----------------------------------------------------------------
 

@@ -19,6 +19,25 @@ log = logging.getLogger(__name__)
 QUEUE_EXPIRES_MS = 30 * 60 * 1000
 
 
+def delete_all(channel: Any, queues: Sequence[str], exchanges: Sequence[str]) -> None:
+    """Delete a run's queues, then its exchanges, on RabbitMQ or the embedded broker; never raises.
+
+    The one place every AMQP and Celery workflow deletes what it declared, from its
+    ``finally``, so a failed or cancelled run cleans up like a successful one. What fails
+    here is logged; on RabbitMQ ``x-expires`` removes it later.
+    """
+    for queue in queues:
+        try:
+            channel.queue_delete(queue=queue)
+        except Exception:  # noqa: BLE001 - x-expires removes what cleanup misses
+            log.warning("could not delete queue %s", queue, exc_info=True)
+    for exchange in exchanges:
+        try:
+            channel.exchange_delete(exchange=exchange)
+        except Exception:  # noqa: BLE001
+            log.warning("could not delete exchange %s", exchange, exc_info=True)
+
+
 def prefix(run_id: int) -> str:
     return f"run{run_id}."
 
@@ -58,15 +77,7 @@ class RunTopology:
         return counts
 
     def delete(self, channel: Any) -> None:
-        for queue in self.queues.values():
-            try:
-                channel.queue_delete(queue=queue.name)
-            except Exception:  # noqa: BLE001 - x-expires removes what cleanup misses
-                log.warning("could not delete queue %s", queue.name, exc_info=True)
-        try:
-            channel.exchange_delete(exchange=self.exchange.name)
-        except Exception:  # noqa: BLE001
-            log.warning("could not delete exchange %s", self.exchange.name, exc_info=True)
+        delete_all(channel, [q.name for q in self.queues.values()], [self.exchange.name])
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -139,10 +139,51 @@ def create_topic(bootstrap: str, name: str, partitions: int, timeout: float = 10
 
 
 def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 5.0) -> None:
+    """Delete the topics; one that does not exist (any more) is not an error."""
+    from confluent_kafka import KafkaError, KafkaException
+
     names = list(names)
     if not names:
         return
     admin = admin_client(bootstrap)  # held: futures never resolve once their client is gone
     futures = admin.delete_topics(names, operation_timeout=timeout, request_timeout=timeout)
     for future in futures.values():
-        future.result(timeout=timeout)
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+
+
+def delete_groups(bootstrap: str, group_ids: Iterable[str], timeout: float = 5.0) -> None:
+    """Delete consumer groups (and their committed offsets); an unknown group is not an error.
+
+    Apache Kafka refuses a group that still has members (``NON_EMPTY_GROUP``) until the
+    members' LeaveGroup (or session timeout) is through, so that answer is retried until
+    ``timeout``. Tansu deletes a group with members at once (pinned in
+    ``flows/tests/test_kafka_tansu_quirks.py``).
+    """
+    import time
+
+    from confluent_kafka import KafkaError, KafkaException
+
+    pending = list(group_ids)
+    if not pending:
+        return
+    admin = admin_client(bootstrap)  # held, as above
+    deadline = time.monotonic() + timeout
+    while pending:
+        futures = admin.delete_consumer_groups(pending, request_timeout=max(0.5, deadline - time.monotonic()))
+        busy = []
+        for group_id, future in futures.items():
+            try:
+                future.result(timeout=timeout)
+            except KafkaException as exc:
+                code = exc.args[0].code()
+                if code == KafkaError.NON_EMPTY_GROUP and time.monotonic() < deadline:
+                    busy.append(group_id)
+                elif code != KafkaError.GROUP_ID_NOT_FOUND:
+                    raise
+        pending = busy
+        if pending:
+            time.sleep(0.2)  # the broker has no event to wait on for a member's departure

@@ -62,3 +62,15 @@ def fetch_end_offsets(bootstrap: str, topic: str, partitions: int, timeout: floa
 def lag(end_offsets: Mapping[int, int], committed: Mapping[int, int]) -> dict[int, int]:
     """Per partition: records the group has not committed yet (a group with no commit is at 0)."""
     return {p: max(0, end - max(0, committed.get(p, 0))) for p, end in end_offsets.items()}
+
+
+def fetch_committed(bootstrap: str, group_id: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """The group's committed offsets on ``topic`` as the broker reports them (OffsetFetch)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    from .clients import admin_client
+
+    admin = admin_client(bootstrap)  # held: its futures never resolve once it is gone
+    futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group_id)], request_timeout=timeout)
+    answer = futures[group_id].result(timeout=timeout)
+    return {tp.partition: tp.offset for tp in answer.topic_partitions if tp.topic == topic and tp.offset >= 0}

@@ -8,7 +8,8 @@ Four scenarios run at once per broker mode (group joins cost seconds each):
 * ``button``: auto-commit, idempotent inboxes, one member per group, crashed with the *Crash member* action.
 
 What the dashboard shows is checked against the broker's own answers (committed offsets
-via OffsetFetch, end offsets via a fresh fetch) and against the recorded events.
+via OffsetFetch, end offsets via a fresh fetch, both read by the run's teardown just before
+it deleted the topic and the groups) and against the recorded events.
 """
 
 from __future__ import annotations
@@ -104,12 +105,15 @@ class ConsumerGroupsContract:
             assert run.summary["progress"] == {"done": expected, "expected": expected}
 
     def test_offsets_agree_with_the_broker(self, runs) -> None:  # noqa: ANN001
-        from flows.kafka.offsets import fetch_end_offsets
-
-        bootstrap, captured = runs
+        _, captured = runs
         for run in captured.values():
             topic, partitions = run.result["topic"], run.params["partitions"]
-            ends = fetch_end_offsets(bootstrap, topic, partitions)
+            # The broker's answers (a fresh fetch, OffsetFetch), read by the run's teardown before it
+            # deleted the topic and the groups.
+            at_end = run.result["broker_at_end"]["kafka"]
+            assert at_end["topic"] == topic and at_end["deleted"] is True
+            ends = {int(p): e for p, e in at_end["end_offsets"].items()}
+            assert sorted(ends) == list(range(partitions))
             assert {int(p): e for p, e in run.result["end_offsets"].items()} == ends, run.name
             routed = defaultdict(int)
             for event in run.of("route"):
@@ -117,7 +121,8 @@ class ConsumerGroupsContract:
             assert {p: routed.get(p, 0) for p in range(partitions)} == ends
             for group in run.result["groups"]:
                 shown = {int(p): o for p, o in group["committed"].items()}
-                assert shown == broker_committed(bootstrap, group["group_id"], topic), (run.name, group["group"])
+                broker = {int(p): o for p, o in at_end["committed"][group["group_id"]].items()}
+                assert shown == broker, (run.name, group["group"])
                 # Every group read to the end and committed it: no lag left.
                 assert {p: shown.get(p, 0) for p in range(partitions)} == ends
                 assert set(group["lag"].values()) <= {0}
@@ -127,6 +132,19 @@ class ConsumerGroupsContract:
                     if group_of(event) == group["group"]:
                         last.update({int(p): o for p, o in event["attrs"]["offsets"].items()})
                 assert last == shown
+
+    def test_the_runs_topic_and_groups_are_gone_afterwards(self, runs) -> None:  # noqa: ANN001
+        from flows.kafka.clients import admin_client
+
+        bootstrap, captured = runs
+        admin = admin_client(bootstrap)
+        topics = admin.list_topics(timeout=10).topics
+        groups = {g.group_id for g in admin.list_consumer_groups(request_timeout=10).result(timeout=15).valid}
+        for run in captured.values():
+            assert run.result["topic"] not in topics, run.name
+            for group in run.result["groups"]:
+                assert group["group_id"] not in groups, (run.name, group["group"])
+                assert broker_committed(bootstrap, group["group_id"], run.result["topic"]) == {}
 
     def test_duplicates_are_the_crashed_members_uncommitted_messages(self, runs) -> None:  # noqa: ANN001
         _, captured = runs

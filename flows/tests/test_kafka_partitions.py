@@ -109,12 +109,14 @@ class PartitionsContract:
                 assert sorted(offsets) == list(range(len(offsets))), (run.name, partition)
 
     def test_end_offsets_agree_with_the_broker(self, runs) -> None:  # noqa: ANN001
-        from flows.kafka.offsets import fetch_end_offsets
-
-        bootstrap, captured = runs
+        _, captured = runs
         for run in captured.values():
             partitions = run.params["partitions"]
-            broker = fetch_end_offsets(bootstrap, run.result["topic"], partitions)
+            # A fresh fetch's end offsets, read by the run's teardown just before it deleted the topic.
+            at_end = run.result["broker_at_end"]["kafka"]
+            assert at_end["topic"] == run.result["topic"] and at_end["deleted"] is True
+            broker = {int(p): end for p, end in at_end["end_offsets"].items()}
+            assert sorted(broker) == list(range(partitions))
             shown = {int(p): end for p, end in run.result["end_offsets"].items()}
             assert shown == broker, run.name
             counted = defaultdict(int)
@@ -125,6 +127,14 @@ class PartitionsContract:
                 # Delivery reports gave the producer the same offsets.
                 assert {int(p): e for p, e in run.result["produced_end_offsets"].items()} == {
                     p: e for p, e in broker.items() if e}
+
+    def test_the_runs_topic_is_gone_afterwards(self, runs) -> None:  # noqa: ANN001
+        from flows.kafka.clients import admin_client
+
+        bootstrap, captured = runs
+        listed = admin_client(bootstrap).list_topics(timeout=10).topics
+        for run in captured.values():
+            assert run.result["topic"] not in listed, run.name
 
     def test_acks_zero_gets_no_offset_back(self, runs) -> None:  # noqa: ANN001
         _, captured = runs

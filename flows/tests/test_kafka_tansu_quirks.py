@@ -142,3 +142,104 @@ def test_a_waiting_fetch_is_not_answered_when_records_arrive(tansu) -> None:
         consumer.close()
     # Kafka: a few ms each (mean well under 10 ms). Tansu: ~500 ms minus the pause (mean ~300 ms).
     assert statistics.mean(latencies) >= 0.1, latencies
+
+
+def _join(bootstrap: str, topic: str, group: str):  # noqa: ANN202 - returns a live Consumer
+    from confluent_kafka import Consumer
+
+    assigned: list[int] = []
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **SESSION})
+    consumer.subscribe([topic], on_assign=lambda c, parts: assigned.extend(p.partition for p in parts))
+    deadline = time.monotonic() + 20
+    while not assigned and time.monotonic() < deadline:
+        consumer.poll(0.1)
+    assert assigned, "the member never got its partition"
+    return consumer
+
+
+def _groups(admin) -> set[str]:  # noqa: ANN001
+    return {g.group_id for g in admin.list_consumer_groups(request_timeout=5).result(timeout=10).valid}
+
+
+def test_deleting_a_group_with_a_live_member_succeeds(tansu) -> None:
+    """Kafka refuses to delete a group that has members (NON_EMPTY_GROUP); Tansu deletes it.
+
+    (And Kafka lists a group in ListGroups as soon as it has a member; Tansu only once it committed.)
+
+    So on Kafka a run's teardown deletes its groups only after every member has left
+    (``flows.kafka.clients.delete_groups`` retries that answer); on Tansu order does not matter.
+    """
+    from confluent_kafka import TopicPartition
+
+    from flows.kafka.clients import admin_client
+
+    bootstrap = tansu.bootstrap_servers
+    topic = _topic(bootstrap)
+    group = f"{topic}.group"
+    consumer = _join(bootstrap, topic, group)
+    admin = admin_client(bootstrap)  # held: its futures never resolve once it is gone
+    try:
+        # Another difference: Tansu's ListGroups shows a group only once it has committed.
+        assert group not in _groups(admin)
+        consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+        assert group in _groups(admin)
+        assert admin.delete_consumer_groups([group], request_timeout=5)[group].result(timeout=10) is None
+        assert group not in _groups(admin)
+    finally:
+        consumer.close()
+
+
+def test_deleting_an_unknown_group_succeeds(tansu) -> None:
+    """Kafka answers GROUP_ID_NOT_FOUND; Tansu answers success (teardown accepts both)."""
+    from flows.kafka.clients import admin_client, delete_groups
+
+    bootstrap = tansu.bootstrap_servers
+    group = f"quirks.nosuch.{uuid.uuid4().hex[:10]}"
+    admin = admin_client(bootstrap)  # held, as above
+    assert admin.delete_consumer_groups([group], request_timeout=5)[group].result(timeout=10) is None
+    delete_groups(bootstrap, [group])  # and the product's helper takes either answer
+
+
+def test_deleting_a_topic_gives_its_records_memory_back(tansu) -> None:
+    """Tansu's memory storage holds every record until its topic is deleted; deleting frees it.
+
+    Why every run deletes its topic: a 30 MB topic grows the broker's RSS by about 30 MB,
+    and deleting it returns that at once. The bound is RSS, not time, so a busy machine
+    cannot break it.
+    """
+    from confluent_kafka import Producer
+
+    from flows.kafka.clients import delete_topics
+
+    bootstrap, pid = tansu.bootstrap_servers, broker_pid(tansu)
+    topic = _topic(bootstrap, partitions=2)
+    before = rss_mb(pid)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for n in range(3000):  # 30 MB
+        while True:
+            try:
+                producer.produce(topic, b"x" * 10_000, partition=n % 2)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    holding = rss_mb(pid)
+    assert holding - before >= 20, (before, holding)
+    delete_topics(bootstrap, [topic])
+    after = rss_mb(pid)
+    assert holding - after >= 20, (before, holding, after)
+    delete_topics(bootstrap, [topic])  # deleting it again is not an error for the product's helper
+
+
+def broker_pid(tansu) -> int:  # noqa: ANN001
+    pid = getattr(tansu, "pid", None)  # a TansuBroker that says its pid
+    return pid if isinstance(pid, int) else tansu._proc.pid
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")

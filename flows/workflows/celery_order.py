@@ -155,6 +155,7 @@ class OrderRun:
     # -- the run ------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
+        from ..amqp.resources import delete_all
         from ..celeryapp import relay
 
         admin = self.broker.connection()
@@ -180,10 +181,8 @@ class OrderRun:
                 listener.stop()
                 listener.join(5.0)
             try:
-                channel = admin.channel()
-                for q in (self.task_queue, self.reply_queue):
-                    channel.queue_delete(queue=q.name)
-                channel.exchange_delete(exchange=self.task_queue.exchange.name)
+                delete_all(admin.channel(), [self.task_queue.name, self.reply_queue.name],
+                           [self.task_queue.exchange.name])
             finally:
                 admin.release()
 

@@ -72,18 +72,21 @@ class KafkaConsumerGroups(Workflow):
         return params["messages"] * params["groups"]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        from ..kafka.clients import create_topic, topic_name
+        from ..kafka.clients import topic_name
         from ..kafka.crew import Crew
         from ..kafka.ledger import GroupLedger
         from ..kafka.member import MemberSettings
         from ..kafka.producer import KeyedProducer
+        from ..kafka.teardown import create_run_topic
 
         p = ctx.params
         bootstrap = ctx.broker("kafka").bootstrap_servers
         topic = topic_name(ctx.run_id, TOPIC_LABEL)
-        create_topic(bootstrap, topic, p["partitions"])
-        ledgers = [GroupLedger(ctx, label, topic_name(ctx.run_id, label), topic, p["partitions"], p["strategy"])
-                   for label in GROUP_LABELS[: p["groups"]]]
+        groups = {label: topic_name(ctx.run_id, label) for label in GROUP_LABELS[: p["groups"]]}
+        # The topic and the groups are deleted when the run ends, their offsets kept in the result.
+        create_run_topic(ctx.run_id, bootstrap, topic, p["partitions"], list(groups.values()))
+        ledgers = [GroupLedger(ctx, label, group_id, topic, p["partitions"], p["strategy"])
+                   for label, group_id in groups.items()]
         settings = MemberSettings(bootstrap=bootstrap, topic=topic, commit_mode=p["commit_mode"],
                                   commit_every=p["commit_every"], strategy=p["strategy"], process_ms=p["process_ms"],
                                   idempotent=p["idempotent"])

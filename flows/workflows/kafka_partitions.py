@@ -64,13 +64,14 @@ class KafkaPartitions(Workflow):
         return params["messages"]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        from ..kafka.clients import create_topic, topic_name
+        from ..kafka.clients import topic_name
         from ..kafka.producer import KeyedProducer
+        from ..kafka.teardown import create_run_topic
 
         p = ctx.params
         bootstrap = ctx.broker("kafka").bootstrap_servers
         topic = topic_name(ctx.run_id, TOPIC_LABEL)
-        create_topic(bootstrap, topic, p["partitions"])
+        create_run_topic(ctx.run_id, bootstrap, topic, p["partitions"])  # deleted when the run ends
         producer = KeyedProducer(ctx, bootstrap, topic, TOPIC_LABEL, keys=p["keys"], message_bytes=p["message_bytes"],
                                  acks=p["acks"], idempotent=p["idempotent"])
         reader = PartitionReader(ctx, bootstrap, topic, p["partitions"])
