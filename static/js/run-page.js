@@ -257,8 +257,8 @@
         const { ok, data } = await Flow.api.result(run.id);
         if (!ok) return;
         whole = data.result;
-        ctx.summary = { ...summary, result: whole };
-        callPanel("onSummary", ctx.summary, ctx);
+        summary = ctx.summary = { ...summary, result: whole };
+        callPanel("onSummary", summary, ctx);
       } catch (e) {
         wholeAsked = false; // the server was not reachable: the next summary tries again
       }
@@ -327,7 +327,7 @@
     stream.start();
     window.addEventListener("pagehide", () => stream.stop());
     // For the console and browser tests: the live objects behind this page.
-    window.flowRun = { run, stream, player, model, received, topology, log, charts, counters, panel };
+    window.flowRun = { run, stream, player, model, received, topology, log, charts, counters, panel, ctx };
   }
 
   document.addEventListener("DOMContentLoaded", boot);
