@@ -201,7 +201,13 @@ class Runner:
             error = f"{type(exc).__name__}: {exc}"
         finally:
             watchdog.cancel()
-        self._finish(live, state, error, result)
+        if live.claim():
+            self._finish(live, state, error, result)
+        else:
+            # The grace timer finished this run without the workflow; nothing it did since
+            # is part of the record (the recorder is closed).
+            log.warning("run %s: the workflow returned after the run was finished without it", run.pk)
+            connection.close()
 
     def _start_grace(self, live: LiveRun) -> None:
         grace_s = GRACE_S
@@ -212,8 +218,8 @@ class Runner:
 
     def _abandon(self, live: LiveRun, grace_s: float) -> None:
         """The workflow ignored cancellation: finish the run without it."""
-        if live.finished.is_set():
-            return
+        if not live.claim():
+            return  # the workflow returned in time; the run thread is finishing it
         reason = live.ctx.stop_reason
         log.error("run %s (%s) did not stop within %g s of being cancelled (%s)", live.run.pk, live.run.workflow,
                   grace_s, reason)
@@ -221,13 +227,8 @@ class Runner:
                                             "cancelled", {})
 
     def _finish(self, live: LiveRun, state: str, error: str, result: dict[str, Any]) -> None:
+        """Record the end of the run; only the caller that won ``live.claim()`` gets here."""
         run, ctx = live.run, live.ctx
-        if not live.claim():
-            # The grace timer finished this run already; whatever the workflow did since is
-            # not part of the record (the recorder is closed).
-            log.warning("run %s: the workflow returned after the run was finished without it", run.pk)
-            connection.close()
-            return
         if live.grace is not None:
             live.grace.cancel()
         try:

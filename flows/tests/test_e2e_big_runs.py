@@ -59,6 +59,7 @@ def follow(server: LiveServer, run_id: int, timeout: float = 240) -> tuple[int, 
     """(events received, their seqs, the final summary, the largest frame in bytes)."""
     seqs: list[int] = []
     largest = 0
+    final: dict | None = None
     deadline = time.monotonic() + timeout
     url = f"ws://127.0.0.1:{server.port}/ws/runs/{run_id}/?after=0"
     # max_size=None: measure a frame over the limit instead of the client refusing it.
@@ -71,11 +72,13 @@ def follow(server: LiveServer, run_id: int, timeout: float = 240) -> tuple[int, 
                 seqs.extend(e["seq"] for e in message["events"])
                 ws.send(json.dumps({"type": "ack", "seq": seqs[-1]}))
             elif message["type"] == "summary":
-                summary = message["summary"]
-                if summary["state"] not in ("pending", "running") and summary["last_seq"] <= (seqs[-1] if seqs else 0):
-                    return len(seqs), seqs, summary, largest
+                if message["summary"]["state"] not in ("pending", "running"):
+                    final = message["summary"]
             else:
                 pytest.fail(f"unexpected frame {raw[:200]}")
+            # A client that fell behind gets the final summary before the last events.
+            if final is not None and (seqs[-1] if seqs else 0) >= final["last_seq"]:
+                return len(seqs), seqs, final, largest
     raise TimeoutError(f"run {run_id} did not finish within {timeout} s")
 
 
