@@ -143,14 +143,6 @@ def test_the_startup_hook_fails_runs_orphaned_by_a_dead_server_and_freezes_their
         assert run.state == "running" and run.error == ""
 
 
-def test_the_asgi_module_reaps_orphans_when_the_server_starts():
-    # The hook is wired where only a serving process loads it, before anything is served.
-    from pathlib import Path
-
-    source = (Path(runner.__file__).resolve().parents[1] / "dashboard" / "asgi.py").read_text()
-    assert "reap_orphans_at_startup()" in source
-
-
 @pytest.fixture
 def short_grace(monkeypatch):
     monkeypatch.setattr(runner, "GRACE_S", 0.5)
@@ -162,11 +154,10 @@ def short_grace(monkeypatch):
 
 
 def assert_finished_without_the_workflow(run_id: int, reason: str) -> Run:
-    live = get_runner()
     run = wait_until_finished(run_id, 20)
     assert run.state == "failed"
     assert run.error == f"{reason}; the workflow did not stop within 0.5 s of being cancelled"
-    assert not live.is_live(run_id), "the live slot is released"
+    assert not get_runner().is_live(run_id), "the live slot is released"
     kinds = list(run.events.order_by("seq").values_list("kind", flat=True))
     assert kinds[-2:] == ["error", "done"]
     assert run.summary["state"] == "failed" and run.summary["last_seq"] == len(kinds)
@@ -177,7 +168,7 @@ def assert_finished_without_the_workflow(run_id: int, reason: str) -> Run:
 def test_a_workflow_that_ignores_cancel_is_finished_after_the_grace_period(test_workflows, short_grace, how):
     runner_ = get_runner()
     started = runner_.start(IgnoresCancel.slug, {}, timeout_s=0.3 if how == "deadline" else None)
-    live = runner_._live[started.pk]
+    live = runner_._live[started.pk]  # to join its thread once it is let go
     reason = "timed out after 0.3 s" if how == "deadline" else "cancelled by the user"
     if how == "user":
         deadline = time.monotonic() + 10
