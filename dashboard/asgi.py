@@ -30,6 +30,14 @@ application = ProtocolTypeRouter(
     }
 )
 
+# Runs a killed server left `running` are failed now, before this process serves anyone.
+# Here rather than in AppConfig.ready(): ready() runs for every manage.py command too
+# (migrate on an empty database, makemigrations, the test runner before its database
+# exists), while this module is loaded only to serve.
+from flows.runner import reap_orphans_at_startup  # noqa: E402
+
+reap_orphans_at_startup()
+
 # Everything loaded so far lives as long as the server: keep it out of the cyclic garbage
 # collector's full passes. Runs buffer tens of thousands of event objects, which makes
 # full collections frequent; scanning the whole app each time stalled live event delivery

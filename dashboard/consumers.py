@@ -21,7 +21,7 @@ from django.conf import settings
 from flows import safejson
 from flows.eventstore import read_events_json
 from flows.models import Run
-from flows.pipeline import get_pipeline, group_name
+from flows.pipeline import MAX_FRAME_BYTES, get_pipeline, group_name
 from flows.runner import get_runner
 
 CATCH_UP_PAGE = 2000
@@ -146,13 +146,14 @@ class RunConsumer(AsyncWebsocketConsumer):
             # From the database, already as JSON (no decode and re-encode of every event);
             # a page that ends where an in-memory batch ends lets the next step use memory.
             page = recent[1] - self.sent if recent is not None else CATCH_UP_PAGE
-            events, count, last = await database_sync_to_async(read_events_json)(self.run_id, self.sent, page)
+            # Bounded in bytes too, like live batches: a frame over the server's limit closes the socket.
+            events, count, last = await database_sync_to_async(read_events_json)(
+                self.run_id, self.sent, page, MAX_FRAME_BYTES
+            )
             if not count:
                 return
             await self.send(text_data='{"type":"events","events":' + events + "}")
             self.sent = last
-            if count < page:
-                return
         self.behind = True
 
     async def _send_summary(self, summary: dict) -> None:

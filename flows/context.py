@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,10 @@ class RunContext:
         self.recorder = recorder
         self.cancelled = threading.Event()
         self.stop_reason = ""
+        # Called once, with the reason, when the run is first cancelled (the runner starts
+        # the grace period a workflow gets to stop).
+        self.on_cancel: Callable[[str], None] | None = None
+        self._cancel_lock = threading.Lock()
         self.actions: queue.Queue[Action] = queue.Queue()
 
     # -- events ---------------------------------------------------------------------
@@ -50,9 +55,14 @@ class RunContext:
     # -- cancellation ---------------------------------------------------------------
 
     def cancel(self, reason: str) -> None:
-        if not self.cancelled.is_set():
+        """Ask the workflow to stop; the first reason given is the one that counts."""
+        with self._cancel_lock:
+            if self.cancelled.is_set():
+                return
             self.stop_reason = reason
             self.cancelled.set()
+        if self.on_cancel is not None:
+            self.on_cancel(reason)
 
     def check(self) -> None:
         if self.cancelled.is_set():

@@ -126,6 +126,11 @@ def events_json(batch: Sequence[EventTuple], attrs_json: Sequence[str]) -> str:
     common types are inlined (this loop runs for every event); anything else goes through
     the encoder.
     """
+    return "[" + ",".join(event_parts(batch, attrs_json)) + "]"
+
+
+def event_parts(batch: Sequence[EventTuple], attrs_json: Sequence[str]) -> list[str]:
+    """Each event's JSON object text, as ``events_json`` joins them."""
     actors: dict[object, str] = {}
     parts = []
     append = parts.append
@@ -141,7 +146,7 @@ def events_json(batch: Sequence[EventTuple], attrs_json: Sequence[str]) -> str:
             f'"duplicate":{"true" if duplicate is True else "false" if duplicate is False else _json_scalar(duplicate)},'
             f'"attrs":{attrs}}}'
         )
-    return "[" + ",".join(parts) + "]"
+    return parts
 
 
 def _json_scalar(value: object) -> str:
@@ -163,11 +168,15 @@ def read_events(run_id: int, after: int = 0, limit: int = 1000) -> list[dict]:
     ]
 
 
-def read_events_json(run_id: int, after: int = 0, limit: int = 1000) -> tuple[str, int, int]:
+def read_events_json(
+    run_id: int, after: int = 0, limit: int = 1000, max_bytes: int | None = None
+) -> tuple[str, int, int]:
     """Like ``read_events`` but already as the WebSocket's JSON array: ``(json, count, last_seq)``.
 
     Catching a client up from the database is then one query and one string build, with
-    no decode and re-encode of every stored attrs object.
+    no decode and re-encode of every stored attrs object. With ``max_bytes`` only the
+    leading events whose JSON fits are returned (always at least one), so ``count`` can
+    be below ``limit`` while more are stored: page on until a read returns nothing.
     """
     attrs = "attrs::text" if connection.vendor == "postgresql" else "attrs"
     sql = (
@@ -180,7 +189,16 @@ def read_events_json(run_id: int, after: int = 0, limit: int = 1000) -> tuple[st
     if not rows:
         return "[]", 0, after
     events = [(s, float(t), k, a, m, n, bool(d), None) for s, t, k, a, m, n, d, _ in rows]
-    return events_json(events, [row[7] for row in rows]), len(rows), rows[-1][0]
+    parts = event_parts(events, [row[7] for row in rows])
+    if max_bytes is not None:
+        size, keep = 2, 0  # the brackets
+        for part in parts:
+            size += (len(part) if part.isascii() else len(part.encode())) + 1
+            if size > max_bytes and keep:
+                break
+            keep += 1
+        parts = parts[:keep]
+    return "[" + ",".join(parts) + "]", len(parts), rows[len(parts) - 1][0]
 
 
 def iter_events(run_id: int, after: int = 0, chunk: int = 5000) -> Iterator[dict]:

@@ -38,6 +38,9 @@ from .summary import SummaryBuilder
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 2000
+# WebSocket servers close a connection whose frame is over their limit (daphne: 1 MiB):
+# a batch's frame is split well below it.
+MAX_FRAME_BYTES = 256 * 1024
 # How long a wake-up waits for more events before storing a batch. It grows with the
 # event rate (LINGER_PER_EVENT_S per event/s): every frame costs each client and the
 # server a fixed amount, so a hot run sends fewer, larger frames, while a trickle (a
@@ -276,13 +279,12 @@ class EventPipeline:
             tracked.failures = 0
             drained += len(chunk)
             events = [dict(zip(FIELDS, event)) for event in chunk]
-            feed = tracked.builder.feed
-            for event in events:
-                feed(event)
-            first, last = chunk[0][0], chunk[-1][0]
-            text = '{"type":"events","events":' + eventstore.batch_json(events, chunk, batch.attrs_json) + "}"
-            tracked.remember(first, last, text)
-            self._send(recorder.run_id, {"type": "run.events", "first": first, "last": last, "text": text})
+            # Published before ``mark_written``: whoever waited for these events to be
+            # stored (the runner's final summary) then sees them counted.
+            tracked.builder.feed_batch(events)
+            for first, last, text in _frames(events, batch):
+                tracked.remember(first, last, text)
+                self._send(recorder.run_id, {"type": "run.events", "first": first, "last": last, "text": text})
             recorder.mark_written(chunk[-1][0])
             if recorder.pending < KEEP_DRAINING:
                 # Not behind: let the next batch gather (linger) rather than send a small one now.
@@ -329,6 +331,26 @@ class EventPipeline:
                 self._private_loop.run_until_complete(layer.group_send(group_name(run_id), message))
             except Exception:  # noqa: BLE001 - clients fill gaps from the database
                 log.warning("channel layer send for run %s failed", run_id, exc_info=True)
+
+
+def _frames(events: list[dict[str, Any]], batch: eventstore.Batch) -> list[tuple[int, int, str]]:
+    """``(first, last, text)`` WebSocket frames of a stored batch, each under MAX_FRAME_BYTES.
+
+    Almost always one frame; a batch of events with big attrs is halved until its parts
+    fit (a single event is sent whole, whatever its size).
+    """
+    text = '{"type":"events","events":' + eventstore.batch_json(events, batch, batch.attrs_json) + "}"
+    if utf8_len(text) <= MAX_FRAME_BYTES or len(events) == 1:
+        return [(events[0]["seq"], events[-1]["seq"], text)]
+    half = len(events) // 2
+    left, right = eventstore.Batch(batch[:half]), eventstore.Batch(batch[half:])
+    left.attrs_json, right.attrs_json = batch.attrs_json[:half], batch.attrs_json[half:]
+    return _frames(events[:half], left) + _frames(events[half:], right)
+
+
+def utf8_len(text: str) -> int:
+    # isascii() is O(1) on CPython's compact strings; only non-ASCII text pays for encoding.
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

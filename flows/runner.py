@@ -16,9 +16,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.urls import reverse
 from django.utils import timezone
 
 from . import eventstore, registry, retention, run_resources
+from .bounded_result import bound_result
 from .broker_watch import BrokerWatch
 from .context import Action, RunCancelled, RunContext
 from .models import Run
@@ -29,10 +31,12 @@ from .transports import BrokerUnavailable, describe_all
 
 log = logging.getLogger(__name__)
 
-# After the deadline a workflow gets this long to notice cancellation before the run is
-# declared failed without it.
+# A cancelled workflow (by the user, its deadline or itself) gets this long to return;
+# then the run is finished without it, as failed, and its live slot is freed. Read when
+# the cancel happens, so it can be changed at run time (tests lower it).
 GRACE_S = 10.0
 CANCEL_ACTION = "cancel"
+ORPHANED = "the server stopped during this run"
 
 
 class RunnerError(Exception):
@@ -59,6 +63,16 @@ class LiveRun:
         self.recorder = recorder
         self.finished = threading.Event()
         self.thread: threading.Thread | None = None
+        # Started by the first cancel; finishes the run if the workflow has not returned.
+        self.grace: threading.Timer | None = None
+        self._claimed = False
+        self._claim_lock = threading.Lock()
+
+    def claim(self) -> bool:
+        """True for the one caller (the run thread or the grace timer) that finishes the run."""
+        with self._claim_lock:
+            claimed, self._claimed = self._claimed, True
+            return not claimed
 
 
 class Runner:
@@ -90,6 +104,7 @@ class Runner:
             recorder = Recorder(run.pk, self.pipeline)
             ctx = RunContext(run.pk, params, recorder)
             live = LiveRun(run, workflow, ctx, recorder)
+            ctx.on_cancel = lambda reason: self._start_grace(live)
             self._live[run.pk] = live
         self.pipeline.track(recorder, lambda: self.summary_of(live.run))
         deadline = timeout_s if timeout_s is not None else settings.FLOWS_RUN_TIMEOUT_S
@@ -131,7 +146,8 @@ class Runner:
         live = self._live.get(run_id)
         run = live.run if live else Run.objects.get(pk=run_id)
         if run.summary and not live:
-            return run.summary
+            # Summaries frozen before results were bounded may carry a result too big for a frame.
+            return {**run.summary, "result": bound_result(run.summary.get("result"), result_url(run.pk))}
         return self.summary_of(run)
 
     def summary_of(self, run: Run) -> dict[str, Any]:
@@ -154,7 +170,8 @@ class Runner:
             "brokers": run.brokers,
             "expected": run.expected,
             "progress": {"done": done, "expected": run.expected},
-            "result": run.result,
+            # Bounded: the summary goes to every client in one WebSocket frame.
+            "result": bound_result(run.result, result_url(run.pk)),
             **figures,
         }
 
@@ -194,14 +211,43 @@ class Runner:
             state, (error, result) = Run.State.FAILED, watch.outcome(result)
         # Whatever the outcome: read the broker's figures, then delete what the run left there.
         result = run_resources.release_into(run.pk, result)
-        self._finish(live, state, error, result)
+        if live.claim():
+            self._finish(live, state, error, result)
+        else:
+            # The grace timer finished this run without the workflow; nothing it did since
+            # is part of the record (the recorder is closed).
+            log.warning("run %s: the workflow returned after the run was finished without it", run.pk)
+            connection.close()
+
+    def _start_grace(self, live: LiveRun) -> None:
+        grace_s = GRACE_S
+        timer = threading.Timer(grace_s, self._abandon, args=(live, grace_s))
+        timer.daemon = True
+        live.grace = timer
+        timer.start()
+
+    def _abandon(self, live: LiveRun, grace_s: float) -> None:
+        """The workflow ignored cancellation: finish the run without it."""
+        if not live.claim():
+            return  # the workflow returned in time; the run thread is finishing it
+        reason = live.ctx.stop_reason
+        log.error("run %s (%s) did not stop within %g s of being cancelled (%s)", live.run.pk, live.run.workflow,
+                  grace_s, reason)
+        # What the stuck workflow made on the brokers goes too (releasing twice is harmless).
+        result = run_resources.release_into(live.run.pk, {})
+        self._finish(live, Run.State.FAILED, f"{reason}; the workflow did not stop within {grace_s:g} s of being "
+                                            "cancelled", result)
 
     def _finish(self, live: LiveRun, state: str, error: str, result: dict[str, Any]) -> None:
+        """Record the end of the run; only the caller that won ``live.claim()`` gets here."""
         run, ctx = live.run, live.ctx
+        if live.grace is not None:
+            live.grace.cancel()
         try:
             if error:
                 ctx.emit("error", "runner", reason=error)
-            ctx.emit("done", "runner", state=state, lost=int(result.get("lost", 0) or 0))
+            # The last event of the log: the recorder refuses any emit after it.
+            live.recorder.emit_last("done", "runner", {"state": state, "lost": int(result.get("lost", 0) or 0)})
             if not self.pipeline.flush(live.recorder, timeout=30.0):
                 state, error = Run.State.FAILED, error or "events could not be stored in time"
             run.state = state
@@ -224,20 +270,59 @@ class Runner:
     # -- housekeeping -----------------------------------------------------------------
 
     def _reap_orphans(self) -> None:
-        """Runs left live by a process of this host that has died are failed, not left spinning."""
+        """Once per process, before its first run: the server checks at startup, a
+        ``runflow`` process here."""
         if self._reaped:
             return
         self._reaped = True
-        host = socket.gethostname()
-        for run in Run.objects.filter(state__in=Run.LIVE_STATES).exclude(owner=owner_id()):
-            name, _, pid = run.owner.partition(":")
-            if name == host and pid.isdigit() and not _pid_alive(int(pid)):
-                Run.objects.filter(pk=run.pk).update(
-                    state=Run.State.FAILED,
-                    error="the server stopped during this run",
-                    finished_at=timezone.now(),
-                )
+        reap_orphans()
         close_old_connections()
+
+
+def reap_orphans() -> list[int]:
+    """Fail the runs a dead process of this host left live; returns their ids.
+
+    Their event log is left as stored (nothing is appended, so ``seq`` stays gapless) and
+    their summary is frozen from those events with the final state, so the run page, the
+    WebSocket and the API all say ``failed``. Runs of other hosts are not ours to judge.
+    """
+    host, me = socket.gethostname(), owner_id()
+    runner = get_runner()
+    reaped = []
+    for run in Run.objects.filter(state__in=Run.LIVE_STATES).exclude(owner=me):
+        name, _, pid = run.owner.partition(":")
+        if name != host or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        run.state, run.error, run.finished_at = Run.State.FAILED, ORPHANED, timezone.now()
+        run.summary = runner.summary_of(run)
+        # Only while still live: another process starting at the same time may have reaped it.
+        if Run.objects.filter(pk=run.pk, state__in=Run.LIVE_STATES).update(
+            state=run.state, error=run.error, finished_at=run.finished_at, summary=run.summary
+        ):
+            reaped.append(run.pk)
+    return reaped
+
+
+def reap_orphans_at_startup() -> None:
+    """Called once as the server process starts, before it serves anyone.
+
+    Best effort: a database that is not migrated or not reachable yet must not keep the
+    server from starting; the runner checks again before its first run.
+    """
+    try:
+        reaped = reap_orphans()
+    except Exception as exc:  # noqa: BLE001 - see above
+        log.warning("runs orphaned by a stopped server were not checked at startup: %s", exc)
+        return
+    finally:
+        connection.close()
+    if reaped:
+        log.warning("failed %d run(s) left live by a stopped server: %s", len(reaped), reaped)
+
+
+def result_url(run_id: int) -> str:
+    """Where a run's whole result is served (the summary carries a bounded copy)."""
+    return reverse("run-result", args=[run_id])
 
 
 def _pid_alive(pid: int) -> bool:

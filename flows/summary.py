@@ -11,6 +11,14 @@ Rules (docs/contracts.md, "Run summary"):
   false (an idempotent consumer marks a suppressed duplicate ``effect: false``);
 - lost: reported by the workflow on its ``done`` event after checking with the broker;
 - latency: every event may carry ``perceived_ms`` and/or ``end_to_end_ms``.
+
+Threads: one thread feeds a builder (the pipeline's, batch by batch) while request and
+WebSocket threads read it. Readers never look at the counters being fed: ``publish``
+(the feeder, once per batch) freezes them into an immutable ``Figures`` and swaps one
+reference, and ``snapshot`` reads that reference. Latency percentiles are not frozen per
+batch (sorting a run's whole latency array per batch would cost more than storing it):
+the latency arrays are append-only, so a ``Figures`` keeps how many values it covers and
+a reader sorts exactly that prefix, once per prefix length.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import math
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 PERCENTILES = (50, 95, 99)
@@ -50,6 +59,43 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+@dataclass(frozen=True)
+class Figures:
+    """The builder's numbers at one point of the log; never changes once published."""
+
+    counts: dict[str, int]
+    kinds: dict[str, int]
+    completed: dict[str, int]
+    last_seq: int
+    elapsed_ms: float
+    perceived: array
+    end_to_end: array
+    perceived_n: int
+    end_to_end_n: int
+    _latency: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def latency(self) -> dict[str, dict[str, float | None]]:
+        cached = self._latency.get("stats")
+        if cached is None:
+            # A slice is one C-level copy, safe while the feeder appends beyond it.
+            cached = self._latency["stats"] = {
+                "perceived": latency_stats(self.perceived[: self.perceived_n]),
+                "end_to_end": latency_stats(self.end_to_end[: self.end_to_end_n]),
+            }
+        return cached
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "counts": dict(self.counts),
+            "kinds": dict(self.kinds),
+            # Sync runs complete with responses, async ones with first processings.
+            "completed": dict(self.completed),
+            "latency_ms": {name: dict(stats) for name, stats in self.latency().items()},
+            "last_seq": self.last_seq,
+            "elapsed_ms": self.elapsed_ms,
+        }
+
+
 class SummaryBuilder:
     def __init__(self) -> None:
         self.kinds: Counter[str] = Counter()
@@ -66,8 +112,10 @@ class SummaryBuilder:
         self.last_t_ms = 0.0
         self.perceived = array("d")
         self.end_to_end = array("d")
+        self._figures = self._freeze()
 
     def feed(self, event: dict[str, Any]) -> None:
+        """Count one event (feeder thread only; readers see it after the next ``publish``)."""
         kind = event["kind"]
         attrs = event["attrs"]
         duplicate = event["duplicate"]
@@ -102,14 +150,30 @@ class SummaryBuilder:
             if value is not None:
                 self.end_to_end.append(float(value))
 
-    def feed_all(self, events: Iterable[dict[str, Any]]) -> SummaryBuilder:
+    def feed_batch(self, events: Iterable[dict[str, Any]]) -> SummaryBuilder:
+        """Count a batch, then publish the figures for readers on other threads."""
+        feed = self.feed
         for event in events:
-            self.feed(event)
+            feed(event)
+        self.publish()
         return self
 
+    feed_all = feed_batch
+
+    def publish(self) -> None:
+        self._figures = self._freeze()
+
+    def figures(self) -> Figures:
+        """The latest published figures (any thread)."""
+        return self._figures
+
     def snapshot(self) -> dict[str, Any]:
-        return {
-            "counts": {
+        """The latest published figures as the summary's fields (any thread)."""
+        return self._figures.as_dict()
+
+    def _freeze(self) -> Figures:
+        return Figures(
+            counts={
                 "published": self.published,
                 "delivered": self.delivered,
                 "processed": self.processed,
@@ -119,13 +183,12 @@ class SummaryBuilder:
                 "errors": self.errors,
                 "events": self.last_seq,
             },
-            "kinds": dict(self.kinds),
-            # Sync runs complete with responses, async ones with first processings.
-            "completed": {"response": self.responses, "process": self.first_processed},
-            "latency_ms": {
-                "perceived": latency_stats(self.perceived),
-                "end_to_end": latency_stats(self.end_to_end),
-            },
-            "last_seq": self.last_seq,
-            "elapsed_ms": self.last_t_ms,
-        }
+            kinds=dict(self.kinds),
+            completed={"response": self.responses, "process": self.first_processed},
+            last_seq=self.last_seq,
+            elapsed_ms=self.last_t_ms,
+            perceived=self.perceived,
+            end_to_end=self.end_to_end,
+            perceived_n=len(self.perceived),
+            end_to_end_n=len(self.end_to_end),
+        )

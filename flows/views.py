@@ -173,6 +173,13 @@ def run_events(request: HttpRequest, run: Run) -> JsonResponse:
     return JsonResponse({"events": events, "next": events[-1]["seq"] if events else values["after"]})
 
 
+@require_http_methods(["GET"])
+@with_run
+def run_result(request: HttpRequest, run: Run) -> JsonResponse:
+    """The workflow's whole result; the summary carries a copy bounded to fit a WebSocket frame."""
+    return JsonResponse({"id": run.pk, "state": run.state, "result": run.result})
+
+
 @require_http_methods(["POST"])
 @with_run
 def run_actions(request: HttpRequest, run: Run) -> JsonResponse:

@@ -61,3 +61,60 @@ def test_counts_follow_the_rules():
     assert s["latency_ms"]["perceived"]["p50"] == pytest.approx(3.0)
     assert s["latency_ms"]["end_to_end"]["max"] == 30.0
     assert s["latency_ms"]["end_to_end"]["count"] == 3
+
+
+def test_snapshots_read_while_the_pipeline_feeds_are_never_torn():
+    """The pipeline thread feeds batches while request and WebSocket threads read."""
+    import sys
+    import threading
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    builder = SummaryBuilder()
+    kinds = ["publish", "deliver", "process", "ack", "deliver"]
+    total, batch = 60_000, 50
+    stop = threading.Event()
+    torn: list[dict] = []
+    reads = [0]
+
+    def feeder() -> None:
+        seq = 0
+        while seq < total:
+            events = []
+            for _ in range(batch):
+                seq += 1
+                kind = kinds[seq % len(kinds)]
+                events.append(ev(seq, kind, f"m{seq}", duplicate=kind == "deliver" and seq % 2 == 0,
+                                 perceived_ms=float(seq % 97)))
+            builder.feed_batch(events)
+        stop.set()
+
+    def reader() -> None:
+        while not stop.is_set():
+            s = builder.snapshot()
+            reads[0] += 1
+            n = s["last_seq"]
+            consistent = (
+                s["counts"]["events"] == n
+                and sum(s["kinds"].values()) == n
+                and s["latency_ms"]["perceived"]["count"] == n
+                and s["counts"]["published"] == s["kinds"].get("publish", 0)
+                and s["counts"]["delivered"] == s["kinds"].get("deliver", 0)
+                and s["counts"]["processed"] == s["kinds"].get("process", 0)
+                and s["elapsed_ms"] == float(n)
+            )
+            if not consistent:
+                torn.append(s)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=feeder)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        sys.setswitchinterval(previous)
+        stop.set()
+    assert reads[0] > 100, "the readers ran while the feeder fed"
+    assert not torn, f"{len(torn)} of {reads[0]} snapshots were torn, e.g. {torn[0]}"
+    assert builder.snapshot()["counts"]["events"] == total

@@ -32,6 +32,7 @@
     workflows: () => request("GET", "/api/workflows/"),
     startRun: (workflow, params) => request("POST", "/api/runs/", { workflow, params }),
     run: (id) => request("GET", `/api/runs/${id}/`),
+    result: (id) => request("GET", `/api/runs/${id}/result/`),
     events: (id, after, limit) => request("GET", `/api/runs/${id}/events/?after=${after}&limit=${limit || 1000}`),
     action: (id, action, target) => request("POST", `/api/runs/${id}/actions/`, { action, target: target || "" }),
     health: () => request("GET", "/api/health/"),

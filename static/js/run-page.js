@@ -247,6 +247,23 @@
       el.textContent = `${icons[state] || ""} ${words[state] || text}`;
     }
 
+    /** A result too big for a WebSocket frame arrives cut (result.truncated): panels get the whole one. */
+    let whole = null;
+    let wholeAsked = false;
+    async function fetchWholeResult(current) {
+      if (wholeAsked || !current.result || !current.result.truncated || !Flow.FINAL_STATES.has(current.state)) return;
+      wholeAsked = true;
+      try {
+        const { ok, data } = await Flow.api.result(run.id);
+        if (!ok) return;
+        whole = data.result;
+        summary = ctx.summary = { ...summary, result: whole };
+        callPanel("onSummary", summary, ctx);
+      } catch (e) {
+        wholeAsked = false; // the server was not reachable: the next summary tries again
+      }
+    }
+
     /** Cross-check: at the summary's last_seq, the received events must give the same numbers. */
     function check() {
       if (!toCheck) return;
@@ -276,12 +293,14 @@
         player.push(events);
       },
       onSummary(current) {
+        if (whole && current.result && current.result.truncated) current = { ...current, result: whole };
         summary = current;
         ctx.summary = current;
         renderState(current);
         toCheck = current;
         check();
         callPanel("onSummary", current, ctx);
+        fetchWholeResult(current);
         Flow.dom.onFrame("numbers", renderNumbers);
         if (!positioned) {
           positioned = true;
@@ -308,7 +327,7 @@
     stream.start();
     window.addEventListener("pagehide", () => stream.stop());
     // For the console and browser tests: the live objects behind this page.
-    window.flowRun = { run, stream, player, model, received, topology, log, charts, counters, panel };
+    window.flowRun = { run, stream, player, model, received, topology, log, charts, counters, panel, ctx };
   }
 
   document.addEventListener("DOMContentLoaded", boot);
