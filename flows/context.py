@@ -24,8 +24,10 @@ class Action:
 
 
 class RunContext:
-    def __init__(self, run_id: int, params: dict[str, Any], recorder: Recorder) -> None:
+    def __init__(self, run_id: int, params: dict[str, Any], recorder: Recorder, namespace: str = "") -> None:
         self.run_id = run_id
+        # Broker names start with this (``Run.namespace``): unique across databases sharing a broker.
+        self.namespace = namespace or f"run{run_id}"
         self.params = params
         self.recorder = recorder
         self.cancelled = threading.Event()

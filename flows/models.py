@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.db import models
+
+
+def new_run_token() -> str:
+    return secrets.token_hex(3)
 
 
 class Run(models.Model):
@@ -29,6 +35,9 @@ class Run(models.Model):
     result = models.JSONField(default=dict)
     # host:pid of the process running it, so a restarted server can fail runs it orphaned.
     owner = models.CharField(max_length=200, blank=True, default="")
+    # Run ids restart in every database (each test run, each deployment) while several of
+    # them may share one RabbitMQ or Kafka: the token keeps the run's broker names apart.
+    token = models.CharField(max_length=16, default=new_run_token, editable=False)
 
     class Meta:
         ordering = ["-id"]
@@ -39,6 +48,11 @@ class Run(models.Model):
     @property
     def live(self) -> bool:
         return self.state in self.LIVE_STATES
+
+    @property
+    def namespace(self) -> str:
+        """The prefix of every exchange, queue, topic and group this run creates on a broker."""
+        return f"run{self.pk}-{self.token}"
 
 
 class Event(models.Model):

@@ -102,7 +102,7 @@ class Runner:
                 owner=owner_id(),
             )
             recorder = Recorder(run.pk, self.pipeline)
-            ctx = RunContext(run.pk, params, recorder)
+            ctx = RunContext(run.pk, params, recorder, run.namespace)
             live = LiveRun(run, workflow, ctx, recorder)
             ctx.on_cancel = lambda reason: self._start_grace(live)
             self._live[run.pk] = live

@@ -38,15 +38,11 @@ def delete_all(channel: Any, queues: Sequence[str], exchanges: Sequence[str]) ->
             log.warning("could not delete exchange %s", exchange, exc_info=True)
 
 
-def prefix(run_id: int) -> str:
-    return f"run{run_id}."
-
-
 class RunTopology:
-    def __init__(self, run_id: int, exchange: str, exchange_type: str, bindings: Sequence[Binding]) -> None:
+    def __init__(self, namespace: str, exchange: str, exchange_type: str, bindings: Sequence[Binding]) -> None:
         from kombu import Exchange, Queue
 
-        self.prefix = prefix(run_id)
+        self.prefix = f"{namespace}."
         self.exchange_name = exchange
         self.exchange_type = exchange_type
         self.bindings = list(bindings)

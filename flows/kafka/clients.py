@@ -36,9 +36,9 @@ _client_log = logging.getLogger("flows.kafka.client")
 _QUIET = {"log.connection.close": False, "logger": _client_log}
 
 
-def topic_name(run_id: int, label: str) -> str:
+def topic_name(namespace: str, label: str) -> str:
     """Per-run names, so runs never share a topic or a group's committed offsets."""
-    return f"flows.run{run_id}.{label}"
+    return f"flows.{namespace}.{label}"
 
 
 def producer_config(bootstrap: str, *, acks: str = "all", idempotent: bool = False, client_id: str = "flows-producer",

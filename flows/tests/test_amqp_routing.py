@@ -58,7 +58,7 @@ def route_through_broker(broker, exchange_type: str, bindings: list[Binding], me
 
     from flows.amqp.resources import RunTopology
 
-    topology = RunTopology(random.randrange(10**8, 10**9), "routing-test", exchange_type, bindings)
+    topology = RunTopology(f"test{random.randrange(10**8, 10**9)}", "routing-test", exchange_type, bindings)
     returned: set[int] = set()
     admin, publisher = broker.connection(), broker.connection(confirm=True)
     try:

@@ -248,15 +248,16 @@ def test_a_run_fails_within_seconds_when_its_external_rabbitmq_goes_away(broker_
 
 
 def delete_run_topology(run_id: int, url: str) -> None:
-    """The run could not clean up behind a vanished broker; its run<id>.* names would otherwise
-    linger on the shared RabbitMQ (until x-expires) and clash with another session's run <id>."""
+    """The run could not clean up behind a vanished broker; its names would otherwise linger on
+    the shared RabbitMQ until x-expires."""
     from kombu import Connection
 
     from flows.amqp import spec as routing
     from flows.amqp.resources import RunTopology
     from flows.models import Run
 
-    spec = routing.RoutingSpec(Run.objects.get(pk=run_id).params)
-    topology = RunTopology(run_id, spec.exchange, spec.exchange_type, spec.bindings)
+    run = Run.objects.get(pk=run_id)
+    spec = routing.RoutingSpec(run.params)
+    topology = RunTopology(run.namespace, spec.exchange, spec.exchange_type, spec.bindings)
     with Connection(url, connect_timeout=5) as conn:
         topology.delete(conn.default_channel)

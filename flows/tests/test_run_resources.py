@@ -106,7 +106,7 @@ def test_a_cancelled_kafka_run_deletes_its_topic(django_db_blocker, tansu) -> No
         runner = get_runner()
         run = runner.start("kafka-partitions", params)
         wait_until(lambda: runner.summary(run.pk)["counts"]["processed"] >= 3, 60, "the first messages")
-        topic = f"flows.run{run.pk}.orders"
+        topic = f"flows.{run.namespace}.orders"
         assert topic in admin_client(bootstrap).list_topics(timeout=10).topics
         runner.act(run.pk, "cancel")
         finished = wait_until_finished(run.pk, 60)
@@ -170,7 +170,7 @@ class AmqpResourcesContract(BrokerModeClass):
         runner.act(run.pk, "cancel")
         finished = wait_until_finished(run.pk, 60)
         assert finished.state == "cancelled"
-        assert_gone(amqp_broker, [f"run{run.pk}.work"], [f"run{run.pk}.tasks"])
+        assert_gone(amqp_broker, [f"{run.namespace}.work"], [f"{run.namespace}.tasks"])
 
     def test_celery_order_leaves_no_queue_or_exchange(self, amqp_broker) -> None:  # noqa: ANN001
         run = run_workflow("celery-order", orders=2, rate=0, work_ms=0, crash_at=0, timeout=120)

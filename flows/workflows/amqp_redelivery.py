@@ -146,7 +146,7 @@ class RedeliveryRun:
         self.broker = broker
         self.p = ctx.params
         self.binding = Binding(QUEUE, KEY)
-        self.topology = RunTopology(ctx.run_id, EXCHANGE, EXCHANGE_TYPE, [self.binding])
+        self.topology = RunTopology(ctx.namespace, EXCHANGE, EXCHANGE_TYPE, [self.binding])
         self.ledger = Ledger()
         self.effects = SideEffects()
         self.inbox = Inbox(ctx.run_id) if self.p["idempotent"] else None

@@ -91,7 +91,7 @@ class RoutingRun:
         self.broker = broker
         self.p = ctx.params
         self.spec = routing.RoutingSpec(ctx.params)
-        self.topology = RunTopology(ctx.run_id, self.spec.exchange, self.spec.exchange_type, self.spec.bindings)
+        self.topology = RunTopology(ctx.namespace, self.spec.exchange, self.spec.exchange_type, self.spec.bindings)
         self.exchange_actor = f"exchange:{self.spec.exchange}"
         self.ledger = Ledger()
         self.expected = self.spec.expected_deliveries()

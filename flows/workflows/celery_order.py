@@ -128,7 +128,7 @@ class OrderRun:
         self.ctx = ctx
         self.broker = broker
         self.p = ctx.params
-        self.prefix = f"run{ctx.run_id}."
+        self.prefix = f"{ctx.namespace}."
         self.app = get_app(broker.celery_config())
         self.task_name = tasks.TASK_ACKS_LATE if self.p["acks_late"] else tasks.TASK
         self.task_queue = task_queue(self.prefix + "orders")

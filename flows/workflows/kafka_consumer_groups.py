@@ -81,8 +81,8 @@ class KafkaConsumerGroups(Workflow):
 
         p = ctx.params
         bootstrap = ctx.broker("kafka").bootstrap_servers
-        topic = topic_name(ctx.run_id, TOPIC_LABEL)
-        groups = {label: topic_name(ctx.run_id, label) for label in GROUP_LABELS[: p["groups"]]}
+        topic = topic_name(ctx.namespace, TOPIC_LABEL)
+        groups = {label: topic_name(ctx.namespace, label) for label in GROUP_LABELS[: p["groups"]]}
         # The topic and the groups are deleted when the run ends, their offsets kept in the result.
         create_run_topic(ctx.run_id, bootstrap, topic, p["partitions"], list(groups.values()))
         ledgers = [GroupLedger(ctx, label, group_id, topic, p["partitions"], p["strategy"])

@@ -70,7 +70,7 @@ class KafkaPartitions(Workflow):
 
         p = ctx.params
         bootstrap = ctx.broker("kafka").bootstrap_servers
-        topic = topic_name(ctx.run_id, TOPIC_LABEL)
+        topic = topic_name(ctx.namespace, TOPIC_LABEL)
         create_run_topic(ctx.run_id, bootstrap, topic, p["partitions"])  # deleted when the run ends
         producer = KeyedProducer(ctx, bootstrap, topic, TOPIC_LABEL, keys=p["keys"], message_bytes=p["message_bytes"],
                                  acks=p["acks"], idempotent=p["idempotent"])

@@ -161,7 +161,7 @@ class QosRun:
         self.host, self.port = broker.host, broker.port
         self.token = secrets.token_hex(3)
         # Unique per run: runs (and test sessions reusing run ids) never see each other's topics.
-        self.prefix = f"flows/run{ctx.run_id}-{self.token}"
+        self.prefix = f"flows/{ctx.namespace}-{self.token}"
         self.ledger = Ledger()
         self.specs = subscribers_of(self.p)
         self.subs: dict[str, Subscriber] = {}
