@@ -17,6 +17,7 @@ One class owns what both need, so neither repeats it:
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import logging
 import os
@@ -30,7 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["ChildProcess", "describe_exit", "free_port"]
+__all__ = ["ChildProcess", "ChildServer", "describe_exit", "free_port"]
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,83 @@ class ChildProcess:
 
     def log_tail(self, limit: int = LOG_TAIL_BYTES) -> str:
         return read_tail(self.log_path, limit)
+
+
+class ChildServer:
+    """What an embedded broker run as a ``ChildProcess`` keeps, whatever the broker.
+
+    Subclasses spawn ``self._proc`` in ``start()`` (under ``self._lock``, after
+    ``_begin_start()``), set ``_ready`` once it answers, and name themselves in ``title``
+    for errors. ``on_exit(how)`` hears of a broker that was up and died without ``stop()``.
+    """
+
+    title = "broker"
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.port: int | None = None
+        self.startup_seconds: float | None = None
+        # Called (on a watcher thread) when a started broker exits without stop(): "exited with ...".
+        self.on_exit: Callable[[str], None] | None = None
+        self._proc: ChildProcess | None = None
+        self._workdir: Path | None = None
+        self._ready = False
+        self._lock = threading.RLock()
+        self._atexit_registered = False
+
+    @property
+    def running(self) -> bool:
+        """True once start() has seen the broker answer, and for as long as it is alive."""
+        proc = self._proc
+        return self._ready and proc is not None and proc.alive
+
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id (also its process group's), while there is one."""
+        proc = self._proc
+        return proc.pid if proc is not None else None
+
+    def _begin_start(self) -> None:
+        # Stopped at a normal exit; unregistered by stop() so short-lived brokers (tests)
+        # do not pile up exit handlers.
+        if not self._atexit_registered:
+            atexit.register(self.stop)
+            self._atexit_registered = True
+
+    def _end_stop(self) -> None:
+        if self._atexit_registered:
+            atexit.unregister(self.stop)
+            self._atexit_registered = False
+
+    def _exited(self, how: str) -> None:
+        # Only a broker that was up is news; one dying during start() is start()'s error.
+        if self._ready and self.on_exit is not None:
+            self.on_exit(how)
+
+    def _kill_process(self) -> None:
+        proc, self._proc = self._proc, None
+        self._ready = False
+        if proc is not None:
+            proc.stop()
+
+    def _log_tail(self) -> str:
+        raise NotImplementedError
+
+    def _fail(self, reason: str, cause: BaseException | None = None) -> None:
+        """Tear down what start() made and raise with the broker's own last words."""
+        tail = self._log_tail()
+        where = self._workdir
+        self.stop()
+        message = f"embedded {self.title} failed to start: {reason}"
+        if tail:
+            message += f"\n--- tail of its log in {where} ---\n{tail}"
+        raise RuntimeError(message) from cause
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.host}:{self.port} {'running' if self.running else 'stopped'}>"
 
 
 def read_tail(path: Path | None, limit: int = LOG_TAIL_BYTES) -> str:

