@@ -5,7 +5,7 @@ and cheap from both: it takes one lock, stamps ``seq`` and ``t_ms``, appends a t
 only when the buffer was empty, wakes the pipeline. Everything slow (JSON, SQL, the
 channel layer) happens later on the pipeline's own thread.
 
-A run's log ends with its ``done`` event: ``emit_last`` stamps it and closes the recorder
+A run's log ends with its ``done`` event: ``emit(..., last=True)`` stamps it and closes the recorder
 in one step, so a thread the run left behind (a workflow that ignored cancellation, a
 broker callback firing late) can never add an event after ``done``; its emits are dropped.
 
@@ -61,7 +61,7 @@ class Recorder:
         self._t0 = time.perf_counter()
         self._pending: list[EventTuple] = []
         self.closed = False
-        # Emits refused after ``emit_last``, for the log.
+        # Emits refused after the last one, for the log.
         self.dropped = 0
         # Advanced by the pipeline once a batch is both stored and handed to the layer.
         self.written_seq = 0
@@ -82,39 +82,30 @@ class Recorder:
         attempt: int = 1,
         duplicate: bool = False,
         attrs: dict[str, Any] | None = None,
+        *,
+        last: bool = False,
     ) -> int:
-        """Stamp and buffer one event; its ``seq``, or 0 once the recorder is closed."""
+        """Stamp and buffer one event; its ``seq``, or 0 once the recorder is closed.
+
+        ``last`` closes the recorder in the same step: nothing emitted later is recorded.
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}")
         with self._lock:
             if self.closed:
                 self.dropped += 1
                 return 0
+            self.closed = last
             self._seq = seq = self._seq + 1
             # Stamped under the lock so t_ms never runs backwards along seq.
             t_ms = round((time.perf_counter() - self._t0) * 1000.0, 3)
             pending = self._pending
             pending.append((seq, t_ms, kind, actor, message_id, attempt, duplicate, attrs or {}))
             size = len(pending)
-        if size == 1:
+        if size == 1 or last:
             self._pipeline.wake(self)
         elif size >= self.max_pending:
             self._wait_for_room()
-        return seq
-
-    def emit_last(self, kind: str, actor: str, attrs: dict[str, Any] | None = None) -> int:
-        """Stamp the run's final event and close the recorder, atomically; 0 if already closed."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown event kind {kind!r}")
-        with self._lock:
-            if self.closed:
-                self.dropped += 1
-                return 0
-            self.closed = True
-            self._seq = seq = self._seq + 1
-            t_ms = round((time.perf_counter() - self._t0) * 1000.0, 3)
-            self._pending.append((seq, t_ms, kind, actor, "", 1, False, attrs or {}))
-        self._pipeline.wake(self)
         return seq
 
     @property

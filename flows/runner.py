@@ -247,7 +247,7 @@ class Runner:
             if error:
                 ctx.emit("error", "runner", reason=error)
             # The last event of the log: the recorder refuses any emit after it.
-            live.recorder.emit_last("done", "runner", {"state": state, "lost": int(result.get("lost", 0) or 0)})
+            live.recorder.emit("done", "runner", attrs={"state": state, "lost": int(result.get("lost", 0) or 0)}, last=True)
             if not self.pipeline.flush(live.recorder, timeout=30.0):
                 state, error = Run.State.FAILED, error or "events could not be stored in time"
             run.state = state
