@@ -49,4 +49,19 @@ function onFrame(key, fn) {
   });
 }
 
-export { h, fmtMs, cssVar, reducedMotion, onFrame };
+/** fn(el) when an element matching `selector` in `root` is clicked, or has the focus when Enter or Space is pressed. */
+function onActivate(root, selector, fn) {
+  root.addEventListener("click", (event) => {
+    const el = event.target.closest(selector);
+    if (el) fn(el);
+  });
+  root.addEventListener("keydown", (event) => {
+    const el = event.target.closest(selector);
+    if (el && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      fn(el);
+    }
+  });
+}
+
+export { h, fmtMs, cssVar, reducedMotion, onActivate, onFrame };

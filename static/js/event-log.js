@@ -1,6 +1,6 @@
 /* The live event log (newest first, filterable by message id and kind) and the message
    path: clicking a row lists every event of that message, i.e. its route. */
-import { fmtMs, h, onFrame } from "./dom.js";
+import { fmtMs, h, onActivate, onFrame } from "./dom.js";
 import { categoryOf, kindChip } from "./legend.js";
 
 const SHOWN_ROWS = 300;
@@ -31,17 +31,7 @@ class EventLog {
     els.messageFilter.addEventListener("input", refilter);
     els.kindFilter.addEventListener("change", refilter);
     els.dupFilter.addEventListener("change", refilter);
-    els.tbody.addEventListener("click", (event) => {
-      const row = event.target.closest("tr[data-seq]");
-      if (row) this.select(row.dataset.message, Number(row.dataset.seq));
-    });
-    els.tbody.addEventListener("keydown", (event) => {
-      const row = event.target.closest("tr[data-seq]");
-      if (row && (event.key === "Enter" || event.key === " ")) {
-        event.preventDefault();
-        this.select(row.dataset.message, Number(row.dataset.seq));
-      }
-    });
+    onActivate(els.tbody, "tr[data-seq]", (row) => this.select(row.dataset.message));
     els.path.querySelector("[data-path-close]").addEventListener("click", () => this.select(null));
     els.path.querySelector("[data-path-filter]").addEventListener("click", () => {
       els.messageFilter.value = this.selected || "";

@@ -7,12 +7,14 @@
    ready (routed + requeued − delivered) and unacked (delivered − acked − requeued) as the
    events say; at the end the broker's own ready count (a passive queue.declare) is shown
    beside it. Clicking a message row shows its whole route. */
-import { fmtMs, h, onFrame, reducedMotion } from "../dom.js";
+import { fmtMs, h, onActivate, onFrame, reducedMotion } from "../dom.js";
 import { swatch } from "../legend.js";
+import { entry, keepSelection, lessonLine, placeActors, renderSoon, tableHead, verdict } from "./kit.js";
 
 const SHOWN_ROWS = 80;
 const ROW_H = 92;
 const TOP = 34;
+const placeFixed = placeActors({ producer: [0, 0], "exchange:": [1, 0], "consumer:": [3] });
 
 function bindingLabel(type, b) {
   if (type === "fanout") return "(all)";
@@ -48,10 +50,8 @@ const panel = {
     this.mode = p.consumer_mode || "push";
     this.prefetch = p.prefetch;
     this.state = freshState();
-    injectStyle();
     root.append(
-      h("p", { class: "lesson-line" },
-        h("strong", {}, "Lesson: "),
+      lessonLine(
         "the publisher only knows the exchange (",
         h("code", {}, `orders`), `, type ${this.type}`, "). The exchange copies each message to every queue with a ",
         "matching binding: ", ruleText(this.type), " A message no binding matches is returned to the publisher ",
@@ -66,42 +66,26 @@ const panel = {
           h("h3", {}, "Messages (newest first) — click one for its route"),
           h("div", { class: "table-wrap amqp-msgs-wrap" },
             h("table", { id: "amqp-messages", class: "amqp-messages" },
-              h("thead", {}, h("tr", {}, ...["message", this.type === "headers" ? "headers" : "routing key",
-                "bindings matched → queues", "status"].map((x) => h("th", {}, x)))),
+              tableHead("message", this.type === "headers" ? "headers" : "routing key", "bindings matched → queues", "status"),
               (this.tbody = h("tbody", {}))))),
         (this.detailEl = h("section", { id: "amqp-route", class: "amqp-route", "aria-live": "polite" },
           h("p", { class: "muted" }, "Click a message to see which bindings matched, which queue and consumer got it, ",
             "and when it was delivered and acked.")))));
-    this.tbody.addEventListener("click", (event) => {
-      const row = event.target.closest("tr[data-message]");
-      if (row) this.select(row.dataset.message);
-    });
-    this.tbody.addEventListener("keydown", (event) => {
-      const row = event.target.closest("tr[data-message]");
-      if (row && (event.key === "Enter" || event.key === " ")) {
-        event.preventDefault();
-        this.select(row.dataset.message);
-      }
-    });
+    onActivate(this.tbody, "tr[data-message]", (row) => this.select(row.dataset.message));
     this.buildGraph();
     if (window.ResizeObserver) new ResizeObserver(() => onFrame("amqp-routing-layout", () => this.buildGraph())).observe(root);
     this.render();
   },
 
   reset() {
-    const selected = this.state.selected;
-    this.state = freshState();
-    this.state.selected = selected;
+    this.state = keepSelection(this.state, freshState());
     this.buildGraph();
     this.render();
   },
 
   layout(actor) {
-    if (actor === "producer") return { column: 0, row: 0 };
-    if (actor.startsWith("exchange:")) return { column: 1, row: 0 };
     if (actor.startsWith("queue:")) return { column: 2, row: Math.max(0, this.queueNames.indexOf(actor.slice(6))) };
-    if (actor.startsWith("consumer:")) return { column: 3 };
-    return undefined;
+    return placeFixed(actor);
   },
 
   /** The generic topology goes through the queue: deliver tokens start at queue:<name>. */
@@ -118,31 +102,19 @@ const panel = {
   },
 
   message(id) {
-    let m = this.state.messages.get(id);
-    if (!m) {
-      m = { id, key: "", headers: null, t: null, routes: [], unroutable: null, perceived: null, deliveries: [], acks: [] };
-      this.state.messages.set(id, m);
+    return entry(this.state.messages, id, () => {
+      const m = { id, key: "", headers: null, t: null, routes: [], unroutable: null, perceived: null, deliveries: [], acks: [] };
       this.state.order.push(m);
-    }
-    return m;
+      return m;
+    });
   },
 
   queue(name) {
-    let q = this.state.queues.get(name);
-    if (!q) {
-      q = { routed: 0, delivered: 0, acked: 0, requeued: 0 };
-      this.state.queues.set(name, q);
-    }
-    return q;
+    return entry(this.state.queues, name, () => ({ routed: 0, delivered: 0, acked: 0, requeued: 0 }));
   },
 
   consumer(name, queue) {
-    let c = this.state.consumers.get(name);
-    if (!c) {
-      c = { name, queue, mode: this.mode, prefetch: this.prefetch, delivered: 0, acked: 0 };
-      this.state.consumers.set(name, c);
-    }
-    return c;
+    return entry(this.state.consumers, name, () => ({ name, queue, mode: this.mode, prefetch: this.prefetch, delivered: 0, acked: 0 }));
   },
 
   onEvent(ev, ctx) {
@@ -196,13 +168,13 @@ const panel = {
       default:
         return;
     }
-    onFrame("amqp-routing-panel", () => this.render());
+    renderSoon(this);
   },
 
   onSummary(summary) {
     if (summary.result && summary.result.queue_counts) {
       this.state.result = summary.result;
-      onFrame("amqp-routing-panel", () => this.render());
+      renderSoon(this);
     }
   },
 
@@ -365,21 +337,19 @@ const panel = {
   renderVerdicts() {
     const s = this.state;
     const copies = [...s.queues.values()].reduce((n, q) => n + q.routed, 0);
-    const verdict = (cat, key, headline, explain, data) => h("div", { class: `verdict cat-${cat}`, dataset: { verdict: key, ...data } },
-      h("p", { class: "verdict-headline" }, swatch(cat), headline), h("p", { class: "verdict-explain" }, explain));
     const items = [
-      verdict("routed", "routing", `${s.order.length} published → ${copies} queued copies`,
-        `Each message went to every queue with a matching binding (one copy per queue). ${s.unroutable} matched no binding` +
+      verdict({ category: "routed", key: "routing", headline: `${s.order.length} published → ${copies} queued copies`,
+        explain: `Each message went to every queue with a matching binding (one copy per queue). ${s.unroutable} matched no binding` +
         ` and ${s.returned === s.unroutable ? "all were" : `${s.returned} were`} returned to the publisher.`,
-        { copies: String(copies), unroutable: String(s.unroutable) }),
+        data: { copies: String(copies), unroutable: String(s.unroutable) } }),
     ];
     const r = s.result;
     if (r && r.queue_counts) {
       const agree = r.counts_agree && (!r.disagreements || !r.disagreements.length);
       const parts = Object.entries(r.queue_counts).map(([q, c]) => `${q}: ${c.ready} ready here, ${c.broker_ready} at the broker`);
-      items.push(verdict(agree ? "acked" : "error", "broker", agree ? "The broker agrees" : "The broker disagrees",
-        `${parts.join(" · ")}. Lost: ${r.lost}.${r.disagreements && r.disagreements.length ? ` ${r.disagreements.join("; ")}` : ""}`,
-        { ok: String(agree) }));
+      items.push(verdict({ category: agree ? "acked" : "error", key: "broker", headline: agree ? "The broker agrees" : "The broker disagrees",
+        explain: `${parts.join(" · ")}. Lost: ${r.lost}.${r.disagreements && r.disagreements.length ? ` ${r.disagreements.join("; ")}` : ""}`,
+        data: { ok: String(agree) } }));
     }
     this.verdictsEl.replaceChildren(...items);
   },
@@ -451,42 +421,5 @@ function ruleText(type) {
   }[type] || "";
 }
 
-function injectStyle() {
-  if (document.getElementById("amqp-routing-style")) return;
-  const style = document.createElement("style");
-  style.id = "amqp-routing-style";
-  style.textContent = `
-    .amqp-graph-wrap { border: 1px solid var(--border); border-radius: var(--radius); background: var(--surface); overflow-x: auto; }
-    #amqp-graph { width: 100%; display: block; }
-    .amqp-box rect { fill: var(--bg); stroke: var(--border); stroke-width: 2; }
-    .amqp-exchange rect { stroke: var(--c-routed); stroke-width: 3; }
-    .amqp-queue rect { stroke: var(--c-delivered); stroke-width: 3; }
-    .amqp-returned rect { stroke: var(--c-error); stroke-dasharray: 5 3; }
-    .amqp-box-title { font-weight: 800; font-size: 15px; fill: var(--fg); }
-    .amqp-box-line, .amqp-consumer { font-size: 14px; fill: var(--fg); }
-    .amqp-nobody { fill: var(--muted); font-style: italic; }
-    .amqp-edge { fill: none; stroke: var(--border); stroke-width: 2; opacity: 0.75; }
-    .amqp-binding.hit { stroke: var(--c-routed); stroke-width: 3; opacity: 1; }
-    .amqp-edge.on-path { stroke: var(--c-published); stroke-width: 5; opacity: 1; }
-    .amqp-unroutable { stroke: var(--c-error); stroke-dasharray: 5 4; }
-    .amqp-binding-label { font-family: var(--mono); font-size: 14px; font-weight: 700; fill: var(--fg);
-      paint-order: stroke; stroke: var(--surface); stroke-width: 5px; }
-    .amqp-token { fill: var(--cat); stroke: var(--fg); stroke-width: 1.5; }
-    .amqp-columns { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: var(--gap); margin-top: 12px; }
-    .amqp-columns h3 { margin: 0 0 6px; }
-    .amqp-msgs-wrap { max-height: 420px; }
-    .amqp-messages td, .amqp-messages th { font-size: 0.92rem; }
-    .amqp-messages th, .amqp-messages td:first-of-type { white-space: nowrap; }
-    .amqp-column-head { font-weight: 700; fill: var(--muted); }
-    .amqp-messages tr[data-message] { cursor: pointer; }
-    .amqp-messages tr.selected { outline: 3px solid var(--c-published); outline-offset: -3px; }
-    .amqp-status { border-left: 6px solid var(--cat); font-weight: 600; min-width: 11em; }
-    .amqp-route-list { padding-left: 1.4em; }
-    .amqp-route-list li { border-left: 6px solid var(--cat, var(--c-published)); padding: 3px 8px; margin: 4px 0; }
-    .chip.small { font-size: 0.85rem; padding: 0 6px; }
-    @media (max-width: 1100px) { .amqp-columns { grid-template-columns: minmax(0, 1fr); } }
-  `;
-  document.head.append(style);
-}
 
 export default panel;

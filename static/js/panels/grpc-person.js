@@ -10,8 +10,9 @@
    - Clicking a call (here or its row in the event log) decodes its request and response
      wire bytes against the .proto, field by field, and checks them against what the
      client decoded. */
-import { fmtMs, h, onFrame } from "../dom.js";
+import { fmtMs, h, onActivate } from "../dom.js";
 import { info, swatch } from "../legend.js";
+import { entry, keepSelection, lessonLine, placeActors, renderSoon } from "./kit.js";
 
 const SHOWN_CALLS = 40;
 const SCALARS = new Set(["int32", "int64", "uint32", "uint64", "sint32", "sint64", "bool", "string", "bytes",
@@ -127,10 +128,8 @@ const panel = {
     this.params = ctx.run.params || {};
     this.proto = (ctx.workflow && ctx.workflow.proto) || "";
     this.schema = parseProto(this.proto);
-    injectStyle();
     root.append(
-      h("p", { class: "lesson-line" },
-        h("strong", {}, "Lesson: "),
+      lessonLine(
         "client and server agreed on this contract in advance; both sides' code is generated from it. ",
         "The client waits for every call (sync): what it perceives is the whole call. ",
         "When the server takes longer than the client's deadline, the client gives up with DEADLINE_EXCEEDED ",
@@ -147,17 +146,7 @@ const panel = {
       (this.detail = h("section", { class: "grpc-detail", id: "grpc-call", "aria-live": "polite" },
         h("p", { class: "muted" }, "Click a call above, or its row in the event log, to decode its request and response against the contract."))));
     this.renderProto();
-    this.chart.addEventListener("click", (event) => {
-      const row = event.target.closest("[data-message]");
-      if (row) this.select(row.dataset.message);
-    });
-    this.chart.addEventListener("keydown", (event) => {
-      const row = event.target.closest("[data-message]");
-      if (row && (event.key === "Enter" || event.key === " ")) {
-        event.preventDefault();
-        this.select(row.dataset.message);
-      }
-    });
+    onActivate(this.chart, "[data-message]", (row) => this.select(row.dataset.message));
     // The generic event log: a click on any event of a call selects that call here too.
     const log = document.querySelector("#event-log tbody");
     if (log) {
@@ -170,25 +159,14 @@ const panel = {
   },
 
   reset() {
-    const selected = this.state.selected;
-    this.state = freshState();
-    this.state.selected = selected;
+    this.state = keepSelection(this.state, freshState());
     this.render();
   },
 
-  layout(actor) {
-    if (actor === "client") return { column: 0, row: 0 };
-    if (actor === "server") return { column: 1, row: 0 };
-    return undefined;
-  },
+  layout: placeActors({ client: [0, 0], server: [1, 0] }),
 
   call(id) {
-    let c = this.state.calls.get(id);
-    if (!c) {
-      c = { id, method: "", n: this.state.calls.size + 1 };
-      this.state.calls.set(id, c);
-    }
-    return c;
+    return entry(this.state.calls, id, () => ({ id, method: "", n: this.state.calls.size + 1 }));
   },
 
   onEvent(ev, ctx) {
@@ -227,7 +205,7 @@ const panel = {
       return;
     }
     ctx.topology.setNote("server", `busy ${state.serving} · late finishes ${state.late}`);
-    onFrame("grpc-person-panel", () => this.render());
+    renderSoon(this);
   },
 
   onSummary(summary) {
@@ -398,46 +376,6 @@ function shortRequest(request) {
   return JSON.stringify(request).replace(/"/g, "");
 }
 
-function injectStyle() {
-  if (document.getElementById("grpc-person-style")) return;
-  const style = document.createElement("style");
-  style.id = "grpc-person-style";
-  style.textContent = `
-    .grpc-codes { display: flex; flex-wrap: wrap; gap: 8px 14px; margin: 8px 0 12px; font-size: 1.1rem; }
-    .grpc-grid { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); gap: var(--gap, 16px); align-items: start; }
-    .grpc-grid h3, .grpc-detail h3 { margin: 0 0 6px; }
-    .grpc-proto { margin: 0; padding: 8px 0; font-size: 0.95rem; line-height: 1.35; background: var(--surface);
-      border: 1px solid var(--border); border-radius: 6px; overflow: auto; max-height: 520px; }
-    .grpc-line { display: block; padding: 0 10px; border-left: 6px solid transparent; white-space: pre-wrap; }
-    .grpc-line.hot { background: color-mix(in srgb, var(--c-published) 18%, transparent); border-left-color: var(--c-published); font-weight: 700; }
-    .grpc-chart { list-style: none; margin: 0; padding: 0; max-height: 520px; overflow: auto; border: 1px solid var(--border); border-radius: 6px; }
-    .grpc-row { display: grid; grid-template-columns: minmax(11em, 2fr) minmax(0, 3fr); gap: 10px; align-items: center;
-      padding: 4px 8px; border-bottom: 1px solid var(--border); cursor: pointer; }
-    .grpc-row:hover { background: var(--surface); }
-    .grpc-row.selected { outline: 3px solid var(--focus, var(--c-published)); outline-offset: -3px; background: var(--surface-2, var(--surface)); }
-    .grpc-row-name { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-    .grpc-track { position: relative; display: block; height: 42px; }
-    .grpc-bar { position: absolute; left: 0; display: block; border-radius: 4px; background: var(--cat); color: var(--cat-ink);
-      transition: width 0.35s ease-out; white-space: nowrap; overflow: visible; }
-    .grpc-bar.client { top: 2px; height: 24px; min-width: 3px; }
-    .grpc-bar.server { top: 30px; height: 9px; min-width: 3px; }
-    .grpc-bar.server.late { outline: 2px dashed var(--c-error); }
-    .grpc-bar.waiting { opacity: 0.55; background: repeating-linear-gradient(45deg, var(--cat), var(--cat) 8px, transparent 8px, transparent 14px); }
-    .grpc-bar-label { position: absolute; left: 6px; top: 1px; font-weight: 700; color: var(--fg); text-shadow: 0 0 3px var(--bg), 0 0 3px var(--bg); }
-    .grpc-deadline { position: absolute; top: -2px; bottom: -2px; width: 0; border-left: 3px dashed var(--c-error); z-index: 1; }
-    .grpc-detail { margin-top: 12px; }
-    .grpc-messages { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 12px; }
-    .grpc-message { border: 1px solid var(--border); border-radius: 6px; padding: 6px 10px; }
-    .grpc-message h4 { margin: 0 0 6px; }
-    .grpc-fields td, .grpc-fields th { font-size: 0.92rem; }
-    .grpc-hex { overflow-wrap: anywhere; }
-    .grpc-agree.ok { color: var(--ok, var(--c-acked)); font-weight: 600; }
-    .grpc-agree.bad { color: var(--bad, var(--c-error)); font-weight: 600; }
-    @media (max-width: 1100px) { .grpc-grid { grid-template-columns: minmax(0, 1fr); } }
-    @media (prefers-reduced-motion: reduce) { .grpc-bar { transition: none; } }
-  `;
-  document.head.append(style);
-}
 
 export default panel;
 // For tests: the contract parser and the wire decoder (hex in, fields out).

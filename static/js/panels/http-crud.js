@@ -5,8 +5,9 @@
    repeat-put, repeat-post, delete). Joining them by message id shows that N repeated PUTs
    leave the state identical to one PUT (idempotent) while N repeated POSTs create N
    persons (not idempotent). */
-import { h, onFrame } from "../dom.js";
+import { h } from "../dom.js";
 import { swatch } from "../legend.js";
+import { entry, lessonLine, placeActors, renderSoon, verdict } from "./kit.js";
 
 const STEP_NAMES = {
   create: "create",
@@ -25,13 +26,8 @@ function freshState() {
 }
 
 function step(state, name) {
-  let s = state.steps.get(name);
-  if (!s) {
-    s = { name, method: "", path: "", sent: 0, handled: 0, responses: 0, changed: 0, failed: 0,
-      before: state.last, afterFirst: null, after: null, ids: [], lastBody: null };
-    state.steps.set(name, s);
-  }
-  return s;
+  return entry(state.steps, name, () => ({ name, method: "", path: "", sent: 0, handled: 0, responses: 0, changed: 0, failed: 0,
+    before: state.last, afterFirst: null, after: null, ids: [], lastBody: null }));
 }
 
 function shortHash(hash) {
@@ -59,8 +55,7 @@ const panel = {
     this.repeat = Number((ctx.run.params || {}).repeat) || null;
     this.root = root;
     root.append(
-      h("p", { class: "lesson-line" },
-        h("strong", {}, "Lesson: "),
+      lessonLine(
         "PUT replaces a resource, so sending the same PUT again leaves the server exactly as it was (idempotent). ",
         "POST creates, so sending the same POST again creates again (not idempotent). ",
         "The state hash below is a fingerprint of everything the server stores."),
@@ -85,11 +80,7 @@ const panel = {
     this.render();
   },
 
-  layout(actor) {
-    if (actor === "client") return { column: 0, row: 0 };
-    if (actor === "server") return { column: 1, row: 0 };
-    return undefined;
-  },
+  layout: placeActors({ client: [0, 0], server: [1, 0] }),
 
   onEvent(ev, ctx) {
     const state = this.state;
@@ -128,12 +119,12 @@ const panel = {
     } else if (ev.kind === "done") {
       state.finished = true;
     }
-    onFrame("http-crud-panel", () => this.render());
+    renderSoon(this);
   },
 
   onSummary(summary) {
     this.state.result = summary.result || null;
-    onFrame("http-crud-panel", () => this.render());
+    renderSoon(this);
   },
 
   /** Is this repeated step over (all repeats handled, a later step began, or the run ended)? */
@@ -232,14 +223,9 @@ const panel = {
   },
 
   verdict(name, idempotent, complete, headline, explanation) {
-    const category = idempotent ? "acked" : "error";
-    return h("div", {
-      class: `verdict cat-${category}${complete ? "" : " in-progress"}`,
-      dataset: { verdict: name, idempotent: String(idempotent), complete: String(complete) },
-    },
-    h("p", { class: "verdict-headline" }, swatch(category), " ",
-      complete ? headline : `so far: ${headline}`),
-    h("p", { class: "verdict-explain" }, explanation));
+    return verdict({ category: idempotent ? "acked" : "error", key: name, className: complete ? "" : "in-progress",
+      headline: [" ", complete ? headline : `so far: ${headline}`], explain: explanation,
+      data: { idempotent: String(idempotent), complete: String(complete) } });
   },
 };
 

@@ -11,8 +11,9 @@
      cooperative-sticky only what moves). A timeline lists every assign, revoke, crash.
    - Duplicates: every second delivery, to whom, and why; lost messages in at-most-once mode.
    Everything is derived from the revealed events, so a replay shows the state at that point. */
-import { h, onFrame } from "../dom.js";
+import { h } from "../dom.js";
 import { swatch } from "../legend.js";
+import { entry, fillTable, laneRouter, lessonLine, partitionLayout, renderSoon } from "./kit.js";
 
 const GROUP_ORDER = ["billing", "shipping", "analytics", "audit"];
 const TIMELINE_MAX = 120;
@@ -72,14 +73,12 @@ const panel = {
     this.params = p;
     this.partitions = Number(p.partitions) || 1;
     this.members = Number(p.members) || 1;
-    this.laneActors = new Map();
+    this.laneOf = laneRouter();
     this.finalEnds = null;
     this.state = freshState();
-    injectStyle();
     const [modeName, modeHelp] = MODES[p.commit_mode] || ["", ""];
     root.append(
-      h("p", { class: "lesson-line" },
-        h("strong", {}, "Lesson: "),
+      lessonLine(
         "a consumer group splits the partitions among its members, and every group gets every message. ",
         "Consuming is receive → handle → commit. A crash between handling and committing means the broker cannot know: ",
         "after the rebalance another member gets those messages again. Consumers must be idempotent."),
@@ -123,20 +122,16 @@ const panel = {
   },
 
   layout(actor) {
-    if (actor === "producer") return { column: 0, row: 0 };
-    const lane = /^topic:.+\/p(\d+)$/.exec(actor);
-    if (lane) return { column: 1, row: Number(lane[1]) };
     const member = memberOf(actor);
     if (member) return { column: 3, row: this.groupIndex(member.group) * (this.members + 1) + Math.max(0, memberNumber(member.member) - 1) };
     const group = /^group:([^/]+)$/.exec(actor);
     if (group) return { column: 4, row: this.groupIndex(group[1]) * (this.members + 1) };
-    return undefined;
+    return partitionLayout(actor);
   },
 
   route(ev, guess) {
-    const a = ev.attrs || {};
-    if (ev.kind === "route") this.laneActors.set(a.partition, ev.actor);
-    if (ev.kind === "deliver" && memberOf(ev.actor) && this.laneActors.has(a.partition)) return this.laneActors.get(a.partition);
+    const lane = this.laneOf(ev);
+    if (lane && memberOf(ev.actor)) return lane;
     if (ev.kind === "process" || ev.kind === "commit") return null;
     return guess;
   },
@@ -144,22 +139,12 @@ const panel = {
   // -- events --------------------------------------------------------------------------
 
   group(label) {
-    let g = this.state.groups.get(label);
-    if (!g) {
-      g = { label, members: new Map(), committed: new Map(), owners: new Map(), processed: new Set(), handled: 0,
-        deliveries: 0, duplicates: 0, effects: 0, suppressed: 0, rebalances: [], crashes: 0 };
-      this.state.groups.set(label, g);
-    }
-    return g;
+    return entry(this.state.groups, label, () => ({ label, members: new Map(), committed: new Map(), owners: new Map(),
+      processed: new Set(), handled: 0, deliveries: 0, duplicates: 0, effects: 0, suppressed: 0, rebalances: [], crashes: 0 }));
   },
 
   member(group, name, actor) {
-    let m = group.members.get(name);
-    if (!m) {
-      m = { name, actor, state: "live", owned: new Set(), handled: 0, uncommitted: new Set() };
-      group.members.set(name, m);
-    }
-    return m;
+    return entry(group.members, name, () => ({ name, actor, state: "live", owned: new Set(), handled: 0, uncommitted: new Set() }));
   },
 
   onEvent(ev, ctx) {
@@ -278,7 +263,7 @@ const panel = {
       default:
         break;
     }
-    onFrame("kafka-consumer-groups-panel", () => this.render());
+    renderSoon(this);
   },
 
   note(ev, group, text, category) {
@@ -290,7 +275,7 @@ const panel = {
     // A partition no message went to has no event that says so; the run's result carries its end offset.
     const ends = summary && summary.result && summary.result.end_offsets;
     if (ends) this.finalEnds = ends;
-    onFrame("kafka-consumer-groups-panel", () => this.render());
+    renderSoon(this);
   },
 
   // -- rendering -----------------------------------------------------------------------
@@ -432,9 +417,6 @@ const panel = {
   },
 
   renderDuplicates() {
-    const head = h("thead", {}, h("tr", {},
-      h("th", {}, "message"), h("th", {}, "group"), h("th", {}, "partition@offset"), h("th", {}, "to"),
-      h("th", {}, "what happened")));
     const rows = [...this.state.duplicates].reverse().map((d) => h("tr", {
       class: "cat-duplicate kcg-dup",
       dataset: { message: d.id, group: d.group, partition: d.partition, offset: d.offset, attempt: d.attempt },
@@ -456,49 +438,9 @@ const panel = {
       h("div", { class: "small" }, `${l.member} committed this offset before handling it, then crashed; the group resumed after it`))));
     const empty = !rows.length && !lost.length
       ? [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "None yet. Crash a member between handling and committing to see one."))] : [];
-    this.duplicatesEl.replaceChildren(head, h("tbody", {}, lost, rows, empty));
+    fillTable(this.duplicatesEl, ["message", "group", "partition@offset", "to", "what happened"], [...lost, ...rows, ...empty]);
   },
 };
 
-function injectStyle() {
-  if (document.getElementById("kafka-consumer-groups-style")) return;
-  const style = document.createElement("style");
-  style.id = "kafka-consumer-groups-style";
-  style.textContent = `
-    .kcg-settings { margin: 4px 0 8px; padding-left: 1.2em; }
-    .kcg-partitions td, .kcg-partitions th { vertical-align: top; }
-    .kcg-cell-head { display: flex; flex-wrap: wrap; gap: 2px 10px; justify-content: space-between; }
-    .kcg-owner { font-weight: 700; }
-    .kcg-owner.none { color: var(--bad); }
-    .kcg-bar { display: flex; height: 16px; min-width: 160px; margin-top: 3px; border: 1px solid var(--border); border-radius: 4px; overflow: hidden; background: var(--bg); }
-    .kcg-committed { background: var(--c-acked); }
-    .kcg-lag { background: repeating-linear-gradient(45deg, var(--c-delivered) 0 6px, transparent 6px 10px); }
-    .kcg-members { display: flex; flex-direction: column; gap: 8px; }
-    .kcg-group > strong { font-size: 1.1rem; }
-    .kcg-member-row { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 4px; }
-    .kcg-member { border: 3px solid var(--c-acked); border-radius: 8px; padding: 6px 10px; min-width: 12.5em; background: var(--surface); }
-    .kcg-member.state-crashed { border-color: var(--c-error); border-style: dashed; }
-    .kcg-member.state-stopped { border-color: var(--border); }
-    .kcg-member-head { display: flex; justify-content: space-between; gap: 8px; }
-    .kcg-crash { margin-top: 4px; min-height: 34px; border-color: var(--c-error); }
-    .kcg-history { display: flex; flex-direction: column; gap: 8px; }
-    .kcg-history-table th, .kcg-history-table td { text-align: center; }
-    .kcg-history-table td.kcg-moved { background: color-mix(in srgb, var(--c-routed) 30%, transparent); font-weight: 700; }
-    .kcg-cause { max-width: 16em; white-space: normal; }
-    .kcg-two { display: grid; grid-template-columns: minmax(0, 1fr); gap: 4px; }
-    .kcg-timeline { margin: 0; padding: 6px 8px 6px 2.4em; font-size: 0.9rem; }
-    .kcg-entry { margin: 2px 0; }
-    .kcg-entry .swatch { margin-right: 4px; }
-    .kcg-when { font-family: var(--mono); margin-right: 6px; color: var(--muted); }
-    .kcg-entry strong { margin-right: 6px; }
-    .kcg-group-name { font-weight: 700; margin-right: 6px; }
-    .kcg-timeline-wrap, .kcg-dup-wrap { max-height: 420px; }
-    .kcg-duplicates { font-size: 0.9rem; }
-    .kcg-dup { background: color-mix(in srgb, var(--c-duplicate) 18%, transparent); }
-    .kcg-lost { background: color-mix(in srgb, var(--c-lost) 30%, transparent); }
-    .kcg-duplicates .ok { color: var(--ok); font-weight: 700; }
-  `;
-  document.head.append(style);
-}
 
 export default panel;

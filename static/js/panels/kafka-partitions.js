@@ -8,14 +8,15 @@
      against the lane the message really landed in, and that each key's messages are in send
      order. Click a key (or a cell) to outline all of that key's messages.
    Everything is derived from the revealed events, so a replay shows the state at that point. */
-import { h, onFrame } from "../dom.js";
+import { h } from "../dom.js";
 import { swatch } from "../legend.js";
+import { entry, laneRouter, lessonLine, partitionLayout, renderSoon } from "./kit.js";
 
 const MAX_CELLS = 160; // per lane; older cells are summarised as "… N earlier"
 const READER = "consumer:reader";
 
 /** Kafka's Utils.murmur2 (the Java client's hash) on the UTF-8 bytes of str, as a signed int. */
-function murmur2(str) {
+export function murmur2(str) {
   const data = new TextEncoder().encode(str);
   const m = 0x5bd1e995;
   let h32 = (0x9747b28c ^ data.length) | 0;
@@ -62,14 +63,12 @@ const panel = {
     this.partitions = Number(p.partitions) || 1;
     this.hot = null;
     this.finalEnds = null;
-    this.laneActors = new Map(); // partition → its topology actor, learned from route events
+    this.laneOf = laneRouter();
     this.state = freshState();
-    injectStyle();
     const acks = { 0: "acks=0: the producer does not wait, so no offset comes back (the reader finds it)",
       1: "acks=1: the partition leader confirms", all: "acks=all: every in-sync replica confirms" }[String(p.acks)] || "";
     root.append(
-      h("p", { class: "lesson-line" },
-        h("strong", {}, "Lesson: "),
+      lessonLine(
         "a topic is split into partitions; each is an append-only log numbered by offsets. ",
         "The key decides the partition, so all messages of one key land in one lane, in the order they were sent. ",
         "Order holds per key, not across the topic."),
@@ -104,19 +103,13 @@ const panel = {
   },
 
   layout(actor) {
-    if (actor === "producer") return { column: 0, row: 0 };
-    const lane = /^topic:.+\/p(\d+)$/.exec(actor);
-    if (lane) return { column: 1, row: Number(lane[1]) };
     if (actor === READER) return { column: 2, row: 0 };
-    return undefined;
+    return partitionLayout(actor);
   },
 
   route(ev, guess) {
-    const a = ev.attrs || {};
-    if (ev.kind === "route") this.laneActors.set(a.partition, ev.actor);
-    if (ev.kind === "deliver" && ev.actor === READER && this.laneActors.has(a.partition)) {
-      return this.laneActors.get(a.partition);
-    }
+    const lane = this.laneOf(ev);
+    if (lane && ev.actor === READER) return lane;
     if (ev.kind === "process") return null;
     return guess;
   },
@@ -126,11 +119,7 @@ const panel = {
     const a = ev.attrs || {};
     if (ev.kind === "publish" && ev.message_id) {
       const key = a.key;
-      let k = state.keys.get(key);
-      if (!k) {
-        k = { key, hash: murmur2(key), expected: partitionFor(key, this.partitions), sent: [] };
-        state.keys.set(key, k);
-      }
+      const k = entry(state.keys, key, () => ({ key, hash: murmur2(key), expected: partitionFor(key, this.partitions), sent: [] }));
       const msg = state.messages.get(ev.message_id) || { id: ev.message_id, key, partition: a.partition,
         offset: null, read: false, seq: k.sent.length + 1, number: Number(String(ev.message_id).split("-")[1]) };
       msg.partition = a.partition;
@@ -152,23 +141,18 @@ const panel = {
     } else if (ev.kind === "done") {
       state.finished = true;
     }
-    onFrame("kafka-partitions-panel", () => this.render());
+    renderSoon(this);
   },
 
   onSummary(summary) {
     // An empty lane has no event that says so; the run's result carries its fetch-side end offset.
     const ends = summary && summary.result && summary.result.end_offsets;
     if (ends) this.finalEnds = ends;
-    onFrame("kafka-partitions-panel", () => this.render());
+    renderSoon(this);
   },
 
   lane(partition) {
-    let lane = this.state.lanes.get(partition);
-    if (!lane) {
-      lane = { partition, cells: [], end: null, read: 0 };
-      this.state.lanes.set(partition, lane);
-    }
-    return lane;
+    return entry(this.state.lanes, partition, () => ({ partition, cells: [], end: null, read: 0 }));
   },
 
   toggleKey(key) {
@@ -242,31 +226,5 @@ const panel = {
   },
 };
 
-function injectStyle() {
-  if (document.getElementById("kafka-partitions-style")) return;
-  const style = document.createElement("style");
-  style.id = "kafka-partitions-style";
-  style.textContent = `
-    .kp-partitioner { font-size: 1.02rem; }
-    .kp-legend { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: center; margin: 4px 0 10px; }
-    .kp-lanes { display: flex; flex-direction: column; gap: 6px; }
-    .kp-lane { display: grid; grid-template-columns: 9.5em minmax(0, 1fr); gap: 10px; align-items: center;
-      border: 2px solid var(--border); border-radius: 8px; padding: 4px 8px; background: var(--surface); }
-    .kp-lane-head { display: flex; flex-direction: column; line-height: 1.2; }
-    .kp-lane-head strong { font-size: 1.2rem; }
-    .kp-cells { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; min-height: 44px; }
-    .kp-cell { display: inline-flex; flex-direction: column; align-items: center; min-height: 0; min-width: 3.6em;
-      padding: 2px 6px; border: 2px solid var(--cat); border-radius: 6px; font-weight: 700; line-height: 1.1;
-      background: color-mix(in srgb, var(--cat) 28%, var(--bg)); color: var(--fg); }
-    .kp-cell .kp-offset { font-size: 0.72rem; font-weight: 600; color: var(--muted); }
-    .kp-cell .kp-label { font-size: 0.9rem; white-space: nowrap; }
-    .kp-cell.kp-hot, .kp-hot-row td { outline: 3px solid var(--focus); outline-offset: 1px; }
-    .kp-keys-wrap { max-height: 420px; }
-    .kp-keys .ok { color: var(--ok); font-weight: 700; }
-    .kp-keys .bad { color: var(--bad); font-weight: 700; }
-    .kp-key { min-height: 32px; padding: 2px 10px; }
-  `;
-  document.head.append(style);
-}
 
 export default panel;

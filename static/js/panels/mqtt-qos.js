@@ -10,8 +10,9 @@
      ✓ delivered, ↻ duplicate (why), ◷ queued by the broker while away, ∅ lost, – no match,
      ⚠ delivered although the filter does not match. Clicking a row explains that message.
    Everything is derived from the revealed events, so a replay shows the state at that point. */
-import { fmtMs, h, onFrame } from "../dom.js";
+import { fmtMs, h, onActivate } from "../dom.js";
 import { swatch } from "../legend.js";
+import { actionButtons, ActorRows, entry, isLive, keepSelection, lessonLine, placeActors, renderSoon, verdict } from "./kit.js";
 
 const SHOWN_ROWS = 60;
 const CELL = {
@@ -58,12 +59,10 @@ const panel = {
     this.ctx = ctx;
     this.params = ctx.run.params || {};
     this.state = freshState(this.params);
-    this.live = !["succeeded", "failed", "cancelled"].includes(ctx.run.state);
+    this.live = isLive(ctx.run.state);
     this.differences = null;
-    injectStyle();
     root.append(
-      h("p", { class: "lesson-line" },
-        h("strong", {}, "Lesson: "),
+      lessonLine(
         "the publisher only names a topic; the broker hands the message to every subscriber whose filter matches ",
         "(+ matches one level, # everything below). Each delivery uses the lower of the publisher's and the ",
         "subscription's QoS. A persistent session keeps QoS 1/2 messages while its subscriber is away; QoS 0 ones ",
@@ -88,37 +87,32 @@ const panel = {
         (this.matrixEl = h("div", { class: "table-wrap mqtt-matrix-wrap" }, h("table", { class: "mqtt-matrix", id: "mqtt-matrix" })))),
       (this.detailEl = h("section", { class: "mqtt-detail", id: "mqtt-message", "aria-live": "polite" },
         h("p", { class: "muted" }, "Click a message row to see its way through the broker."))));
-    this.subsEl.addEventListener("click", (event) => {
-      const button = event.target.closest("[data-mqtt-action]");
-      if (button) this.act(button.dataset.mqttAction, button.dataset.target, button);
+    const button = (name, action, label) => h("button", { type: "button", dataset: { mqttAction: action, target: `subscriber:${name}` } }, label);
+    this.subRows = new ActorRows(this.subsEl.firstChild, {
+      titles: ["name", "filter", "QoS → effective", "session", "state", "got", "queued", "lost", ""], key: "subscriber",
+      columns: { filter: "", qos: "num", session: "", state: "mqtt-state", delivered: "num", queued: "num", lost: "num" },
+      buttons: (name) => (this.state.subs.get(name).late ? []
+        : [button(name, "disconnect", "⚡ Disconnect"), button(name, "reconnect", "↺ Reconnect")]),
+      buttonsClass: "mqtt-buttons",
     });
-    this.matrixEl.addEventListener("click", (event) => {
-      const row = event.target.closest("tr[data-message]");
-      if (row) this.select(row.dataset.message);
-    });
+    actionButtons(this.subsEl, "button[data-mqtt-action]", (button) => ctx.api.action(button.dataset.mqttAction, button.dataset.target),
+      (button, { ok, data }) => {
+        button.title = ok ? `${button.dataset.mqttAction} sent` : Object.values((data && data.errors) || {}).join("; ");
+      });
+    onActivate(this.matrixEl, "tr[data-message]", (row) => this.select(row.dataset.message));
     this.render();
   },
 
   reset() {
-    const selected = this.state.selected;
-    this.state = freshState(this.params);
-    this.state.selected = selected;
+    this.state = keepSelection(this.state, freshState(this.params));
     this.render();
   },
 
-  layout(actor) {
-    if (actor === "publisher") return { column: 0, row: 0 };
-    if (actor === "broker") return { column: 1, row: 0 };
-    return undefined;
-  },
+  layout: placeActors({ publisher: [0, 0], broker: [1, 0] }),
 
   message(id) {
-    let m = this.state.messages.get(id);
-    if (!m) {
-      m = { id, topic: "", qos: null, retain: false, routes: new Map(), got: new Map(), crashes: new Map(), perceived: null };
-      this.state.messages.set(id, m);
-    }
-    return m;
+    return entry(this.state.messages, id, () => ({ id, topic: "", qos: null, retain: false, routes: new Map(), got: new Map(),
+      crashes: new Map(), perceived: null }));
   },
 
   onEvent(ev, ctx) {
@@ -198,26 +192,16 @@ const panel = {
     if (sub && ["assign", "crash", "revoke"].includes(ev.kind)) {
       ctx.topology.setNote(sub.name ? `subscriber:${sub.name}` : ev.actor, `${sub.filter} · ${sub.state}`);
     }
-    onFrame("mqtt-qos-panel", () => this.render());
+    renderSoon(this);
   },
 
   onSummary(summary) {
-    if (summary.state) this.live = !["succeeded", "failed", "cancelled"].includes(summary.state);
+    if (summary.state) this.live = isLive(summary.state);
     if (summary.result && summary.result.differences) {
       this.differences = { list: summary.result.differences, broker: summary.result.broker || {},
         partial: Number(summary.result.manual_actions) > 0 };
     }
-    onFrame("mqtt-qos-panel", () => this.render());
-  },
-
-  async act(name, target, button) {
-    button.disabled = true;
-    try {
-      const { ok, data } = await this.ctx.api.action(name, target);
-      button.title = ok ? `${name} sent` : Object.values((data && data.errors) || {}).join("; ");
-    } finally {
-      button.disabled = false;
-    }
+    renderSoon(this);
   },
 
   select(id) {
@@ -263,33 +247,28 @@ const panel = {
     const lost = total("lost");
     const dropped = [...this.state.messages.values()].reduce((n, m) =>
       n + [...m.routes].filter(([name, r]) => r.outcome === "drop" && !m.got.has(name)).length, 0);
-    const verdict = (cat, key, headline, explain) => h("div", { class: `verdict cat-${cat}`, dataset: { verdict: key } },
-      h("p", { class: "verdict-headline" }, swatch(cat), headline), h("p", { class: "verdict-explain" }, explain));
     const items = [
-      verdict(dups ? "duplicate" : "acked", "duplicates", `${dups} duplicate deliver${dups === 1 ? "y" : "ies"}`,
-        dups ? "A subscriber got a message again: see ↻ cells for why (DUP after a lost PUBACK, a retained copy…)."
-          : "No subscriber got any message twice."),
-      verdict(lost || dropped ? "lost" : "acked", "lost",
-        this.state.done ? `${lost} lost` : `${dropped} dropped so far`,
-        "Messages a subscriber's filter matched but that never reached it: QoS 0 while away, or a clean session."),
+      verdict({ category: dups ? "duplicate" : "acked", key: "duplicates", headline: `${dups} duplicate deliver${dups === 1 ? "y" : "ies"}`,
+        explain: dups ? "A subscriber got a message again: see ↻ cells for why (DUP after a lost PUBACK, a retained copy…)."
+          : "No subscriber got any message twice." }),
+      verdict({ category: lost || dropped ? "lost" : "acked", key: "lost",
+        headline: this.state.done ? `${lost} lost` : `${dropped} dropped so far`,
+        explain: "Messages a subscriber's filter matched but that never reached it: QoS 0 while away, or a clean session." }),
     ];
     const caveats = (this.ctx.workflow && this.ctx.workflow.caveats) || [];
     if (caveats.length) {
       // Known before any message moves (the form said so too): the fallback broker's departures.
-      items.push(h("div", { class: "verdict cat-error", id: "mqtt-caveats", dataset: { verdict: "caveats" } },
-        h("p", { class: "verdict-headline" }, swatch("error"), "amqtt (the fallback broker) breaks MQTT 3.1.1 here"),
-        h("ul", { class: "verdict-explain" }, ...caveats.map((c) => h("li", {}, c)))));
+      items.push(verdict({ category: "error", key: "caveats", id: "mqtt-caveats",
+        headline: "amqtt (the fallback broker) breaks MQTT 3.1.1 here", explain: caveats }));
     }
     if (this.differences) {
       const list = this.differences.list;
-      items.push(h("div", { class: `verdict cat-${list.length ? "error" : "acked"}`, id: "mqtt-differences",
-        dataset: { verdict: "broker", count: String(list.length) } },
-      h("p", { class: "verdict-headline" }, swatch(list.length ? "error" : "acked"),
-        list.length ? `${this.differences.broker.name || "The broker"} differs from MQTT 3.1.1` : "The broker did what MQTT 3.1.1 says"),
-      list.length ? h("ul", { class: "verdict-explain" }, ...list.map((d) => h("li", {}, d)))
-        : h("p", { class: "verdict-explain" }, this.differences.partial
+      items.push(verdict({ category: list.length ? "error" : "acked", key: "broker", id: "mqtt-differences",
+        data: { count: String(list.length) },
+        headline: list.length ? `${this.differences.broker.name || "The broker"} differs from MQTT 3.1.1` : "The broker did what MQTT 3.1.1 says",
+        explain: list.length ? list : this.differences.partial
           ? "Every delivery matched its filter at the right QoS. (Buttons were pressed, so totals are not compared with a prediction.)"
-          : "Deliveries, duplicates and losses are exactly the protocol's prediction.")));
+          : "Deliveries, duplicates and losses are exactly the protocol's prediction." }));
     }
     this.verdictsEl.replaceChildren(...items);
   },
@@ -323,37 +302,12 @@ const panel = {
     this.treeEl.replaceChildren(h("ul", { class: "mqtt-tree-root" }, ...draw(root, "")));
   },
 
-  /** Rows are built once and updated in place, so their buttons stay clickable while events stream. */
-  subRow(s) {
-    this.subRows = this.subRows || new Map();
-    let row = this.subRows.get(s.name);
-    if (row) return row;
-    const td = (cls) => h("td", { class: cls || "" });
-    row = { tr: h("tr", { dataset: { subscriber: s.name } }), cells: {} };
-    for (const key of ["filter", "qos", "session", "state", "delivered", "queued", "lost"]) {
-      row.cells[key] = td(["qos", "delivered", "queued", "lost"].includes(key) ? "num" : "");
-    }
-    row.cells.state.classList.add("mqtt-state");
-    const button = (action, label) => h("button", { type: "button", dataset: { mqttAction: action, target: `subscriber:${s.name}` } }, label);
-    row.disconnect = s.late ? null : button("disconnect", "⚡ Disconnect");
-    row.reconnect = s.late ? null : button("reconnect", "↺ Reconnect");
-    row.tr.append(h("th", { scope: "row" }, s.name), ...Object.values(row.cells),
-      h("td", { class: "mqtt-buttons" }, row.disconnect, row.reconnect));
-    this.subRows.set(s.name, row);
-    return row;
-  },
-
   renderSubs() {
     const pq = this.state.publisherQos;
     this.qosNote.textContent = `Publisher QoS ${pq}. Effective QoS = the lower of the publisher's and the subscription's: ` +
       `min(${pq}, subscription QoS).`;
-    const table = this.subsEl.firstChild;
-    if (!table.tHead) {
-      table.append(h("thead", {}, h("tr", {}, ...["name", "filter", "QoS → effective", "session", "state",
-        "got", "queued", "lost", ""].map((x) => h("th", {}, x)))), h("tbody", {}));
-    }
-    const rows = [...this.state.subs.values()].map((s) => {
-      const row = this.subRow(s);
+    this.subRows.show(this.state.subs.keys(), (row, name) => {
+      const s = this.state.subs.get(name);
       const eff = Math.min(pq, s.qos);
       const stateText = { online: "● online", away: "○ away", late: "◌ joins after the last message", new: "… connecting" }[s.state];
       Object.assign(row.tr.dataset, { state: s.state, delivered: String(s.delivered), duplicates: String(s.duplicates),
@@ -370,13 +324,12 @@ const panel = {
       c.delivered.replaceChildren(`${s.delivered}`, s.duplicates ? h("span", { class: "chip small cat-duplicate" }, `↻ ${s.duplicates}`) : "");
       c.queued.replaceChildren(s.queued ? h("span", { class: "chip small cat-routed" }, `◷ ${s.queued}`) : "0");
       c.lost.replaceChildren(s.lost ? h("span", { class: "chip small cat-lost" }, `∅ ${s.lost}`) : "0");
-      if (row.disconnect) {
-        row.disconnect.disabled = !this.live || s.state !== "online";
-        row.reconnect.disabled = !this.live || s.state !== "away";
+      const [disconnect, reconnect] = row.buttons;
+      if (disconnect) {
+        disconnect.disabled = !this.live || s.state !== "online";
+        reconnect.disabled = !this.live || s.state !== "away";
       }
-      return row.tr;
     });
-    table.tBodies[0].replaceChildren(...rows);
     this.notesEl.replaceChildren(...[...this.state.subs.values()].filter((s) => s.note).map((s) =>
       h("li", { dataset: { subscriber: s.name } }, h("strong", {}, `${s.name}: `), s.note)));
   },
@@ -431,40 +384,6 @@ const panel = {
   },
 };
 
-function injectStyle() {
-  if (document.getElementById("mqtt-qos-style")) return;
-  const style = document.createElement("style");
-  style.id = "mqtt-qos-style";
-  style.textContent = `
-    .mqtt-grid { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 2.5fr); gap: var(--gap, 16px); align-items: start; }
-    .mqtt-grid h3, .mqtt-detail h3 { margin: 0 0 6px; }
-    .mqtt-tree ul { list-style: none; margin: 0; padding-left: 1.2em; border-left: 2px solid var(--border); }
-    .mqtt-tree .mqtt-tree-root { padding-left: 0; border-left: none; }
-    .mqtt-node { display: flex; flex-wrap: wrap; gap: 4px 8px; align-items: center; padding: 2px 6px; margin: 2px 0; border-radius: 4px; }
-    .mqtt-node.topic code { font-weight: 700; }
-    .mqtt-node.hot { background: color-mix(in srgb, var(--c-routed) 25%, transparent); outline: 2px solid var(--c-routed); }
-    .chip.small { font-size: 0.85rem; padding: 0 6px; }
-    .mqtt-filter .swatch { margin-right: 4px; }
-    .mqtt-subs td, .mqtt-subs th { font-size: 0.92rem; vertical-align: top; padding: 4px 6px; }
-    .mqtt-state.online { color: var(--c-acked); font-weight: 700; }
-    .mqtt-state.away { color: var(--c-error); font-weight: 700; }
-    .mqtt-buttons button { display: block; width: 100%; margin: 0 0 4px; padding: 2px 8px; font-size: 0.88rem; white-space: nowrap; }
-    .mqtt-subs .mqtt-state { white-space: nowrap; }
-    .mqtt-notes { margin: 6px 0 0; padding-left: 1.2em; }
-    .mqtt-matrix-wrap { max-height: 480px; overflow: auto; }
-    .mqtt-matrix td, .mqtt-matrix th { font-size: 0.95rem; white-space: nowrap; }
-    .mqtt-matrix tr[data-message] { cursor: pointer; }
-    .mqtt-matrix tr.selected { outline: 3px solid var(--c-published); outline-offset: -3px; }
-    .mqtt-cell { border-left: 6px solid var(--cat); }
-    .mqtt-cell[data-cell="unmatched"] { color: var(--muted); border-left-color: transparent; }
-    .mqtt-key { margin-right: 10px; white-space: nowrap; }
-    .mqtt-detail { margin-top: 12px; }
-    .mqtt-detail-list { list-style: none; padding: 0; }
-    .mqtt-detail-list li { border-left: 6px solid var(--cat); padding: 2px 8px; margin: 4px 0; }
-    @media (max-width: 1100px) { .mqtt-grid { grid-template-columns: minmax(0, 1fr); } }
-  `;
-  document.head.append(style);
-}
 
 export default panel;
 export { matches }; // for tests
