@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-embedded test-external bench lint proto install clean
+.PHONY: run test test-js test-embedded test-external bench lint proto install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ lint: install
 
 # Embedded defaults (SQLite, in-memory layer) plus every real-broker test, then the
 # platform tests again on PostgreSQL and channels-redis.
-test: lint test-embedded test-external
+test: lint test-js test-embedded test-external
+
+# The browser's pure modules (run-model.js against flows/tests/fixtures/summary, the same
+# files the Python summary tests read), with Node's own runner: no npm packages.
+test-js:
+	node --test static/js/tests/*.test.mjs
 
 test-embedded: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

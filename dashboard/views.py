@@ -38,8 +38,11 @@ def runs_page(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/runs.html", {**_base_context(), "runs": Run.objects.all()[:100]})
 
 
-def panel_script(slug: str) -> str | None:
-    """The static path of a workflow's panel module, if a colleague has written one."""
+def panel_module(slug: str) -> str | None:
+    """The static path of a workflow's panel module, if a colleague has written one.
+
+    The run page imports it by this path (``#panel[data-module]``, static/js/README.md).
+    """
     path = f"js/panels/{slug}.js"
     return path if finders.find(path) else None
 
@@ -48,7 +51,7 @@ def panel_script(slug: str) -> str | None:
 def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run, pk=run_id)
     workflow = registry.get(run.workflow).contract() if run.workflow in registry.WORKFLOWS else {}
-    panel = panel_script(run.workflow)
+    panel = panel_module(run.workflow)
     # Everything the page script needs before the first WebSocket message arrives.
     boot = {
         "run": {
@@ -64,7 +67,7 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
         "has_panel": panel is not None,
     }
     context = {**_base_context(), "run": run, "workflow": workflow, "has_panel": panel is not None,
-               "panel_script": panel, "boot": boot}
+               "panel_module": panel, "boot": boot}
     return render(request, "dashboard/run.html", context)
 
 

@@ -1,154 +1,152 @@
 /* Latency charts (plotly.js, served locally): per-message latency over run time and a
    histogram per series with p50/p95/p99 marked. Perceived = what the caller waited;
    end-to-end = from publish until processing finished. One point per event carrying the
-   attribute, straight from Flow.RunModel, so the charts agree with the event log. */
-(function () {
-  "use strict";
-  const Flow = (window.Flow = window.Flow || {});
-  const SERIES = {
-    // Distinct shapes: for sync calls both series coincide and must both stay visible.
-    perceived: { title: "Perceived (caller waited)", color: "--c-published", symbol: "circle-open", size: 14 },
-    end_to_end: { title: "End-to-end (until processed)", color: "--c-acked", symbol: "x", size: 8 },
+   attribute, straight from RunModel (run-model.js), so the charts agree with the event log. */
+import { cssVar, fmtMs } from "./dom.js";
+
+const SERIES = {
+  // Distinct shapes: for sync calls both series coincide and must both stay visible.
+  perceived: { title: "Perceived (caller waited)", color: "--c-published", symbol: "circle-open", size: 14 },
+  end_to_end: { title: "End-to-end (until processed)", color: "--c-acked", symbol: "x", size: 8 },
+};
+const MARKS = [["p50", "solid"], ["p95", "dash"], ["p99", "dot"]];
+const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+
+function baseLayout(extra) {
+  const fg = cssVar("--fg");
+  const grid = cssVar("--surface-2");
+  return {
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "rgba(0,0,0,0)",
+    font: { family: "DejaVu Sans, sans-serif", size: 16, color: fg },
+    margin: { l: 70, r: 20, t: 44, b: 60 },
+    xaxis: { gridcolor: grid, zerolinecolor: grid, color: fg },
+    yaxis: { gridcolor: grid, zerolinecolor: grid, color: fg, rangemode: "tozero" },
+    ...extra,
   };
-  const MARKS = [["p50", "solid"], ["p95", "dash"], ["p99", "dot"]];
-  const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+}
 
-  function baseLayout(extra) {
-    const fg = Flow.dom.cssVar("--fg");
-    const grid = Flow.dom.cssVar("--surface-2");
-    return {
-      paper_bgcolor: "rgba(0,0,0,0)",
-      plot_bgcolor: "rgba(0,0,0,0)",
-      font: { family: "DejaVu Sans, sans-serif", size: 16, color: fg },
-      margin: { l: 70, r: 20, t: 44, b: 60 },
-      xaxis: { gridcolor: grid, zerolinecolor: grid, color: fg },
-      yaxis: { gridcolor: grid, zerolinecolor: grid, color: fg, rangemode: "tozero" },
-      ...extra,
+// Redraws cost O(points) in SVG: keep them to a fifth of the time, rarer when off screen.
+const MIN_GAP_MS = 300;
+const COST_FACTOR = 5;
+const OFFSCREEN_FACTOR = 4;
+const MAX_GAP_MS = 4000;
+
+class LatencyCharts {
+  constructor(els) {
+    this.els = els; // {scatter, hist: {perceived, end_to_end}, notes: {perceived, end_to_end}}
+    this.model = null;
+    this.dirty = false;
+    this.timer = null;
+    this.cost = 0;
+    this.lastRender = -Infinity;
+    this.visible = true;
+    window.addEventListener("themechange", () => this.model && this.render());
+    this.loadPlotly(els.scatter.closest("[data-plotly-src]"));
+    if (window.IntersectionObserver) {
+      new IntersectionObserver((entries) => {
+        this.visible = entries.some((e) => e.isIntersecting);
+        if (this.visible && this.dirty) this.schedule(true);
+      }).observe(els.scatter.closest("section") || els.scatter);
+    }
+  }
+
+  /** plotly.min.js is big (~5 MB): fetch it after the page is live instead of before. */
+  loadPlotly(section) {
+    if (window.Plotly || !section) return;
+    const script = document.createElement("script");
+    script.src = section.dataset.plotlySrc;
+    script.async = true;
+    script.onload = () => this.dirty && this.schedule(true);
+    script.onerror = () => {
+      this.els.notes.perceived.textContent = "✗ plotly.js could not be loaded; the charts are unavailable.";
     };
+    document.head.append(script);
   }
 
-  // Redraws cost O(points) in SVG: keep them to a fifth of the time, rarer when off screen.
-  const MIN_GAP_MS = 300;
-  const COST_FACTOR = 5;
-  const OFFSCREEN_FACTOR = 4;
-  const MAX_GAP_MS = 4000;
+  update(model) {
+    this.model = model;
+    this.dirty = true;
+    this.schedule(false);
+  }
 
-  class LatencyCharts {
-    constructor(els) {
-      this.els = els; // {scatter, hist: {perceived, end_to_end}, notes: {perceived, end_to_end}}
-      this.model = null;
-      this.dirty = false;
+  schedule(now) {
+    if (this.timer && !now) return;
+    clearTimeout(this.timer);
+    const gap = Math.min(MAX_GAP_MS, Math.max(MIN_GAP_MS, this.cost * COST_FACTOR) * (this.visible ? 1 : OFFSCREEN_FACTOR));
+    const wait = now ? 0 : Math.max(0, this.lastRender + gap - performance.now());
+    this.timer = setTimeout(() => {
       this.timer = null;
-      this.cost = 0;
-      this.lastRender = -Infinity;
-      this.visible = true;
-      window.addEventListener("themechange", () => this.model && this.render());
-      this.loadPlotly(els.scatter.closest("[data-plotly-src]"));
-      if (window.IntersectionObserver) {
-        new IntersectionObserver((entries) => {
-          this.visible = entries.some((e) => e.isIntersecting);
-          if (this.visible && this.dirty) this.schedule(true);
-        }).observe(els.scatter.closest("section") || els.scatter);
-      }
-    }
-
-    /** plotly.min.js is big (~5 MB): fetch it after the page is live instead of before. */
-    loadPlotly(section) {
-      if (window.Plotly || !section) return;
-      const script = document.createElement("script");
-      script.src = section.dataset.plotlySrc;
-      script.async = true;
-      script.onload = () => this.dirty && this.schedule(true);
-      script.onerror = () => {
-        this.els.notes.perceived.textContent = "✗ plotly.js could not be loaded; the charts are unavailable.";
-      };
-      document.head.append(script);
-    }
-
-    update(model) {
-      this.model = model;
-      this.dirty = true;
-      this.schedule(false);
-    }
-
-    schedule(now) {
-      if (this.timer && !now) return;
-      clearTimeout(this.timer);
-      const gap = Math.min(MAX_GAP_MS, Math.max(MIN_GAP_MS, this.cost * COST_FACTOR) * (this.visible ? 1 : OFFSCREEN_FACTOR));
-      const wait = now ? 0 : Math.max(0, this.lastRender + gap - performance.now());
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        const started = performance.now();
-        this.render();
-        this.lastRender = performance.now();
-        this.cost = this.lastRender - started;
-      }, wait);
-    }
-
-    render() {
-      if (!window.Plotly || !this.model) return;
-      this.dirty = false;
-      const points = this.model.points;
-      const traces = Object.entries(SERIES).map(([name, s]) => ({
-        type: points[name].x.length > 5000 ? "scattergl" : "scatter",
-        mode: "markers",
-        name,
-        legendgroup: name,
-        x: points[name].x.slice(),
-        y: points[name].y.slice(),
-        customdata: points[name].ids.slice(),
-        hovertemplate: `${name} %{y:.2f} ms<br>message %{customdata}<br>t = %{x:.1f} ms<extra></extra>`,
-        marker: { color: Flow.dom.cssVar(s.color), symbol: s.symbol, size: s.size, line: { width: 2.5, color: Flow.dom.cssVar(s.color) } },
-      }));
-      Plotly.react(this.els.scatter, traces, baseLayout({
-        title: { text: "Latency per message over the run", x: 0, xanchor: "left", font: { size: 18 } },
-        xaxis: { ...baseLayout().xaxis, title: { text: "run time t (ms) when the latency was recorded" } },
-        yaxis: { ...baseLayout().yaxis, title: { text: "latency (ms)" } },
-        legend: { orientation: "h", x: 1, xanchor: "right", y: 1.12 },
-      }), CONFIG);
-      const stats = this.model.snapshot().latency_ms;
-      for (const name of Object.keys(SERIES)) this.renderHistogram(name, points[name].y, stats[name]);
-    }
-
-    renderHistogram(name, values, stats) {
-      const s = SERIES[name];
-      const color = Flow.dom.cssVar(s.color);
-      const fg = Flow.dom.cssVar("--fg");
-      const shapes = [];
-      const annotations = [];
-      MARKS.forEach(([mark, dash], i) => {
-        const x = stats[mark];
-        if (x === null || x === undefined) return;
-        shapes.push({ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, line: { color: fg, width: 2, dash } });
-        annotations.push({
-          x, xref: "x", yref: "paper", y: 1 - i * 0.13, yanchor: "top", xanchor: "left", showarrow: false,
-          text: `${mark} ${Flow.dom.fmtMs(x)}`, bgcolor: Flow.dom.cssVar("--bg"), bordercolor: fg, borderwidth: 1, borderpad: 2,
-          font: { size: 14, color: fg },
-        });
-      });
-      if (!values.length) {
-        annotations.push({ x: 0.5, y: 0.5, xref: "paper", yref: "paper", showarrow: false, text: "no events carry this latency yet" });
-      }
-      Plotly.react(this.els.hist[name], [{
-        type: "histogram",
-        name,
-        x: values.slice(),
-        marker: { color, line: { color: fg, width: 1 } },
-        hovertemplate: "%{x} ms: %{y} events<extra></extra>",
-      }], baseLayout({
-        title: { text: s.title, x: 0, xanchor: "left", font: { size: 18 } },
-        xaxis: { ...baseLayout().xaxis, title: { text: "latency (ms)" } },
-        yaxis: { ...baseLayout().yaxis, title: { text: "events" } },
-        bargap: 0.05,
-        showlegend: false,
-        shapes,
-        annotations,
-      }), CONFIG);
-      this.els.notes[name].textContent = values.length
-        ? `${values.length} events carry ${name}_ms · p50 ${Flow.dom.fmtMs(stats.p50)} · p95 ${Flow.dom.fmtMs(stats.p95)} · p99 ${Flow.dom.fmtMs(stats.p99)} · max ${Flow.dom.fmtMs(stats.max)}`
-        : `no events carry ${name}_ms yet`;
-    }
+      const started = performance.now();
+      this.render();
+      this.lastRender = performance.now();
+      this.cost = this.lastRender - started;
+    }, wait);
   }
 
-  Flow.LatencyCharts = LatencyCharts;
-})();
+  render() {
+    if (!window.Plotly || !this.model) return;
+    this.dirty = false;
+    const points = this.model.points;
+    const traces = Object.entries(SERIES).map(([name, s]) => ({
+      type: points[name].x.length > 5000 ? "scattergl" : "scatter",
+      mode: "markers",
+      name,
+      legendgroup: name,
+      x: points[name].x.slice(),
+      y: points[name].y.slice(),
+      customdata: points[name].ids.slice(),
+      hovertemplate: `${name} %{y:.2f} ms<br>message %{customdata}<br>t = %{x:.1f} ms<extra></extra>`,
+      marker: { color: cssVar(s.color), symbol: s.symbol, size: s.size, line: { width: 2.5, color: cssVar(s.color) } },
+    }));
+    Plotly.react(this.els.scatter, traces, baseLayout({
+      title: { text: "Latency per message over the run", x: 0, xanchor: "left", font: { size: 18 } },
+      xaxis: { ...baseLayout().xaxis, title: { text: "run time t (ms) when the latency was recorded" } },
+      yaxis: { ...baseLayout().yaxis, title: { text: "latency (ms)" } },
+      legend: { orientation: "h", x: 1, xanchor: "right", y: 1.12 },
+    }), CONFIG);
+    const stats = this.model.snapshot().latency_ms;
+    for (const name of Object.keys(SERIES)) this.renderHistogram(name, points[name].y, stats[name]);
+  }
+
+  renderHistogram(name, values, stats) {
+    const s = SERIES[name];
+    const color = cssVar(s.color);
+    const fg = cssVar("--fg");
+    const shapes = [];
+    const annotations = [];
+    MARKS.forEach(([mark, dash], i) => {
+      const x = stats[mark];
+      if (x === null || x === undefined) return;
+      shapes.push({ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, line: { color: fg, width: 2, dash } });
+      annotations.push({
+        x, xref: "x", yref: "paper", y: 1 - i * 0.13, yanchor: "top", xanchor: "left", showarrow: false,
+        text: `${mark} ${fmtMs(x)}`, bgcolor: cssVar("--bg"), bordercolor: fg, borderwidth: 1, borderpad: 2,
+        font: { size: 14, color: fg },
+      });
+    });
+    if (!values.length) {
+      annotations.push({ x: 0.5, y: 0.5, xref: "paper", yref: "paper", showarrow: false, text: "no events carry this latency yet" });
+    }
+    Plotly.react(this.els.hist[name], [{
+      type: "histogram",
+      name,
+      x: values.slice(),
+      marker: { color, line: { color: fg, width: 1 } },
+      hovertemplate: "%{x} ms: %{y} events<extra></extra>",
+    }], baseLayout({
+      title: { text: s.title, x: 0, xanchor: "left", font: { size: 18 } },
+      xaxis: { ...baseLayout().xaxis, title: { text: "latency (ms)" } },
+      yaxis: { ...baseLayout().yaxis, title: { text: "events" } },
+      bargap: 0.05,
+      showlegend: false,
+      shapes,
+      annotations,
+    }), CONFIG);
+    this.els.notes[name].textContent = values.length
+      ? `${values.length} events carry ${name}_ms · p50 ${fmtMs(stats.p50)} · p95 ${fmtMs(stats.p95)} · p99 ${fmtMs(stats.p99)} · max ${fmtMs(stats.max)}`
+      : `no events carry ${name}_ms yet`;
+  }
+}
+
+export { LatencyCharts };

@@ -10,155 +10,150 @@
    - errors: error events; lost: attr lost of the done event;
    - completed: non-duplicate response events (sync) / process events (async);
    - latency: every event may carry attrs perceived_ms and/or end_to_end_ms. */
-(function () {
-  "use strict";
-  const Flow = (window.Flow = window.Flow || {});
-  const PERCENTILES = [50, 95, 99];
+const PERCENTILES = [50, 95, 99];
 
-  /** Linear interpolation between closest ranks (numpy's default method), as in summary.py. */
-  function percentile(sorted, p) {
-    const n = sorted.length;
-    if (n === 0) return null;
-    if (n === 1) return sorted[0];
-    const rank = (p / 100) * (n - 1);
-    const lo = Math.floor(rank);
-    const hi = Math.min(lo + 1, n - 1);
-    return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo);
+/** Linear interpolation between closest ranks (numpy's default method), as in summary.py. */
+function percentile(sorted, p) {
+  const n = sorted.length;
+  if (n === 0) return null;
+  if (n === 1) return sorted[0];
+  const rank = (p / 100) * (n - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.min(lo + 1, n - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo);
+}
+
+function round3(value) {
+  return value === null ? null : Math.round(value * 1000) / 1000;
+}
+
+function latencyStats(values) {
+  const sorted = Float64Array.from(values).sort();
+  const stats = {};
+  for (const p of PERCENTILES) stats[`p${p}`] = round3(percentile(sorted, p));
+  stats.max = sorted.length ? round3(sorted[sorted.length - 1]) : null;
+  stats.count = sorted.length;
+  return stats;
+}
+
+class RunModel {
+  constructor() {
+    this.reset();
   }
 
-  function round3(value) {
-    return value === null ? null : Math.round(value * 1000) / 1000;
+  reset() {
+    this.kinds = {};
+    this.published = 0;
+    this.delivered = 0;
+    this.duplicates = 0;
+    this.processed = 0;
+    this.effects = 0;
+    this.responses = 0;
+    this.firstProcessed = 0;
+    this.lost = 0;
+    this.errors = 0;
+    this.lastSeq = 0;
+    this.lastTms = 0;
+    // One point per event carrying the attribute: x = t_ms, y = latency, id = message.
+    this.points = {
+      perceived: { x: [], y: [], ids: [], seqs: [] },
+      end_to_end: { x: [], y: [], ids: [], seqs: [] },
+    };
   }
 
-  function latencyStats(values) {
-    const sorted = Float64Array.from(values).sort();
-    const stats = {};
-    for (const p of PERCENTILES) stats[`p${p}`] = round3(percentile(sorted, p));
-    stats.max = sorted.length ? round3(sorted[sorted.length - 1]) : null;
-    stats.count = sorted.length;
-    return stats;
-  }
-
-  class RunModel {
-    constructor() {
-      this.reset();
+  feed(ev) {
+    const kind = ev.kind;
+    const attrs = ev.attrs || {};
+    const duplicate = ev.duplicate;
+    this.kinds[kind] = (this.kinds[kind] || 0) + 1;
+    this.lastSeq = ev.seq;
+    this.lastTms = ev.t_ms;
+    if (kind === "publish" || kind === "request") {
+      if (ev.attempt === 1 && !duplicate) this.published += 1;
+    } else if (kind === "deliver") {
+      this.delivered += 1;
+      if (duplicate) this.duplicates += 1;
+    } else if (kind === "process") {
+      this.processed += 1;
+      if (attrs.effect !== false) this.effects += 1;
+    } else if (kind === "error") {
+      this.errors += 1;
+    } else if (kind === "done") {
+      this.lost = Math.trunc(Number(attrs.lost || 0)) || 0;
     }
-
-    reset() {
-      this.kinds = {};
-      this.published = 0;
-      this.delivered = 0;
-      this.duplicates = 0;
-      this.processed = 0;
-      this.effects = 0;
-      this.responses = 0;
-      this.firstProcessed = 0;
-      this.lost = 0;
-      this.errors = 0;
-      this.lastSeq = 0;
-      this.lastTms = 0;
-      // One point per event carrying the attribute: x = t_ms, y = latency, id = message.
-      this.points = {
-        perceived: { x: [], y: [], ids: [], seqs: [] },
-        end_to_end: { x: [], y: [], ids: [], seqs: [] },
-      };
+    if (!duplicate) {
+      if (kind === "response") this.responses += 1;
+      else if (kind === "process") this.firstProcessed += 1;
     }
-
-    feed(ev) {
-      const kind = ev.kind;
-      const attrs = ev.attrs || {};
-      const duplicate = ev.duplicate;
-      this.kinds[kind] = (this.kinds[kind] || 0) + 1;
-      this.lastSeq = ev.seq;
-      this.lastTms = ev.t_ms;
-      if (kind === "publish" || kind === "request") {
-        if (ev.attempt === 1 && !duplicate) this.published += 1;
-      } else if (kind === "deliver") {
-        this.delivered += 1;
-        if (duplicate) this.duplicates += 1;
-      } else if (kind === "process") {
-        this.processed += 1;
-        if (attrs.effect !== false) this.effects += 1;
-      } else if (kind === "error") {
-        this.errors += 1;
-      } else if (kind === "done") {
-        this.lost = Math.trunc(Number(attrs.lost || 0)) || 0;
-      }
-      if (!duplicate) {
-        if (kind === "response") this.responses += 1;
-        else if (kind === "process") this.firstProcessed += 1;
-      }
-      for (const [name, key] of [["perceived", "perceived_ms"], ["end_to_end", "end_to_end_ms"]]) {
-        const value = attrs[key];
-        if (value !== null && value !== undefined) {
-          const series = this.points[name];
-          series.x.push(ev.t_ms);
-          series.y.push(Number(value));
-          series.ids.push(ev.message_id);
-          series.seqs.push(ev.seq);
-        }
+    for (const [name, key] of [["perceived", "perceived_ms"], ["end_to_end", "end_to_end_ms"]]) {
+      const value = attrs[key];
+      if (value !== null && value !== undefined) {
+        const series = this.points[name];
+        series.x.push(ev.t_ms);
+        series.y.push(Number(value));
+        series.ids.push(ev.message_id);
+        series.seqs.push(ev.seq);
       }
     }
-
-    counts() {
-      return {
-        published: this.published,
-        delivered: this.delivered,
-        processed: this.processed,
-        effects: this.effects,
-        duplicates: this.duplicates,
-        lost: this.lost,
-        errors: this.errors,
-        events: this.lastSeq,
-      };
-    }
-
-    completed() {
-      return { response: this.responses, process: this.firstProcessed };
-    }
-
-    /** Completions for progress: responses for sync workflows, first processings for async. */
-    done(pattern) {
-      return pattern === "sync" ? this.responses : this.firstProcessed;
-    }
-
-    snapshot() {
-      return {
-        counts: this.counts(),
-        kinds: { ...this.kinds },
-        completed: this.completed(),
-        latency_ms: {
-          perceived: latencyStats(this.points.perceived.y),
-          end_to_end: latencyStats(this.points.end_to_end.y),
-        },
-        last_seq: this.lastSeq,
-        elapsed_ms: this.lastTms,
-      };
-    }
   }
 
-  /** Differences between a client snapshot and the server summary at the same last_seq. */
-  function compareSummaries(client, server) {
-    const problems = [];
-    const same = (a, b) => (a === null || b === null || a === undefined || b === undefined
-      ? (a ?? null) === (b ?? null) : Math.abs(a - b) <= 0.0015);
-    for (const [key, value] of Object.entries(server.counts || {})) {
-      if (key in client.counts && client.counts[key] !== value) problems.push(`${key}: here ${client.counts[key]}, server ${value}`);
-    }
-    for (const key of ["response", "process"]) {
-      const theirs = (server.completed || {})[key];
-      if (theirs !== undefined && client.completed[key] !== theirs) problems.push(`completed ${key}: here ${client.completed[key]}, server ${theirs}`);
-    }
-    for (const series of ["perceived", "end_to_end"]) {
-      const ours = client.latency_ms[series];
-      const theirs = ((server.latency_ms || {})[series]) || {};
-      for (const stat of ["p50", "p95", "p99", "max", "count"]) {
-        if (stat in theirs && !same(ours[stat], theirs[stat])) problems.push(`${series} ${stat}: here ${ours[stat]}, server ${theirs[stat]}`);
-      }
-    }
-    return problems;
+  counts() {
+    return {
+      published: this.published,
+      delivered: this.delivered,
+      processed: this.processed,
+      effects: this.effects,
+      duplicates: this.duplicates,
+      lost: this.lost,
+      errors: this.errors,
+      events: this.lastSeq,
+    };
   }
 
-  Flow.RunModel = RunModel;
-  Flow.runModel = { percentile, latencyStats, compareSummaries, PERCENTILES };
-})();
+  completed() {
+    return { response: this.responses, process: this.firstProcessed };
+  }
+
+  /** Completions for progress: responses for sync workflows, first processings for async. */
+  done(pattern) {
+    return pattern === "sync" ? this.responses : this.firstProcessed;
+  }
+
+  snapshot() {
+    return {
+      counts: this.counts(),
+      kinds: { ...this.kinds },
+      completed: this.completed(),
+      latency_ms: {
+        perceived: latencyStats(this.points.perceived.y),
+        end_to_end: latencyStats(this.points.end_to_end.y),
+      },
+      last_seq: this.lastSeq,
+      elapsed_ms: this.lastTms,
+    };
+  }
+}
+
+/** Differences between a client snapshot and the server summary at the same last_seq. */
+function compareSummaries(client, server) {
+  const problems = [];
+  const same = (a, b) => (a === null || b === null || a === undefined || b === undefined
+    ? (a ?? null) === (b ?? null) : Math.abs(a - b) <= 0.0015);
+  for (const [key, value] of Object.entries(server.counts || {})) {
+    if (key in client.counts && client.counts[key] !== value) problems.push(`${key}: here ${client.counts[key]}, server ${value}`);
+  }
+  for (const key of ["response", "process"]) {
+    const theirs = (server.completed || {})[key];
+    if (theirs !== undefined && client.completed[key] !== theirs) problems.push(`completed ${key}: here ${client.completed[key]}, server ${theirs}`);
+  }
+  for (const series of ["perceived", "end_to_end"]) {
+    const ours = client.latency_ms[series];
+    const theirs = ((server.latency_ms || {})[series]) || {};
+    for (const stat of ["p50", "p95", "p99", "max", "count"]) {
+      if (stat in theirs && !same(ours[stat], theirs[stat])) problems.push(`${series} ${stat}: here ${ours[stat]}, server ${theirs[stat]}`);
+    }
+  }
+  return problems;
+}
+
+export { RunModel, percentile, latencyStats, compareSummaries, PERCENTILES };

@@ -3,332 +3,363 @@
    stream (every event once, in seq order) → timeline player (reveals at the chosen speed)
    → model, event log, topology, counters, charts and the workflow's panel. A second model
    over everything received cross-checks the numbers against the server's summaries. */
-(function () {
-  "use strict";
-  const Flow = window.Flow;
-  const $ = (selector) => document.querySelector(selector);
-  const SPEED_KEY = "flow-speed";
-  // A reload mid-run jumps to live when it would otherwise replay more than this.
-  const CATCH_UP_REPLAY_MS = 2000;
+import { api } from "./api.js";
+import { Counters } from "./counters.js";
+import { h, onFrame } from "./dom.js";
+import { EventLog } from "./event-log.js";
+import "./health.js";
+import { LatencyCharts } from "./latency-charts.js";
+import { renderLegend } from "./legend.js";
+import { compareSummaries, RunModel } from "./run-model.js";
+import { FINAL_STATES, RunStream } from "./run-stream.js";
+import { SPEEDS, Timeline } from "./timeline.js";
+import { Topology } from "./topology.js";
 
-  function storedSpeed() {
-    try {
-      const value = Number(localStorage.getItem(SPEED_KEY));
-      return Flow.SPEEDS.includes(value) ? value : 1;
-    } catch (e) {
-      return 1;
-    }
+const $ = (selector) => document.querySelector(selector);
+const SPEED_KEY = "flow-speed";
+// A reload mid-run jumps to live when it would otherwise replay more than this.
+const CATCH_UP_REPLAY_MS = 2000;
+
+function storedSpeed() {
+  try {
+    const value = Number(localStorage.getItem(SPEED_KEY));
+    return SPEEDS.includes(value) ? value : 1;
+  } catch (e) {
+    return 1;
+  }
+}
+
+/** panel: the workflow's panel module's default export, or null. */
+function boot(panel) {
+  const data = JSON.parse($("#run-boot").textContent);
+  const run = data.run;
+  const workflow = data.workflow || {};
+  const pattern = run.pattern;
+  const model = new RunModel(); // what the player has revealed: drives every view
+  const received = new RunModel(); // everything received: checked against the server
+  let summary = null;
+  let toCheck = null;
+  let positioned = false;
+
+  const topology = new Topology($("#topology-svg"));
+  renderLegend($("#legend"));
+  const counters = new Counters($("#counters"), $("#summary-check"), pattern);
+  const charts = new LatencyCharts({
+    scatter: $("#latency-scatter"),
+    hist: { perceived: $("#latency-hist-perceived"), end_to_end: $("#latency-hist-end_to_end") },
+    notes: { perceived: $("#latency-note-perceived"), end_to_end: $("#latency-note-end_to_end") },
+  });
+  const log = new EventLog({
+    tbody: $("#event-log tbody"),
+    messageFilter: $("#filter-message"),
+    kindFilter: $("#filter-kind"),
+    dupFilter: $("#filter-duplicates"),
+    status: $("#log-status"),
+    path: $("#message-path"),
+  }, (messageId) => highlightRoute(messageId));
+
+  function highlightRoute(messageId) {
+    topology.highlight(messageId ? log.messageEvents(messageId).map((ev) => ev.actor) : []);
   }
 
-  function boot() {
-    const data = JSON.parse($("#run-boot").textContent);
-    const run = data.run;
-    const workflow = data.workflow || {};
-    const pattern = run.pattern;
-    const model = new Flow.RunModel(); // what the player has revealed: drives every view
-    const received = new Flow.RunModel(); // everything received: checked against the server
-    let summary = null;
-    let toCheck = null;
-    let positioned = false;
+  // -- the workflow's panel ------------------------------------------------------------
 
-    const topology = new Flow.Topology($("#topology-svg"));
-    Flow.legend.renderLegend($("#legend"));
-    const counters = new Flow.Counters($("#counters"), $("#summary-check"), pattern);
-    const charts = new Flow.LatencyCharts({
-      scatter: $("#latency-scatter"),
-      hist: { perceived: $("#latency-hist-perceived"), end_to_end: $("#latency-hist-end_to_end") },
-      notes: { perceived: $("#latency-note-perceived"), end_to_end: $("#latency-note-end_to_end") },
-    });
-    const log = new Flow.EventLog({
-      tbody: $("#event-log tbody"),
-      messageFilter: $("#filter-message"),
-      kindFilter: $("#filter-kind"),
-      dupFilter: $("#filter-duplicates"),
-      status: $("#log-status"),
-      path: $("#message-path"),
-    }, (messageId) => highlightRoute(messageId));
-
-    function highlightRoute(messageId) {
-      topology.highlight(messageId ? log.messageEvents(messageId).map((ev) => ev.actor) : []);
-    }
-
-    // -- the workflow's panel ------------------------------------------------------------
-
-    const panel = window.FlowPanels.get(run.workflow);
-    const ctx = {
-      run,
-      workflow,
-      topology,
-      model,
-      summary: null,
-      api: { action: (name, target) => Flow.api.action(run.id, name, target) },
-    };
-    let panelFailed = false;
-    function callPanel(method, ...args) {
-      if (!panel || typeof panel[method] !== "function") return undefined;
-      try {
-        return panel[method](...args);
-      } catch (err) {
-        if (!panelFailed) {
-          panelFailed = true;
-          $("#panel-error").textContent = `✗ The ${run.workflow} panel failed in ${method}(): ${err.message}`;
-          console.warn(`panel ${run.workflow}.${method} failed`, err);
-        }
-        return undefined;
+  const ctx = {
+    run,
+    workflow,
+    topology,
+    model,
+    summary: null,
+    api: { action: (name, target) => api.action(run.id, name, target) },
+  };
+  let panelFailed = false;
+  function callPanel(method, ...args) {
+    if (!panel || typeof panel[method] !== "function") return undefined;
+    try {
+      return panel[method](...args);
+    } catch (err) {
+      if (!panelFailed) {
+        panelFailed = true;
+        $("#panel-error").textContent = `✗ The ${run.workflow} panel failed in ${method}(): ${err.message}`;
+        console.warn(`panel ${run.workflow}.${method} failed`, err);
       }
+      return undefined;
     }
-    if (panel) {
-      $("#panel").hidden = false;
-      $("#panel-title").textContent = panel.title || workflow.title || run.workflow;
-      if (typeof panel.layout === "function") topology.setLayout((actor) => callPanel("layout", actor));
-      if (typeof panel.route === "function") topology.setRoute((ev, guess) => callPanel("route", ev, guess));
-      callPanel("init", $("#panel-root"), ctx);
-    }
+  }
+  if (panel) {
+    $("#panel").hidden = false;
+    $("#panel-title").textContent = panel.title || workflow.title || run.workflow;
+    if (typeof panel.layout === "function") topology.setLayout((actor) => callPanel("layout", actor));
+    if (typeof panel.route === "function") topology.setRoute((ev, guess) => callPanel("route", ev, guess));
+    callPanel("init", $("#panel-root"), ctx);
+  }
 
-    // -- revealing events ----------------------------------------------------------------
+  // -- revealing events ----------------------------------------------------------------
 
-    function reveal(ev, options) {
-      model.feed(ev);
-      log.add(ev);
-      topology.onEvent(ev, options);
-      callPanel("onEvent", ev, ctx);
-      if (ev.message_id && ev.message_id === log.selected) highlightRoute(ev.message_id);
-      Flow.dom.onFrame("numbers", renderNumbers);
-    }
+  function reveal(ev, options) {
+    model.feed(ev);
+    log.add(ev);
+    topology.onEvent(ev, options);
+    callPanel("onEvent", ev, ctx);
+    if (ev.message_id && ev.message_id === log.selected) highlightRoute(ev.message_id);
+    onFrame("numbers", renderNumbers);
+  }
 
-    function resetViews() {
-      model.reset();
-      log.reset();
-      topology.reset();
-      callPanel("reset", ctx);
+  function resetViews() {
+    model.reset();
+    log.reset();
+    topology.reset();
+    callPanel("reset", ctx);
+    renderNumbers();
+  }
+
+  function renderNumbers() {
+    counters.render(model.counts(), model.completed(), summary && summary.counts);
+    const done = model.done(pattern);
+    const expected = summary && summary.progress ? summary.progress.expected : run.expected;
+    const progress = $("#progress");
+    progress.dataset.done = String(done);
+    progress.dataset.expected = String(expected);
+    progress.setAttribute("aria-valuenow", String(done));
+    progress.setAttribute("aria-valuemax", String(expected || 0));
+    const share = expected ? Math.min(1, done / expected) : 0;
+    progress.querySelector(".bar").style.width = `${(share * 100).toFixed(1)}%`;
+    const unit = pattern === "sync" ? "responses" : "messages processed (first deliveries)";
+    progress.querySelector(".progress-text").textContent = `${done} of ${expected} ${unit}`;
+    charts.update(model);
+  }
+
+  // -- the player ----------------------------------------------------------------------
+
+  const player = new Timeline({ reveal, reset: resetViews, changed: renderPlayer }, { speed: storedSpeed() });
+  player.playing = false; // until the first summary says whether this is a live run or a replay
+
+  let numbersAt = -1;
+  function renderPlayer(state) {
+    const root = $("#player");
+    // At the end the numbers are drawn now, not in the next frame: whoever sees
+    // #player[data-index] = data-total also sees the counters of every revealed event.
+    if (state.atEnd && state.index !== numbersAt) {
+      numbersAt = state.index;
       renderNumbers();
     }
-
-    function renderNumbers() {
-      counters.render(model.counts(), model.completed(), summary && summary.counts);
-      const done = model.done(pattern);
-      const expected = summary && summary.progress ? summary.progress.expected : run.expected;
-      const progress = $("#progress");
-      progress.dataset.done = String(done);
-      progress.dataset.expected = String(expected);
-      progress.setAttribute("aria-valuenow", String(done));
-      progress.setAttribute("aria-valuemax", String(expected || 0));
-      const share = expected ? Math.min(1, done / expected) : 0;
-      progress.querySelector(".bar").style.width = `${(share * 100).toFixed(1)}%`;
-      const unit = pattern === "sync" ? "responses" : "messages processed (first deliveries)";
-      progress.querySelector(".progress-text").textContent = `${done} of ${expected} ${unit}`;
-      charts.update(model);
-    }
-
-    // -- the player ----------------------------------------------------------------------
-
-    const player = new Flow.Timeline({ reveal, reset: resetViews, changed: renderPlayer }, { speed: storedSpeed() });
-    player.playing = false; // until the first summary says whether this is a live run or a replay
-
-    function renderPlayer(state) {
-      const root = $("#player");
-      root.dataset.index = String(state.index);
-      root.dataset.total = String(state.total);
-      root.dataset.playing = String(state.playing);
-      root.dataset.atEnd = String(state.atEnd);
-      const play = root.querySelector('[data-player="play"]');
-      const replay = state.finished && state.atEnd;
-      play.textContent = state.playing && !replay ? "❚❚ Pause" : replay ? "⟲ Replay" : "▶ Play";
-      root.querySelector('[data-player="live"]').textContent = state.finished ? "⇥ Jump to end" : "⇥ Jump to live";
-      root.querySelector('[data-player="live"]').disabled = state.atEnd;
-      const seek = $("#player-seek");
-      seek.max = String(state.total);
-      seek.value = String(state.index);
-      let mode;
-      if (state.live) mode = state.playing ? "● live" : "paused at live";
-      else if (!state.playing) mode = "paused";
-      else if (replay) mode = "end of run";
-      else mode = state.finished ? `replaying at ${state.speed}×` : `${state.total - state.index} events behind live`;
-      $("#player-status").textContent = `event ${state.index} of ${state.total} · t = ${state.t_ms.toFixed(1)} ms · ${mode}`;
-      $("#player-speed").value = String(state.speed);
-    }
-
-    function bindPlayer() {
-      const root = $("#player");
-      const speed = $("#player-speed");
-      for (const value of Flow.SPEEDS) speed.append(Flow.dom.h("option", { value: String(value) }, `${value}×`));
-      speed.value = String(player.speed);
-      speed.addEventListener("change", () => {
-        player.setSpeed(Number(speed.value));
-        try { localStorage.setItem(SPEED_KEY, String(player.speed)); } catch (e) { /* not remembered */ }
-      });
-      const actions = {
-        play: () => player.toggle(),
-        back: () => player.stepBack(),
-        forward: () => player.stepForward(),
-        live: () => player.jumpToEnd(),
-        restart: () => { player.seek(0); player.play(); },
-      };
-      root.addEventListener("click", (event) => {
-        const button = event.target.closest("[data-player]");
-        if (button) actions[button.dataset.player]();
-      });
-      const seek = $("#player-seek");
-      seek.addEventListener("input", () => {
-        player.pause();
-        player.seek(Number(seek.value));
-      });
-      document.addEventListener("keydown", (event) => {
-        const target = event.target;
-        if (event.altKey || event.ctrlKey || event.metaKey) return;
-        if (target.closest && target.closest("input, select, textarea, [contenteditable]")) return;
-        const keys = {
-          ArrowRight: () => player.stepForward(),
-          ArrowLeft: () => player.stepBack(),
-          End: () => player.jumpToEnd(),
-          Home: () => { player.pause(); player.seek(0); },
-          "+": () => player.faster(1),
-          "=": () => player.faster(1),
-          "-": () => player.faster(-1),
-          " ": () => player.toggle(),
-        };
-        if (event.key === " " && target.closest && target.closest("button, a, tr[data-seq]")) return;
-        const handler = keys[event.key];
-        if (handler) {
-          event.preventDefault();
-          handler();
-        }
-      });
-    }
-
-    // -- state, actions, connection ------------------------------------------------------
-
-    function renderState(current) {
-      const state = current.state;
-      const el = $("#run-state");
-      el.dataset.state = state;
-      el.className = `badge state-${state}`;
-      const icons = { pending: "…", running: "●", succeeded: "✓", failed: "✗", cancelled: "■" };
-      el.textContent = `${icons[state] || ""} ${state}`;
-      const error = $("#run-error");
-      error.hidden = !current.error;
-      error.textContent = current.error ? `✗ ${current.error}` : "";
-      const live = !Flow.FINAL_STATES.has(state);
-      for (const button of document.querySelectorAll("#actions [data-action]")) button.disabled = !live;
-      $("#action-target").disabled = !live;
-    }
-
-    function bindActions() {
-      const target = $("#action-target");
-      const refreshTargets = () => {
-        const chosen = target.value;
-        target.replaceChildren(Flow.dom.h("option", { value: "" }, "(workflow decides)"),
-          ...topology.actors().map((actor) => Flow.dom.h("option", { value: actor }, actor)));
-        target.value = chosen;
-      };
-      target.addEventListener("focus", refreshTargets);
-      target.addEventListener("pointerdown", refreshTargets);
-      $("#actions").addEventListener("click", async (event) => {
-        const button = event.target.closest("[data-action]");
-        if (!button) return;
-        const result = $("#action-result");
-        result.textContent = `sending ${button.dataset.action}…`;
-        try {
-          const { ok, data } = await Flow.api.action(run.id, button.dataset.action, target.value);
-          result.textContent = ok
-            ? `✓ ${data.action} accepted${data.target ? ` for ${data.target}` : ""}`
-            : `✗ ${Object.values(data.errors || {}).join("; ")}`;
-        } catch (e) {
-          result.textContent = "✗ the dashboard server is not reachable";
-        }
-      });
-    }
-
-    function renderConnection(state, text) {
-      const el = $("#connection");
-      el.dataset.state = state;
-      const icons = { connecting: "…", live: "⇄", reconnecting: "↻", complete: "✓", failed: "✗" };
-      const words = { live: "streaming live", complete: text };
-      el.textContent = `${icons[state] || ""} ${words[state] || text}`;
-    }
-
-    /** A result too big for a WebSocket frame arrives cut (result.truncated): panels get the whole one. */
-    let whole = null;
-    let wholeAsked = false;
-    async function fetchWholeResult(current) {
-      if (wholeAsked || !current.result || !current.result.truncated || !Flow.FINAL_STATES.has(current.state)) return;
-      wholeAsked = true;
-      try {
-        const { ok, data } = await Flow.api.result(run.id);
-        if (!ok) return;
-        whole = data.result;
-        summary = ctx.summary = { ...summary, result: whole };
-        callPanel("onSummary", summary, ctx);
-      } catch (e) {
-        wholeAsked = false; // the server was not reachable: the next summary tries again
-      }
-    }
-
-    /** Cross-check: at the summary's last_seq, the received events must give the same numbers. */
-    function check() {
-      if (!toCheck) return;
-      if (received.lastSeq === toCheck.last_seq) {
-        counters.showCheck(toCheck.last_seq, Flow.runModel.compareSummaries(received.snapshot(), toCheck));
-        toCheck = null;
-      } else if (received.lastSeq > toCheck.last_seq) {
-        toCheck = null; // overtaken; a newer summary will come
-      }
-    }
-
-    function position(first) {
-      // A finished run opens at its end (the same view it finished with); Replay restarts it.
-      if (Flow.FINAL_STATES.has(first.state)) return;
-      const events = player.events;
-      const span = events.length ? events[events.length - 1].t_ms - events[0].t_ms : 0;
-      if (span > CATCH_UP_REPLAY_MS) player.jumpToEnd();
-      player.play();
-    }
-
-    const stream = new Flow.RunStream(run.id, {
-      onEvents(events) {
-        for (const ev of events) {
-          received.feed(ev);
-          check();
-        }
-        player.push(events);
-      },
-      onSummary(current) {
-        if (whole && current.result && current.result.truncated) current = { ...current, result: whole };
-        summary = current;
-        ctx.summary = current;
-        renderState(current);
-        toCheck = current;
-        check();
-        callPanel("onSummary", current, ctx);
-        fetchWholeResult(current);
-        Flow.dom.onFrame("numbers", renderNumbers);
-        if (!positioned) {
-          positioned = true;
-          position(current);
-        }
-      },
-      onState(state, text) {
-        renderConnection(state, text);
-        if (state === "complete") {
-          player.setFinished(true);
-          if (summary && player.index === 0 && !player.playing) {
-            player.jumpToEnd();
-            player.pause();
-          }
-        }
-      },
-    });
-
-    bindPlayer();
-    bindActions();
-    renderState(run);
-    renderNumbers();
-    renderPlayer(player.state());
-    stream.start();
-    window.addEventListener("pagehide", () => stream.stop());
-    // For the console and browser tests: the live objects behind this page.
-    window.flowRun = { run, stream, player, model, received, topology, log, charts, counters, panel, ctx };
+    root.dataset.index = String(state.index);
+    root.dataset.total = String(state.total);
+    root.dataset.playing = String(state.playing);
+    root.dataset.atEnd = String(state.atEnd);
+    const play = root.querySelector('[data-player="play"]');
+    const replay = state.finished && state.atEnd;
+    play.textContent = state.playing && !replay ? "❚❚ Pause" : replay ? "⟲ Replay" : "▶ Play";
+    root.querySelector('[data-player="live"]').textContent = state.finished ? "⇥ Jump to end" : "⇥ Jump to live";
+    root.querySelector('[data-player="live"]').disabled = state.atEnd;
+    const seek = $("#player-seek");
+    seek.max = String(state.total);
+    seek.value = String(state.index);
+    let mode;
+    if (state.live) mode = state.playing ? "● live" : "paused at live";
+    else if (!state.playing) mode = "paused";
+    else if (replay) mode = "end of run";
+    else mode = state.finished ? `replaying at ${state.speed}×` : `${state.total - state.index} events behind live`;
+    $("#player-status").textContent = `event ${state.index} of ${state.total} · t = ${state.t_ms.toFixed(1)} ms · ${mode}`;
+    $("#player-speed").value = String(state.speed);
   }
 
-  document.addEventListener("DOMContentLoaded", boot);
-})();
+  function bindPlayer() {
+    const root = $("#player");
+    const speed = $("#player-speed");
+    for (const value of SPEEDS) speed.append(h("option", { value: String(value) }, `${value}×`));
+    speed.value = String(player.speed);
+    speed.addEventListener("change", () => {
+      player.setSpeed(Number(speed.value));
+      try { localStorage.setItem(SPEED_KEY, String(player.speed)); } catch (e) { /* not remembered */ }
+    });
+    const actions = {
+      play: () => player.toggle(),
+      back: () => player.stepBack(),
+      forward: () => player.stepForward(),
+      live: () => player.jumpToEnd(),
+      restart: () => { player.seek(0); player.play(); },
+    };
+    root.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-player]");
+      if (button) actions[button.dataset.player]();
+    });
+    const seek = $("#player-seek");
+    seek.addEventListener("input", () => {
+      player.pause();
+      player.seek(Number(seek.value));
+    });
+    document.addEventListener("keydown", (event) => {
+      const target = event.target;
+      if (event.altKey || event.ctrlKey || event.metaKey) return;
+      if (target.closest && target.closest("input, select, textarea, [contenteditable]")) return;
+      const keys = {
+        ArrowRight: () => player.stepForward(),
+        ArrowLeft: () => player.stepBack(),
+        End: () => player.jumpToEnd(),
+        Home: () => { player.pause(); player.seek(0); },
+        "+": () => player.faster(1),
+        "=": () => player.faster(1),
+        "-": () => player.faster(-1),
+        " ": () => player.toggle(),
+      };
+      if (event.key === " " && target.closest && target.closest("button, a, tr[data-seq]")) return;
+      const handler = keys[event.key];
+      if (handler) {
+        event.preventDefault();
+        handler();
+      }
+    });
+  }
+
+  // -- state, actions, connection ------------------------------------------------------
+
+  function renderState(current) {
+    const state = current.state;
+    const el = $("#run-state");
+    el.dataset.state = state;
+    el.className = `badge state-${state}`;
+    const icons = { pending: "…", running: "●", succeeded: "✓", failed: "✗", cancelled: "■" };
+    el.textContent = `${icons[state] || ""} ${state}`;
+    const error = $("#run-error");
+    error.hidden = !current.error;
+    error.textContent = current.error ? `✗ ${current.error}` : "";
+    const live = !FINAL_STATES.has(state);
+    for (const button of document.querySelectorAll("#actions [data-action]")) button.disabled = !live;
+    $("#action-target").disabled = !live;
+  }
+
+  function bindActions() {
+    const target = $("#action-target");
+    const refreshTargets = () => {
+      const chosen = target.value;
+      target.replaceChildren(h("option", { value: "" }, "(workflow decides)"),
+        ...topology.actors().map((actor) => h("option", { value: actor }, actor)));
+      target.value = chosen;
+    };
+    target.addEventListener("focus", refreshTargets);
+    target.addEventListener("pointerdown", refreshTargets);
+    $("#actions").addEventListener("click", async (event) => {
+      const button = event.target.closest("[data-action]");
+      if (!button) return;
+      const result = $("#action-result");
+      result.textContent = `sending ${button.dataset.action}…`;
+      try {
+        const { ok, data } = await api.action(run.id, button.dataset.action, target.value);
+        result.textContent = ok
+          ? `✓ ${data.action} accepted${data.target ? ` for ${data.target}` : ""}`
+          : `✗ ${Object.values(data.errors || {}).join("; ")}`;
+      } catch (e) {
+        result.textContent = "✗ the dashboard server is not reachable";
+      }
+    });
+  }
+
+  function renderConnection(state, text) {
+    const el = $("#connection");
+    el.dataset.state = state;
+    const icons = { connecting: "…", live: "⇄", reconnecting: "↻", complete: "✓", failed: "✗" };
+    const words = { live: "streaming live", complete: text };
+    el.textContent = `${icons[state] || ""} ${words[state] || text}`;
+  }
+
+  /** A result too big for a WebSocket frame arrives cut (result.truncated): panels get the whole one. */
+  let whole = null;
+  let wholeAsked = false;
+  async function fetchWholeResult(current) {
+    if (wholeAsked || !current.result || !current.result.truncated || !FINAL_STATES.has(current.state)) return;
+    wholeAsked = true;
+    try {
+      const { ok, data } = await api.result(run.id);
+      if (!ok) return;
+      whole = data.result;
+      summary = ctx.summary = { ...summary, result: whole };
+      callPanel("onSummary", summary, ctx);
+    } catch (e) {
+      wholeAsked = false; // the server was not reachable: the next summary tries again
+    }
+  }
+
+  /** Cross-check: at the summary's last_seq, the received events must give the same numbers. */
+  function check() {
+    if (!toCheck) return;
+    if (received.lastSeq === toCheck.last_seq) {
+      counters.showCheck(toCheck.last_seq, compareSummaries(received.snapshot(), toCheck));
+      toCheck = null;
+    } else if (received.lastSeq > toCheck.last_seq) {
+      toCheck = null; // overtaken; a newer summary will come
+    }
+  }
+
+  function position(first) {
+    // A finished run opens at its end (the same view it finished with); Replay restarts it.
+    if (FINAL_STATES.has(first.state)) return;
+    const events = player.events;
+    const span = events.length ? events[events.length - 1].t_ms - events[0].t_ms : 0;
+    if (span > CATCH_UP_REPLAY_MS) player.jumpToEnd();
+    player.play();
+  }
+
+  const stream = new RunStream(run.id, {
+    onEvents(events) {
+      for (const ev of events) {
+        received.feed(ev);
+        check();
+      }
+      player.push(events);
+    },
+    onSummary(current) {
+      if (whole && current.result && current.result.truncated) current = { ...current, result: whole };
+      summary = current;
+      ctx.summary = current;
+      renderState(current);
+      toCheck = current;
+      check();
+      callPanel("onSummary", current, ctx);
+      fetchWholeResult(current);
+      onFrame("numbers", renderNumbers);
+      if (!positioned) {
+        positioned = true;
+        position(current);
+      }
+    },
+    onState(state, text) {
+      renderConnection(state, text);
+      if (state === "complete") {
+        player.setFinished(true);
+        if (summary && player.index === 0 && !player.playing) {
+          player.jumpToEnd();
+          player.pause();
+        }
+      }
+    },
+  });
+
+  bindPlayer();
+  bindActions();
+  renderState(run);
+  renderNumbers();
+  renderPlayer(player.state());
+  stream.start();
+  window.addEventListener("pagehide", () => stream.stop());
+  // A deliberate hook, documented in README.md: the browser tests and the console read the
+  // live objects behind this page here (modules keep everything else off window).
+  window.flowRun = { run, stream, player, model, received, topology, log, charts, counters, panel, ctx };
+}
+
+/** The workflow's panel: the module the page names in #panel[data-module], if it has one. */
+async function loadPanel() {
+  const url = $("#panel").dataset.module;
+  if (!url) return null;
+  try {
+    return (await import(url)).default;
+  } catch (err) {
+    // The run page works without its panel: say so where the panel would be.
+    $("#panel").hidden = false;
+    $("#panel-error").textContent = `✗ The panel module ${url} could not be loaded: ${err.message}`;
+    console.warn("panel module failed to load", err);
+    return null;
+  }
+}
+
+boot(await loadPanel());

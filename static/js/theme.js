@@ -1,5 +1,6 @@
-/* Light and dark theme. Loaded in <head> without defer so the page never flashes the
-   wrong theme: the choice is remembered, the default follows prefers-color-scheme. */
+/* Light and dark theme. The one classic script: loaded in <head> without defer (a module
+   would run after the first paint) so the page never flashes the wrong theme. The choice
+   is remembered, the default follows prefers-color-scheme. */
 (function () {
   "use strict";
   const KEY = "flow-theme";
@@ -39,6 +40,4 @@
     const button = document.getElementById("theme-toggle");
     if (button) button.addEventListener("click", () => set(root.dataset.theme === "dark" ? "light" : "dark"));
   });
-
-  window.FlowTheme = { set, current: () => root.dataset.theme };
 })();

@@ -5,244 +5,228 @@
    repeat-put, repeat-post, delete). Joining them by message id shows that N repeated PUTs
    leave the state identical to one PUT (idempotent) while N repeated POSTs create N
    persons (not idempotent). */
-(function () {
-  "use strict";
-  const { h } = window.Flow.dom;
+import { h } from "../dom.js";
+import { swatch } from "../legend.js";
+import { entry, lessonLine, placeActors, renderSoon, verdict } from "./kit.js";
 
-  const STEP_NAMES = {
-    create: "create",
-    read: "read",
-    "repeat-put": "same PUT repeated",
-    "repeat-post": "same POST repeated",
-    delete: "delete",
-  };
-  const REPEATED = new Set(["repeat-put", "repeat-post"]);
-  // GET /persons calls the workflow makes between steps to read the whole state: listed
-  // under the table, not as a step of their own.
-  const INSPECT = "inspect";
+const STEP_NAMES = {
+  create: "create",
+  read: "read",
+  "repeat-put": "same PUT repeated",
+  "repeat-post": "same POST repeated",
+  delete: "delete",
+};
+const REPEATED = new Set(["repeat-put", "repeat-post"]);
+// GET /persons calls the workflow makes between steps to read the whole state: listed
+// under the table, not as a step of their own.
+const INSPECT = "inspect";
 
-  function freshState() {
-    return { requests: new Map(), steps: new Map(), last: null, finished: false, result: null };
-  }
+function freshState() {
+  return { requests: new Map(), steps: new Map(), last: null, finished: false, result: null };
+}
 
-  function step(state, name) {
-    let s = state.steps.get(name);
-    if (!s) {
-      s = { name, method: "", path: "", sent: 0, handled: 0, responses: 0, changed: 0, failed: 0,
-        before: state.last, afterFirst: null, after: null, ids: [], lastBody: null };
-      state.steps.set(name, s);
-    }
-    return s;
-  }
+function step(state, name) {
+  return entry(state.steps, name, () => ({ name, method: "", path: "", sent: 0, handled: 0, responses: 0, changed: 0, failed: 0,
+    before: state.last, afterFirst: null, after: null, ids: [], lastBody: null }));
+}
 
-  function shortHash(hash) {
-    return hash ? String(hash) : "—";
-  }
+function shortHash(hash) {
+  return hash ? String(hash) : "—";
+}
 
-  function personText(body) {
-    if (!body || typeof body !== "object" || body.id === undefined) return "—";
-    return `#${body.id} ${body.name ?? ""}${body.age !== undefined ? `, ${body.age}` : ""}`;
-  }
+function personText(body) {
+  if (!body || typeof body !== "object" || body.id === undefined) return "—";
+  return `#${body.id} ${body.name ?? ""}${body.age !== undefined ? `, ${body.age}` : ""}`;
+}
 
-  function resultText(s) {
-    if (s.method === "POST") return s.ids.length ? `created ${s.ids.map((id) => `#${id}`).join(", ")}` : "nothing created";
-    if (s.method === "PUT") return `person now ${personText(s.lastBody)}`;
-    if (s.method === "GET") return `read ${s.ids.map((id) => `#${id}`).join(", ") || "—"}`;
-    if (s.method === "DELETE") return `${s.responses} deleted`;
-    return "";
-  }
+function resultText(s) {
+  if (s.method === "POST") return s.ids.length ? `created ${s.ids.map((id) => `#${id}`).join(", ")}` : "nothing created";
+  if (s.method === "PUT") return `person now ${personText(s.lastBody)}`;
+  if (s.method === "GET") return `read ${s.ids.map((id) => `#${id}`).join(", ") || "—"}`;
+  if (s.method === "DELETE") return `${s.responses} deleted`;
+  return "";
+}
 
-  const panel = {
-    title: "Server state: which requests are idempotent?",
+const panel = {
+  title: "Server state: which requests are idempotent?",
 
-    init(root, ctx) {
-      this.state = freshState();
-      this.repeat = Number((ctx.run.params || {}).repeat) || null;
-      this.root = root;
-      root.append(
-        h("p", { class: "lesson-line" },
-          h("strong", {}, "Lesson: "),
-          "PUT replaces a resource, so sending the same PUT again leaves the server exactly as it was (idempotent). ",
-          "POST creates, so sending the same POST again creates again (not idempotent). ",
-          "The state hash below is a fingerprint of everything the server stores."),
-        (this.verdicts = h("div", { class: "verdicts" })),
-        h("div", { class: "table-wrap state-wrap" },
-          h("table", { class: "state-table", id: "state-table" },
-            h("thead", {}, h("tr", {},
-              h("th", {}, "Step"),
-              h("th", { class: "num" }, "Requests"),
-              h("th", {}, "Changed server state"),
-              h("th", { class: "num" }, "Persons on server"),
-              h("th", {}, "State hash after"),
-              h("th", {}, "Result"))),
-            (this.tbody = h("tbody")))),
-        (this.inspectNote = h("p", { class: "muted small" })),
-        (this.check = h("p", { class: "muted small server-check" })));
-      this.render();
-    },
+  init(root, ctx) {
+    this.state = freshState();
+    this.repeat = Number((ctx.run.params || {}).repeat) || null;
+    this.root = root;
+    root.append(
+      lessonLine(
+        "PUT replaces a resource, so sending the same PUT again leaves the server exactly as it was (idempotent). ",
+        "POST creates, so sending the same POST again creates again (not idempotent). ",
+        "The state hash below is a fingerprint of everything the server stores."),
+      (this.verdicts = h("div", { class: "verdicts" })),
+      h("div", { class: "table-wrap state-wrap" },
+        h("table", { class: "state-table", id: "state-table" },
+          h("thead", {}, h("tr", {},
+            h("th", {}, "Step"),
+            h("th", { class: "num" }, "Requests"),
+            h("th", {}, "Changed server state"),
+            h("th", { class: "num" }, "Persons on server"),
+            h("th", {}, "State hash after"),
+            h("th", {}, "Result"))),
+          (this.tbody = h("tbody")))),
+      (this.inspectNote = h("p", { class: "muted small" })),
+      (this.check = h("p", { class: "muted small server-check" })));
+    this.render();
+  },
 
-    reset() {
-      this.state = freshState();
-      this.render();
-    },
+  reset() {
+    this.state = freshState();
+    this.render();
+  },
 
-    layout(actor) {
-      if (actor === "client") return { column: 0, row: 0 };
-      if (actor === "server") return { column: 1, row: 0 };
-      return undefined;
-    },
+  layout: placeActors({ client: [0, 0], server: [1, 0] }),
 
-    onEvent(ev, ctx) {
-      const state = this.state;
-      const a = ev.attrs || {};
-      if (ev.kind === "request" && ev.actor === "client") {
-        const s = step(state, a.step || "other");
-        state.requests.set(ev.message_id, s.name);
-        s.method = a.method || s.method;
-        // Different ids in one step read as "/persons/{id}".
-        s.path = !s.path || s.path === a.path ? a.path || s.path : String(a.path).replace(/\/\d+/g, "/{id}");
-        s.sent += 1;
-      } else if (ev.kind === "process" && ev.actor === "server" && a.state_hash !== undefined) {
-        const s = step(state, state.requests.get(ev.message_id) || "other");
-        const snapshot = { persons: a.persons, hash: a.state_hash };
-        const failed = typeof a.status === "number" && a.status >= 400;
-        if (s.handled === 0) s.before = state.last;
-        s.handled += 1;
-        s.after = snapshot;
-        if (a.effect) s.changed += 1;
-        if (failed) s.failed += 1;
-        // "After one" means after the first request the server carried out (a 503 changes nothing).
-        if (!s.afterFirst && !failed) {
-          s.afterFirst = snapshot;
-          s.firstAt = s.handled;
-          s.firstChanged = a.effect ? 1 : 0;
-        }
-        state.last = snapshot;
-        ctx.topology.setNote("server", `${a.persons} persons · #${String(a.state_hash).slice(0, 6)}`);
-      } else if (ev.kind === "response" && ev.actor === "client") {
-        const s = step(state, a.step || state.requests.get(ev.message_id) || "other");
-        s.responses += 1;
-        if (a.body && typeof a.body === "object" && a.body.id !== undefined) {
-          s.lastBody = a.body;
-          if (!s.ids.includes(a.body.id)) s.ids.push(a.body.id);
-        }
-      } else if (ev.kind === "done") {
-        state.finished = true;
+  onEvent(ev, ctx) {
+    const state = this.state;
+    const a = ev.attrs || {};
+    if (ev.kind === "request" && ev.actor === "client") {
+      const s = step(state, a.step || "other");
+      state.requests.set(ev.message_id, s.name);
+      s.method = a.method || s.method;
+      // Different ids in one step read as "/persons/{id}".
+      s.path = !s.path || s.path === a.path ? a.path || s.path : String(a.path).replace(/\/\d+/g, "/{id}");
+      s.sent += 1;
+    } else if (ev.kind === "process" && ev.actor === "server" && a.state_hash !== undefined) {
+      const s = step(state, state.requests.get(ev.message_id) || "other");
+      const snapshot = { persons: a.persons, hash: a.state_hash };
+      const failed = typeof a.status === "number" && a.status >= 400;
+      if (s.handled === 0) s.before = state.last;
+      s.handled += 1;
+      s.after = snapshot;
+      if (a.effect) s.changed += 1;
+      if (failed) s.failed += 1;
+      // "After one" means after the first request the server carried out (a 503 changes nothing).
+      if (!s.afterFirst && !failed) {
+        s.afterFirst = snapshot;
+        s.firstAt = s.handled;
+        s.firstChanged = a.effect ? 1 : 0;
       }
-      window.Flow.dom.onFrame("http-crud-panel", () => this.render());
-    },
+      state.last = snapshot;
+      ctx.topology.setNote("server", `${a.persons} persons · #${String(a.state_hash).slice(0, 6)}`);
+    } else if (ev.kind === "response" && ev.actor === "client") {
+      const s = step(state, a.step || state.requests.get(ev.message_id) || "other");
+      s.responses += 1;
+      if (a.body && typeof a.body === "object" && a.body.id !== undefined) {
+        s.lastBody = a.body;
+        if (!s.ids.includes(a.body.id)) s.ids.push(a.body.id);
+      }
+    } else if (ev.kind === "done") {
+      state.finished = true;
+    }
+    renderSoon(this);
+  },
 
-    onSummary(summary) {
-      this.state.result = summary.result || null;
-      window.Flow.dom.onFrame("http-crud-panel", () => this.render());
-    },
+  onSummary(summary) {
+    this.state.result = summary.result || null;
+    renderSoon(this);
+  },
 
-    /** Is this repeated step over (all repeats handled, a later step began, or the run ended)? */
-    complete(name) {
-      const s = this.state.steps.get(name);
-      if (!s) return false;
-      const names = [...this.state.steps.keys()].filter((n) => n !== INSPECT);
-      return this.state.finished || names.indexOf(name) < names.length - 1 || (this.repeat !== null && s.handled >= this.repeat);
-    },
+  /** Is this repeated step over (all repeats handled, a later step began, or the run ended)? */
+  complete(name) {
+    const s = this.state.steps.get(name);
+    if (!s) return false;
+    const names = [...this.state.steps.keys()].filter((n) => n !== INSPECT);
+    return this.state.finished || names.indexOf(name) < names.length - 1 || (this.repeat !== null && s.handled >= this.repeat);
+  },
 
-    rows() {
-      const rows = [];
-      for (const s of this.state.steps.values()) {
-        if (!s.after || s.name === INSPECT) continue;
-        const label = `${s.method} ${s.path}`.trim();
-        const persons = (snap) => (snap ? snap.persons : 0);
-        if (REPEATED.has(s.name)) {
-          if (s.afterFirst) {
-            const retried = s.firstAt > 1 ? ` (the first that succeeded)` : "";
-            rows.push({ s, which: "first", text: `${label} ×1${retried}`, n: s.firstAt, snap: s.afterFirst, changed: s.firstChanged,
-              failed: s.firstAt - 1 });
-          }
-          if (s.handled > (s.firstAt || 0)) {
-            rows.push({ s, which: "all", text: `${label} ×${s.handled}`, n: s.handled, snap: s.after, changed: s.changed, failed: s.failed });
-          }
-        } else {
+  rows() {
+    const rows = [];
+    for (const s of this.state.steps.values()) {
+      if (!s.after || s.name === INSPECT) continue;
+      const label = `${s.method} ${s.path}`.trim();
+      const persons = (snap) => (snap ? snap.persons : 0);
+      if (REPEATED.has(s.name)) {
+        if (s.afterFirst) {
+          const retried = s.firstAt > 1 ? ` (the first that succeeded)` : "";
+          rows.push({ s, which: "first", text: `${label} ×1${retried}`, n: s.firstAt, snap: s.afterFirst, changed: s.firstChanged,
+            failed: s.firstAt - 1 });
+        }
+        if (s.handled > (s.firstAt || 0)) {
           rows.push({ s, which: "all", text: `${label} ×${s.handled}`, n: s.handled, snap: s.after, changed: s.changed, failed: s.failed });
         }
-        for (const row of rows.filter((r) => r.s === s)) row.delta = persons(row.snap) - persons(s.before);
-      }
-      return rows;
-    },
-
-    render() {
-      if (!this.tbody) return;
-      this.tbody.replaceChildren(...this.rows().map((row) => {
-        const s = row.s;
-        const sameAsFirst = row.which === "all" && REPEATED.has(s.name) && s.afterFirst
-          ? row.snap.hash === s.afterFirst.hash : null;
-        const hashCell = h("td", { dataset: { col: "hash" } }, h("code", {}, shortHash(row.snap.hash)));
-        if (sameAsFirst !== null) {
-          hashCell.append(" ", h("span", { class: `chip cat-${sameAsFirst ? "acked" : "error"}` },
-            window.Flow.legend.swatch(sameAsFirst ? "acked" : "error"),
-            sameAsFirst ? `same as after ×1` : `differs from after ×1`));
-        }
-        const delta = row.delta ? ` (${row.delta > 0 ? "+" : ""}${row.delta})` : "";
-        return h("tr", { dataset: { step: s.name, row: row.which } },
-          h("th", { scope: "row" }, `${STEP_NAMES[s.name] || s.name}: `, h("span", { class: "mono" }, row.text)),
-          h("td", { class: "num" }, row.n),
-          h("td", { dataset: { col: "changed" } }, `${row.changed} of ${row.n}${row.failed ? ` (${row.failed} failed)` : ""}`),
-          h("td", { class: "num", dataset: { col: "persons" } }, `${row.snap.persons}${delta}`),
-          hashCell,
-          h("td", {}, row.which === "first" ? "" : resultText(s)));
-      }));
-      const inspect = this.state.steps.get(INSPECT);
-      this.inspectNote.textContent = inspect && inspect.handled
-        ? `Between the steps the workflow read the whole state with ${inspect.method} ${inspect.path} ` +
-          `(${inspect.handled} request${inspect.handled === 1 ? "" : "s"}; ${inspect.changed} changed anything: reads are safe).`
-        : "";
-      this.renderVerdicts();
-    },
-
-    renderVerdicts() {
-      const put = this.state.steps.get("repeat-put");
-      const post = this.state.steps.get("repeat-post");
-      const parts = [];
-      if (put && put.after && put.afterFirst) {
-        const identical = put.after.hash === put.afterFirst.hash && put.after.persons === put.afterFirst.persons;
-        const done = this.complete("repeat-put");
-        parts.push(this.verdict("put", identical, done,
-          `PUT ×${put.handled} → ${identical ? "state identical ✓ idempotent" : "state changed ✗ not idempotent"}`,
-          `The same ${put.method} ${put.path} sent ${put.handled} times: the state hash after all of them ` +
-          `(${shortHash(put.after.hash)}) ${identical ? "equals" : "differs from"} the hash after the first ` +
-          `(${shortHash(put.afterFirst.hash)}); ${put.changed} of ${put.handled} changed anything.`));
       } else {
-        parts.push(h("p", { class: "verdict pending", dataset: { verdict: "put" } }, "PUT: waiting for the repeated PUTs…"));
+        rows.push({ s, which: "all", text: `${label} ×${s.handled}`, n: s.handled, snap: s.after, changed: s.changed, failed: s.failed });
       }
-      if (post && post.after) {
-        const created = post.after.persons - (post.before ? post.before.persons : 0);
-        const idempotent = post.afterFirst && post.after.hash === post.afterFirst.hash;
-        const done = this.complete("repeat-post");
-        parts.push(this.verdict("post", Boolean(idempotent), done,
-          `POST ×${post.handled} → ${created} new person${created === 1 ? "" : "s"} ${idempotent ? "✓ idempotent" : "✗ not idempotent"}`,
-          `The same ${post.method} ${post.path} body sent ${post.handled} times: the server went from ` +
-          `${post.before ? post.before.persons : 0} to ${post.after.persons} persons` +
-          `${post.ids.length ? ` (new ids ${post.ids.map((id) => `#${id}`).join(", ")})` : ""}; every repeat created again.`));
-      } else {
-        parts.push(h("p", { class: "verdict pending", dataset: { verdict: "post" } }, "POST: waiting for the repeated POSTs…"));
+      for (const row of rows.filter((r) => r.s === s)) row.delta = persons(row.snap) - persons(s.before);
+    }
+    return rows;
+  },
+
+  render() {
+    if (!this.tbody) return;
+    this.tbody.replaceChildren(...this.rows().map((row) => {
+      const s = row.s;
+      const sameAsFirst = row.which === "all" && REPEATED.has(s.name) && s.afterFirst
+        ? row.snap.hash === s.afterFirst.hash : null;
+      const hashCell = h("td", { dataset: { col: "hash" } }, h("code", {}, shortHash(row.snap.hash)));
+      if (sameAsFirst !== null) {
+        hashCell.append(" ", h("span", { class: `chip cat-${sameAsFirst ? "acked" : "error"}` },
+          swatch(sameAsFirst ? "acked" : "error"),
+          sameAsFirst ? `same as after ×1` : `differs from after ×1`));
       }
-      this.verdicts.replaceChildren(...parts);
-      const result = this.state.result;
-      this.check.textContent = result && result.put && result.post
-        ? `The workflow's own check, from the server's real state: PUT idempotent = ${result.put.idempotent}; ` +
-          `POST created ${result.post.created} (persons ${result.post.persons_before} → ${result.post.persons_after}).`
-        : "";
-    },
+      const delta = row.delta ? ` (${row.delta > 0 ? "+" : ""}${row.delta})` : "";
+      return h("tr", { dataset: { step: s.name, row: row.which } },
+        h("th", { scope: "row" }, `${STEP_NAMES[s.name] || s.name}: `, h("span", { class: "mono" }, row.text)),
+        h("td", { class: "num" }, row.n),
+        h("td", { dataset: { col: "changed" } }, `${row.changed} of ${row.n}${row.failed ? ` (${row.failed} failed)` : ""}`),
+        h("td", { class: "num", dataset: { col: "persons" } }, `${row.snap.persons}${delta}`),
+        hashCell,
+        h("td", {}, row.which === "first" ? "" : resultText(s)));
+    }));
+    const inspect = this.state.steps.get(INSPECT);
+    this.inspectNote.textContent = inspect && inspect.handled
+      ? `Between the steps the workflow read the whole state with ${inspect.method} ${inspect.path} ` +
+        `(${inspect.handled} request${inspect.handled === 1 ? "" : "s"}; ${inspect.changed} changed anything: reads are safe).`
+      : "";
+    this.renderVerdicts();
+  },
 
-    verdict(name, idempotent, complete, headline, explanation) {
-      const category = idempotent ? "acked" : "error";
-      return h("div", {
-        class: `verdict cat-${category}${complete ? "" : " in-progress"}`,
-        dataset: { verdict: name, idempotent: String(idempotent), complete: String(complete) },
-      },
-      h("p", { class: "verdict-headline" }, window.Flow.legend.swatch(category), " ",
-        complete ? headline : `so far: ${headline}`),
-      h("p", { class: "verdict-explain" }, explanation));
-    },
-  };
+  renderVerdicts() {
+    const put = this.state.steps.get("repeat-put");
+    const post = this.state.steps.get("repeat-post");
+    const parts = [];
+    if (put && put.after && put.afterFirst) {
+      const identical = put.after.hash === put.afterFirst.hash && put.after.persons === put.afterFirst.persons;
+      const done = this.complete("repeat-put");
+      parts.push(this.verdict("put", identical, done,
+        `PUT ×${put.handled} → ${identical ? "state identical ✓ idempotent" : "state changed ✗ not idempotent"}`,
+        `The same ${put.method} ${put.path} sent ${put.handled} times: the state hash after all of them ` +
+        `(${shortHash(put.after.hash)}) ${identical ? "equals" : "differs from"} the hash after the first ` +
+        `(${shortHash(put.afterFirst.hash)}); ${put.changed} of ${put.handled} changed anything.`));
+    } else {
+      parts.push(h("p", { class: "verdict pending", dataset: { verdict: "put" } }, "PUT: waiting for the repeated PUTs…"));
+    }
+    if (post && post.after) {
+      const created = post.after.persons - (post.before ? post.before.persons : 0);
+      const idempotent = post.afterFirst && post.after.hash === post.afterFirst.hash;
+      const done = this.complete("repeat-post");
+      parts.push(this.verdict("post", Boolean(idempotent), done,
+        `POST ×${post.handled} → ${created} new person${created === 1 ? "" : "s"} ${idempotent ? "✓ idempotent" : "✗ not idempotent"}`,
+        `The same ${post.method} ${post.path} body sent ${post.handled} times: the server went from ` +
+        `${post.before ? post.before.persons : 0} to ${post.after.persons} persons` +
+        `${post.ids.length ? ` (new ids ${post.ids.map((id) => `#${id}`).join(", ")})` : ""}; every repeat created again.`));
+    } else {
+      parts.push(h("p", { class: "verdict pending", dataset: { verdict: "post" } }, "POST: waiting for the repeated POSTs…"));
+    }
+    this.verdicts.replaceChildren(...parts);
+    const result = this.state.result;
+    this.check.textContent = result && result.put && result.post
+      ? `The workflow's own check, from the server's real state: PUT idempotent = ${result.put.idempotent}; ` +
+        `POST created ${result.post.created} (persons ${result.post.persons_before} → ${result.post.persons_after}).`
+      : "";
+  },
 
-  window.FlowPanels.register("http-crud", panel);
-})();
+  verdict(name, idempotent, complete, headline, explanation) {
+    return verdict({ category: idempotent ? "acked" : "error", key: name, className: complete ? "" : "in-progress",
+      headline: [" ", complete ? headline : `so far: ${headline}`], explain: explanation,
+      data: { idempotent: String(idempotent), complete: String(complete) } });
+  },
+};
+
+export default panel;

@@ -11,497 +11,436 @@
      cooperative-sticky only what moves). A timeline lists every assign, revoke, crash.
    - Duplicates: every second delivery, to whom, and why; lost messages in at-most-once mode.
    Everything is derived from the revealed events, so a replay shows the state at that point. */
-(function () {
-  "use strict";
-  const Flow = window.Flow;
-  const { h } = Flow.dom;
+import { h } from "../dom.js";
+import { swatch } from "../legend.js";
+import { entry, fillTable, laneRouter, lessonLine, partitionLayout, renderSoon } from "./kit.js";
 
-  const GROUP_ORDER = ["billing", "shipping", "analytics", "audit"];
-  const TIMELINE_MAX = 120;
-  const DUPLICATES_MAX = 200;
-  const MODES = {
-    after: ["after processing", "at-least-once: a crash between handling and committing → the next owner gets those messages again (duplicates)"],
-    before: ["before processing", "at-most-once: a crash between committing and handling → those messages are never handled (lost)"],
-    auto: ["auto-commit", "the client commits the stored offsets every second; a crash re-delivers what was handled since the last tick"],
+const GROUP_ORDER = ["billing", "shipping", "analytics", "audit"];
+const TIMELINE_MAX = 120;
+const DUPLICATES_MAX = 200;
+const MODES = {
+  after: ["after processing", "at-least-once: a crash between handling and committing → the next owner gets those messages again (duplicates)"],
+  before: ["before processing", "at-most-once: a crash between committing and handling → those messages are never handled (lost)"],
+  auto: ["auto-commit", "the client commits the stored offsets every second; a crash re-delivers what was handled since the last tick"],
+};
+const STRATEGIES = {
+  range: "range (eager): every rebalance revokes all partitions from every member, then hands them out again",
+  roundrobin: "roundrobin (eager): every rebalance revokes all partitions from every member, then hands them out again",
+  "cooperative-sticky": "cooperative-sticky (incremental): only partitions that move are revoked; the rest keep being consumed",
+};
+
+function freshState() {
+  return {
+    published: new Set(),
+    routed: new Map(), // partition → records the delivery reports placed there
+    ends: new Map(), // partition → end offset, as the members' fetch responses reported it
+    groups: new Map(),
+    timeline: [],
+    duplicates: [],
+    lostCandidates: [], // {group, partition, offset}: committed by a member that crashed before handling
+    finished: false,
+    lostTotal: null,
   };
-  const STRATEGIES = {
-    range: "range (eager): every rebalance revokes all partitions from every member, then hands them out again",
-    roundrobin: "roundrobin (eager): every rebalance revokes all partitions from every member, then hands them out again",
-    "cooperative-sticky": "cooperative-sticky (incremental): only partitions that move are revoked; the rest keep being consumed",
-  };
+}
 
-  function freshState() {
-    return {
-      published: new Set(),
-      routed: new Map(), // partition → records the delivery reports placed there
-      ends: new Map(), // partition → end offset, as the members' fetch responses reported it
-      groups: new Map(),
-      timeline: [],
-      duplicates: [],
-      lostCandidates: [], // {group, partition, offset}: committed by a member that crashed before handling
-      finished: false,
-      lostTotal: null,
-    };
-  }
+function memberOf(actor) {
+  const m = /^group:([^/]+)\/(.+)$/.exec(actor || "");
+  return m ? { group: m[1], member: m[2] } : null;
+}
 
-  function memberOf(actor) {
-    const m = /^group:([^/]+)\/(.+)$/.exec(actor || "");
-    return m ? { group: m[1], member: m[2] } : null;
-  }
+function memberNumber(name) {
+  return Number(String(name).replace(/^member-/, "")) || 0;
+}
 
-  function memberNumber(name) {
-    return Number(String(name).replace(/^member-/, "")) || 0;
-  }
+function shortMember(name) {
+  return name ? String(name).replace(/^member-/, "m") : "—";
+}
 
-  function shortMember(name) {
-    return name ? String(name).replace(/^member-/, "m") : "—";
-  }
+function secs(tMs) {
+  return `${(tMs / 1000).toFixed(1)} s`;
+}
 
-  function secs(tMs) {
-    return `${(tMs / 1000).toFixed(1)} s`;
-  }
+function parts(list) {
+  return list && list.length ? list.map((p) => `p${p}`).join(", ") : "none";
+}
 
-  function parts(list) {
-    return list && list.length ? list.map((p) => `p${p}`).join(", ") : "none";
-  }
+const panel = {
+  title: "Consumer groups: partitions, commits, rebalances, duplicates",
 
-  const panel = {
-    title: "Consumer groups: partitions, commits, rebalances, duplicates",
+  init(root, ctx) {
+    const p = ctx.run.params || {};
+    this.ctx = ctx;
+    this.params = p;
+    this.partitions = Number(p.partitions) || 1;
+    this.members = Number(p.members) || 1;
+    this.laneOf = laneRouter();
+    this.finalEnds = null;
+    this.state = freshState();
+    const [modeName, modeHelp] = MODES[p.commit_mode] || ["", ""];
+    root.append(
+      lessonLine(
+        "a consumer group splits the partitions among its members, and every group gets every message. ",
+        "Consuming is receive → handle → commit. A crash between handling and committing means the broker cannot know: ",
+        "after the rebalance another member gets those messages again. Consumers must be idempotent."),
+      h("ul", { class: "kcg-settings" },
+        h("li", {}, h("strong", {}, "Commit: "), `${modeName} — ${modeHelp}`),
+        h("li", {}, h("strong", {}, "Assignment: "), STRATEGIES[p.strategy] || String(p.strategy)),
+        h("li", {}, h("strong", {}, "Partitioner: "), "murmur2_random — keys hash exactly as in the Java client (murmur2 mod partitions)"),
+        p.idempotent ? h("li", {}, h("strong", {}, "Idempotent consumers: "),
+          "each group keeps an inbox of handled message ids; a duplicate is recognised and has no effect") : null),
+      (this.verdictsEl = h("div", { class: "verdicts", id: "kcg-groups" })),
+      h("h3", {}, "Partitions: end offset, committed offset and lag per group"),
+      h("p", { class: "muted small" }, "End offset: the high watermark in the members' fetch responses. ",
+        "Bar: green = committed, hatched = lag (messages the group has not committed yet)."),
+      h("div", { class: "table-wrap" }, (this.partitionsEl = h("table", { id: "kcg-partitions", class: "kcg-partitions" }))),
+      h("h3", {}, "Members"),
+      (this.membersEl = h("div", { id: "kcg-members", class: "kcg-members" })),
+      h("h3", {}, "Ownership over time"),
+      h("p", { class: "muted small" }, "One column per rebalance (when every partition has an owner again). ",
+        "⇢ marks a partition that moved; “revoked” counts partitions taken from members that stayed in the group."),
+      (this.historyEl = h("div", { id: "kcg-history", class: "kcg-history" })),
+      h("div", { class: "kcg-two" },
+        h("div", {},
+          h("h3", {}, "Timeline: assign, revoke, rebalance, crash"),
+          h("div", { class: "table-wrap kcg-timeline-wrap" }, (this.timelineEl = h("ol", { id: "kcg-timeline", class: "kcg-timeline", reversed: true })))),
+        h("div", {},
+          h("h3", {}, "Duplicates and lost messages"),
+          h("div", { class: "table-wrap kcg-dup-wrap" }, (this.duplicatesEl = h("table", { id: "kcg-duplicates", class: "kcg-duplicates" }))))));
+    this.render();
+  },
 
-    init(root, ctx) {
-      const p = ctx.run.params || {};
-      this.ctx = ctx;
-      this.params = p;
-      this.partitions = Number(p.partitions) || 1;
-      this.members = Number(p.members) || 1;
-      this.laneActors = new Map();
-      this.finalEnds = null;
-      this.state = freshState();
-      injectStyle();
-      const [modeName, modeHelp] = MODES[p.commit_mode] || ["", ""];
-      root.append(
-        h("p", { class: "lesson-line" },
-          h("strong", {}, "Lesson: "),
-          "a consumer group splits the partitions among its members, and every group gets every message. ",
-          "Consuming is receive → handle → commit. A crash between handling and committing means the broker cannot know: ",
-          "after the rebalance another member gets those messages again. Consumers must be idempotent."),
-        h("ul", { class: "kcg-settings" },
-          h("li", {}, h("strong", {}, "Commit: "), `${modeName} — ${modeHelp}`),
-          h("li", {}, h("strong", {}, "Assignment: "), STRATEGIES[p.strategy] || String(p.strategy)),
-          h("li", {}, h("strong", {}, "Partitioner: "), "murmur2_random — keys hash exactly as in the Java client (murmur2 mod partitions)"),
-          p.idempotent ? h("li", {}, h("strong", {}, "Idempotent consumers: "),
-            "each group keeps an inbox of handled message ids; a duplicate is recognised and has no effect") : null),
-        (this.verdictsEl = h("div", { class: "verdicts", id: "kcg-groups" })),
-        h("h3", {}, "Partitions: end offset, committed offset and lag per group"),
-        h("p", { class: "muted small" }, "End offset: the high watermark in the members' fetch responses. ",
-          "Bar: green = committed, hatched = lag (messages the group has not committed yet)."),
-        h("div", { class: "table-wrap" }, (this.partitionsEl = h("table", { id: "kcg-partitions", class: "kcg-partitions" }))),
-        h("h3", {}, "Members"),
-        (this.membersEl = h("div", { id: "kcg-members", class: "kcg-members" })),
-        h("h3", {}, "Ownership over time"),
-        h("p", { class: "muted small" }, "One column per rebalance (when every partition has an owner again). ",
-          "⇢ marks a partition that moved; “revoked” counts partitions taken from members that stayed in the group."),
-        (this.historyEl = h("div", { id: "kcg-history", class: "kcg-history" })),
-        h("div", { class: "kcg-two" },
-          h("div", {},
-            h("h3", {}, "Timeline: assign, revoke, rebalance, crash"),
-            h("div", { class: "table-wrap kcg-timeline-wrap" }, (this.timelineEl = h("ol", { id: "kcg-timeline", class: "kcg-timeline", reversed: true })))),
-          h("div", {},
-            h("h3", {}, "Duplicates and lost messages"),
-            h("div", { class: "table-wrap kcg-dup-wrap" }, (this.duplicatesEl = h("table", { id: "kcg-duplicates", class: "kcg-duplicates" }))))));
-      this.render();
-    },
+  reset() {
+    this.state = freshState();
+    this.render();
+  },
 
-    reset() {
-      this.state = freshState();
-      this.render();
-    },
+  // -- topology ------------------------------------------------------------------------
 
-    // -- topology ------------------------------------------------------------------------
+  groupIndex(label) {
+    const i = GROUP_ORDER.indexOf(label);
+    return i >= 0 ? i : GROUP_ORDER.length + [...this.state.groups.keys()].indexOf(label);
+  },
 
-    groupIndex(label) {
-      const i = GROUP_ORDER.indexOf(label);
-      return i >= 0 ? i : GROUP_ORDER.length + [...this.state.groups.keys()].indexOf(label);
-    },
+  layout(actor) {
+    const member = memberOf(actor);
+    if (member) return { column: 3, row: this.groupIndex(member.group) * (this.members + 1) + Math.max(0, memberNumber(member.member) - 1) };
+    const group = /^group:([^/]+)$/.exec(actor);
+    if (group) return { column: 4, row: this.groupIndex(group[1]) * (this.members + 1) };
+    return partitionLayout(actor);
+  },
 
-    layout(actor) {
-      if (actor === "producer") return { column: 0, row: 0 };
-      const lane = /^topic:.+\/p(\d+)$/.exec(actor);
-      if (lane) return { column: 1, row: Number(lane[1]) };
-      const member = memberOf(actor);
-      if (member) return { column: 3, row: this.groupIndex(member.group) * (this.members + 1) + Math.max(0, memberNumber(member.member) - 1) };
-      const group = /^group:([^/]+)$/.exec(actor);
-      if (group) return { column: 4, row: this.groupIndex(group[1]) * (this.members + 1) };
-      return undefined;
-    },
+  route(ev, guess) {
+    const lane = this.laneOf(ev);
+    if (lane && memberOf(ev.actor)) return lane;
+    if (ev.kind === "process" || ev.kind === "commit") return null;
+    return guess;
+  },
 
-    route(ev, guess) {
-      const a = ev.attrs || {};
-      if (ev.kind === "route") this.laneActors.set(a.partition, ev.actor);
-      if (ev.kind === "deliver" && memberOf(ev.actor) && this.laneActors.has(a.partition)) return this.laneActors.get(a.partition);
-      if (ev.kind === "process" || ev.kind === "commit") return null;
-      return guess;
-    },
+  // -- events --------------------------------------------------------------------------
 
-    // -- events --------------------------------------------------------------------------
+  group(label) {
+    return entry(this.state.groups, label, () => ({ label, members: new Map(), committed: new Map(), owners: new Map(),
+      processed: new Set(), handled: 0, deliveries: 0, duplicates: 0, effects: 0, suppressed: 0, rebalances: [], crashes: 0 }));
+  },
 
-    group(label) {
-      let g = this.state.groups.get(label);
-      if (!g) {
-        g = { label, members: new Map(), committed: new Map(), owners: new Map(), processed: new Set(), handled: 0,
-          deliveries: 0, duplicates: 0, effects: 0, suppressed: 0, rebalances: [], crashes: 0 };
-        this.state.groups.set(label, g);
+  member(group, name, actor) {
+    return entry(group.members, name, () => ({ name, actor, state: "live", owned: new Set(), handled: 0, uncommitted: new Set() }));
+  },
+
+  onEvent(ev, ctx) {
+    const s = this.state;
+    const a = ev.attrs || {};
+    const who = memberOf(ev.actor);
+    switch (ev.kind) {
+      case "publish":
+        s.published.add(ev.message_id);
+        break;
+      case "route":
+        s.routed.set(a.partition, (s.routed.get(a.partition) || 0) + 1);
+        break;
+      case "deliver": {
+        if (!who) break;
+        const g = this.group(who.group);
+        this.member(g, who.member, ev.actor);
+        g.deliveries += 1;
+        if (Number.isInteger(a.end_offset)) s.ends.set(a.partition, Math.max(s.ends.get(a.partition) || 0, a.end_offset));
+        if (ev.duplicate) {
+          g.duplicates += 1;
+          s.duplicates.push({ seq: ev.seq, t: ev.t_ms, id: ev.message_id, group: who.group, member: who.member,
+            partition: a.partition, offset: a.offset, attempt: ev.attempt, reason: a.reason, why: a.why,
+            previous: a.previous_member, effect: null });
+          if (s.duplicates.length > DUPLICATES_MAX) s.duplicates.shift();
+        }
+        break;
       }
-      return g;
-    },
-
-    member(group, name, actor) {
-      let m = group.members.get(name);
-      if (!m) {
-        m = { name, actor, state: "live", owned: new Set(), handled: 0, uncommitted: new Set() };
-        group.members.set(name, m);
+      case "process": {
+        if (!who) break;
+        const g = this.group(who.group);
+        const m = this.member(g, who.member, ev.actor);
+        m.handled += 1;
+        g.handled += 1;
+        g.processed.add(ev.message_id);
+        if (a.effect === false) g.suppressed += 1;
+        else g.effects += 1;
+        if (a.offset >= (g.committed.get(a.partition) ?? 0)) m.uncommitted.add(`${a.partition}:${a.offset}`);
+        if (ev.duplicate) {
+          const dup = s.duplicates.find((d) => d.id === ev.message_id && d.group === who.group && d.attempt === ev.attempt);
+          if (dup) dup.effect = a.effect !== false;
+        }
+        break;
       }
-      return m;
-    },
-
-    onEvent(ev, ctx) {
-      const s = this.state;
-      const a = ev.attrs || {};
-      const who = memberOf(ev.actor);
-      switch (ev.kind) {
-        case "publish":
-          s.published.add(ev.message_id);
-          break;
-        case "route":
-          s.routed.set(a.partition, (s.routed.get(a.partition) || 0) + 1);
-          break;
-        case "deliver": {
-          if (!who) break;
-          const g = this.group(who.group);
-          this.member(g, who.member, ev.actor);
-          g.deliveries += 1;
-          if (Number.isInteger(a.end_offset)) s.ends.set(a.partition, Math.max(s.ends.get(a.partition) || 0, a.end_offset));
-          if (ev.duplicate) {
-            g.duplicates += 1;
-            s.duplicates.push({ seq: ev.seq, t: ev.t_ms, id: ev.message_id, group: who.group, member: who.member,
-              partition: a.partition, offset: a.offset, attempt: ev.attempt, reason: a.reason, why: a.why,
-              previous: a.previous_member, effect: null });
-            if (s.duplicates.length > DUPLICATES_MAX) s.duplicates.shift();
+      case "commit": {
+        if (!who) break;
+        const g = this.group(who.group);
+        const m = this.member(g, who.member, ev.actor);
+        for (const [p, o] of Object.entries(a.offsets || {})) {
+          g.committed.set(Number(p), o);
+          for (const key of [...m.uncommitted]) {
+            const [kp, ko] = key.split(":").map(Number);
+            if (kp === Number(p) && ko < o) m.uncommitted.delete(key);
           }
-          break;
         }
-        case "process": {
-          if (!who) break;
-          const g = this.group(who.group);
-          const m = this.member(g, who.member, ev.actor);
-          m.handled += 1;
-          g.handled += 1;
-          g.processed.add(ev.message_id);
-          if (a.effect === false) g.suppressed += 1;
-          else g.effects += 1;
-          if (a.offset >= (g.committed.get(a.partition) ?? 0)) m.uncommitted.add(`${a.partition}:${a.offset}`);
-          if (ev.duplicate) {
-            const dup = s.duplicates.find((d) => d.id === ev.message_id && d.group === who.group && d.attempt === ev.attempt);
-            if (dup) dup.effect = a.effect !== false;
-          }
-          break;
-        }
-        case "commit": {
-          if (!who) break;
-          const g = this.group(who.group);
-          const m = this.member(g, who.member, ev.actor);
-          for (const [p, o] of Object.entries(a.offsets || {})) {
-            g.committed.set(Number(p), o);
-            for (const key of [...m.uncommitted]) {
-              const [kp, ko] = key.split(":").map(Number);
-              if (kp === Number(p) && ko < o) m.uncommitted.delete(key);
-            }
-          }
-          break;
-        }
-        case "assign": {
-          if (!who) break;
-          const g = this.group(who.group);
-          const m = this.member(g, who.member, ev.actor);
-          m.state = "live";
-          for (const p of a.partitions || []) {
-            m.owned.add(p);
-            g.owners.set(p, who.member);
-          }
-          this.note(ev, who.group, `${who.member} assigned ${parts(a.partitions)}${a.incremental ? " (incremental)" : ""} → owns ${parts(a.owned)}`, "routed");
-          ctx.topology.setNote(ev.actor, `owns ${parts([...m.owned].sort((x, y) => x - y))}`);
-          break;
-        }
-        case "revoke": {
-          if (!who) break;
-          const g = this.group(who.group);
-          const m = this.member(g, who.member, ev.actor);
-          for (const p of a.partitions || []) {
-            m.owned.delete(p);
-            if (g.owners.get(p) === who.member) g.owners.delete(p);
-            for (const key of [...m.uncommitted]) if (Number(key.split(":")[0]) === p && a.why !== "member crashed") m.uncommitted.delete(key);
-          }
-          if (a.why === "shutdown") {
-            m.state = "stopped";
-            g.ended = true;
-          }
-          this.note(ev, who.group, `${who.member} revoked ${parts(a.partitions)} (${a.why})`, a.why === "member crashed" ? "error" : "routed");
-          ctx.topology.setNote(ev.actor, m.state === "crashed" ? "✗ crashed" : `owns ${parts([...m.owned].sort((x, y) => x - y))}`);
-          break;
-        }
-        case "rebalance": {
-          const g = this.group(a.group);
-          g.rebalances.push({ ...a, t: ev.t_ms, seq: ev.seq });
-          const moved = (a.moved || []).map((mv) => `p${mv.partition} ${mv.from ? shortMember(mv.from) : "—"}→${shortMember(mv.to)}`);
-          this.note(ev, a.group, `rebalance #${a.rebalance} (${a.cause}): ${moved.length ? moved.join(", ") : "nothing moved"} · revoked from members that stayed: ${a.revoked}`, "routed");
-          break;
-        }
-        case "crash": {
-          if (!who) break;
-          const g = this.group(who.group);
-          const m = this.member(g, who.member, ev.actor);
-          m.state = "crashed";
-          g.crashes += 1;
-          for (const [p, o] of a.unhandled || []) s.lostCandidates.push({ group: who.group, partition: p, offset: o, member: who.member, seq: ev.seq });
-          const unc = (a.uncommitted || []).length;
-          const lost = (a.unhandled || []).length;
-          this.note(ev, who.group, `${who.member} crashed (${a.reason}) holding ${parts(a.partitions)}: `
-            + `${unc} handled but not committed${lost ? `, ${lost} committed but not handled` : ""}`, "error");
-          ctx.topology.setNote(ev.actor, "✗ crashed");
-          break;
-        }
-        case "error":
-          this.note(ev, who ? who.group : "", a.reason || "error", "error");
-          break;
-        case "done":
-          s.finished = true;
-          s.lostTotal = Number(a.lost) || 0;
-          break;
-        default:
-          break;
+        break;
       }
-      Flow.dom.onFrame("kafka-consumer-groups-panel", () => this.render());
-    },
+      case "assign": {
+        if (!who) break;
+        const g = this.group(who.group);
+        const m = this.member(g, who.member, ev.actor);
+        m.state = "live";
+        for (const p of a.partitions || []) {
+          m.owned.add(p);
+          g.owners.set(p, who.member);
+        }
+        this.note(ev, who.group, `${who.member} assigned ${parts(a.partitions)}${a.incremental ? " (incremental)" : ""} → owns ${parts(a.owned)}`, "routed");
+        ctx.topology.setNote(ev.actor, `owns ${parts([...m.owned].sort((x, y) => x - y))}`);
+        break;
+      }
+      case "revoke": {
+        if (!who) break;
+        const g = this.group(who.group);
+        const m = this.member(g, who.member, ev.actor);
+        for (const p of a.partitions || []) {
+          m.owned.delete(p);
+          if (g.owners.get(p) === who.member) g.owners.delete(p);
+          for (const key of [...m.uncommitted]) if (Number(key.split(":")[0]) === p && a.why !== "member crashed") m.uncommitted.delete(key);
+        }
+        if (a.why === "shutdown") {
+          m.state = "stopped";
+          g.ended = true;
+        }
+        this.note(ev, who.group, `${who.member} revoked ${parts(a.partitions)} (${a.why})`, a.why === "member crashed" ? "error" : "routed");
+        ctx.topology.setNote(ev.actor, m.state === "crashed" ? "✗ crashed" : `owns ${parts([...m.owned].sort((x, y) => x - y))}`);
+        break;
+      }
+      case "rebalance": {
+        const g = this.group(a.group);
+        g.rebalances.push({ ...a, t: ev.t_ms, seq: ev.seq });
+        const moved = (a.moved || []).map((mv) => `p${mv.partition} ${mv.from ? shortMember(mv.from) : "—"}→${shortMember(mv.to)}`);
+        this.note(ev, a.group, `rebalance #${a.rebalance} (${a.cause}): ${moved.length ? moved.join(", ") : "nothing moved"} · revoked from members that stayed: ${a.revoked}`, "routed");
+        break;
+      }
+      case "crash": {
+        if (!who) break;
+        const g = this.group(who.group);
+        const m = this.member(g, who.member, ev.actor);
+        m.state = "crashed";
+        g.crashes += 1;
+        for (const [p, o] of a.unhandled || []) s.lostCandidates.push({ group: who.group, partition: p, offset: o, member: who.member, seq: ev.seq });
+        const unc = (a.uncommitted || []).length;
+        const lost = (a.unhandled || []).length;
+        this.note(ev, who.group, `${who.member} crashed (${a.reason}) holding ${parts(a.partitions)}: `
+          + `${unc} handled but not committed${lost ? `, ${lost} committed but not handled` : ""}`, "error");
+        ctx.topology.setNote(ev.actor, "✗ crashed");
+        break;
+      }
+      case "error":
+        this.note(ev, who ? who.group : "", a.reason || "error", "error");
+        break;
+      case "done":
+        s.finished = true;
+        s.lostTotal = Number(a.lost) || 0;
+        break;
+      default:
+        break;
+    }
+    renderSoon(this);
+  },
 
-    note(ev, group, text, category) {
-      this.state.timeline.push({ seq: ev.seq, t: ev.t_ms, kind: ev.kind, group, text, category });
-      if (this.state.timeline.length > TIMELINE_MAX) this.state.timeline.shift();
-    },
+  note(ev, group, text, category) {
+    this.state.timeline.push({ seq: ev.seq, t: ev.t_ms, kind: ev.kind, group, text, category });
+    if (this.state.timeline.length > TIMELINE_MAX) this.state.timeline.shift();
+  },
 
-    onSummary(summary) {
-      // A partition no message went to has no event that says so; the run's result carries its end offset.
-      const ends = summary && summary.result && summary.result.end_offsets;
-      if (ends) this.finalEnds = ends;
-      Flow.dom.onFrame("kafka-consumer-groups-panel", () => this.render());
-    },
+  onSummary(summary) {
+    // A partition no message went to has no event that says so; the run's result carries its end offset.
+    const ends = summary && summary.result && summary.result.end_offsets;
+    if (ends) this.finalEnds = ends;
+    renderSoon(this);
+  },
 
-    // -- rendering -----------------------------------------------------------------------
+  // -- rendering -----------------------------------------------------------------------
 
-    orderedGroups() {
-      return [...this.state.groups.values()].sort((x, y) => this.groupIndex(x.label) - this.groupIndex(y.label));
-    },
+  orderedGroups() {
+    return [...this.state.groups.values()].sort((x, y) => this.groupIndex(x.label) - this.groupIndex(y.label));
+  },
 
-    render() {
-      if (!this.verdictsEl) return;
-      this.renderGroups();
-      this.renderPartitions();
-      this.renderMembers();
-      this.renderHistory();
-      this.renderTimeline();
-      this.renderDuplicates();
-    },
+  render() {
+    if (!this.verdictsEl) return;
+    this.renderGroups();
+    this.renderPartitions();
+    this.renderMembers();
+    this.renderHistory();
+    this.renderTimeline();
+    this.renderDuplicates();
+  },
 
-    renderGroups() {
-      const total = this.state.published.size;
-      const cards = this.orderedGroups().map((g) => {
-        const all = total > 0 && g.processed.size >= total;
-        const lost = this.state.lostCandidates.filter((l) => l.group === g.label).length;
-        const headline = all ? "✓ every message" : this.state.finished ? (lost ? "∅ some lost" : "✗ incomplete") : "… receiving";
-        const cat = all ? "cat-acked" : lost ? "cat-lost" : this.state.finished ? "cat-error" : "in-progress";
-        return h("div", {
-          class: `verdict ${cat}`,
-          dataset: { groupStat: g.label, processed: g.processed.size, published: total, handled: g.handled,
-            duplicates: g.duplicates, effects: g.effects, lost, all: String(all) },
-        },
-        h("p", { class: "verdict-headline" }, `${g.label}: ${g.processed.size} of ${total}`, h("span", { class: "small" }, headline)),
-        h("p", { class: "verdict-explain" },
-          `${g.handled} handled · `,
-          h("span", { class: "chip cat-duplicate" }, Flow.legend.swatch("duplicate"), `${g.duplicates} duplicates`), " · ",
-          h("span", { class: "chip cat-lost" }, Flow.legend.swatch("lost"), `${lost} lost`), " · ",
-          `${g.effects} effects${g.suppressed ? ` (${g.suppressed} duplicates suppressed by the inbox)` : ""}`));
-      });
-      this.verdictsEl.replaceChildren(...cards);
-    },
+  renderGroups() {
+    const total = this.state.published.size;
+    const cards = this.orderedGroups().map((g) => {
+      const all = total > 0 && g.processed.size >= total;
+      const lost = this.state.lostCandidates.filter((l) => l.group === g.label).length;
+      const headline = all ? "✓ every message" : this.state.finished ? (lost ? "∅ some lost" : "✗ incomplete") : "… receiving";
+      const cat = all ? "cat-acked" : lost ? "cat-lost" : this.state.finished ? "cat-error" : "in-progress";
+      return h("div", {
+        class: `verdict ${cat}`,
+        dataset: { groupStat: g.label, processed: g.processed.size, published: total, handled: g.handled,
+          duplicates: g.duplicates, effects: g.effects, lost, all: String(all) },
+      },
+      h("p", { class: "verdict-headline" }, `${g.label}: ${g.processed.size} of ${total}`, h("span", { class: "small" }, headline)),
+      h("p", { class: "verdict-explain" },
+        `${g.handled} handled · `,
+        h("span", { class: "chip cat-duplicate" }, swatch("duplicate"), `${g.duplicates} duplicates`), " · ",
+        h("span", { class: "chip cat-lost" }, swatch("lost"), `${lost} lost`), " · ",
+        `${g.effects} effects${g.suppressed ? ` (${g.suppressed} duplicates suppressed by the inbox)` : ""}`));
+    });
+    this.verdictsEl.replaceChildren(...cards);
+  },
 
-    renderPartitions() {
-      const groups = this.orderedGroups();
-      const ends = this.state.ends;
-      const scale = Math.max(1, ...ends.values(), ...this.state.routed.values());
-      const head = h("thead", {}, h("tr", {},
-        h("th", {}, "partition"),
-        h("th", { class: "num" }, "end offset"),
-        groups.map((g) => h("th", {}, `${g.label}: owner · committed · lag`))));
+  renderPartitions() {
+    const groups = this.orderedGroups();
+    const ends = this.state.ends;
+    const scale = Math.max(1, ...ends.values(), ...this.state.routed.values());
+    const head = h("thead", {}, h("tr", {},
+      h("th", {}, "partition"),
+      h("th", { class: "num" }, "end offset"),
+      groups.map((g) => h("th", {}, `${g.label}: owner · committed · lag`))));
+    const rows = [];
+    for (let p = 0; p < this.partitions; p++) {
+      const final = this.state.finished && this.finalEnds ? this.finalEnds[p] : undefined;
+      const end = ends.has(p) ? ends.get(p) : final ?? null;
+      rows.push(h("tr", { dataset: { partition: p, endOffset: end ?? "" } },
+        h("th", {}, `p${p}`),
+        h("td", { class: "num" }, end ?? "—"),
+        groups.map((g) => {
+          const committed = g.committed.has(p) ? g.committed.get(p) : null;
+          const lag = end !== null ? Math.max(0, end - (committed || 0)) : null;
+          const owner = g.owners.get(p) || null;
+          return h("td", { dataset: { group: g.label, owner: owner || "", committed: committed ?? "", lag: lag ?? "" } },
+            h("div", { class: "kcg-cell-head" },
+              h("span", { class: owner || g.ended ? "kcg-owner" : "kcg-owner none" },
+                owner ? `◉ ${owner}` : g.ended ? "■ released (run ended)" : "○ no owner (rebalancing)"),
+              h("span", { class: "small" }, `committed ${committed ?? "—"} · lag ${lag ?? "—"}`)),
+            h("div", { class: "kcg-bar", role: "img", "aria-label": `committed ${committed ?? 0} of ${end ?? 0}` },
+              h("span", { class: "kcg-committed", style: `width:${(100 * (committed || 0)) / scale}%` }),
+              h("span", { class: "kcg-lag", style: `width:${(100 * (lag || 0)) / scale}%` })));
+        })));
+    }
+    this.partitionsEl.replaceChildren(head, h("tbody", {}, rows));
+  },
+
+  renderMembers() {
+    const live = this.ctx.run && !this.state.finished;
+    const blocks = this.orderedGroups().map((g) => h("div", { class: "kcg-group", dataset: { group: g.label } },
+      h("strong", {}, g.label),
+      h("div", { class: "kcg-member-row" },
+        [...g.members.values()].sort((x, y) => memberNumber(x.name) - memberNumber(y.name)).map((m) => {
+          const owned = [...m.owned].sort((x, y) => x - y);
+          const icon = m.state === "crashed" ? "✗" : m.state === "stopped" ? "■" : "◉";
+          return h("div", {
+            class: `kcg-member state-${m.state}`,
+            dataset: { memberActor: m.actor, state: m.state, owned: owned.join(","), handled: m.handled, uncommitted: m.uncommitted.size },
+          },
+          h("div", { class: "kcg-member-head" }, h("strong", {}, `${icon} ${m.name}`), h("span", { class: "small" }, m.state)),
+          h("div", { class: "small" }, `owns ${parts(owned)}`),
+          h("div", { class: "small" }, `handled ${m.handled} · `,
+            m.state === "crashed" ? `never committed ${m.uncommitted.size}` : `not yet committed ${m.uncommitted.size}`),
+          h("button", {
+            type: "button", class: "kcg-crash", dataset: { crashMember: m.actor },
+            disabled: !live || m.state !== "live",
+            title: "Crash this member at its next message, between handling and committing",
+            onclick: (e) => this.crash(m.actor, e.currentTarget),
+          }, "⚡ crash"));
+        }))));
+    this.membersEl.replaceChildren(...blocks);
+  },
+
+  crash(actor, button) {
+    button.disabled = true;
+    this.ctx.api.action("crash", actor).then((answer) => {
+      if (!answer.ok) button.title = `not crashed: ${JSON.stringify(answer.data)}`;
+    });
+  },
+
+  renderHistory() {
+    const tables = this.orderedGroups().filter((g) => g.rebalances.length).map((g) => {
+      const head = h("tr", {}, h("th", {}, g.label),
+        g.rebalances.map((r) => h("th", { dataset: { rebalance: r.rebalance } },
+          h("div", {}, `#${r.rebalance} · ${secs(r.t)}`),
+          h("div", { class: "small kcg-cause" }, r.cause),
+          h("div", { class: "small" }, `revoked ${r.revoked} · kept ${r.kept}`))));
       const rows = [];
       for (let p = 0; p < this.partitions; p++) {
-        const final = this.state.finished && this.finalEnds ? this.finalEnds[p] : undefined;
-        const end = ends.has(p) ? ends.get(p) : final ?? null;
-        rows.push(h("tr", { dataset: { partition: p, endOffset: end ?? "" } },
-          h("th", {}, `p${p}`),
-          h("td", { class: "num" }, end ?? "—"),
-          groups.map((g) => {
-            const committed = g.committed.has(p) ? g.committed.get(p) : null;
-            const lag = end !== null ? Math.max(0, end - (committed || 0)) : null;
-            const owner = g.owners.get(p) || null;
-            return h("td", { dataset: { group: g.label, owner: owner || "", committed: committed ?? "", lag: lag ?? "" } },
-              h("div", { class: "kcg-cell-head" },
-                h("span", { class: owner || g.ended ? "kcg-owner" : "kcg-owner none" },
-                  owner ? `◉ ${owner}` : g.ended ? "■ released (run ended)" : "○ no owner (rebalancing)"),
-                h("span", { class: "small" }, `committed ${committed ?? "—"} · lag ${lag ?? "—"}`)),
-              h("div", { class: "kcg-bar", role: "img", "aria-label": `committed ${committed ?? 0} of ${end ?? 0}` },
-                h("span", { class: "kcg-committed", style: `width:${(100 * (committed || 0)) / scale}%` }),
-                h("span", { class: "kcg-lag", style: `width:${(100 * (lag || 0)) / scale}%` })));
-          })));
+        rows.push(h("tr", {}, h("th", {}, `p${p}`), g.rebalances.map((r) => {
+          const owner = Object.entries(r.owners || {}).find(([, ps]) => ps.includes(p));
+          const move = (r.moved || []).find((mv) => mv.partition === p);
+          return h("td", { class: move ? "kcg-moved" : "", dataset: { partition: p, owner: owner ? owner[0] : "", moved: String(Boolean(move)) } },
+            move ? `⇢ ${shortMember(move.to)}` : shortMember(owner ? owner[0] : null),
+            move && move.from ? h("span", { class: "small muted" }, ` from ${shortMember(move.from)}`) : null);
+        })));
       }
-      this.partitionsEl.replaceChildren(head, h("tbody", {}, rows));
+      return h("div", { class: "table-wrap kcg-history-wrap" },
+        h("table", { class: "kcg-history-table", dataset: { group: g.label } }, h("thead", {}, head), h("tbody", {}, rows)));
+    });
+    this.historyEl.replaceChildren(...(tables.length ? tables : [h("p", { class: "muted" }, "Waiting for the groups' first assignment…")]));
+  },
+
+  renderTimeline() {
+    const items = [...this.state.timeline].reverse().map((e) => h("li", {
+      class: `kcg-entry cat-${e.category}`, dataset: { kind: e.kind, group: e.group, seq: e.seq },
     },
+    swatch(e.category),
+    h("span", { class: "kcg-when" }, secs(e.t)),
+    h("strong", {}, e.kind),
+    e.group ? h("span", { class: "kcg-group-name" }, e.group) : null,
+    h("span", {}, e.text)));
+    this.timelineEl.replaceChildren(...items);
+  },
 
-    renderMembers() {
-      const live = this.ctx.run && !this.state.finished;
-      const blocks = this.orderedGroups().map((g) => h("div", { class: "kcg-group", dataset: { group: g.label } },
-        h("strong", {}, g.label),
-        h("div", { class: "kcg-member-row" },
-          [...g.members.values()].sort((x, y) => memberNumber(x.name) - memberNumber(y.name)).map((m) => {
-            const owned = [...m.owned].sort((x, y) => x - y);
-            const icon = m.state === "crashed" ? "✗" : m.state === "stopped" ? "■" : "◉";
-            return h("div", {
-              class: `kcg-member state-${m.state}`,
-              dataset: { memberActor: m.actor, state: m.state, owned: owned.join(","), handled: m.handled, uncommitted: m.uncommitted.size },
-            },
-            h("div", { class: "kcg-member-head" }, h("strong", {}, `${icon} ${m.name}`), h("span", { class: "small" }, m.state)),
-            h("div", { class: "small" }, `owns ${parts(owned)}`),
-            h("div", { class: "small" }, `handled ${m.handled} · `,
-              m.state === "crashed" ? `never committed ${m.uncommitted.size}` : `not yet committed ${m.uncommitted.size}`),
-            h("button", {
-              type: "button", class: "kcg-crash", dataset: { crashMember: m.actor },
-              disabled: !live || m.state !== "live",
-              title: "Crash this member at its next message, between handling and committing",
-              onclick: (e) => this.crash(m.actor, e.currentTarget),
-            }, "⚡ crash"));
-          }))));
-      this.membersEl.replaceChildren(...blocks);
+  renderDuplicates() {
+    const rows = [...this.state.duplicates].reverse().map((d) => h("tr", {
+      class: "cat-duplicate kcg-dup",
+      dataset: { message: d.id, group: d.group, partition: d.partition, offset: d.offset, attempt: d.attempt },
     },
-
-    crash(actor, button) {
-      button.disabled = true;
-      this.ctx.api.action("crash", actor).then((answer) => {
-        if (!answer.ok) button.title = `not crashed: ${JSON.stringify(answer.data)}`;
-      });
+    h("td", {}, swatch("duplicate"), ` ${d.id}`),
+    h("td", {}, d.group),
+    h("td", { class: "mono" }, `p${d.partition}@${d.offset}`),
+    h("td", {}, `${d.member} (attempt ${d.attempt})`),
+    h("td", {}, h("strong", {}, d.reason || "duplicate"), d.why ? h("div", { class: "small" }, d.why) : null,
+      d.effect === false ? h("div", { class: "small ok" }, "✓ inbox: already applied, no second effect") : null)));
+    const lost = this.state.lostCandidates.map((l) => h("tr", {
+      class: "cat-lost kcg-lost", dataset: { group: l.group, partition: l.partition, offset: l.offset },
     },
+    h("td", {}, swatch("lost"), " lost"),
+    h("td", {}, l.group),
+    h("td", { class: "mono" }, `p${l.partition}@${l.offset}`),
+    h("td", {}, "nobody"),
+    h("td", {}, h("strong", {}, "committed, never handled"),
+      h("div", { class: "small" }, `${l.member} committed this offset before handling it, then crashed; the group resumed after it`))));
+    const empty = !rows.length && !lost.length
+      ? [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "None yet. Crash a member between handling and committing to see one."))] : [];
+    fillTable(this.duplicatesEl, ["message", "group", "partition@offset", "to", "what happened"], [...lost, ...rows, ...empty]);
+  },
+};
 
-    renderHistory() {
-      const tables = this.orderedGroups().filter((g) => g.rebalances.length).map((g) => {
-        const head = h("tr", {}, h("th", {}, g.label),
-          g.rebalances.map((r) => h("th", { dataset: { rebalance: r.rebalance } },
-            h("div", {}, `#${r.rebalance} · ${secs(r.t)}`),
-            h("div", { class: "small kcg-cause" }, r.cause),
-            h("div", { class: "small" }, `revoked ${r.revoked} · kept ${r.kept}`))));
-        const rows = [];
-        for (let p = 0; p < this.partitions; p++) {
-          rows.push(h("tr", {}, h("th", {}, `p${p}`), g.rebalances.map((r) => {
-            const owner = Object.entries(r.owners || {}).find(([, ps]) => ps.includes(p));
-            const move = (r.moved || []).find((mv) => mv.partition === p);
-            return h("td", { class: move ? "kcg-moved" : "", dataset: { partition: p, owner: owner ? owner[0] : "", moved: String(Boolean(move)) } },
-              move ? `⇢ ${shortMember(move.to)}` : shortMember(owner ? owner[0] : null),
-              move && move.from ? h("span", { class: "small muted" }, ` from ${shortMember(move.from)}`) : null);
-          })));
-        }
-        return h("div", { class: "table-wrap kcg-history-wrap" },
-          h("table", { class: "kcg-history-table", dataset: { group: g.label } }, h("thead", {}, head), h("tbody", {}, rows)));
-      });
-      this.historyEl.replaceChildren(...(tables.length ? tables : [h("p", { class: "muted" }, "Waiting for the groups' first assignment…")]));
-    },
 
-    renderTimeline() {
-      const items = [...this.state.timeline].reverse().map((e) => h("li", {
-        class: `kcg-entry cat-${e.category}`, dataset: { kind: e.kind, group: e.group, seq: e.seq },
-      },
-      Flow.legend.swatch(e.category),
-      h("span", { class: "kcg-when" }, secs(e.t)),
-      h("strong", {}, e.kind),
-      e.group ? h("span", { class: "kcg-group-name" }, e.group) : null,
-      h("span", {}, e.text)));
-      this.timelineEl.replaceChildren(...items);
-    },
-
-    renderDuplicates() {
-      const head = h("thead", {}, h("tr", {},
-        h("th", {}, "message"), h("th", {}, "group"), h("th", {}, "partition@offset"), h("th", {}, "to"),
-        h("th", {}, "what happened")));
-      const rows = [...this.state.duplicates].reverse().map((d) => h("tr", {
-        class: "cat-duplicate kcg-dup",
-        dataset: { message: d.id, group: d.group, partition: d.partition, offset: d.offset, attempt: d.attempt },
-      },
-      h("td", {}, Flow.legend.swatch("duplicate"), ` ${d.id}`),
-      h("td", {}, d.group),
-      h("td", { class: "mono" }, `p${d.partition}@${d.offset}`),
-      h("td", {}, `${d.member} (attempt ${d.attempt})`),
-      h("td", {}, h("strong", {}, d.reason || "duplicate"), d.why ? h("div", { class: "small" }, d.why) : null,
-        d.effect === false ? h("div", { class: "small ok" }, "✓ inbox: already applied, no second effect") : null)));
-      const lost = this.state.lostCandidates.map((l) => h("tr", {
-        class: "cat-lost kcg-lost", dataset: { group: l.group, partition: l.partition, offset: l.offset },
-      },
-      h("td", {}, Flow.legend.swatch("lost"), " lost"),
-      h("td", {}, l.group),
-      h("td", { class: "mono" }, `p${l.partition}@${l.offset}`),
-      h("td", {}, "nobody"),
-      h("td", {}, h("strong", {}, "committed, never handled"),
-        h("div", { class: "small" }, `${l.member} committed this offset before handling it, then crashed; the group resumed after it`))));
-      const empty = !rows.length && !lost.length
-        ? [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "None yet. Crash a member between handling and committing to see one."))] : [];
-      this.duplicatesEl.replaceChildren(head, h("tbody", {}, lost, rows, empty));
-    },
-  };
-
-  function injectStyle() {
-    if (document.getElementById("kafka-consumer-groups-style")) return;
-    const style = document.createElement("style");
-    style.id = "kafka-consumer-groups-style";
-    style.textContent = `
-      .kcg-settings { margin: 4px 0 8px; padding-left: 1.2em; }
-      .kcg-partitions td, .kcg-partitions th { vertical-align: top; }
-      .kcg-cell-head { display: flex; flex-wrap: wrap; gap: 2px 10px; justify-content: space-between; }
-      .kcg-owner { font-weight: 700; }
-      .kcg-owner.none { color: var(--bad); }
-      .kcg-bar { display: flex; height: 16px; min-width: 160px; margin-top: 3px; border: 1px solid var(--border); border-radius: 4px; overflow: hidden; background: var(--bg); }
-      .kcg-committed { background: var(--c-acked); }
-      .kcg-lag { background: repeating-linear-gradient(45deg, var(--c-delivered) 0 6px, transparent 6px 10px); }
-      .kcg-members { display: flex; flex-direction: column; gap: 8px; }
-      .kcg-group > strong { font-size: 1.1rem; }
-      .kcg-member-row { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 4px; }
-      .kcg-member { border: 3px solid var(--c-acked); border-radius: 8px; padding: 6px 10px; min-width: 12.5em; background: var(--surface); }
-      .kcg-member.state-crashed { border-color: var(--c-error); border-style: dashed; }
-      .kcg-member.state-stopped { border-color: var(--border); }
-      .kcg-member-head { display: flex; justify-content: space-between; gap: 8px; }
-      .kcg-crash { margin-top: 4px; min-height: 34px; border-color: var(--c-error); }
-      .kcg-history { display: flex; flex-direction: column; gap: 8px; }
-      .kcg-history-table th, .kcg-history-table td { text-align: center; }
-      .kcg-history-table td.kcg-moved { background: color-mix(in srgb, var(--c-routed) 30%, transparent); font-weight: 700; }
-      .kcg-cause { max-width: 16em; white-space: normal; }
-      .kcg-two { display: grid; grid-template-columns: minmax(0, 1fr); gap: 4px; }
-      .kcg-timeline { margin: 0; padding: 6px 8px 6px 2.4em; font-size: 0.9rem; }
-      .kcg-entry { margin: 2px 0; }
-      .kcg-entry .swatch { margin-right: 4px; }
-      .kcg-when { font-family: var(--mono); margin-right: 6px; color: var(--muted); }
-      .kcg-entry strong { margin-right: 6px; }
-      .kcg-group-name { font-weight: 700; margin-right: 6px; }
-      .kcg-timeline-wrap, .kcg-dup-wrap { max-height: 420px; }
-      .kcg-duplicates { font-size: 0.9rem; }
-      .kcg-dup { background: color-mix(in srgb, var(--c-duplicate) 18%, transparent); }
-      .kcg-lost { background: color-mix(in srgb, var(--c-lost) 30%, transparent); }
-      .kcg-duplicates .ok { color: var(--ok); font-weight: 700; }
-    `;
-    document.head.append(style);
-  }
-
-  window.FlowPanels.register("kafka-consumer-groups", panel);
-})();
+export default panel;

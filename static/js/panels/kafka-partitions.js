@@ -8,268 +8,223 @@
      against the lane the message really landed in, and that each key's messages are in send
      order. Click a key (or a cell) to outline all of that key's messages.
    Everything is derived from the revealed events, so a replay shows the state at that point. */
-(function () {
-  "use strict";
-  const Flow = window.Flow;
-  const { h } = Flow.dom;
+import { h } from "../dom.js";
+import { swatch } from "../legend.js";
+import { entry, laneRouter, lessonLine, partitionLayout, renderSoon } from "./kit.js";
 
-  const MAX_CELLS = 160; // per lane; older cells are summarised as "… N earlier"
-  const READER = "consumer:reader";
+const MAX_CELLS = 160; // per lane; older cells are summarised as "… N earlier"
+const READER = "consumer:reader";
 
-  /** Kafka's Utils.murmur2 (the Java client's hash) on the UTF-8 bytes of str, as a signed int. */
-  function murmur2(str) {
-    const data = new TextEncoder().encode(str);
-    const m = 0x5bd1e995;
-    let h32 = (0x9747b28c ^ data.length) | 0;
-    const whole = data.length >> 2;
-    for (let i = 0; i < whole; i++) {
-      const i4 = i * 4;
-      let k = (data[i4] | (data[i4 + 1] << 8) | (data[i4 + 2] << 16) | (data[i4 + 3] << 24)) | 0;
-      k = Math.imul(k, m);
-      k ^= k >>> 24;
-      k = Math.imul(k, m);
-      h32 = Math.imul(h32, m) ^ k;
-    }
-    const base = whole * 4;
-    const rest = data.length % 4;
-    if (rest === 3) h32 ^= data[base + 2] << 16;
-    if (rest >= 2) h32 ^= data[base + 1] << 8;
-    if (rest >= 1) {
-      h32 ^= data[base];
-      h32 = Math.imul(h32, m);
-    }
-    h32 ^= h32 >>> 13;
+/** Kafka's Utils.murmur2 (the Java client's hash) on the UTF-8 bytes of str, as a signed int. */
+export function murmur2(str) {
+  const data = new TextEncoder().encode(str);
+  const m = 0x5bd1e995;
+  let h32 = (0x9747b28c ^ data.length) | 0;
+  const whole = data.length >> 2;
+  for (let i = 0; i < whole; i++) {
+    const i4 = i * 4;
+    let k = (data[i4] | (data[i4 + 1] << 8) | (data[i4 + 2] << 16) | (data[i4 + 3] << 24)) | 0;
+    k = Math.imul(k, m);
+    k ^= k >>> 24;
+    k = Math.imul(k, m);
+    h32 = Math.imul(h32, m) ^ k;
+  }
+  const base = whole * 4;
+  const rest = data.length % 4;
+  if (rest === 3) h32 ^= data[base + 2] << 16;
+  if (rest >= 2) h32 ^= data[base + 1] << 8;
+  if (rest >= 1) {
+    h32 ^= data[base];
     h32 = Math.imul(h32, m);
-    h32 ^= h32 >>> 15;
-    return h32 | 0;
   }
+  h32 ^= h32 >>> 13;
+  h32 = Math.imul(h32, m);
+  h32 ^= h32 >>> 15;
+  return h32 | 0;
+}
 
-  function partitionFor(key, partitions) {
-    return (murmur2(key) & 0x7fffffff) % partitions;
-  }
+function partitionFor(key, partitions) {
+  return (murmur2(key) & 0x7fffffff) % partitions;
+}
 
-  function freshState() {
-    return { messages: new Map(), keys: new Map(), lanes: new Map(), finished: false };
-  }
+function freshState() {
+  return { messages: new Map(), keys: new Map(), lanes: new Map(), finished: false };
+}
 
-  function keyShort(key) {
-    return String(key).replace(/^key-/, "k");
-  }
+function keyShort(key) {
+  return String(key).replace(/^key-/, "k");
+}
 
-  const panel = {
-    title: "Partitions: where each key lands, in order",
+const panel = {
+  title: "Partitions: where each key lands, in order",
 
-    init(root, ctx) {
-      const p = ctx.run.params || {};
-      this.partitions = Number(p.partitions) || 1;
-      this.hot = null;
-      this.finalEnds = null;
-      this.laneActors = new Map(); // partition → its topology actor, learned from route events
-      this.state = freshState();
-      injectStyle();
-      const acks = { 0: "acks=0: the producer does not wait, so no offset comes back (the reader finds it)",
-        1: "acks=1: the partition leader confirms", all: "acks=all: every in-sync replica confirms" }[String(p.acks)] || "";
-      root.append(
-        h("p", { class: "lesson-line" },
-          h("strong", {}, "Lesson: "),
-          "a topic is split into partitions; each is an append-only log numbered by offsets. ",
-          "The key decides the partition, so all messages of one key land in one lane, in the order they were sent. ",
-          "Order holds per key, not across the topic."),
-        h("p", { class: "kp-partitioner", id: "kp-partitioner" },
-          h("strong", {}, "Partitioner: murmur2_random. "),
-          "librdkafka hashes each key with murmur2, the same hash as the Java client: ",
-          h("code", {}, `partition = (murmur2(key) & 0x7fffffff) mod ${this.partitions}`),
-          ". So a key lands in the same partition whichever client sends it."),
-        h("p", { class: "muted small" }, `${acks}${p.idempotent ? " · idempotent producer: the broker drops retried duplicates and keeps order" : ""}`),
-        h("div", { class: "kp-legend small" },
-          h("span", { class: "chip cat-routed" }, Flow.legend.swatch("routed"), "stored in the partition"),
-          h("span", { class: "chip cat-delivered" }, Flow.legend.swatch("delivered"), "read back by the reader"),
-          h("span", { class: "muted" }, "k3·2 = the 2nd message of key-3; the small number is its offset")),
-        (this.lanesEl = h("div", { class: "kp-lanes", id: "kp-lanes", role: "list", "aria-label": "Partitions" })),
-        h("h3", {}, "Keys"),
-        h("div", { class: "table-wrap kp-keys-wrap" },
-          h("table", { id: "kp-keys", class: "kp-keys" },
-            h("thead", {}, h("tr", {},
-              h("th", {}, "key"),
-              h("th", { class: "num" }, "murmur2(key)"),
-              h("th", { class: "num" }, `mod ${this.partitions}`),
-              h("th", {}, "landed in"),
-              h("th", {}, "offsets, in send order"),
-              h("th", {}, "order kept"))),
-            (this.keysBody = h("tbody")))));
-      this.render();
-    },
+  init(root, ctx) {
+    const p = ctx.run.params || {};
+    this.partitions = Number(p.partitions) || 1;
+    this.hot = null;
+    this.finalEnds = null;
+    this.laneOf = laneRouter();
+    this.state = freshState();
+    const acks = { 0: "acks=0: the producer does not wait, so no offset comes back (the reader finds it)",
+      1: "acks=1: the partition leader confirms", all: "acks=all: every in-sync replica confirms" }[String(p.acks)] || "";
+    root.append(
+      lessonLine(
+        "a topic is split into partitions; each is an append-only log numbered by offsets. ",
+        "The key decides the partition, so all messages of one key land in one lane, in the order they were sent. ",
+        "Order holds per key, not across the topic."),
+      h("p", { class: "kp-partitioner", id: "kp-partitioner" },
+        h("strong", {}, "Partitioner: murmur2_random. "),
+        "librdkafka hashes each key with murmur2, the same hash as the Java client: ",
+        h("code", {}, `partition = (murmur2(key) & 0x7fffffff) mod ${this.partitions}`),
+        ". So a key lands in the same partition whichever client sends it."),
+      h("p", { class: "muted small" }, `${acks}${p.idempotent ? " · idempotent producer: the broker drops retried duplicates and keeps order" : ""}`),
+      h("div", { class: "kp-legend small" },
+        h("span", { class: "chip cat-routed" }, swatch("routed"), "stored in the partition"),
+        h("span", { class: "chip cat-delivered" }, swatch("delivered"), "read back by the reader"),
+        h("span", { class: "muted" }, "k3·2 = the 2nd message of key-3; the small number is its offset")),
+      (this.lanesEl = h("div", { class: "kp-lanes", id: "kp-lanes", role: "list", "aria-label": "Partitions" })),
+      h("h3", {}, "Keys"),
+      h("div", { class: "table-wrap kp-keys-wrap" },
+        h("table", { id: "kp-keys", class: "kp-keys" },
+          h("thead", {}, h("tr", {},
+            h("th", {}, "key"),
+            h("th", { class: "num" }, "murmur2(key)"),
+            h("th", { class: "num" }, `mod ${this.partitions}`),
+            h("th", {}, "landed in"),
+            h("th", {}, "offsets, in send order"),
+            h("th", {}, "order kept"))),
+          (this.keysBody = h("tbody")))));
+    this.render();
+  },
 
-    reset() {
-      this.state = freshState();
-      this.render();
-    },
+  reset() {
+    this.state = freshState();
+    this.render();
+  },
 
-    layout(actor) {
-      if (actor === "producer") return { column: 0, row: 0 };
-      const lane = /^topic:.+\/p(\d+)$/.exec(actor);
-      if (lane) return { column: 1, row: Number(lane[1]) };
-      if (actor === READER) return { column: 2, row: 0 };
-      return undefined;
-    },
+  layout(actor) {
+    if (actor === READER) return { column: 2, row: 0 };
+    return partitionLayout(actor);
+  },
 
-    route(ev, guess) {
-      const a = ev.attrs || {};
-      if (ev.kind === "route") this.laneActors.set(a.partition, ev.actor);
-      if (ev.kind === "deliver" && ev.actor === READER && this.laneActors.has(a.partition)) {
-        return this.laneActors.get(a.partition);
+  route(ev, guess) {
+    const lane = this.laneOf(ev);
+    if (lane && ev.actor === READER) return lane;
+    if (ev.kind === "process") return null;
+    return guess;
+  },
+
+  onEvent(ev) {
+    const state = this.state;
+    const a = ev.attrs || {};
+    if (ev.kind === "publish" && ev.message_id) {
+      const key = a.key;
+      const k = entry(state.keys, key, () => ({ key, hash: murmur2(key), expected: partitionFor(key, this.partitions), sent: [] }));
+      const msg = state.messages.get(ev.message_id) || { id: ev.message_id, key, partition: a.partition,
+        offset: null, read: false, seq: k.sent.length + 1, number: Number(String(ev.message_id).split("-")[1]) };
+      msg.partition = a.partition;
+      if (Number.isInteger(a.offset)) msg.offset = a.offset;
+      if (!state.messages.has(ev.message_id)) {
+        state.messages.set(ev.message_id, msg);
+        k.sent.push(msg);
+        this.lane(a.partition).cells.push(msg);
       }
-      if (ev.kind === "process") return null;
-      return guess;
-    },
-
-    onEvent(ev) {
-      const state = this.state;
-      const a = ev.attrs || {};
-      if (ev.kind === "publish" && ev.message_id) {
-        const key = a.key;
-        let k = state.keys.get(key);
-        if (!k) {
-          k = { key, hash: murmur2(key), expected: partitionFor(key, this.partitions), sent: [] };
-          state.keys.set(key, k);
-        }
-        const msg = state.messages.get(ev.message_id) || { id: ev.message_id, key, partition: a.partition,
-          offset: null, read: false, seq: k.sent.length + 1, number: Number(String(ev.message_id).split("-")[1]) };
-        msg.partition = a.partition;
-        if (Number.isInteger(a.offset)) msg.offset = a.offset;
-        if (!state.messages.has(ev.message_id)) {
-          state.messages.set(ev.message_id, msg);
-          k.sent.push(msg);
-          this.lane(a.partition).cells.push(msg);
-        }
-      } else if (ev.kind === "deliver" && ev.actor === READER) {
-        const msg = state.messages.get(ev.message_id);
-        const lane = this.lane(a.partition);
-        if (Number.isInteger(a.end_offset)) lane.end = Math.max(lane.end ?? 0, a.end_offset);
-        lane.read = Math.max(lane.read, a.offset + 1);
-        if (msg) {
-          msg.offset = a.offset;
-          msg.read = true;
-        }
-      } else if (ev.kind === "done") {
-        state.finished = true;
+    } else if (ev.kind === "deliver" && ev.actor === READER) {
+      const msg = state.messages.get(ev.message_id);
+      const lane = this.lane(a.partition);
+      if (Number.isInteger(a.end_offset)) lane.end = Math.max(lane.end ?? 0, a.end_offset);
+      lane.read = Math.max(lane.read, a.offset + 1);
+      if (msg) {
+        msg.offset = a.offset;
+        msg.read = true;
       }
-      Flow.dom.onFrame("kafka-partitions-panel", () => this.render());
-    },
+    } else if (ev.kind === "done") {
+      state.finished = true;
+    }
+    renderSoon(this);
+  },
 
-    onSummary(summary) {
-      // An empty lane has no event that says so; the run's result carries its fetch-side end offset.
-      const ends = summary && summary.result && summary.result.end_offsets;
-      if (ends) this.finalEnds = ends;
-      Flow.dom.onFrame("kafka-partitions-panel", () => this.render());
-    },
+  onSummary(summary) {
+    // An empty lane has no event that says so; the run's result carries its fetch-side end offset.
+    const ends = summary && summary.result && summary.result.end_offsets;
+    if (ends) this.finalEnds = ends;
+    renderSoon(this);
+  },
 
-    lane(partition) {
-      let lane = this.state.lanes.get(partition);
-      if (!lane) {
-        lane = { partition, cells: [], end: null, read: 0 };
-        this.state.lanes.set(partition, lane);
+  lane(partition) {
+    return entry(this.state.lanes, partition, () => ({ partition, cells: [], end: null, read: 0 }));
+  },
+
+  toggleKey(key) {
+    this.hot = this.hot === key ? null : key;
+    this.render();
+  },
+
+  render() {
+    if (!this.lanesEl) return;
+    this.renderLanes();
+    this.renderKeys();
+  },
+
+  renderLanes() {
+    const lanes = [];
+    for (let p = 0; p < this.partitions; p++) {
+      const lane = this.state.lanes.get(p) || { partition: p, cells: [], end: null, read: 0 };
+      // Offsets grow to the right; a message whose offset is not known yet (acks=0) waits at the end.
+      const cells = [...lane.cells].sort((x, y) => (x.offset ?? Infinity) - (y.offset ?? Infinity) || x.number - y.number);
+      const hidden = Math.max(0, cells.length - MAX_CELLS);
+      if (lane.end === null && this.state.finished && this.finalEnds && this.finalEnds[p] !== undefined) {
+        lane.end = this.finalEnds[p];
       }
-      return lane;
-    },
-
-    toggleKey(key) {
-      this.hot = this.hot === key ? null : key;
-      this.render();
-    },
-
-    render() {
-      if (!this.lanesEl) return;
-      this.renderLanes();
-      this.renderKeys();
-    },
-
-    renderLanes() {
-      const lanes = [];
-      for (let p = 0; p < this.partitions; p++) {
-        const lane = this.state.lanes.get(p) || { partition: p, cells: [], end: null, read: 0 };
-        // Offsets grow to the right; a message whose offset is not known yet (acks=0) waits at the end.
-        const cells = [...lane.cells].sort((x, y) => (x.offset ?? Infinity) - (y.offset ?? Infinity) || x.number - y.number);
-        const hidden = Math.max(0, cells.length - MAX_CELLS);
-        if (lane.end === null && this.state.finished && this.finalEnds && this.finalEnds[p] !== undefined) {
-          lane.end = this.finalEnds[p];
-        }
-        const endText = lane.end !== null ? `end offset ${lane.end}` : "end offset —";
-        lanes.push(h("div", {
-          class: "kp-lane", role: "listitem",
-          dataset: { partition: p, count: cells.length, endOffset: lane.end ?? "" },
+      const endText = lane.end !== null ? `end offset ${lane.end}` : "end offset —";
+      lanes.push(h("div", {
+        class: "kp-lane", role: "listitem",
+        dataset: { partition: p, count: cells.length, endOffset: lane.end ?? "" },
+      },
+      h("div", { class: "kp-lane-head" },
+        h("strong", {}, `p${p}`),
+        h("span", { class: "small", title: "the high watermark of the reader's last fetch response" }, endText),
+        h("span", { class: "muted small" }, `${cells.length} msg`)),
+      h("div", { class: "kp-cells" },
+        hidden ? h("span", { class: "kp-more muted small" }, `… ${hidden} earlier`) : null,
+        cells.slice(hidden).map((msg) => h("button", {
+          type: "button",
+          class: `kp-cell cat-${msg.read ? "delivered" : "routed"}${this.hot === msg.key ? " kp-hot" : ""}`,
+          title: `${msg.id}: ${msg.key} #${msg.seq} at offset ${msg.offset ?? "?"} of p${p}${msg.read ? ", read" : ""}`,
+          dataset: { message: msg.id, key: msg.key, offset: msg.offset ?? "", partition: p, read: String(msg.read) },
+          onclick: () => this.toggleKey(msg.key),
         },
-        h("div", { class: "kp-lane-head" },
-          h("strong", {}, `p${p}`),
-          h("span", { class: "small", title: "the high watermark of the reader's last fetch response" }, endText),
-          h("span", { class: "muted small" }, `${cells.length} msg`)),
-        h("div", { class: "kp-cells" },
-          hidden ? h("span", { class: "kp-more muted small" }, `… ${hidden} earlier`) : null,
-          cells.slice(hidden).map((msg) => h("button", {
-            type: "button",
-            class: `kp-cell cat-${msg.read ? "delivered" : "routed"}${this.hot === msg.key ? " kp-hot" : ""}`,
-            title: `${msg.id}: ${msg.key} #${msg.seq} at offset ${msg.offset ?? "?"} of p${p}${msg.read ? ", read" : ""}`,
-            dataset: { message: msg.id, key: msg.key, offset: msg.offset ?? "", partition: p, read: String(msg.read) },
-            onclick: () => this.toggleKey(msg.key),
-          },
-          h("span", { class: "kp-offset" }, msg.offset ?? "?"),
-          h("span", { class: "kp-label" }, `${msg.read ? "▼" : "⇢"} ${keyShort(msg.key)}·${msg.seq}`))))));
-      }
-      this.lanesEl.replaceChildren(...lanes);
-    },
+        h("span", { class: "kp-offset" }, msg.offset ?? "?"),
+        h("span", { class: "kp-label" }, `${msg.read ? "▼" : "⇢"} ${keyShort(msg.key)}·${msg.seq}`))))));
+    }
+    this.lanesEl.replaceChildren(...lanes);
+  },
 
-    renderKeys() {
-      const rows = [...this.state.keys.values()]
-        .sort((x, y) => Number(String(x.key).split("-")[1]) - Number(String(y.key).split("-")[1]))
-        .map((k) => {
-          const landed = [...new Set(k.sent.map((m) => m.partition))];
-          const offsets = k.sent.map((m) => m.offset);
-          const known = offsets.filter((o) => o !== null);
-          const ordered = known.every((o, i) => i === 0 || o > known[i - 1]) && landed.length <= 1;
-          const agrees = landed.length === 1 && landed[0] === k.expected;
-          return h("tr", {
-            class: this.hot === k.key ? "kp-hot-row" : "",
-            dataset: { key: k.key, expected: k.expected, landed: landed.join(","), ordered: String(ordered), agrees: String(agrees) },
-          },
-          h("td", {}, h("button", { type: "button", class: "kp-key", onclick: () => this.toggleKey(k.key),
-            "aria-pressed": String(this.hot === k.key) }, k.key)),
-          h("td", { class: "num mono" }, String(k.hash)),
-          h("td", { class: "num" }, `p${k.expected}`),
-          h("td", {}, landed.map((p) => `p${p}`).join(", "), " ", agrees ? h("span", { class: "ok" }, "✓ as hashed")
-            : h("span", { class: "bad" }, "✗ not where the hash says")),
-          h("td", { class: "mono small" }, offsets.map((o) => (o === null ? "?" : o)).join(" → ")),
-          h("td", {}, ordered ? h("span", { class: "ok" }, "✓ in send order") : h("span", { class: "bad" }, "✗ out of order")));
-        });
-      this.keysBody.replaceChildren(...rows);
-    },
-  };
+  renderKeys() {
+    const rows = [...this.state.keys.values()]
+      .sort((x, y) => Number(String(x.key).split("-")[1]) - Number(String(y.key).split("-")[1]))
+      .map((k) => {
+        const landed = [...new Set(k.sent.map((m) => m.partition))];
+        const offsets = k.sent.map((m) => m.offset);
+        const known = offsets.filter((o) => o !== null);
+        const ordered = known.every((o, i) => i === 0 || o > known[i - 1]) && landed.length <= 1;
+        const agrees = landed.length === 1 && landed[0] === k.expected;
+        return h("tr", {
+          class: this.hot === k.key ? "kp-hot-row" : "",
+          dataset: { key: k.key, expected: k.expected, landed: landed.join(","), ordered: String(ordered), agrees: String(agrees) },
+        },
+        h("td", {}, h("button", { type: "button", class: "kp-key", onclick: () => this.toggleKey(k.key),
+          "aria-pressed": String(this.hot === k.key) }, k.key)),
+        h("td", { class: "num mono" }, String(k.hash)),
+        h("td", { class: "num" }, `p${k.expected}`),
+        h("td", {}, landed.map((p) => `p${p}`).join(", "), " ", agrees ? h("span", { class: "ok" }, "✓ as hashed")
+          : h("span", { class: "bad" }, "✗ not where the hash says")),
+        h("td", { class: "mono small" }, offsets.map((o) => (o === null ? "?" : o)).join(" → ")),
+        h("td", {}, ordered ? h("span", { class: "ok" }, "✓ in send order") : h("span", { class: "bad" }, "✗ out of order")));
+      });
+    this.keysBody.replaceChildren(...rows);
+  },
+};
 
-  function injectStyle() {
-    if (document.getElementById("kafka-partitions-style")) return;
-    const style = document.createElement("style");
-    style.id = "kafka-partitions-style";
-    style.textContent = `
-      .kp-partitioner { font-size: 1.02rem; }
-      .kp-legend { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: center; margin: 4px 0 10px; }
-      .kp-lanes { display: flex; flex-direction: column; gap: 6px; }
-      .kp-lane { display: grid; grid-template-columns: 9.5em minmax(0, 1fr); gap: 10px; align-items: center;
-        border: 2px solid var(--border); border-radius: 8px; padding: 4px 8px; background: var(--surface); }
-      .kp-lane-head { display: flex; flex-direction: column; line-height: 1.2; }
-      .kp-lane-head strong { font-size: 1.2rem; }
-      .kp-cells { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; min-height: 44px; }
-      .kp-cell { display: inline-flex; flex-direction: column; align-items: center; min-height: 0; min-width: 3.6em;
-        padding: 2px 6px; border: 2px solid var(--cat); border-radius: 6px; font-weight: 700; line-height: 1.1;
-        background: color-mix(in srgb, var(--cat) 28%, var(--bg)); color: var(--fg); }
-      .kp-cell .kp-offset { font-size: 0.72rem; font-weight: 600; color: var(--muted); }
-      .kp-cell .kp-label { font-size: 0.9rem; white-space: nowrap; }
-      .kp-cell.kp-hot, .kp-hot-row td { outline: 3px solid var(--focus); outline-offset: 1px; }
-      .kp-keys-wrap { max-height: 420px; }
-      .kp-keys .ok { color: var(--ok); font-weight: 700; }
-      .kp-keys .bad { color: var(--bad); font-weight: 700; }
-      .kp-key { min-height: 32px; padding: 2px 10px; }
-    `;
-    document.head.append(style);
-  }
 
-  window.FlowPanels.register("kafka-partitions", panel);
-})();
+export default panel;

@@ -1,0 +1,78 @@
+// run-model.js against the fixtures flows/tests/test_summary.py feeds to flows/summary.py:
+// the same event sequences must give the same figures here as on the server.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { test } from "node:test";
+
+import { compareSummaries, latencyStats, RunModel } from "../run-model.js";
+
+const FIXTURES = new URL("../../../flows/tests/fixtures/summary/", import.meta.url);
+const load = (name) => JSON.parse(readFileSync(new URL(name, FIXTURES), "utf8"));
+const EVENT_FIXTURES = readdirSync(FIXTURES).filter((name) => name.endsWith(".json") && name !== "latency_stats.json").sort();
+
+function assertStats(actual, expected, what) {
+  for (const [stat, value] of Object.entries(expected)) {
+    if (value === null) assert.equal(actual[stat], null, `${what} ${stat}`);
+    else assert.ok(Math.abs(actual[stat] - value) < 1e-9, `${what} ${stat}: ${actual[stat]}, expected ${value}`);
+  }
+}
+
+function snapshotOf(events) {
+  const model = new RunModel();
+  for (const ev of events) model.feed(ev);
+  return model.snapshot();
+}
+
+test("the fixtures are found", () => {
+  assert.ok(EVENT_FIXTURES.includes("async_redelivery.json"));
+  assert.ok(EVENT_FIXTURES.length >= 3);
+});
+
+for (const name of EVENT_FIXTURES) {
+  test(`counts follow the rules: ${name}`, () => {
+    const { events, expected } = load(name);
+    const s = snapshotOf(events);
+    assert.deepEqual(s.counts, expected.counts);
+    assert.deepEqual(s.completed, expected.completed);
+    assert.deepEqual(s.kinds, expected.kinds);
+    for (const series of ["perceived", "end_to_end"]) assertStats(s.latency_ms[series], expected.latency_ms[series], series);
+    assert.equal(s.last_seq, expected.last_seq);
+    assert.equal(s.elapsed_ms, expected.elapsed_ms);
+  });
+
+  test(`the page's cross-check accepts the server's figures: ${name}`, () => {
+    const { events, expected } = load(name);
+    assert.deepEqual(compareSummaries(snapshotOf(events), expected), []);
+  });
+
+  test(`the page's cross-check names a counter that differs: ${name}`, () => {
+    const { events, expected } = load(name);
+    const server = { ...expected, counts: { ...expected.counts, delivered: expected.counts.delivered + 1 } };
+    const problems = compareSummaries(snapshotOf(events), server);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0], /^delivered: here \d+, server \d+$/);
+  });
+}
+
+test("a model reset forgets every event", () => {
+  const { events } = load("async_redelivery.json");
+  const model = new RunModel();
+  for (const ev of events) model.feed(ev);
+  model.reset();
+  assert.deepEqual(model.snapshot(), snapshotOf([]));
+  assert.equal(model.points.perceived.x.length, 0);
+});
+
+test("done() counts responses for sync runs and first processings for async ones", () => {
+  const { events, expected } = load("sync_retries.json");
+  const model = new RunModel();
+  for (const ev of events) model.feed(ev);
+  assert.equal(model.done("sync"), expected.completed.response);
+  assert.equal(model.done("async"), expected.completed.process);
+});
+
+for (const [i, { values, expected }] of load("latency_stats.json").cases.entries()) {
+  test(`latency stats, case ${i + 1} (${values.length} values)`, () => {
+    assertStats(latencyStats(values), expected, "latency");
+  });
+}
