@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from .. import inbox
 from ..amqp.ledger import Ledger
 from ..context import RunContext
 from ..params import bool_param, float_param, int_param
@@ -83,27 +84,6 @@ class SideEffects:
             }
 
 
-class Inbox:
-    """The idempotent consumer's memory: a unique (run, queue, message id) row per applied message."""
-
-    def __init__(self, run_id: int) -> None:
-        self.run_id = run_id
-
-    def first_time(self, consumer: str, message_id: str, apply: Any) -> bool:
-        """Insert the row and apply the effect in one transaction; False if it was there already."""
-        from django.db import IntegrityError, transaction
-
-        from ..models import InboxEntry
-
-        try:
-            with transaction.atomic():
-                InboxEntry.objects.create(run_id=self.run_id, consumer=consumer, message_id=message_id)
-        except IntegrityError:
-            return False
-        apply(message_id)
-        return True
-
-
 class CrashPlan:
     """When consumers crash: the crash_at-th message of work/1, a probability, or the button."""
 
@@ -149,7 +129,7 @@ class RedeliveryRun:
         self.topology = RunTopology(ctx.namespace, EXCHANGE, EXCHANGE_TYPE, [self.binding])
         self.ledger = Ledger()
         self.effects = SideEffects()
-        self.inbox = Inbox(ctx.run_id) if self.p["idempotent"] else None
+        self.idempotent = self.p["idempotent"]
         self.crashes = CrashPlan(self.p["crash_at"], self.p["crash_probability"], ctx.run_id)
         self.crash_log: list[dict[str, Any]] = []
         self.acked_ids: set[str] = set()
@@ -226,11 +206,9 @@ class RedeliveryRun:
                  redelivered=redelivered, delivery_tag=info.get("delivery_tag"), mode="push", **common, **extra)
         if self.p["work_ms"]:
             consumer.stopping.wait(self.p["work_ms"] / 1000.0)
-        if self.inbox is not None:
-            effect = self.inbox.first_time(QUEUE, message_id, self.effects.apply)
-        else:
+        effect = not self.idempotent or inbox.first_time(ctx.run_id, QUEUE, message_id)
+        if effect:
             self.effects.apply(message_id)
-            effect = True
         timing = {}
         with self._lock:
             if message_id not in self.processed_ids:
@@ -239,7 +217,7 @@ class RedeliveryRun:
         if not effect:
             extra["suppressed"] = "already in the inbox: the effect was applied by an earlier delivery"
         ctx.emit("process", actor, message_id, d.attempt, d.duplicate, effect=effect,
-                 applied=self.effects.applied[message_id], idempotent=self.inbox is not None, **common, **extra,
+                 applied=self.effects.applied[message_id], idempotent=self.idempotent, **common, **extra,
                  **timing)
         self.ledger.handled(consumer.name, message_id)
         reason = self.crashes.decide(consumer.name)
@@ -316,7 +294,7 @@ class RedeliveryRun:
             "counts_agree": counts.get("ready") == broker_ready,
             "crashes": self.crash_log,
             "side_effects": self.effects.summary(),
-            "idempotent": self.inbox is not None,
+            "idempotent": self.idempotent,
             "distinct_processed": processed,
             "lost": lost,
         }

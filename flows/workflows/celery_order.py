@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..context import RunContext
+from ..ledger import DeliveryLedger
 from ..params import bool_param, float_param, int_param
 from ..registry import Workflow
 
@@ -140,13 +141,12 @@ class OrderRun:
         self.kills: queue.Queue[tuple[str, str]] = queue.Queue()  # (reason, order or worker actor)
         self._lock = threading.Lock()
         self.sent_at: dict[str, float] = {}
-        self.deliveries: Counter[str] = Counter()
+        self.deliveries = DeliveryLedger()  # attempts per order, on the one logical consumer "orders"
         self.in_flight: dict[str, str] = {}  # order → worker running it
         self.finished: set[str] = set()
         self.abandoned: set[str] = set()
         self.charges: Counter[str] = Counter()
         self.processed: set[str] = set()
-        self.why: dict[str, str] = {}
         self.crash_log: list[dict[str, Any]] = []
         self.crash_at_pending = self.p["crash_at"]
         self.settled = threading.Event()
@@ -273,8 +273,9 @@ class OrderRun:
             with self._lock:
                 self.in_flight.pop(order, None)
             if self.p["acks_late"]:
-                self.why[order] = (f"redelivered: worker {worker.name} was killed ({signal}) while running the task; "
-                                   "with acks_late the task message was still unacked, so the broker requeued it")
+                self.deliveries.expect_again("orders", order, (
+                    f"redelivered: worker {worker.name} was killed ({signal}) while running the task; "
+                    "with acks_late the task message was still unacked, so the broker requeued it"))
                 self.ctx.emit("requeue", "queue:orders", order, queue="orders", task=self.task_name,
                               reason=f"worker {worker.name} died with the task unacked (acks_late)")
             else:
@@ -336,15 +337,18 @@ class OrderRun:
         worker = short_name(attrs.pop("worker", "worker"))
         actor = f"worker:{worker}"
         common = {"worker": worker, "task": attrs.pop("task", self.task_name), "queue": "orders", **attrs}
-        with self._lock:
-            if kind == "deliver":
-                self.deliveries[order] += 1
+        if kind == "deliver":
+            delivery = self.deliveries.delivered("orders", order, "delivered again" + (
+                " (the broker set redelivered)" if attrs.get("redelivered") else ""), holder=worker)
+            with self._lock:
                 self.in_flight[order] = worker
-            attempt = self.deliveries[order] or 1
+            attempt, reason = delivery.attempt, delivery.reason
+        else:
+            attempt = self.deliveries.attempts_of("orders", order) or 1
+            reason = self.deliveries.reason_of("orders", order)
         duplicate = attempt > 1
         if duplicate:
-            common["reason"] = self.why.get(order) or "delivered again" + (
-                " (the broker set redelivered)" if attrs.get("redelivered") else "")
+            common["reason"] = reason
         if kind == "process":
             with self._lock:
                 self.processed.add(order)
@@ -383,7 +387,7 @@ class OrderRun:
                 "queues": {"orders": self.task_queue.name, "events": self.reply_queue.name},
                 "workers_started": self.worker_count,
                 "crashes": self.crash_log,
-                "deliveries": dict(self.deliveries),
+                "deliveries": self.deliveries.of("orders"),
                 "charges": dict(self.charges),
                 "side_effects": {"total": sum(self.charges.values()), "distinct": len(self.charges),
                                  "repeated": {o: n for o, n in self.charges.items() if n > 1}},

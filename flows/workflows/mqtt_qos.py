@@ -383,8 +383,8 @@ class QosRun:
             self.foreign += 1
             client.ack(msg.mid, msg.qos)
             return
-        delivery = self.ledger.deliver(sub.name, message_id)
-        pub_qos = delivery.published.qos if delivery.published is not None else self.p["qos"]
+        delivery, published = self.ledger.deliver(sub.name, message_id, duplicate_reason(msg))
+        pub_qos = published.qos if published is not None else self.p["qos"]
         expected_qos = effective_qos(pub_qos, spec.qos)
         attrs: dict[str, Any] = {
             "topic": topic, "filter": spec.filter, "subscriber": sub.name, "qos": qos, "qos_expected": expected_qos,
@@ -411,7 +411,7 @@ class QosRun:
         if notes:
             attrs["note"] = "; ".join(notes)
         if delivery.duplicate:
-            attrs["reason"] = duplicate_reason(msg)
+            attrs["reason"] = delivery.reason
             self.ledger.note_duplicate({"message_id": message_id, "subscriber": sub.name, "attempt": delivery.attempt,
                                         "dup": dup, "retain": retain, "reason": attrs["reason"]})
         ctx.emit("deliver", sub.actor, message_id, attempt=delivery.attempt, duplicate=delivery.duplicate, **attrs)
@@ -424,7 +424,7 @@ class QosRun:
             done["end_to_end_ms"] = delivery.end_to_end_ms
         ctx.emit("process", sub.actor, message_id, attempt=delivery.attempt, duplicate=delivery.duplicate, **done)
 
-        how = sub.take_arm(delivery.published.n if delivery.published is not None else 0) if sub.armed else ""
+        how = sub.take_arm(published.n if published is not None else 0) if sub.armed else ""
         if how == "lose_ack":
             sub.away = True
             if qos == 2:
