@@ -83,13 +83,14 @@ class RunContext:
         self.check()
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str,
-                   wake: threading.Event | None = None, step: float = WAIT_STEP_S) -> None:
+                   wake: threading.Event | None = None, step: float = WAIT_STEP_S, tend: bool = True) -> None:
         """Wait until ``predicate()`` holds: the one deadline loop of every workflow.
 
         Raises RunCancelled on cancellation and TimeoutError naming ``what`` after
         ``timeout`` seconds. Between checks it handles the run's actions (``tend``) and
         sleeps ``step`` at most: woken early by cancellation, or by ``wake`` (an event set on
-        progress, cleared here when the progress was not yet enough).
+        progress, cleared here when the progress was not yet enough). ``tend=False`` inside
+        an action's own handling, so handlers never nest.
         """
         deadline = time.monotonic() + timeout
         while not predicate():
@@ -97,7 +98,8 @@ class RunContext:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-            self.tend()
+            if tend:
+                self.tend()
             pause = min(step, left)
             if wake is None:
                 self.cancelled.wait(pause)
