@@ -85,8 +85,7 @@ class Workflow:
                 label = getattr(member, "action_label", None)
                 if label is not None:
                     declared[name.removeprefix("on_")] = label
-        if declared:
-            cls.actions = declared
+        cls.actions = declared
 
     # -- the lifecycle, driven by the runner -------------------------------------------
 
