@@ -34,6 +34,8 @@ from ..mqtt.spec import (
     parse_subscribers,
     parse_topics,
     predict,
+    retained_for,
+    route,
     subscribers_of,
     topic_of,
 )
@@ -318,12 +320,7 @@ class MqttQos(Workflow):
 
     def _route_outcome(self, sub: Subscriber, pub_qos: int) -> tuple[str, str]:
         qos = effective_qos(pub_qos, sub.spec.qos)
-        if not sub.away:
-            outcome = "deliver"
-        elif sub.spec.persistent and qos > 0:
-            outcome = "queue"
-        else:
-            outcome = "drop"
+        outcome = route(not sub.away, sub.spec.persistent, qos)
         key = (sub.name, outcome, pub_qos)
         why = self._why.get(key)
         if why is None:
@@ -524,13 +521,14 @@ class MqttQos(Workflow):
             for name, (outcome, _) in item.routes.items():
                 if outcome != "drop":
                     pairs.append((name, item.message_id))
-        latest: dict[str, Published] = {}
-        for item in self.ledger.published.values():
-            if item.retain and (item.topic not in latest or latest[item.topic].n < item.n):
-                latest[item.topic] = item
+        retained: dict[str, int] = {}
+        ids: dict[int, str] = {}
+        for item in sorted(self.ledger.published.values(), key=lambda p: p.n):
+            if item.retain:
+                retained[item.topic], ids[item.n] = item.n, item.message_id
         for sub in self.subs.values():
             if sub.spec.late:
-                pairs += [(sub.name, item.message_id) for item in latest.values() if matches(sub.spec.filter, item.topic)]
+                pairs += [(sub.name, ids[n]) for n in retained_for(sub.spec.filter, retained)]
         return pairs
 
     def _drain(self) -> None:
