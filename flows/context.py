@@ -126,9 +126,10 @@ class RunContext:
 
     # -- fault injection -----------------------------------------------------------
 
-    def take_action(self, timeout: float = 0.0) -> Action | None:
+    def take_action(self) -> Action | None:
+        """The next action the user sent, if any (``Workflow.tick`` hands it to its handler)."""
         try:
-            return self.actions.get(timeout=timeout) if timeout > 0 else self.actions.get_nowait()
+            return self.actions.get_nowait()
         except queue.Empty:
             return None
 
