@@ -198,6 +198,32 @@ class MqttQos(Workflow):
     def report(self) -> dict[str, Any]:
         return self._result()
 
+    def teardown(self) -> None:
+        if not hasattr(self, "subs"):
+            return  # the broker was never reached
+        for sub in self.subs.values():
+            try:
+                sub.conn.close()
+            except Exception:  # noqa: BLE001 - best effort; the broker drops it anyway
+                pass
+        if self.publisher is not None:
+            try:
+                if self.publisher.online.is_set():
+                    # An empty retained message deletes the topic's retained copy.
+                    infos = [self.publisher.client.publish(self.full(t), b"", qos=1, retain=True)
+                             for t in sorted(self.retained_topics)]
+                    for info in infos:
+                        info.wait_for_publish(2.0)
+                self.publisher.close()
+            except (RuntimeError, ValueError, BrokerUnavailable):
+                pass
+        for sub in self.subs.values():
+            if sub.spec.persistent:
+                try:
+                    wipe_session(sub.client_id, self.host, self.port)
+                except BrokerUnavailable:
+                    pass
+
     @action("Disconnect subscriber")
     def on_disconnect(self, target: str) -> None:
         sub = self._acted_on("disconnect", target)
@@ -583,32 +609,6 @@ class MqttQos(Workflow):
             "throughput_per_s": round(ledger.deliveries / window, 1) if window > 0 else None,
             "window_s": round(window, 4),
         }
-
-    def teardown(self) -> None:
-        if not hasattr(self, "subs"):
-            return  # the broker was never reached
-        for sub in self.subs.values():
-            try:
-                sub.conn.close()
-            except Exception:  # noqa: BLE001 - best effort; the broker drops it anyway
-                pass
-        if self.publisher is not None:
-            try:
-                if self.publisher.online.is_set():
-                    # An empty retained message deletes the topic's retained copy.
-                    infos = [self.publisher.client.publish(self.full(t), b"", qos=1, retain=True)
-                             for t in sorted(self.retained_topics)]
-                    for info in infos:
-                        info.wait_for_publish(2.0)
-                self.publisher.close()
-            except (RuntimeError, ValueError, BrokerUnavailable):
-                pass
-        for sub in self.subs.values():
-            if sub.spec.persistent:
-                try:
-                    wipe_session(sub.client_id, self.host, self.port)
-                except BrokerUnavailable:
-                    pass
 
 
 def duplicate_reason(msg: Any) -> str:
