@@ -110,7 +110,7 @@ def instrumented_run() -> dict[str, Any]:
     result = finished.result
     if result["read"] != MESSAGES or result["lost"]:
         raise RuntimeError(f"run {finished.pk} read {result['read']} of {MESSAGES}")
-    return {"messages_per_s": result["messages_per_s"], "wall_messages_per_s": MESSAGES / wall,
+    return {"messages_per_s": result["throughput_per_s"], "wall_messages_per_s": MESSAGES / wall,
             "events": finished.summary["last_seq"]}
 
 
@@ -134,7 +134,7 @@ def unstored_messages_per_s(round_no: int) -> float:
         result = registry.get("kafka-partitions")().run(ctx)
     finally:
         run_resources.release(run_id)  # the runner's job, done here: delete the run's topic
-    return result["messages_per_s"]
+    return result["throughput_per_s"]
 
 
 def run(report: Any) -> None:

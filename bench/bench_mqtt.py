@@ -69,7 +69,7 @@ def instrumented_run() -> dict[str, Any]:
     result = finished.result
     if result["deliveries"] != MESSAGES or result["lost"]:
         raise RuntimeError(f"mqtt-qos run {finished.pk}: {result['deliveries']} deliveries, {result['lost']} lost")
-    return {"per_s": result["throughput"]["deliveries_per_s"], "events": finished.summary["last_seq"]}
+    return {"per_s": result["throughput_per_s"], "events": finished.summary["last_seq"]}
 
 
 def measure(report: Any, label: str, mode: str, url: str | None) -> None:

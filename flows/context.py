@@ -12,6 +12,9 @@ from typing import Any
 from .recorder import Recorder
 from .transports import Broker, get_broker
 
+# How long a waiting run thread sleeps between checks at most.
+WAIT_STEP_S = 0.05
+
 
 class RunCancelled(Exception):
     """Raised inside a workflow when the run was cancelled or ran out of time."""
@@ -37,6 +40,9 @@ class RunContext:
         self.on_cancel: Callable[[str], None] | None = None
         self._cancel_lock = threading.Lock()
         self.actions: queue.Queue[Action] = queue.Queue()
+        # The workflow's tick (dispatches actions), run only on the thread that set it.
+        self._tick: Callable[[], None] | None = None
+        self._tick_thread = 0
 
     # -- events ---------------------------------------------------------------------
 
@@ -76,22 +82,54 @@ class RunContext:
             raise RunCancelled(self.stop_reason or "cancelled")
         self.check()
 
+    def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str,
+                   wake: threading.Event | None = None, step: float = WAIT_STEP_S, tend: bool = True) -> None:
+        """Wait until ``predicate()`` holds: the one deadline loop of every workflow.
+
+        Raises RunCancelled on cancellation and TimeoutError naming ``what`` after
+        ``timeout`` seconds. Between checks it handles the run's actions (``tend``) and
+        sleeps ``step`` at most: woken early by cancellation, or by ``wake`` (an event set on
+        progress, cleared here when the progress was not yet enough). ``tend=False`` inside
+        an action's own handling, so handlers never nest.
+        """
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            self.check()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+            if tend:
+                self.tend()
+            pause = min(step, left)
+            if wake is None:
+                self.cancelled.wait(pause)
+            elif wake.wait(pause) and not predicate():
+                wake.clear()
+
     def wait_for(self, event: threading.Event, timeout: float, what: str) -> None:
         """Wait for ``event`` with a deadline, waking on cancellation; raise TimeoutError."""
-        deadline = time.monotonic() + timeout
-        while not event.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
-            self.check()
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        self.wait_until(event.is_set, timeout, what, wake=event)
+
+    # -- the workflow's tick -----------------------------------------------------------
+
+    def set_tick(self, tick: Callable[[], None] | None) -> None:
+        """What ``tend`` runs (the workflow's action dispatch); only ever on the calling thread."""
+        self._tick, self._tick_thread = tick, threading.get_ident()
+
+    def tend(self) -> None:
+        """Handle what the run was asked to do meanwhile; a no-op off the run thread."""
+        if self._tick is not None and threading.get_ident() == self._tick_thread:
+            self._tick()
 
     def pacer(self, rate: float) -> Pacer:
         return Pacer(self, rate)
 
     # -- fault injection -----------------------------------------------------------
 
-    def take_action(self, timeout: float = 0.0) -> Action | None:
+    def take_action(self) -> Action | None:
+        """The next action the user sent, if any (``Workflow.tick`` hands it to its handler)."""
         try:
-            return self.actions.get(timeout=timeout) if timeout > 0 else self.actions.get_nowait()
+            return self.actions.get_nowait()
         except queue.Empty:
             return None
 
@@ -120,3 +158,4 @@ class Pacer:
                 self.ctx.sleep(delay)
             self.next_at = max(self.next_at + self.interval, time.monotonic() - self.interval)
         self.ctx.check()
+        self.ctx.tend()

@@ -72,18 +72,6 @@ class Event(models.Model):
         ordering = ["run", "seq"]
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="event_run_seq_unique")]
 
-    def as_dict(self) -> dict:
-        return {
-            "seq": self.seq,
-            "t_ms": self.t_ms,
-            "kind": self.kind,
-            "actor": self.actor,
-            "message_id": self.message_id,
-            "attempt": self.attempt,
-            "duplicate": self.duplicate,
-            "attrs": self.attrs,
-        }
-
 
 class InboxEntry(models.Model):
     """One row per (logical consumer, message) an idempotent consumer has applied.

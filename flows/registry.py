@@ -7,7 +7,7 @@ slug is first asked for.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -29,8 +29,34 @@ WORKFLOWS: dict[str, str] = {
 }
 
 
+def action(label: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Declare ``on_<name>(self, target)`` as the handler of the run action ``<name>``.
+
+    ``label`` is the button text; the contract's ``actions`` mapping is built from these
+    declarations, so an action offered to the browser always has a handler.
+    """
+    def declare(handler: Callable[..., None]) -> Callable[..., None]:
+        if not handler.__name__.startswith("on_"):
+            raise TypeError(f"an action handler is named on_<action>, not {handler.__name__}")
+        handler.action_label = label  # type: ignore[attr-defined]
+        return handler
+    return declare
+
+
 class Workflow:
-    """One runnable lesson. Subclasses declare these attributes and implement ``run``."""
+    """One runnable lesson, in the same named steps for every broker.
+
+    The runner calls ``run(ctx)``, which drives the lifecycle: ``setup`` (topology and
+    clients), ``start_consumers``, ``produce``, ``settle`` (wait, with deadlines, until the
+    work is done or given up on), ``report`` (the run's result), and ``teardown``, which
+    always runs. A subclass fills the steps with its broker's calls, as a kombu transport
+    fills kombu's channel; the steps it does not need stay empty.
+
+    Actions the user sends while the run is live (the ``actions`` mapping) reach methods
+    declared with ``@action(label)``; they are dispatched on the run thread whenever it
+    waits (``ctx.wait_until``, ``ctx.sleep``, the pacer), so handlers need no locks among
+    themselves.
+    """
 
     slug: ClassVar[str]
     title: ClassVar[str]
@@ -38,7 +64,8 @@ class Workflow:
     protocol: ClassVar[str]  # http | grpc | amqp | celery | kafka | mqtt
     lesson: ClassVar[str]
     params: ClassVar[Mapping[str, Param]] = {}
-    # Fault injections offered while the run is live: action name → button label.
+    # Fault injections offered while the run is live: action name → button label. Derived
+    # from the ``@action`` handlers; never set by hand.
     actions: ClassVar[Mapping[str, str]] = {}
     # Which broker (flows.transports) this workflow needs; None for brokerless ones.
     broker: ClassVar[str | None] = None
@@ -47,9 +74,68 @@ class Workflow:
         """How many completions (responses / first processings) a run should reach."""
         return 0
 
-    def run(self, ctx: RunContext) -> dict[str, Any] | None:
-        """Do the work, emitting events through ``ctx``; return workflow-specific results."""
-        raise NotImplementedError
+    ctx: RunContext
+    p: dict[str, Any]  # the run's validated parameters
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            for name, member in vars(klass).items():
+                label = getattr(member, "action_label", None)
+                if label is not None:
+                    declared[name.removeprefix("on_")] = label
+        cls.actions = declared
+
+    # -- the lifecycle, driven by the runner -------------------------------------------
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        """The runner's entry point: every step in order; ``teardown`` whatever happens."""
+        self.ctx, self.p = ctx, ctx.params
+        ctx.set_tick(self.tick)
+        try:
+            self.setup()
+            self.start_consumers()
+            self.produce()
+            self.settle()
+            return self.report()
+        finally:
+            try:
+                self.teardown()
+            finally:
+                ctx.set_tick(None)
+
+    def setup(self) -> None:
+        """Reach the broker, create the run's topology and clients."""
+
+    def start_consumers(self) -> None:
+        """Start whatever receives (consumers, subscribers, servers) and wait until it is ready."""
+
+    def produce(self) -> None:
+        """Send the run's messages (requests, calls, orders)."""
+
+    def settle(self) -> None:
+        """Wait, with deadlines (``ctx.wait_until``), until every message is handled or given up on."""
+
+    def report(self) -> dict[str, Any]:
+        """The run's result: workflow-specific figures (contracts: the summary's ``result``)."""
+        return {}
+
+    def teardown(self) -> None:
+        """Stop clients and delete what the run made; always runs, also after a failure."""
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Called on the run thread whenever it waits: dispatch pending actions to their handlers."""
+        while (pending := self.ctx.take_action()) is not None:
+            self.dispatch(pending.name, pending.target)
+
+    def dispatch(self, name: str, target: str) -> None:
+        if name not in self.actions:
+            self.ctx.emit("error", "runner", reason=f"{name}: not an action of {self.slug}")
+            return
+        getattr(self, f"on_{name}")(target)
 
     @classmethod
     def caveats(cls) -> list[str]:

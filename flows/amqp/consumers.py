@@ -152,14 +152,8 @@ class QueueConsumer:
 
 def wait_until_consuming(ctx: Any, consumers: list[QueueConsumer], timeout: float = 10.0) -> None:
     """Wait for every consumer to be subscribed (or fail clearly), recording each assignment."""
-    import time
-
-    deadline = time.monotonic() + timeout
+    ctx.wait_until(lambda: all(c.ready.is_set() for c in consumers), timeout, "every consumer to subscribe")
     for consumer in consumers:
-        while not consumer.ready.wait(0.05):
-            ctx.check()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"consumer {consumer.name} did not start within {timeout:g} s")
         if consumer.error:
             raise RuntimeError(f"consumer {consumer.name} could not start: {consumer.error}")
         ctx.emit("assign", f"consumer:{consumer.name}", queue=consumer.logical, consumer=consumer.name,

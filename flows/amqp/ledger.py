@@ -6,7 +6,8 @@ amqp-*.js), so the run result, the panel and the tests all count one way:
 * ready = routed + requeued − delivered (waiting in the queue, as far as handlers saw);
 * unacked = delivered − acked − requeued (held by a consumer);
 * a delivery's ``attempt`` counts deliveries of that message to that queue (the logical
-  consumer); from the second on it is a duplicate, and the reason says why.
+  consumer, in the run's ``flows.ledger.DeliveryLedger``); from the second on it is a
+  duplicate, and the reason says why.
 
 The publisher records ``publish`` (with the time until the broker's confirm) and the
 ``route`` events once the confirm is back, and a consumer can receive the message before
@@ -18,8 +19,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
+
+from ..ledger import Delivery, DeliveryLedger
+
+DELIVERED_AGAIN = "delivered again"
+REDELIVERED = "delivered again (the broker set redelivered)"
 
 
 @dataclass
@@ -44,13 +50,6 @@ class QueueCounts:
 
 
 @dataclass
-class Delivery:
-    attempt: int
-    duplicate: bool
-    reason: str
-
-
-@dataclass
 class _Holding:
     queue: str
     message_id: str
@@ -60,27 +59,26 @@ class _Holding:
 @dataclass
 class Ledger:
     queues: dict[str, QueueCounts] = field(default_factory=lambda: defaultdict(QueueCounts))
-    sent_at: dict[str, float] = field(default_factory=dict)
-    attempts: Counter = field(default_factory=Counter)  # (queue, message) → deliveries
+    deliveries: DeliveryLedger = field(default_factory=DeliveryLedger)  # attempts per (queue, message)
     first_acked: set = field(default_factory=set)  # (queue, message)
     first_acks: int = 0
-    first_ack_at: float = 0.0
     last_ack_at: float = 0.0
-    # Why the next delivery of (queue, message) is a duplicate, set when a holder crashes.
-    _why: dict[tuple[str, str], str] = field(default_factory=dict)
     _held: dict[str, dict[str, _Holding]] = field(default_factory=lambda: defaultdict(dict))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _announced: set = field(default_factory=set)
     _announce: threading.Condition = field(default_factory=threading.Condition)
     _waiting: int = 0
 
+    @property
+    def sent_at(self) -> dict[str, float]:
+        return self.deliveries.sent_at  # type: ignore[return-value]
+
     # -- publisher side ---------------------------------------------------------------
 
     def sent(self, message_id: str, queues: tuple[str, ...] | list[str] = ()) -> float:
         """The message is handed to the broker now, which puts one copy in each of ``queues``."""
-        now = time.perf_counter()
+        now = self.deliveries.sent(message_id)
         with self._lock:
-            self.sent_at[message_id] = now
             for queue in queues:
                 self.queues[queue].routed += 1
         return now
@@ -111,19 +109,14 @@ class Ledger:
     # -- consumer side ----------------------------------------------------------------
 
     def delivered(self, queue: str, message_id: str, consumer: str, redelivered: bool) -> Delivery:
-        key = (queue, message_id)
+        delivery = self.deliveries.delivered(queue, message_id, REDELIVERED if redelivered else DELIVERED_AGAIN)
         with self._lock:
-            self.attempts[key] += 1
-            attempt = self.attempts[key]
             counts = self.queues[queue]
             counts.delivered += 1
             self._held[consumer][message_id] = _Holding(queue, message_id)
-            reason = ""
-            if attempt > 1:
+            if delivery.duplicate:
                 counts.duplicates += 1
-                reason = self._why.pop(key, "") or (
-                    "delivered again" + (" (the broker set redelivered)" if redelivered else ""))
-            return Delivery(attempt, attempt > 1, reason)
+        return delivery
 
     def handled(self, consumer: str, message_id: str) -> None:
         with self._lock:
@@ -142,7 +135,6 @@ class Ledger:
                 return False
             self.first_acked.add(key)
             self.first_acks += 1
-            self.first_ack_at = self.first_ack_at or now
             self.last_ack_at = now
             return True
 
@@ -153,7 +145,7 @@ class Ledger:
             for h in held:
                 self.queues[h.queue].requeued += 1
                 what = "after handling it" if h.handled else "while it waited in the consumer's prefetch, unhandled"
-                self._why[(h.queue, h.message_id)] = (
+                self.deliveries.expect_again(h.queue, h.message_id,
                     f"redelivered: consumer:{consumer} crashed {what}, before its ack; "
                     "the broker requeued the unacked message and set redelivered")
             return held

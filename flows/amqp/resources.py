@@ -54,9 +54,6 @@ class RunTopology:
             for name in queue_names(self.bindings)
         }
 
-    def broker_name(self, queue: str) -> str:
-        return self.queues[queue].name
-
     def declare(self, channel: Any) -> None:
         self.exchange(channel).declare()
         for queue in self.queues.values():

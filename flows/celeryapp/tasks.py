@@ -109,16 +109,12 @@ def charge(ctl: dict[str, Any], consumer: str, order_id: str) -> bool:
     if not ctl.get("idempotent"):
         return True
     _ensure_django()
-    from django.db import IntegrityError, connection, transaction
+    from django.db import connection
 
-    from ..models import InboxEntry
+    from .. import inbox
 
     try:
-        with transaction.atomic():
-            InboxEntry.objects.create(run_id=ctl["run_id"], consumer=consumer, message_id=order_id)
-        return True
-    except IntegrityError:
-        return False
+        return inbox.first_time(ctl["run_id"], consumer, order_id)
     finally:
         if threading.current_thread() is not threading.main_thread():
             connection.close()

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -180,13 +179,3 @@ def database_url() -> str:
         port = f":{s['PORT']}" if s.get("PORT") else ""
         return f"postgres://{auth}@{host}{port}/{s['NAME']}"
     raise RuntimeError(f"a celery worker process cannot reach a {connection.vendor} database")
-
-
-def wait_until(predicate: Any, timeout: float, what: str, cancelled: threading.Event | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if cancelled is not None and cancelled.is_set():
-            return
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)

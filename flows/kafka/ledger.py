@@ -3,8 +3,8 @@
 Members of a group call in from their own threads; every method takes the ledger's lock
 and does only bookkeeping, so events are emitted outside it.
 
-*Duplicates* are counted per group: a second delivery of the same (partition, offset) to
-any member of the group. *Ownership* is rebuilt from the members' assign and revoke
+*Duplicates* are counted per group (the logical consumer of ``flows.ledger``): a second
+delivery of the same (partition, offset) to any member of the group. *Ownership* is rebuilt from the members' assign and revoke
 callbacks (the broker's DescribeGroups is not trusted for it: the embedded Tansu build
 lists no members); whenever every partition has an owner again and something changed, the
 ledger summarises the rebalance: which partitions moved from whom to whom, and how many
@@ -15,20 +15,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..context import RunContext
+from ..ledger import Delivery, DeliveryLedger
 from .offsets import lag
 
 DUPLICATE_REASON = "uncommitted offset after rebalance"
-
-
-@dataclass(frozen=True)
-class Delivery:
-    attempt: int
-    previous_member: str | None  # who had it before, for a duplicate
-    previous_crashed: bool
 
 
 class GroupLedger:
@@ -41,8 +34,7 @@ class GroupLedger:
         self.strategy = strategy
         self.actor = f"group:{label}"
         self._lock = threading.Lock()
-        self.deliveries: dict[tuple[int, int], int] = {}
-        self._holder: dict[tuple[int, int], str] = {}
+        self.deliveries = DeliveryLedger()  # attempts per (partition, offset), for this one group
         self.processed: dict[tuple[int, int], int] = {}
         self.effects = 0
         self.committed: dict[int, int] = {}
@@ -59,15 +51,15 @@ class GroupLedger:
     # -- messages ---------------------------------------------------------------------
 
     def delivered(self, partition: int, offset: int, member: str, end_offset: int | None) -> Delivery:
-        key = (partition, offset)
+        delivery = self.deliveries.delivered(self.label, (partition, offset), DUPLICATE_REASON, holder=member)
         with self._lock:
-            attempt = self.deliveries.get(key, 0) + 1
-            self.deliveries[key] = attempt
-            previous = self._holder.get(key)
-            self._holder[key] = member
             if end_offset is not None and end_offset > self.end_offsets.get(partition, -1):
                 self.end_offsets[partition] = end_offset
-            return Delivery(attempt, previous if attempt > 1 else None, previous in self.crashed_members)
+        return delivery
+
+    def crashed_member(self, member: str | None) -> bool:
+        with self._lock:
+            return member in self.crashed_members
 
     def processed_one(self, partition: int, offset: int, effect: bool) -> None:
         key = (partition, offset)
@@ -115,10 +107,6 @@ class GroupLedger:
                 if stays:
                     self._revoked_from_stayers += 1
 
-    def owned_by(self, member: str) -> list[int]:
-        with self._lock:
-            return sorted(p for p, m in self.owners.items() if m == member)
-
     def all_owned(self) -> bool:
         with self._lock:
             return len(self.owners) == self.partitions
@@ -157,12 +145,9 @@ class GroupLedger:
 
     # -- the end ----------------------------------------------------------------------
 
-    def unprocessed(self, offsets: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-        with self._lock:
-            return sorted(o for o in offsets if o not in self.processed)
-
     def result(self, produced: Iterable[tuple[int, int]]) -> dict[str, Any]:
         produced = list(produced)
+        deliveries = self.deliveries.of(self.label)
         with self._lock:
             lost = sorted(o for o in produced if o not in self.processed)
             ends = {p: self.end_offsets[p] for p in sorted(self.end_offsets)}
@@ -170,11 +155,11 @@ class GroupLedger:
             return {
                 "group": self.label,
                 "group_id": self.group_id,
-                "delivered": sum(self.deliveries.values()),
+                "delivered": sum(deliveries.values()),
                 "processed": sum(self.processed.values()),
                 "unique_processed": len(self.processed),
-                "duplicates": sum(n - 1 for n in self.deliveries.values() if n > 1),
-                "duplicate_offsets": sorted([p, o] for (p, o), n in self.deliveries.items() if n > 1),
+                "duplicates": sum(n - 1 for n in deliveries.values() if n > 1),
+                "duplicate_offsets": sorted([p, o] for (p, o), n in deliveries.items() if n > 1),
                 "effects": self.effects,
                 "lost": len(lost),
                 "lost_offsets": [list(o) for o in lost],

@@ -24,9 +24,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from .. import inbox
 from ..context import RunContext
 from .clients import group_consumer_config, poll_batch
-from .ledger import DUPLICATE_REASON, GroupLedger
+from .ledger import GroupLedger
 from .offsets import cached_end_offset, cached_end_offsets
 from .producer import decode
 
@@ -209,13 +210,13 @@ class Member(threading.Thread):
         attrs: dict[str, Any] = {"topic": self.settings.topic, "partition": partition, "offset": offset,
                                  "key": payload.key, "group": self.ledger.label, "member": self.member,
                                  "end_offset": end}
-        if delivery.attempt > 1:
-            how = "crashed" if delivery.previous_crashed else "gave the partition up"
-            attrs["reason"] = DUPLICATE_REASON
-            attrs["previous_member"] = delivery.previous_member
-            attrs["why"] = (f"{delivery.previous_member} {how} after receiving offset {offset} but before committing "
+        if delivery.duplicate:
+            how = "crashed" if self.ledger.crashed_member(delivery.previous) else "gave the partition up"
+            attrs["reason"] = delivery.reason
+            attrs["previous_member"] = delivery.previous
+            attrs["why"] = (f"{delivery.previous} {how} after receiving offset {offset} but before committing "
                             f"past it, so the group resumed partition {partition} from its last committed offset")
-        self.ctx.emit("deliver", self.actor, payload.message_id, delivery.attempt, delivery.attempt > 1, **attrs)
+        self.ctx.emit("deliver", self.actor, payload.message_id, delivery.attempt, delivery.duplicate, **attrs)
         return payload, attrs, delivery.attempt
 
     def _handle(self, message: Any, delivery: tuple[Any, dict[str, Any], int]) -> None:
@@ -232,18 +233,9 @@ class Member(threading.Thread):
         self.ctx.emit("process", self.actor, payload.message_id, attempt, attempt > 1, **attrs, **extra)
 
     def _apply(self, message_id: str) -> bool:
-        """The idempotent consumer's inbox: one row per (group, message); a second insert fails."""
-        from django.db import IntegrityError, transaction
-
-        from ..models import InboxEntry
-
+        """The idempotent consumer's inbox, one per group: False if the group applied it already."""
         self._used_db = True
-        try:
-            with transaction.atomic():
-                InboxEntry.objects.create(run_id=self.ctx.run_id, consumer=self.ledger.group_id, message_id=message_id)
-        except IntegrityError:
-            return False
-        return True
+        return inbox.first_time(self.ctx.run_id, self.ledger.group_id, message_id)
 
     # -- commits --------------------------------------------------------------------------
 

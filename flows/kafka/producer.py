@@ -118,12 +118,8 @@ class KeyedProducer:
 
     def flush(self, timeout: float = 30.0) -> None:
         # In short slices, so a cancelled run (its broker died) stops waiting at once.
-        deadline = time.monotonic() + timeout
-        while (left := self._producer.flush(min(_SERVE_POLL_S, max(0.0, deadline - time.monotonic())))) \
-                and time.monotonic() < deadline:
-            self.ctx.check()
-        if left:
-            raise TimeoutError(f"{left} messages were still undelivered after {timeout:g} s")
+        self.ctx.wait_until(lambda: self._producer.flush(_SERVE_POLL_S) == 0, timeout,
+                            "the delivery reports of every message sent", step=0)
 
     def _delivered(self, err: Any, msg: Any) -> None:
         payload = decode(msg.value())

@@ -106,6 +106,22 @@ def effective_qos(publish_qos: int, subscription_qos: int) -> int:
     return min(publish_qos, subscription_qos)
 
 
+def route(connected: bool, persistent: bool, qos: int) -> str:
+    """What the broker does with a matching message for one subscriber, by MQTT 3.1.1:
+    deliver it now, queue it in the persistent session of an absent subscriber (QoS 1/2
+    only), or drop it. The run (``route`` events) and ``predict`` both ask here."""
+    if connected:
+        return "deliver"
+    if persistent and qos > 0:
+        return "queue"
+    return "drop"
+
+
+def retained_for(topic_filter: str, retained: Mapping[str, int]) -> list[int]:
+    """The retained messages (topic → latest message number) a SUBSCRIBE to ``topic_filter`` gets."""
+    return [n for topic, n in sorted(retained.items(), key=lambda item: item[1]) if matches(topic_filter, topic)]
+
+
 @dataclass
 class Prediction:
     """Per subscriber: message numbers delivered at least once, again, and never."""
@@ -167,9 +183,8 @@ def predict(params: Mapping[str, Any]) -> Prediction:
 
     def subscribe(s: SubscriberSpec) -> None:
         # A SUBSCRIBE makes the broker send the retained message of every matching topic.
-        for topic, n in sorted(retained.items(), key=lambda item: item[1]):
-            if matches(s.filter, topic):
-                deliver(s, n)
+        for n in retained_for(s.filter, retained):
+            deliver(s, n)
 
     def reconnect(s: SubscriberSpec) -> None:
         online[s.name] = True
@@ -189,10 +204,10 @@ def predict(params: Mapping[str, Any]) -> Prediction:
         for s in subs:
             if s.late or not matches(s.filter, topic):
                 continue
-            qos = effective_qos(pub_qos, s.qos)
-            if online[s.name]:
+            outcome = route(online[s.name], s.persistent, effective_qos(pub_qos, s.qos))
+            if outcome == "deliver":
                 deliver(s, n)
-            elif s.persistent and qos > 0:
+            elif outcome == "queue":
                 out.queued[s.name].append(n)
             else:
                 out.lost[s.name].add(n)

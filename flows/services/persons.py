@@ -15,9 +15,10 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .http_server import LoopbackHttpService, read_body, send_json
 
 MESSAGE_HEADER = "X-Message-Id"
 PERSON_PATH = re.compile(r"^/persons/(\d+)$")
@@ -99,8 +100,10 @@ def _person(body: Any) -> tuple[dict[str, Any], str]:
     return {"name": name, "age": age}, ""
 
 
-class PersonsService:
+class PersonsService(LoopbackHttpService):
     """The service plus its server thread; start() picks a free loopback port."""
+
+    thread_name = "persons-service"
 
     def __init__(self, delay_ms: float = 0.0, error_rate: float = 0.0, seed: int | None = None,
                  on_request: Hook | None = None) -> None:
@@ -110,52 +113,20 @@ class PersonsService:
         self.on_request = on_request
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "service not started"
-        host, port = self._server.server_address[:2]
+        host, port = self.address
         return f"http://{host}:{port}"
-
-    def start(self) -> None:
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body are separate writes; with Nagle on, the body waits ~40 ms for
-            # the client's delayed ACK and every request looks 40 ms slower than it is.
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server naming
-                service._handle(self)
-
-            do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="persons-service", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def _should_fail(self) -> bool:
         with self._random_lock:
             return self.error_rate > 0 and self._random.random() < self.error_rate
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        message_id = handler.headers.get(MESSAGE_HEADER, "")
-        method, path = handler.command, handler.path
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length) if length else b""
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        message_id = request.headers.get(MESSAGE_HEADER, "")
+        method, path = request.command, request.path
+        raw = read_body(request)
         if self.on_request:
             self.on_request("received", message_id, method, path, 0, False, {})
         if self.delay_ms:
@@ -171,10 +142,4 @@ class PersonsService:
                 status, payload, changed, snapshot = self.state.apply(method, path, body)
         if self.on_request:
             self.on_request("handled", message_id, method, path, status, changed, snapshot)
-        data = b"" if payload is None else json.dumps(payload).encode()
-        handler.send_response(status, HTTPStatus(status).phrase)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        if data:
-            handler.wfile.write(data)
+        send_json(request, status, payload)

@@ -22,21 +22,20 @@ import time
 from collections import Counter
 from typing import Any
 
+from .. import inbox
 from ..amqp.ledger import Ledger
-from ..context import RunContext
+from ..amqp.workflow import AmqpWorkflow
 from ..params import bool_param, float_param, int_param
-from ..registry import Workflow
+from ..registry import action
 
 PRODUCER = "producer"
 EXCHANGE, EXCHANGE_TYPE, QUEUE, KEY = "tasks", "direct", "work", "work"
 
 
-class AmqpRedelivery(Workflow):
+class AmqpRedelivery(AmqpWorkflow):
     slug = "amqp-redelivery"
     title = "AMQP: crash before ack, redelivery, duplicates"
     pattern = "async"
-    protocol = "amqp"
-    broker = "amqp"
     lesson = (
         "A message cannot be guaranteed to be consumed exactly once. The consumer receives a message, handles "
         "it, then acks. If it crashes after handling and before the ack, the broker cannot know the work was "
@@ -54,159 +53,54 @@ class AmqpRedelivery(Workflow):
         "work_ms": int_param(150, 0, 5000, "Time a consumer spends on each message"),
         "restart_ms": int_param(800, 0, 10000, "A crashed consumer comes back after this long"),
     }
-    actions = {"crash": "Crash consumer"}
 
     def expected(self, params: dict[str, Any]) -> int:
         return params["messages"]
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        return RedeliveryRun(ctx, ctx.broker("amqp")).run()
 
+    # -- the steps -------------------------------------------------------------------------
 
-class SideEffects:
-    """What handling a message does to the world: here, a counter per message id."""
-
-    def __init__(self) -> None:
-        self.applied: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def apply(self, message_id: str) -> None:
-        with self._lock:
-            self.applied[message_id] += 1
-
-    def summary(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "total": sum(self.applied.values()),
-                "distinct": len(self.applied),
-                "repeated": {mid: n for mid, n in sorted(self.applied.items()) if n > 1},
-            }
-
-
-class Inbox:
-    """The idempotent consumer's memory: a unique (run, queue, message id) row per applied message."""
-
-    def __init__(self, run_id: int) -> None:
-        self.run_id = run_id
-
-    def first_time(self, consumer: str, message_id: str, apply: Any) -> bool:
-        """Insert the row and apply the effect in one transaction; False if it was there already."""
-        from django.db import IntegrityError, transaction
-
-        from ..models import InboxEntry
-
-        try:
-            with transaction.atomic():
-                InboxEntry.objects.create(run_id=self.run_id, consumer=consumer, message_id=message_id)
-        except IntegrityError:
-            return False
-        apply(message_id)
-        return True
-
-
-class CrashPlan:
-    """When consumers crash: the crash_at-th message of work/1, a probability, or the button."""
-
-    def __init__(self, crash_at: int, probability: float, seed: int) -> None:
-        self.crash_at = crash_at
-        self.probability = probability
-        self._random = random.Random(seed)
-        self._handled: Counter[str] = Counter()
-        self._armed: list[str] = []  # consumer names, "" = whichever handles a message next
-        self._lock = threading.Lock()
-        self.crash_at_done = False
-
-    def arm(self, target: str) -> None:
-        with self._lock:
-            self._armed.append(target.removeprefix("consumer:"))
-
-    def decide(self, consumer: str) -> str:
-        """After handling a message: the reason to crash now, or ''."""
-        with self._lock:
-            self._handled[consumer] += 1
-            for i, target in enumerate(self._armed):
-                if target in ("", consumer):
-                    del self._armed[i]
-                    return "the Crash consumer button"
-            if (self.crash_at and not self.crash_at_done and consumer == f"{QUEUE}/1"
-                    and self._handled[consumer] >= self.crash_at):
-                self.crash_at_done = True
-                return f"crash_at={self.crash_at}: it had handled {self.crash_at} messages"
-            if self.probability and self._random.random() < self.probability:
-                return f"crash_probability={self.probability:g}"
-        return ""
-
-
-class RedeliveryRun:
-    def __init__(self, ctx: RunContext, broker: Any) -> None:
+    def setup(self) -> None:
         from ..amqp.resources import RunTopology
         from ..amqp.routing_rules import Binding
 
-        self.ctx = ctx
-        self.broker = broker
-        self.p = ctx.params
-        self.binding = Binding(QUEUE, KEY)
-        self.topology = RunTopology(ctx.namespace, EXCHANGE, EXCHANGE_TYPE, [self.binding])
+        amqp = self.ctx.broker("amqp")
         self.ledger = Ledger()
         self.effects = SideEffects()
-        self.inbox = Inbox(ctx.run_id) if self.p["idempotent"] else None
-        self.crashes = CrashPlan(self.p["crash_at"], self.p["crash_probability"], ctx.run_id)
+        self.idempotent = self.p["idempotent"]
+        self.crashes = CrashPlan(self.p["crash_at"], self.p["crash_probability"], self.ctx.run_id)
         self.crash_log: list[dict[str, Any]] = []
         self.acked_ids: set[str] = set()
         self.processed_ids: set[str] = set()
         self.all_acked = threading.Event()
         self._lock = threading.Lock()
-        self.consumers: list[Any] = []
+        self.declare(amqp, RunTopology(self.ctx.namespace, EXCHANGE, EXCHANGE_TYPE, [Binding(QUEUE, KEY)]))
 
-    def run(self) -> dict[str, Any]:
-        admin = self.broker.connection()
-        publisher = self.broker.connection(confirm=True)
-        watcher = threading.Thread(target=self._watch_actions, name=f"actions-{self.ctx.run_id}", daemon=True)
+    def start_consumers(self) -> None:
+        for n in range(1, self.p["consumers"] + 1):
+            self.consume(QUEUE, f"{QUEUE}/{n}", self._handle, prefetch=self.p["prefetch"],
+                         restart_after_s=self.p["restart_ms"] / 1000.0, on_restart=self._restarted,
+                         on_exit=_close_thread_db)
+        self.consuming()
+
+    def produce(self) -> None:
+        self._publish_all(self.publisher)
+
+    def settle(self) -> None:
         try:
-            channel = admin.channel()
-            self.topology.declare(channel)
-            self._start_consumers()
-            watcher.start()
-            self._publish_all(publisher)
-            try:
-                self.ctx.wait_for(self.all_acked, self._drain_timeout(), "every message to be acked")
-            except TimeoutError:
-                pass  # reported as lost
-            self._stop_consumers()
-            for consumer in self.consumers:
-                if consumer.error is not None:  # failed, not crashed on purpose: say so beside the lost count
-                    self.ctx.emit("error", f"consumer:{consumer.name}", queue=consumer.logical, consumer=consumer.name,
-                                  reason=f"{type(consumer.error).__name__}: {consumer.error}")
-            broker_ready = self.topology.ready_counts(channel)[QUEUE]
-            return self._result(broker_ready)
-        finally:
-            self._stop_consumers()
-            self.all_acked.set()  # ends the action watcher
-            try:
-                self.topology.delete(admin.channel())
-            finally:
-                publisher.release()
-                admin.release()
+            self.ctx.wait_for(self.all_acked, self._drain_timeout(), "every message to be acked")
+        except TimeoutError:
+            pass  # reported as lost
+        self.stop_consumers()
+
+    def report(self) -> dict[str, Any]:
+        return self._result(self.topology.ready_counts(self.channel)[QUEUE])
+
+    @action("Crash consumer")
+    def on_crash(self, target: str) -> None:
+        self.crashes.arm(target)
 
     # -- consumers ----------------------------------------------------------------------
-
-    def _start_consumers(self) -> None:
-        from ..amqp.consumers import QueueConsumer, wait_until_consuming
-
-        for n in range(1, self.p["consumers"] + 1):
-            consumer = QueueConsumer(
-                self.broker, self.topology.queues[QUEUE], f"{QUEUE}/{n}", self._handle, prefetch=self.p["prefetch"],
-                restart_after_s=self.p["restart_ms"] / 1000.0, on_restart=self._restarted, logical=QUEUE,
-                on_exit=_close_thread_db)
-            self.consumers.append(consumer)
-            consumer.start()
-        wait_until_consuming(self.ctx, self.consumers)
-
-    def _stop_consumers(self) -> None:
-        for consumer in self.consumers:
-            consumer.stop()
-        for consumer in self.consumers:
-            consumer.join(5.0)
 
     def _restarted(self, consumer: Any) -> None:
         self.ctx.emit("assign", f"consumer:{consumer.name}", queue=QUEUE, consumer=consumer.name, mode="push",
@@ -226,11 +120,9 @@ class RedeliveryRun:
                  redelivered=redelivered, delivery_tag=info.get("delivery_tag"), mode="push", **common, **extra)
         if self.p["work_ms"]:
             consumer.stopping.wait(self.p["work_ms"] / 1000.0)
-        if self.inbox is not None:
-            effect = self.inbox.first_time(QUEUE, message_id, self.effects.apply)
-        else:
+        effect = not self.idempotent or inbox.first_time(ctx.run_id, QUEUE, message_id)
+        if effect:
             self.effects.apply(message_id)
-            effect = True
         timing = {}
         with self._lock:
             if message_id not in self.processed_ids:
@@ -239,7 +131,7 @@ class RedeliveryRun:
         if not effect:
             extra["suppressed"] = "already in the inbox: the effect was applied by an earlier delivery"
         ctx.emit("process", actor, message_id, d.attempt, d.duplicate, effect=effect,
-                 applied=self.effects.applied[message_id], idempotent=self.inbox is not None, **common, **extra,
+                 applied=self.effects.applied[message_id], idempotent=self.idempotent, **common, **extra,
                  **timing)
         self.ledger.handled(consumer.name, message_id)
         reason = self.crashes.decide(consumer.name)
@@ -266,12 +158,6 @@ class RedeliveryRun:
             self.ctx.emit("requeue", f"queue:{QUEUE}", h.message_id, queue=QUEUE, consumer=consumer.name,
                           reason=f"consumer:{consumer.name} died holding it unacked; the broker requeues it")
         consumer.crash(reason)
-
-    def _watch_actions(self) -> None:
-        while not self.all_acked.is_set() and not self.ctx.cancelled.is_set():
-            action = self.ctx.take_action(timeout=0.1)
-            if action is not None and action.name == "crash":
-                self.crashes.arm(action.target)
 
     def _drain_timeout(self) -> float:
         per_message = self.p["work_ms"] / 1000.0 + self.p["restart_ms"] / 1000.0 * self.p["crash_probability"]
@@ -316,10 +202,63 @@ class RedeliveryRun:
             "counts_agree": counts.get("ready") == broker_ready,
             "crashes": self.crash_log,
             "side_effects": self.effects.summary(),
-            "idempotent": self.inbox is not None,
+            "idempotent": self.idempotent,
             "distinct_processed": processed,
             "lost": lost,
         }
+
+
+class SideEffects:
+    """What handling a message does to the world: here, a counter per message id."""
+
+    def __init__(self) -> None:
+        self.applied: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def apply(self, message_id: str) -> None:
+        with self._lock:
+            self.applied[message_id] += 1
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": sum(self.applied.values()),
+                "distinct": len(self.applied),
+                "repeated": {mid: n for mid, n in sorted(self.applied.items()) if n > 1},
+            }
+
+
+class CrashPlan:
+    """When consumers crash: the crash_at-th message of work/1, a probability, or the button."""
+
+    def __init__(self, crash_at: int, probability: float, seed: int) -> None:
+        self.crash_at = crash_at
+        self.probability = probability
+        self._random = random.Random(seed)
+        self._handled: Counter[str] = Counter()
+        self._armed: list[str] = []  # consumer names, "" = whichever handles a message next
+        self._lock = threading.Lock()
+        self.crash_at_done = False
+
+    def arm(self, target: str) -> None:
+        with self._lock:
+            self._armed.append(target.removeprefix("consumer:"))
+
+    def decide(self, consumer: str) -> str:
+        """After handling a message: the reason to crash now, or ''."""
+        with self._lock:
+            self._handled[consumer] += 1
+            for i, target in enumerate(self._armed):
+                if target in ("", consumer):
+                    del self._armed[i]
+                    return "the Crash consumer button"
+            if (self.crash_at and not self.crash_at_done and consumer == f"{QUEUE}/1"
+                    and self._handled[consumer] >= self.crash_at):
+                self.crash_at_done = True
+                return f"crash_at={self.crash_at}: it had handled {self.crash_at} messages"
+            if self.probability and self._random.random() < self.probability:
+                return f"crash_probability={self.probability:g}"
+        return ""
 
 
 def _close_thread_db() -> None:

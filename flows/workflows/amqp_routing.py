@@ -25,19 +25,16 @@ from typing import Any
 
 from ..amqp import spec as routing
 from ..amqp.ledger import Ledger
-from ..context import RunContext
+from ..amqp.workflow import AmqpWorkflow
 from ..params import Param, choice_param, float_param, int_param
-from ..registry import Workflow
 
 PRODUCER = "producer"
 
 
-class AmqpRouting(Workflow):
+class AmqpRouting(AmqpWorkflow):
     slug = "amqp-routing"
     title = "AMQP exchanges, bindings and queues"
     pattern = "async"
-    protocol = "amqp"
-    broker = "amqp"
     lesson = (
         "The publisher only knows the exchange. The exchange routes each message through its bindings to "
         "queues: direct by exact key, topic by pattern (* one word, # zero or more), fanout to every queue, "
@@ -76,25 +73,18 @@ class AmqpRouting(Workflow):
     def expected(self, params: dict[str, Any]) -> int:
         return routing.RoutingSpec(params).expected_deliveries()
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        broker = ctx.broker("amqp")
-        if ctx.params["exchange_type"] not in broker.exchange_types:
-            raise ValueError(routing.complete(dict(ctx.params), broker.exchange_types)["exchange_type"])
-        return RoutingRun(ctx, broker).run()
+    # -- the steps -------------------------------------------------------------------------
 
-
-class RoutingRun:
-    def __init__(self, ctx: RunContext, broker: Any) -> None:
+    def setup(self) -> None:
         from ..amqp.resources import RunTopology
 
-        self.ctx = ctx
-        self.broker = broker
-        self.p = ctx.params
-        self.spec = routing.RoutingSpec(ctx.params)
-        self.topology = RunTopology(ctx.namespace, self.spec.exchange, self.spec.exchange_type, self.spec.bindings)
+        amqp = self.ctx.broker("amqp")
+        if self.p["exchange_type"] not in amqp.exchange_types:
+            raise ValueError(routing.complete(dict(self.p), amqp.exchange_types)["exchange_type"])
+        self.spec = routing.RoutingSpec(self.p)
         self.exchange_actor = f"exchange:{self.spec.exchange}"
         self.ledger = Ledger()
-        self.expected = self.spec.expected_deliveries()
+        self.expected_copies = self.spec.expected_deliveries()
         self.plan = self.spec.plan()
         # Position in the run's binding list (the panel draws one edge per binding); the
         # first of two identical bindings stands for both, as the broker keeps only one.
@@ -103,58 +93,35 @@ class RoutingRun:
             self.binding_index.setdefault(b, i)
         self.all_processed = threading.Event()
         self.work_s = self.p["work_ms"] / 1000.0
-        self.consumers: list[Any] = []
         self.returned: dict[str, str] = {}
+        self.declare(amqp, RunTopology(self.ctx.namespace, self.spec.exchange, self.spec.exchange_type,
+                                       self.spec.bindings))
 
-    def run(self) -> dict[str, Any]:
-        admin = self.broker.connection()
-        publisher = self.broker.connection(confirm=True)
-        try:
-            channel = admin.channel()
-            self.topology.declare(channel)
-            self._start_consumers()
-            started = time.perf_counter()
-            disagreements = self._publish_all(publisher)
-            published_s = time.perf_counter() - started
-            if self.expected == 0:
-                self.all_processed.set()
-            try:
-                self.ctx.wait_for(self.all_processed, self._drain_timeout(), "every routed copy to be processed")
-            except TimeoutError:
-                pass  # what is missing is reported as lost below
-            self._stop_consumers()
-            for consumer in self.consumers:
-                if consumer.error is not None:  # failed, not crashed on purpose: say so beside the lost count
-                    self.ctx.emit("error", f"consumer:{consumer.name}", queue=consumer.logical, consumer=consumer.name,
-                                  reason=f"{type(consumer.error).__name__}: {consumer.error}")
-            broker_ready = self.topology.ready_counts(channel)
-            return self._result(broker_ready, disagreements, published_s)
-        finally:
-            self._stop_consumers()
-            try:
-                self.topology.delete(admin.channel())
-            finally:
-                publisher.release()
-                admin.release()
-
-    # -- consumers ----------------------------------------------------------------------
-
-    def _start_consumers(self) -> None:
-        from ..amqp.consumers import QueueConsumer, wait_until_consuming
-
+    def start_consumers(self) -> None:
         for queue, count in self.spec.consumers.items():
             for n in range(1, count + 1):
-                consumer = QueueConsumer(self.broker, self.topology.queues[queue], f"{queue}/{n}", self._handle,
-                                         mode=self.p["consumer_mode"], prefetch=self.p["prefetch"], logical=queue)
-                self.consumers.append(consumer)
-                consumer.start()
-        wait_until_consuming(self.ctx, self.consumers)
+                self.consume(queue, f"{queue}/{n}", self._handle, mode=self.p["consumer_mode"],
+                             prefetch=self.p["prefetch"])
+        self.consuming()
 
-    def _stop_consumers(self) -> None:
-        for consumer in self.consumers:
-            consumer.stop()
-        for consumer in self.consumers:
-            consumer.join(5.0)
+    def produce(self) -> None:
+        started = time.perf_counter()
+        self.disagreements = self._publish_all(self.publisher)
+        self.published_s = time.perf_counter() - started
+
+    def settle(self) -> None:
+        if self.expected_copies == 0:
+            self.all_processed.set()
+        try:
+            self.ctx.wait_for(self.all_processed, self._drain_timeout(), "every routed copy to be processed")
+        except TimeoutError:
+            pass  # what is missing is reported as lost
+        self.stop_consumers()
+
+    def report(self) -> dict[str, Any]:
+        return self._result(self.topology.ready_counts(self.channel), self.disagreements, self.published_s)
+
+    # -- consumers ----------------------------------------------------------------------
 
     def _handle(self, consumer: Any, message: Any) -> None:
         # Runs for every copy on the consumers' threads, next to the publisher waiting for
@@ -178,7 +145,7 @@ class RoutingRun:
         message.ack()
         first = self.ledger.acked(queue, message_id, name)
         emit("ack", actor, message_id, d.attempt, d.duplicate, queue=queue, consumer=name, delivery_tag=tag)
-        if first and self.ledger.first_acks >= self.expected:
+        if first and self.ledger.first_acks >= self.expected_copies:
             self.all_processed.set()
 
     def _drain_timeout(self) -> float:
@@ -258,7 +225,7 @@ class RoutingRun:
                                      "ready": 0, "unacked": 0})
             queues[name] = {**mine, "consumers": self.spec.consumers[name], "broker_ready": broker_ready.get(name),
                             "agrees": mine["ready"] == broker_ready.get(name)}
-        lost = max(0, self.expected - self.ledger.first_acks)
+        lost = max(0, self.expected_copies - self.ledger.first_acks)
         ledger = self.ledger
         span = (ledger.last_ack_at - min(ledger.sent_at.values())) if ledger.sent_at and ledger.last_ack_at else 0.0
         return {
@@ -266,7 +233,7 @@ class RoutingRun:
             "consumer_mode": self.p["consumer_mode"],
             "queue_counts": queues,
             "counts_agree": all(q["agrees"] for q in queues.values()),
-            "expected_deliveries": self.expected,
+            "expected_deliveries": self.expected_copies,
             "processed_first": self.ledger.first_acks,
             "unroutable": sum(1 for m in self.plan if not m.queues),
             "disagreements": disagreements,

@@ -22,12 +22,11 @@ import queue
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ..context import RunContext
+from ..ledger import DeliveryLedger
 from ..params import bool_param, float_param, int_param
-from ..registry import Workflow
+from ..registry import Workflow, action
 
 MIN_CRASH_WORK_MS = 200
 
@@ -55,7 +54,6 @@ class CeleryOrder(Workflow):
                                          "charging (0 = never)"),
         "idempotent": bool_param(False, "The task keeps an inbox and charges each order once"),
     }
-    actions = {"crash": "Kill worker"}
 
     @classmethod
     def validate(cls, given: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -67,69 +65,16 @@ class CeleryOrder(Workflow):
     def expected(self, params: dict[str, Any]) -> int:
         return params["orders"]
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        return OrderRun(ctx, ctx.broker("amqp")).run()
+    # -- the steps -------------------------------------------------------------------------
 
-
-class OrderView:
-    """The HTTP endpoint: ``POST /orders`` enqueues the task and answers 202 without waiting for it."""
-
-    def __init__(self, enqueue: Any) -> None:
-        self.enqueue = enqueue
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        assert self._server is not None, "view not started"
-        host, port = self._server.server_address[:2]
-        return host, port
-
-    def start(self) -> None:
-        view = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                length = int(self.headers.get("Content-Length") or 0)
-                try:
-                    order = json.loads(self.rfile.read(length) or b"{}")
-                    view.enqueue(order)
-                    status, body = 202, {"id": order["id"], "status": "accepted"}
-                except Exception as exc:  # noqa: BLE001 - the client sees a 500 with the reason
-                    status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="order-view", daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-
-class OrderRun:
-    def __init__(self, ctx: RunContext, broker: Any) -> None:
-        from ..celeryapp import get_app, tasks
+    def setup(self) -> None:
+        from ..celeryapp import get_app, relay, tasks
         from ..celeryapp.queues import reply_queue, task_queue
+        from ..services.orders import OrderView
 
-        self.ctx = ctx
-        self.broker = broker
-        self.p = ctx.params
-        self.prefix = f"{ctx.namespace}."
-        self.app = get_app(broker.celery_config())
+        self.amqp = self.ctx.broker("amqp")
+        self.prefix = f"{self.ctx.namespace}."
+        self.app = get_app(self.amqp.celery_config())
         self.task_name = tasks.TASK_ACKS_LATE if self.p["acks_late"] else tasks.TASK
         self.task_queue = task_queue(self.prefix + "orders")
         self.reply_queue = reply_queue(self.prefix + "celery-events")
@@ -140,74 +85,78 @@ class OrderRun:
         self.kills: queue.Queue[tuple[str, str]] = queue.Queue()  # (reason, order or worker actor)
         self._lock = threading.Lock()
         self.sent_at: dict[str, float] = {}
-        self.deliveries: Counter[str] = Counter()
+        self.deliveries = DeliveryLedger()  # attempts per order, on the one logical consumer "orders"
         self.in_flight: dict[str, str] = {}  # order → worker running it
         self.finished: set[str] = set()
         self.abandoned: set[str] = set()
         self.charges: Counter[str] = Counter()
         self.processed: set[str] = set()
-        self.why: dict[str, str] = {}
         self.crash_log: list[dict[str, Any]] = []
         self.crash_at_pending = self.p["crash_at"]
         self.settled = threading.Event()
         self.client_error: BaseException | None = None
+        self.client = threading.Thread(target=self._client, name=f"order-client-{self.ctx.run_id}", daemon=True)
+        self.listener: Any = None
+        self.admin = self.amqp.connection()
+        self.channel = self.admin.channel()
+        self.task_queue(self.channel).declare()
+        self.reply_queue(self.channel).declare()
+        self.listener = relay.listener(self.amqp, self.reply_queue, self._on_worker_event)
+        self.listener.start()
+        self.listener.ready.wait(10.0)
 
-    # -- the run ------------------------------------------------------------------------
+    def start_consumers(self) -> None:
+        self._start_workers(self.p["workers"])
+        self.view.start()
 
-    def run(self) -> dict[str, Any]:
-        from ..amqp.resources import delete_all
-        from ..celeryapp import relay
+    def produce(self) -> None:
+        self.client.start()  # its own thread: the run thread kills workers meanwhile (``tick``)
 
-        admin = self.broker.connection()
-        listener = None
-        client = threading.Thread(target=self._client, name=f"order-client-{self.ctx.run_id}", daemon=True)
+    def settle(self) -> None:
+        """Until every order is finished or abandoned; what did not finish in time is reported."""
         try:
-            channel = admin.channel()
-            self.task_queue(channel).declare()
-            self.reply_queue(channel).declare()
-            listener = relay.listener(self.broker, self.reply_queue, self._on_worker_event)
-            listener.start()
-            listener.ready.wait(10.0)
-            self._start_workers(channel, self.p["workers"])
-            self.view.start()
-            client.start()
-            self._supervise(channel, client)
-            broker_ready = channel.queue_declare(queue=self.task_queue.name, passive=True).message_count
-            return self._result(broker_ready)
-        finally:
-            self.view.stop()
-            _stop_all(self.workers + self.killed)
-            if listener is not None:
-                listener.stop()
-                listener.join(5.0)
-            try:
-                delete_all(admin.channel(), [self.task_queue.name, self.reply_queue.name],
-                           [self.task_queue.exchange.name])
-            finally:
-                admin.release()
+            self.ctx.wait_until(self.settled.is_set, self._timeout(), "every order to finish", wake=self.settled)
+        except TimeoutError:
+            pass
+        self.client.join(5.0)
 
-    def _supervise(self, channel: Any, client: threading.Thread) -> None:
-        """Kill and replace workers when asked, until every order is finished or abandoned."""
-        deadline = time.monotonic() + self._timeout()
-        while not self.settled.is_set():
-            self.ctx.check()
-            if self.client_error is not None:
-                raise self.client_error
-            action = self.ctx.take_action(timeout=0.05)
-            if action is not None and action.name == "crash":
-                self.kills.put(("the Kill worker button", action.target))
-            try:
-                reason, target = self.kills.get_nowait()
-            except queue.Empty:
-                pass
-            else:
-                self._kill_and_replace(channel, reason, target)
-            for worker in self.workers:
-                if not worker.alive:
-                    raise RuntimeError(f"a celery worker died on its own: {worker.failure()}")
-            if time.monotonic() > deadline:
-                break  # what did not finish is reported
-        client.join(5.0)
+    def report(self) -> dict[str, Any]:
+        return self._result(self.channel.queue_declare(queue=self.task_queue.name, passive=True).message_count)
+
+    def teardown(self) -> None:
+        from ..amqp.resources import delete_all
+
+        if not hasattr(self, "admin"):
+            return  # the broker was never reached
+        self.view.stop()
+        _stop_all(self.workers + self.killed)
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener.join(5.0)
+        try:
+            delete_all(self.admin.channel(), [self.task_queue.name, self.reply_queue.name],
+                       [self.task_queue.exchange.name])
+        finally:
+            self.admin.release()
+
+    @action("Kill worker")
+    def on_crash(self, target: str) -> None:
+        self.kills.put(("the Kill worker button", target))
+
+    def tick(self) -> None:
+        """Whenever the run thread waits: actions, then a pending kill, then the workers' health."""
+        super().tick()
+        if self.client_error is not None:
+            raise self.client_error
+        try:
+            reason, target = self.kills.get_nowait()
+        except queue.Empty:
+            pass
+        else:
+            self._kill_and_replace(reason, target)
+        for worker in self.workers:
+            if not worker.alive:
+                raise RuntimeError(f"a celery worker died on its own: {worker.failure()}")
 
     def _timeout(self) -> float:
         return 30.0 + self.p["orders"] * self.p["work_ms"] / 1000.0 + (self.p["orders"] / self.p["rate"] if self.p["rate"]
@@ -215,39 +164,39 @@ class OrderRun:
 
     # -- workers ------------------------------------------------------------------------
 
-    def _start_workers(self, channel: Any, count: int) -> None:
+    def _start_workers(self, count: int) -> None:
         """Start ``count`` workers side by side and wait until the broker sees them all consuming."""
-        from ..celeryapp.workers import START_TIMEOUT_S, ProcessWorker, ThreadWorker, wait_until
+        from ..celeryapp.workers import START_TIMEOUT_S, ProcessWorker, ThreadWorker
 
         started = []
         for _ in range(count):
             self.worker_count += 1
             name = f"w{self.worker_count}"
-            if self.broker.embedded:
+            if self.amqp.embedded:
                 worker: Any = ThreadWorker(name, self.ctx.run_id, self.app, self.task_queue)
             else:
-                worker = ProcessWorker(name, self.ctx.run_id, self.broker.url, self.task_queue.name)
+                worker = ProcessWorker(name, self.ctx.run_id, self.amqp.url, self.task_queue.name)
             worker.start()
             self.workers.append(worker)
             started.append(worker)
-        if not self.broker.embedded:
+        if not self.amqp.embedded:
             def consuming() -> bool:
                 for worker in started:
                     if not worker.alive:
                         raise RuntimeError(worker.failure())
-                consumers = channel.queue_declare(queue=self.task_queue.name, passive=True).consumer_count
-                return consumers >= len(self.workers)
+                return self._consumers() >= len(self.workers)
 
-            wait_until(consuming, START_TIMEOUT_S, "the celery workers to consume", self.ctx.cancelled)
+            self.ctx.wait_until(consuming, START_TIMEOUT_S, "the celery workers to consume", tend=False)
         for worker in started:
             self.ctx.emit("assign", f"worker:{worker.name}", worker=worker.name, pid=worker.pid, queue="orders",
                           task=self.task_name, acks_late=self.p["acks_late"],
-                          process="embedded thread" if self.broker.embedded else "celery worker -P threads -c 1")
+                          process="embedded thread" if self.amqp.embedded else "celery worker -P threads -c 1")
 
-    def _kill_and_replace(self, channel: Any, reason: str, target: str = "") -> None:
+    def _consumers(self) -> int:
+        return self.channel.queue_declare(queue=self.task_queue.name, passive=True).consumer_count
+
+    def _kill_and_replace(self, reason: str, target: str = "") -> None:
         """Kill the worker running ``target`` (or a busy one, or the first); replace it if none is left."""
-        from ..celeryapp.workers import wait_until
-
         with self._lock:
             busy = {w: order for order, w in self.in_flight.items()}
             wanted = self.in_flight.get(target) or target.removeprefix("worker:")
@@ -257,13 +206,13 @@ class OrderRun:
         self.killed.append(worker)
         with self._lock:
             running = [order for order, w in self.in_flight.items() if w == worker.name]
-        signal = "thread killed (embedded stand-in for SIGKILL)" if self.broker.embedded else "SIGKILL"
+        signal = "thread killed (embedded stand-in for SIGKILL)" if self.amqp.embedded else "SIGKILL"
         worker.kill()
-        if not self.broker.embedded:
+        if not self.amqp.embedded:
             # The kernel closed its socket; wait until RabbitMQ has noticed and requeued.
             left = len(self.workers)
-            wait_until(lambda: channel.queue_declare(queue=self.task_queue.name, passive=True).consumer_count <= left,
-                       10.0, "RabbitMQ to drop the killed worker's consumer", self.ctx.cancelled)
+            self.ctx.wait_until(lambda: self._consumers() <= left, 10.0, "RabbitMQ to drop the killed worker's consumer",
+                                tend=False)
         actor = f"worker:{worker.name}"
         self.crash_log.append({"worker": worker.name, "pid": worker.pid, "reason": reason, "running": running,
                                "t_ms": round(self.ctx.elapsed_ms(), 3)})
@@ -273,8 +222,9 @@ class OrderRun:
             with self._lock:
                 self.in_flight.pop(order, None)
             if self.p["acks_late"]:
-                self.why[order] = (f"redelivered: worker {worker.name} was killed ({signal}) while running the task; "
-                                   "with acks_late the task message was still unacked, so the broker requeued it")
+                self.deliveries.expect_again("orders", order, (
+                    f"redelivered: worker {worker.name} was killed ({signal}) while running the task; "
+                    "with acks_late the task message was still unacked, so the broker requeued it"))
                 self.ctx.emit("requeue", "queue:orders", order, queue="orders", task=self.task_name,
                               reason=f"worker {worker.name} died with the task unacked (acks_late)")
             else:
@@ -285,7 +235,7 @@ class OrderRun:
                                       "finish and the broker will not deliver it again"))
         self._check_settled()
         if not self.workers:
-            self._start_workers(channel, 1)
+            self._start_workers(1)
 
     # -- the client and the view -----------------------------------------------------------
 
@@ -336,15 +286,18 @@ class OrderRun:
         worker = short_name(attrs.pop("worker", "worker"))
         actor = f"worker:{worker}"
         common = {"worker": worker, "task": attrs.pop("task", self.task_name), "queue": "orders", **attrs}
-        with self._lock:
-            if kind == "deliver":
-                self.deliveries[order] += 1
+        if kind == "deliver":
+            delivery = self.deliveries.delivered("orders", order, "delivered again" + (
+                " (the broker set redelivered)" if attrs.get("redelivered") else ""), holder=worker)
+            with self._lock:
                 self.in_flight[order] = worker
-            attempt = self.deliveries[order] or 1
+            attempt, reason = delivery.attempt, delivery.reason
+        else:
+            attempt = self.deliveries.attempts_of("orders", order) or 1
+            reason = self.deliveries.reason_of("orders", order)
         duplicate = attempt > 1
         if duplicate:
-            common["reason"] = self.why.get(order) or "delivered again" + (
-                " (the broker set redelivered)" if attrs.get("redelivered") else "")
+            common["reason"] = reason
         if kind == "process":
             with self._lock:
                 self.processed.add(order)
@@ -383,7 +336,7 @@ class OrderRun:
                 "queues": {"orders": self.task_queue.name, "events": self.reply_queue.name},
                 "workers_started": self.worker_count,
                 "crashes": self.crash_log,
-                "deliveries": dict(self.deliveries),
+                "deliveries": self.deliveries.of("orders"),
                 "charges": dict(self.charges),
                 "side_effects": {"total": sum(self.charges.values()), "distinct": len(self.charges),
                                  "repeated": {o: n for o, n in self.charges.items() if n > 1}},

@@ -26,8 +26,6 @@ from ..registry import Workflow
 if TYPE_CHECKING:
     import grpc
 
-    from ..services.person_grpc import PersonGrpcService
-
 PROTO_FILE = PROTO_DIR / "person.proto"
 CLIENT = "client"
 METHODS = ("GetPerson", "CreatePerson")
@@ -115,32 +113,48 @@ class GrpcPerson(Workflow):
 
         return open_channel(target)
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
+    # -- the steps -------------------------------------------------------------------------
+
+    def setup(self) -> None:
         from ..services.person_grpc import PersonGrpcService
 
-        p = ctx.params
         # A handler thread per client thread, plus slack: calls queue at the server only when
         # calls the client already gave up on (delay > deadline) still occupy its threads.
-        service = PersonGrpcService(delay_ms=p["delay_ms"], emit=ctx.emit, workers=p["concurrency"] + 2)
-        service.start()
-        channel = self.open_channel(service.target)
+        self.service = PersonGrpcService(delay_ms=self.p["delay_ms"], emit=self.ctx.emit,
+                                         workers=self.p["concurrency"] + 2)
+        self.channel: grpc.Channel | None = None
+
+    def start_consumers(self) -> None:
+        self.service.start()
+        self.channel = self.open_channel(self.service.target)
+        self._connect(self.ctx, self.channel)
+
+    def produce(self) -> None:
+        self.session = CallSession(self.ctx, self.channel, self.service.store.ids())
+        self.session.run()
+
+    def settle(self) -> None:
+        # Calls the client gave up on may still be running on the server: let them finish
+        # so their late ``process`` events are part of the record.
         try:
-            self._connect(ctx, channel)
-            session = CallSession(ctx, channel, service.store.ids())
-            session.run()
-            # Calls the client gave up on may still be running on the server: let them finish
-            # so their late ``process`` events are part of the record.
-            self._drain(ctx, service, p["delay_ms"] / 1000.0 + 2.0)
-            return {
-                **session.results(),
-                "server": service.target,
-                "late_server_finishes": service.servicer.late_finishes,
-                "persons_on_server": len(service.store),
-                "proto": proto_text(),
-            }
-        finally:
-            channel.close()
-            service.stop()
+            self.ctx.wait_until(lambda: self.service.wait_idle(0.05), self.p["delay_ms"] / 1000.0 + 2.0,
+                                "the server to finish the calls the client gave up on", step=0)
+        except TimeoutError:
+            pass  # what it never finished is simply not in the record
+
+    def report(self) -> dict[str, Any]:
+        return {
+            **self.session.results(),
+            "server": self.service.target,
+            "late_server_finishes": self.service.servicer.late_finishes,
+            "persons_on_server": len(self.service.store),
+            "proto": proto_text(),
+        }
+
+    def teardown(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+        self.service.stop()
 
     @staticmethod
     def _connect(ctx: RunContext, channel: grpc.Channel, timeout: float = 5.0) -> None:
@@ -155,14 +169,6 @@ class GrpcPerson(Workflow):
         finally:
             ready.cancel()
         ready.result()
-
-    @staticmethod
-    def _drain(ctx: RunContext, service: PersonGrpcService, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not service.wait_idle(0.05):
-            ctx.check()
-            if time.monotonic() >= deadline:
-                return
 
 
 class CallSession:
@@ -272,5 +278,5 @@ class CallSession:
             "codes": dict(codes),
             "by_method": by_method,
             "call_seconds": round(seconds, 4),
-            "calls_per_s": round(made / seconds, 1) if seconds > 0 else None,
+            "throughput_per_s": round(made / seconds, 1) if seconds > 0 else None,
         }

@@ -46,15 +46,24 @@ class HttpCrud(Workflow):
         # five GET /persons that read the server's state between the steps.
         return 3 * params["persons"] + 3 * params["repeat"] + len(SNAPSHOTS)
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        p = ctx.params
-        service = PersonsService(delay_ms=p["delay_ms"], error_rate=p["error_rate"], seed=ctx.run_id,
-                                 on_request=self._server_hook(ctx))
-        service.start()
-        try:
-            return CrudSession(ctx, service).run()
-        finally:
-            service.stop()
+    # -- the steps -------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        p = self.p
+        self.service = PersonsService(delay_ms=p["delay_ms"], error_rate=p["error_rate"], seed=self.ctx.run_id,
+                                      on_request=self._server_hook(self.ctx))
+
+    def start_consumers(self) -> None:
+        self.service.start()
+
+    def produce(self) -> None:
+        self.outcome = CrudSession(self.ctx, self.service).run()
+
+    def report(self) -> dict[str, Any]:
+        return self.outcome
+
+    def teardown(self) -> None:
+        self.service.stop()
 
     @staticmethod
     def _server_hook(ctx: RunContext):  # noqa: ANN205 - returns the service's hook type

@@ -15,20 +15,17 @@ offsets from the commit responses, ownership from the clients' callbacks; see
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from ..context import RunContext
 from ..params import bool_param, choice_param, float_param, int_param
-from ..registry import Workflow
+from ..registry import Workflow, action
 
 TOPIC_LABEL = "orders"
 GROUP_LABELS = ("billing", "shipping", "analytics", "audit")
 JOIN_TIMEOUT_S = 40.0
 # After the last message is produced: enough for two cooperative rebalance rounds after a late crash.
 SETTLE_TIMEOUT_S = 45.0
-WAIT_STEP_S = 0.05
 
 
 class KafkaConsumerGroups(Workflow):
@@ -66,12 +63,13 @@ class KafkaConsumerGroups(Workflow):
         "process_ms": int_param(50, 0, 2000, "Time a member spends handling one message (ms)"),
         "message_bytes": int_param(100, 32, 100_000, "Size of each message value in bytes"),
     }
-    actions = {"crash": "Crash member (at its next message, before commit)"}
 
     def expected(self, params: dict[str, Any]) -> int:
         return params["messages"] * params["groups"]
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
+    # -- the steps -------------------------------------------------------------------------
+
+    def setup(self) -> None:
         from ..kafka.clients import topic_name
         from ..kafka.crew import Crew
         from ..kafka.ledger import GroupLedger
@@ -79,50 +77,56 @@ class KafkaConsumerGroups(Workflow):
         from ..kafka.producer import KeyedProducer
         from ..kafka.teardown import create_run_topic
 
-        p = ctx.params
+        p, ctx = self.p, self.ctx
+        self.crew = None
         bootstrap = ctx.broker("kafka").bootstrap_servers
-        topic = topic_name(ctx.namespace, TOPIC_LABEL)
+        self.topic = topic_name(ctx.namespace, TOPIC_LABEL)
         groups = {label: topic_name(ctx.namespace, label) for label in GROUP_LABELS[: p["groups"]]}
         # The topic and the groups are deleted when the run ends, their offsets kept in the result.
-        create_run_topic(ctx.run_id, bootstrap, topic, p["partitions"], list(groups.values()))
-        ledgers = [GroupLedger(ctx, label, group_id, topic, p["partitions"], p["strategy"])
-                   for label, group_id in groups.items()]
-        settings = MemberSettings(bootstrap=bootstrap, topic=topic, commit_mode=p["commit_mode"],
+        create_run_topic(ctx.run_id, bootstrap, self.topic, p["partitions"], list(groups.values()))
+        self.ledgers = [GroupLedger(ctx, label, group_id, self.topic, p["partitions"], p["strategy"])
+                        for label, group_id in groups.items()]
+        settings = MemberSettings(bootstrap=bootstrap, topic=self.topic, commit_mode=p["commit_mode"],
                                   commit_every=p["commit_every"], strategy=p["strategy"], process_ms=p["process_ms"],
                                   idempotent=p["idempotent"])
-        crew = Crew(ctx, ledgers, settings, p["members"], p["crash_at"])
-        producer = KeyedProducer(ctx, bootstrap, topic, TOPIC_LABEL, keys=p["keys"], message_bytes=p["message_bytes"])
-        crew.start()
-        try:
-            self._wait(ctx, crew, crew.ready, JOIN_TIMEOUT_S, "every group's first partition assignment")
-            producer.send_all(p["messages"], p["rate"], between=lambda: self._tend(ctx, crew))
-            producer.flush()
-            produced = [(part, off) for part, off in producer.placements.values() if off is not None]
-            self._wait(ctx, crew, lambda: all(self._accounted(crew, ledger, producer.end_offsets, len(produced))
-                                              for ledger in ledgers),
-                       SETTLE_TIMEOUT_S, "every group to handle (or, committing first, skip) every message")
-        finally:
-            crew.stop()
-        return self._result(ctx, topic, producer, ledgers, crew, produced)
+        self.crew = Crew(ctx, self.ledgers, settings, p["members"], p["crash_at"])
+        self.producer = KeyedProducer(ctx, bootstrap, self.topic, TOPIC_LABEL, keys=p["keys"],
+                                      message_bytes=p["message_bytes"])
 
-    # -- waiting, with the crash button live -------------------------------------------------
+    def start_consumers(self) -> None:
+        self.crew.start()
+        self.ctx.wait_until(self.crew.ready, JOIN_TIMEOUT_S, "every group's first partition assignment")
 
-    def _tend(self, ctx: RunContext, crew: Any, wait_s: float = 0.0) -> None:
-        action = ctx.take_action(wait_s)
-        if action is not None and action.name == "crash":
-            crew.crash(action.target, "Crash member button")
-        crew.replace_missing()
-        failed = crew.failed()
+    def produce(self) -> None:
+        self.producer.send_all(self.p["messages"], self.p["rate"], between=self.ctx.tend)
+        self.producer.flush()
+        self.produced = [(part, off) for part, off in self.producer.placements.values() if off is not None]
+
+    def settle(self) -> None:
+        crew, ends, count = self.crew, self.producer.end_offsets, len(self.produced)
+        self.ctx.wait_until(lambda: all(self._accounted(crew, ledger, ends, count) for ledger in self.ledgers),
+                            SETTLE_TIMEOUT_S, "every group to handle (or, committing first, skip) every message")
+        crew.stop()
+
+    def report(self) -> dict[str, Any]:
+        return self._result(self.ctx, self.topic, self.producer, self.ledgers, self.crew, self.produced)
+
+    def teardown(self) -> None:
+        if self.crew is not None:
+            self.crew.stop()
+
+    # -- the crash button, and the crew's health whenever the run waits ----------------------
+
+    @action("Crash member (at its next message, before commit)")
+    def on_crash(self, target: str) -> None:
+        self.crew.crash(target, "Crash member button")
+
+    def tick(self) -> None:
+        super().tick()
+        self.crew.replace_missing()
+        failed = self.crew.failed()
         if failed:
             raise RuntimeError(f"{failed[0].actor} failed; see its error event")
-
-    def _wait(self, ctx: RunContext, crew: Any, done: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not done():
-            ctx.check()
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-            self._tend(ctx, crew, WAIT_STEP_S)
 
     @staticmethod
     def _accounted(crew: Any, ledger: Any, end_offsets: dict[int, int], produced: int) -> bool:

@@ -26,7 +26,6 @@ READER = "consumer:reader"
 READ_TIMEOUT_S = 30.0
 # acks=0 confirms nothing, so a message that never arrives is only noticed by waiting.
 ACKS0_GRACE_S = 3.0
-WAIT_STEP_S = 0.05
 
 
 class KafkaPartitions(Workflow):
@@ -63,47 +62,54 @@ class KafkaPartitions(Workflow):
     def expected(self, params: dict[str, Any]) -> int:
         return params["messages"]
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
+    # -- the steps -------------------------------------------------------------------------
+
+    def setup(self) -> None:
         from ..kafka.clients import topic_name
         from ..kafka.producer import KeyedProducer
         from ..kafka.teardown import create_run_topic
 
-        p = ctx.params
+        p, ctx = self.p, self.ctx
+        self.reader = None
         bootstrap = ctx.broker("kafka").bootstrap_servers
-        topic = topic_name(ctx.namespace, TOPIC_LABEL)
-        create_run_topic(ctx.run_id, bootstrap, topic, p["partitions"])  # deleted when the run ends
-        producer = KeyedProducer(ctx, bootstrap, topic, TOPIC_LABEL, keys=p["keys"], message_bytes=p["message_bytes"],
-                                 acks=p["acks"], idempotent=p["idempotent"])
-        reader = PartitionReader(ctx, bootstrap, topic, p["partitions"])
-        reader.start()
+        self.topic = topic_name(ctx.namespace, TOPIC_LABEL)
+        create_run_topic(ctx.run_id, bootstrap, self.topic, p["partitions"])  # deleted when the run ends
+        self.producer = KeyedProducer(ctx, bootstrap, self.topic, TOPIC_LABEL, keys=p["keys"],
+                                      message_bytes=p["message_bytes"], acks=p["acks"], idempotent=p["idempotent"])
+        self.reader = PartitionReader(ctx, bootstrap, self.topic, p["partitions"])
+
+    def start_consumers(self) -> None:
+        self.reader.start()
+        # Produce once the reader is fetching every lane, so the first messages' end-to-end
+        # times do not include the reader's start-up.
+        self.ctx.wait_for(self.reader.ready, READ_TIMEOUT_S, "the reader's first fetch from every partition")
+
+    def produce(self) -> None:
+        self.first = time.perf_counter()
+        self.producer.send_all(self.p["messages"], self.p["rate"])
+        self.producer.flush()
+
+    def settle(self) -> None:
+        reader, confirmed = self.reader, len(self.producer.placements)
         try:
-            # Produce once the reader is fetching every lane, so the first messages' end-to-end
-            # times do not include the reader's start-up.
-            ctx.wait_for(reader.ready, READ_TIMEOUT_S, "the reader's first fetch from every partition")
-            first = time.perf_counter()
-            producer.send_all(p["messages"], p["rate"])
-            producer.flush()
-            confirmed = len(producer.placements)
-            self._await_reader(ctx, reader, confirmed, p["acks"] == "0")
-            elapsed = time.perf_counter() - first
-        finally:
-            reader.stop()
+            self.ctx.wait_until(lambda: reader.count >= confirmed or reader.error is not None,
+                                ACKS0_GRACE_S if self.p["acks"] == "0" else READ_TIMEOUT_S,
+                                f"the reader to see all {confirmed} confirmed messages", wake=reader.progress)
+        except TimeoutError:
+            if self.p["acks"] != "0":
+                raise
+            # acks=0 confirms nothing: what never arrived is reported as lost, not as a failure.
+        self.elapsed = time.perf_counter() - self.first
+        reader.stop()
         if reader.error:
             raise RuntimeError(f"the reader failed: {reader.error}")
-        return self._result(p, topic, producer, reader, elapsed)
 
-    @staticmethod
-    def _await_reader(ctx: RunContext, reader: PartitionReader, confirmed: int, unconfirmed: bool) -> None:
-        deadline = time.monotonic() + (ACKS0_GRACE_S if unconfirmed else READ_TIMEOUT_S)
-        while reader.count < confirmed and reader.error is None:
-            ctx.check()
-            if time.monotonic() >= deadline:
-                if unconfirmed:
-                    return  # acks=0: what never arrived is reported as lost, not as a failure
-                raise TimeoutError(f"the reader saw {reader.count} of {confirmed} confirmed messages "
-                                   f"within {READ_TIMEOUT_S:g} s")
-            reader.progress.wait(WAIT_STEP_S)
-            reader.progress.clear()
+    def report(self) -> dict[str, Any]:
+        return self._result(self.p, self.topic, self.producer, self.reader, self.elapsed)
+
+    def teardown(self) -> None:
+        if self.reader is not None and self.reader.is_alive():
+            self.reader.stop()
 
     @staticmethod
     def _result(p: dict[str, Any], topic: str, producer: Any, reader: PartitionReader, elapsed: float) -> dict[str, Any]:
@@ -142,7 +148,7 @@ class KafkaPartitions(Workflow):
             "lanes": lanes,
             "keys": keys,
             "per_key_order": all(k["in_order"] for k in keys.values()),
-            "messages_per_s": round(reader.count / elapsed, 1) if elapsed > 0 else None,
+            "throughput_per_s": round(reader.count / elapsed, 1) if elapsed > 0 else None,
         }
 
 

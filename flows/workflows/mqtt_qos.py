@@ -22,7 +22,6 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from ..context import RunContext
 from ..mqtt.clients import Connection, wipe_session
 from ..mqtt.ledger import Ledger, Published
 from ..mqtt.spec import (
@@ -35,12 +34,14 @@ from ..mqtt.spec import (
     parse_subscribers,
     parse_topics,
     predict,
+    retained_for,
+    route,
     subscribers_of,
     topic_of,
 )
 from ..mqtt.topic_match import matches
 from ..params import Param, bool_param, choice_param, float_param, int_param
-from ..registry import Workflow
+from ..registry import Workflow, action
 from ..transports import BrokerUnavailable
 
 PUBLISHER = "publisher"
@@ -51,70 +52,6 @@ QUIET_S = 0.75
 SETTLE_S = 0.2
 DRAIN_LIMIT_S = 15.0
 ACK_WAIT_S = 10.0
-
-
-class MqttQos(Workflow):
-    slug = "mqtt-qos"
-    title = "MQTT QoS, wildcards and persistent sessions"
-    pattern = "async"
-    protocol = "mqtt"
-    broker = "mqtt"
-    lesson = (
-        "MQTT is light pub/sub on topics: subscribers hold filters where + matches one level and # the rest. "
-        "A message is delivered at the lower of the publisher's and the subscriber's QoS. QoS 0 is fire and "
-        "forget; QoS 1 is at least once (a lost PUBACK means the broker sends it again with DUP set: a "
-        "duplicate); QoS 2 is exactly once. A persistent session (clean_session false) keeps QoS 1/2 messages "
-        "for a subscriber that is away; retained messages reach subscribers that join later."
-    )
-    params = {
-        "messages": int_param(12, 1, 5000, "Messages the publisher sends, cycling through the topics"),
-        "rate": float_param(2.0, 0.0, 2000.0, "Messages per second (0 = as fast as possible)"),
-        "qos": choice_param(2, (0, 1, 2), "Publisher QoS; each delivery uses the lower of this and the subscriber's QoS",
-                            label="publisher QoS"),
-        "retain": bool_param(True, "Publish with the RETAIN flag: the broker keeps the last message of each topic "
-                                   "for subscribers that join later"),
-        "topics": Param("json", DEFAULT_TOPICS, "Topic names the publisher cycles through (JSON list)",
-                        check=parse_topics),
-        "subscribers": Param("json", DEFAULT_SUBSCRIBERS,
-                             "Subscribers (JSON list): name, filter (+ one level, # the rest), qos 0-2, "
-                             "clean_session (false = persistent session), late (subscribes after the last message)",
-                             check=parse_subscribers),
-        "disconnect": Param("text", "s1,s2,s3", "Subscribers (comma-separated names) that leave mid-stream; "
-                                                "empty = nobody", max_length=120),
-        "disconnect_at": int_param(5, 0, 5000, "They leave after handling this message (0 = never)"),
-        "away_messages": int_param(4, 0, 5000, "Messages published while they are away before they reconnect"),
-        "lose_ack": bool_param(True, "Leave by dropping the connection after handling a message but before "
-                                     "acknowledging it (PUBACK / PUBCOMP never sent)"),
-        "idempotent": bool_param(False, "Subscribers keep an inbox of handled message ids and skip duplicates"),
-    }
-    actions = {"disconnect": "Disconnect subscriber", "reconnect": "Reconnect subscriber"}
-
-    @classmethod
-    def validate(cls, given: Any) -> tuple[dict[str, Any], dict[str, str]]:
-        params, errors = super().validate(given)
-        if errors:
-            return params, errors
-        names = {s["name"]: s for s in params["subscribers"]}
-        leaving = [n.strip() for n in params["disconnect"].split(",") if n.strip()]
-        for name in leaving:
-            if name not in names:
-                errors["disconnect"] = f"no subscriber named {name!r}; subscribers: {', '.join(names)}"
-            elif names[name]["late"]:
-                errors["disconnect"] = f"{name} is a late subscriber: it only joins after the last message"
-        params["disconnect"] = ",".join(leaving)
-        return params, errors
-
-    @classmethod
-    def caveats(cls) -> list[str]:
-        from ..transports import get_broker
-
-        return get_broker("mqtt").caveats()
-
-    def expected(self, params: dict[str, Any]) -> int:
-        return predict(params).totals()["delivered"]
-
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        return QosRun(ctx, ctx.broker("mqtt")).run()
 
 
 class Subscriber:
@@ -153,15 +90,73 @@ class Subscriber:
             return how
 
 
-class QosRun:
-    def __init__(self, ctx: RunContext, broker: Any) -> None:
-        self.ctx = ctx
-        self.p = ctx.params
-        self.broker = broker
-        self.host, self.port = broker.host, broker.port
+class MqttQos(Workflow):
+    slug = "mqtt-qos"
+    title = "MQTT QoS, wildcards and persistent sessions"
+    pattern = "async"
+    protocol = "mqtt"
+    broker = "mqtt"
+    lesson = (
+        "MQTT is light pub/sub on topics: subscribers hold filters where + matches one level and # the rest. "
+        "A message is delivered at the lower of the publisher's and the subscriber's QoS. QoS 0 is fire and "
+        "forget; QoS 1 is at least once (a lost PUBACK means the broker sends it again with DUP set: a "
+        "duplicate); QoS 2 is exactly once. A persistent session (clean_session false) keeps QoS 1/2 messages "
+        "for a subscriber that is away; retained messages reach subscribers that join later."
+    )
+    params = {
+        "messages": int_param(12, 1, 5000, "Messages the publisher sends, cycling through the topics"),
+        "rate": float_param(2.0, 0.0, 2000.0, "Messages per second (0 = as fast as possible)"),
+        "qos": choice_param(2, (0, 1, 2), "Publisher QoS; each delivery uses the lower of this and the subscriber's QoS",
+                            label="publisher QoS"),
+        "retain": bool_param(True, "Publish with the RETAIN flag: the broker keeps the last message of each topic "
+                                   "for subscribers that join later"),
+        "topics": Param("json", DEFAULT_TOPICS, "Topic names the publisher cycles through (JSON list)",
+                        check=parse_topics),
+        "subscribers": Param("json", DEFAULT_SUBSCRIBERS,
+                             "Subscribers (JSON list): name, filter (+ one level, # the rest), qos 0-2, "
+                             "clean_session (false = persistent session), late (subscribes after the last message)",
+                             check=parse_subscribers),
+        "disconnect": Param("text", "s1,s2,s3", "Subscribers (comma-separated names) that leave mid-stream; "
+                                                "empty = nobody", max_length=120),
+        "disconnect_at": int_param(5, 0, 5000, "They leave after handling this message (0 = never)"),
+        "away_messages": int_param(4, 0, 5000, "Messages published while they are away before they reconnect"),
+        "lose_ack": bool_param(True, "Leave by dropping the connection after handling a message but before "
+                                     "acknowledging it (PUBACK / PUBCOMP never sent)"),
+        "idempotent": bool_param(False, "Subscribers keep an inbox of handled message ids and skip duplicates"),
+    }
+
+    @classmethod
+    def validate(cls, given: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        params, errors = super().validate(given)
+        if errors:
+            return params, errors
+        names = {s["name"]: s for s in params["subscribers"]}
+        leaving = [n.strip() for n in params["disconnect"].split(",") if n.strip()]
+        for name in leaving:
+            if name not in names:
+                errors["disconnect"] = f"no subscriber named {name!r}; subscribers: {', '.join(names)}"
+            elif names[name]["late"]:
+                errors["disconnect"] = f"{name} is a late subscriber: it only joins after the last message"
+        params["disconnect"] = ",".join(leaving)
+        return params, errors
+
+    @classmethod
+    def caveats(cls) -> list[str]:
+        from ..transports import get_broker
+
+        return get_broker("mqtt").caveats()
+
+    def expected(self, params: dict[str, Any]) -> int:
+        return predict(params).totals()["delivered"]
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        self.mqtt = self.ctx.broker("mqtt")
+        self.host, self.port = self.mqtt.host, self.mqtt.port
         self.token = secrets.token_hex(3)
         # Unique per run: runs (and test sessions reusing run ids) never see each other's topics.
-        self.prefix = f"flows/{ctx.namespace}-{self.token}"
+        self.prefix = f"flows/{self.ctx.namespace}-{self.token}"
         self.ledger = Ledger()
         self.specs = subscribers_of(self.p)
         self.subs: dict[str, Subscriber] = {}
@@ -174,13 +169,89 @@ class QosRun:
         self._ack_lock = threading.Lock()
         self.acks_expected = 0
         self.acks = 0
-        self._acks_changed = threading.Condition(self._ack_lock)
         self.first_publish_at: float | None = None
         self._last_publish: Any = None
         # Per-run caches for the per-message path (topics, filters and wording never change).
         self._matches_by_topic: dict[str, list[Subscriber]] = {}
         self._full_topics: dict[str, tuple[str, str]] = {}
         self._why: dict[tuple[str, str, int], str] = {}
+        self._start_publisher()
+
+    def start_consumers(self) -> None:
+        for spec in self.specs:
+            if not spec.late:
+                self._join(spec)
+
+    def produce(self) -> None:
+        self._publish_all()
+
+    def settle(self) -> None:
+        self._wait_for_acks()
+        for sub in self.subs.values():
+            if sub.away:
+                self._reconnect(sub)
+        for spec in self.specs:
+            if spec.late:
+                self._join(spec)
+        self._drain()
+
+    def report(self) -> dict[str, Any]:
+        return self._result()
+
+    def teardown(self) -> None:
+        if not hasattr(self, "subs"):
+            return  # the broker was never reached
+        for sub in self.subs.values():
+            try:
+                sub.conn.close()
+            except Exception:  # noqa: BLE001 - best effort; the broker drops it anyway
+                pass
+        if self.publisher is not None:
+            try:
+                if self.publisher.online.is_set():
+                    # An empty retained message deletes the topic's retained copy.
+                    infos = [self.publisher.client.publish(self.full(t), b"", qos=1, retain=True)
+                             for t in sorted(self.retained_topics)]
+                    for info in infos:
+                        info.wait_for_publish(2.0)
+                self.publisher.close()
+            except (RuntimeError, ValueError, BrokerUnavailable):
+                pass
+        for sub in self.subs.values():
+            if sub.spec.persistent:
+                try:
+                    wipe_session(sub.client_id, self.host, self.port)
+                except BrokerUnavailable:
+                    pass
+
+    @action("Disconnect subscriber")
+    def on_disconnect(self, target: str) -> None:
+        sub = self._acted_on("disconnect", target)
+        if sub is None or sub.away:
+            return
+        if self.p["lose_ack"] and sub.spec.qos > 0:
+            # Drops while handling the next message published, before acknowledging it.
+            sub.arm("lose_ack", len(self.ledger.published) + 1)
+        else:
+            self._leave(sub)
+
+    @action("Reconnect subscriber")
+    def on_reconnect(self, target: str) -> None:
+        sub = self._acted_on("reconnect", target)
+        if sub is None:
+            return
+        if sub.away:
+            self._reconnect(sub)
+        else:
+            sub.take_arm()
+
+    def _acted_on(self, name: str, target: str) -> Subscriber | None:
+        sub = self.subs.get(target.removeprefix("subscriber:"))
+        if sub is None:
+            self.ctx.emit("error", "runner", reason=f"{name}: no subscriber {target!r}")
+            return None
+        self.manual_actions += 1
+        return sub
 
     # -- topics ------------------------------------------------------------------------
 
@@ -190,27 +261,6 @@ class QosRun:
     def relative(self, topic: str) -> str | None:
         head = self.prefix + "/"
         return topic[len(head):] if topic.startswith(head) else None
-
-    # -- the run -----------------------------------------------------------------------
-
-    def run(self) -> dict[str, Any]:
-        try:
-            self._start_publisher()
-            for spec in self.specs:
-                if not spec.late:
-                    self._join(spec)
-            self._publish_all()
-            self._wait_for_acks()
-            for sub in self.subs.values():
-                if sub.away:
-                    self._reconnect(sub)
-            for spec in self.specs:
-                if spec.late:
-                    self._join(spec)
-            self._drain()
-            return self._result()
-        finally:
-            self._teardown()
 
     def _start_publisher(self) -> None:
         self.publisher = Connection(f"fl-{self.token}-pub", self.host, self.port, clean_session=True)
@@ -233,8 +283,7 @@ class QosRun:
         window = disconnect_window(p)
         going = [self.subs[name] for name in leaving(p) if name in self.subs] if window else []
         for n in range(1, p["messages"] + 1):
-            pacer.wait()
-            self._handle_actions()
+            pacer.wait()  # also hands the run's actions to on_disconnect / on_reconnect
             topic = topic_of(p, n)
             if window and n == window[0]:
                 for sub in going:
@@ -297,12 +346,7 @@ class QosRun:
 
     def _route_outcome(self, sub: Subscriber, pub_qos: int) -> tuple[str, str]:
         qos = effective_qos(pub_qos, sub.spec.qos)
-        if not sub.away:
-            outcome = "deliver"
-        elif sub.spec.persistent and qos > 0:
-            outcome = "queue"
-        else:
-            outcome = "drop"
+        outcome = route(not sub.away, sub.spec.persistent, qos)
         key = (sub.name, outcome, pub_qos)
         why = self._why.get(key)
         if why is None:
@@ -333,16 +377,15 @@ class QosRun:
                       perceived_ms=round((acked_at - started) * 1000.0, 3))
         with self._ack_lock:
             self.acks += 1
-            self._acks_changed.notify_all()
 
     def _wait_for_acks(self) -> None:
-        if self.p["qos"] == 0 or self.acks >= self.acks_expected:
+        if self.p["qos"] == 0:
             return
-        deadline = time.monotonic() + ACK_WAIT_S
-        with self._acks_changed:
-            while self.acks < self.acks_expected and time.monotonic() < deadline:
-                self._acks_changed.wait(0.05)  # bounded, so cancellation is noticed
-                self.ctx.check()
+        try:
+            self.ctx.wait_until(lambda: self.acks >= self.acks_expected, ACK_WAIT_S, "the broker's acks", step=0.02,
+                                tend=False)
+        except TimeoutError:
+            pass  # the result counts the acks that came
 
     # -- subscriber callbacks (network threads) -----------------------------------------
 
@@ -383,8 +426,8 @@ class QosRun:
             self.foreign += 1
             client.ack(msg.mid, msg.qos)
             return
-        delivery = self.ledger.deliver(sub.name, message_id)
-        pub_qos = delivery.published.qos if delivery.published is not None else self.p["qos"]
+        delivery, published = self.ledger.deliver(sub.name, message_id, duplicate_reason(msg))
+        pub_qos = published.qos if published is not None else self.p["qos"]
         expected_qos = effective_qos(pub_qos, spec.qos)
         attrs: dict[str, Any] = {
             "topic": topic, "filter": spec.filter, "subscriber": sub.name, "qos": qos, "qos_expected": expected_qos,
@@ -411,7 +454,7 @@ class QosRun:
         if notes:
             attrs["note"] = "; ".join(notes)
         if delivery.duplicate:
-            attrs["reason"] = duplicate_reason(msg)
+            attrs["reason"] = delivery.reason
             self.ledger.note_duplicate({"message_id": message_id, "subscriber": sub.name, "attempt": delivery.attempt,
                                         "dup": dup, "retain": retain, "reason": attrs["reason"]})
         ctx.emit("deliver", sub.actor, message_id, attempt=delivery.attempt, duplicate=delivery.duplicate, **attrs)
@@ -424,7 +467,7 @@ class QosRun:
             done["end_to_end_ms"] = delivery.end_to_end_ms
         ctx.emit("process", sub.actor, message_id, attempt=delivery.attempt, duplicate=delivery.duplicate, **done)
 
-        how = sub.take_arm(delivery.published.n if delivery.published is not None else 0) if sub.armed else ""
+        how = sub.take_arm(published.n if published is not None else 0) if sub.armed else ""
         if how == "lose_ack":
             sub.away = True
             if qos == 2:
@@ -460,12 +503,11 @@ class QosRun:
         if not sub.armed:
             return False
         # Armed subscribers drop inside their own callback once the message arrives.
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and not sub.conn.offline.is_set():
-            if self.ledger.got(sub.name, message_id):
-                break
-            self.ctx.check()
-            sub.conn.offline.wait(0.02)
+        try:
+            self.ctx.wait_until(lambda: sub.conn.offline.is_set() or self.ledger.got(sub.name, message_id), 5.0,
+                                f"{sub.name} to get {message_id}", wake=sub.conn.offline, step=0.02, tend=False)
+        except TimeoutError:
+            pass
         return True
 
     def _announce_leave(self, sub: Subscriber, message_id: str) -> None:
@@ -496,25 +538,6 @@ class QosRun:
             except (RuntimeError, ValueError):
                 pass
 
-    def _handle_actions(self) -> None:
-        while (action := self.ctx.take_action()) is not None:
-            name = action.target.removeprefix("subscriber:")
-            sub = self.subs.get(name)
-            if sub is None:
-                self.ctx.emit("error", "runner", reason=f"{action.name}: no subscriber {action.target!r}")
-                continue
-            self.manual_actions += 1
-            if action.name == "disconnect" and not sub.away:
-                if self.p["lose_ack"] and sub.spec.qos > 0:
-                    # Drops while handling the next message published, before acknowledging it.
-                    sub.arm("lose_ack", len(self.ledger.published) + 1)
-                else:
-                    self._leave(sub)
-            elif action.name == "reconnect" and sub.away:
-                self._reconnect(sub)
-            elif action.name == "reconnect":
-                sub.take_arm()
-
     # -- the end ---------------------------------------------------------------------------
 
     def _expected_pairs(self) -> list[tuple[str, str]]:
@@ -524,27 +547,30 @@ class QosRun:
             for name, (outcome, _) in item.routes.items():
                 if outcome != "drop":
                     pairs.append((name, item.message_id))
-        latest: dict[str, Published] = {}
-        for item in self.ledger.published.values():
-            if item.retain and (item.topic not in latest or latest[item.topic].n < item.n):
-                latest[item.topic] = item
+        retained: dict[str, int] = {}
+        ids: dict[int, str] = {}
+        for item in sorted(self.ledger.published.values(), key=lambda p: p.n):
+            if item.retain:
+                retained[item.topic], ids[item.n] = item.n, item.message_id
         for sub in self.subs.values():
             if sub.spec.late:
-                pairs += [(sub.name, item.message_id) for item in latest.values() if matches(sub.spec.filter, item.topic)]
+                pairs += [(sub.name, ids[n]) for n in retained_for(sub.spec.filter, retained)]
         return pairs
 
     def _drain(self) -> None:
         wanted = self._expected_pairs()
         started = time.perf_counter()
-        deadline = time.monotonic() + DRAIN_LIMIT_S
-        while time.monotonic() < deadline:
-            self._handle_actions()
-            if self.ledger.outstanding(wanted) == 0:
-                self.ctx.sleep(SETTLE_S)
-                return
-            if self.ledger.quiet_for(started) >= QUIET_S and not any(s.away for s in self.subs.values()):
-                return
-            self.ctx.sleep(0.02)
+
+        def over() -> bool:
+            return self.ledger.outstanding(wanted) == 0 or (
+                self.ledger.quiet_for(started) >= QUIET_S and not any(s.away for s in self.subs.values()))
+
+        try:
+            self.ctx.wait_until(over, DRAIN_LIMIT_S, "every expected delivery", step=0.02)
+        except TimeoutError:
+            return  # what never came is reported as lost
+        if self.ledger.outstanding(wanted) == 0:
+            self.ctx.sleep(SETTLE_S)  # late duplicates
 
     def _result(self) -> dict[str, Any]:
         ledger = self.ledger
@@ -564,7 +590,7 @@ class QosRun:
             differences.append(f"{len(ledger.qos_differences)} deliveries at a QoS other than min(publish, subscription)")
         window = (ledger.last_delivery_at - self.first_publish_at) if self.first_publish_at and ledger.deliveries else 0.0
         return {
-            "broker": self.broker.describe(),
+            "broker": self.mqtt.describe(),
             "prefix": self.prefix,
             "topics": self.p["topics"],
             "subscribers": [{**asdict(s.spec), "client_id": s.client_id} for s in self.subs.values()],
@@ -580,33 +606,9 @@ class QosRun:
             "foreign": self.foreign,
             "acks": self.acks,
             "deliveries": ledger.deliveries,
-            "throughput": {"deliveries_per_s": round(ledger.deliveries / window, 1) if window > 0 else None,
-                           "window_s": round(window, 4)},
+            "throughput_per_s": round(ledger.deliveries / window, 1) if window > 0 else None,
+            "window_s": round(window, 4),
         }
-
-    def _teardown(self) -> None:
-        for sub in self.subs.values():
-            try:
-                sub.conn.close()
-            except Exception:  # noqa: BLE001 - best effort; the broker drops it anyway
-                pass
-        if self.publisher is not None:
-            try:
-                if self.publisher.online.is_set():
-                    # An empty retained message deletes the topic's retained copy.
-                    infos = [self.publisher.client.publish(self.full(t), b"", qos=1, retain=True)
-                             for t in sorted(self.retained_topics)]
-                    for info in infos:
-                        info.wait_for_publish(2.0)
-                self.publisher.close()
-            except (RuntimeError, ValueError, BrokerUnavailable):
-                pass
-        for sub in self.subs.values():
-            if sub.spec.persistent:
-                try:
-                    wipe_session(sub.client_id, self.host, self.port)
-                except BrokerUnavailable:
-                    pass
 
 
 def duplicate_reason(msg: Any) -> str:
