@@ -82,14 +82,15 @@ def tansu() -> Iterator[object]:
 
 @pytest.fixture
 def broker_mode(settings):  # noqa: ANN001, ANN201 - pytest-django's settings fixture
-    """Point one protocol at a mode and URL for this test: ``broker_mode("amqp", "external", url)``."""
+    """Point one protocol at a mode and URL for this test: ``broker_mode("amqp", "external", url)``.
+
+    Sets the protocol's URL setting (``AMQP_URL=memory://`` for embedded, ``url`` for external).
+    """
     from flows import transports
 
     def use(protocol: str, mode: str, url: str | None = None) -> transports.Broker:
-        settings.FLOWS_BROKER_MODES = {**settings.FLOWS_BROKER_MODES, protocol: mode}
-        if url is not None:
-            settings_name = transports.BROKERS[protocol][1]
-            setattr(settings, settings_name, url)
+        setting, value = transports.setting_for(protocol, mode, url)
+        setattr(settings, setting, value)
         transports.reset()
         return transports.get_broker(protocol)
 

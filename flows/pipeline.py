@@ -176,6 +176,7 @@ class EventPipeline:
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stopping = False
         self._server_loop: asyncio.AbstractEventLoop | None = None
         self._sender: LoopSender | None = None
         self._private_loop: asyncio.AbstractEventLoop | None = None
@@ -237,14 +238,35 @@ class EventPipeline:
 
     def _ensure_thread(self) -> None:
         with self._lock:
+            stopping = self._thread if self._stopping else None
+        if stopping is not None and stopping is not threading.current_thread():
+            stopping.join()  # one thread at a time: a stopping one finishes its pass first
+        with self._lock:
             if self._thread is None or not self._thread.is_alive():
+                self._stopping = False
                 self._thread = threading.Thread(target=self._loop_forever, name="event-pipeline", daemon=True)
                 self._thread.start()
 
+    def stop(self, timeout: float = 5.0) -> bool:
+        """End the thread after its current pass (what is buffered stays buffered); True once it has.
+
+        A later ``track`` starts a new thread.
+        """
+        with self._lock:
+            thread = self._thread
+            self._stopping = True
+        self._wakeup.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
     def _loop_forever(self) -> None:
         previous = time.monotonic()
-        while True:
+        while not self._stopping:
             self._wakeup.wait(1.0)
+            if self._stopping:
+                return
             self._wakeup.clear()
             # A linger turns bursts into one batch instead of many tiny ones.
             time.sleep(min(MAX_LINGER_S, max(LINGER_S, self._rate * LINGER_PER_EVENT_S)))
@@ -365,9 +387,17 @@ _pipeline_lock = threading.Lock()
 
 
 def get_pipeline() -> EventPipeline:
-    """The process-wide pipeline, built on first use."""
+    """The process-wide pipeline, built on first use (``FlowsConfig`` owns it: flows/apps.py)."""
     global _pipeline
     with _pipeline_lock:
         if _pipeline is None:
             _pipeline = EventPipeline()
         return _pipeline
+
+
+def stop_pipeline(timeout: float = 5.0) -> None:
+    """Stop the process-wide pipeline's thread, if there is one; the next run starts it again."""
+    with _pipeline_lock:
+        pipeline = _pipeline
+    if pipeline is not None:
+        pipeline.stop(timeout)

@@ -40,15 +40,12 @@ class Captured:
 @contextmanager
 def kafka_mode(mode: str, bootstrap: str | None) -> Iterator[str]:
     """Point the app's Kafka at ``mode`` for a block (a class-scoped ``broker_mode``); yields bootstrap.servers."""
-    from django.conf import settings
     from django.test import override_settings
 
     from flows import transports
 
-    overrides: dict[str, Any] = {"FLOWS_BROKER_MODES": {**settings.FLOWS_BROKER_MODES, "kafka": mode}}
-    if bootstrap is not None:
-        overrides["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    with override_settings(**overrides):
+    setting, url = transports.setting_for("kafka", mode, bootstrap)
+    with override_settings(**{setting: url}):
         transports.reset()
         try:
             broker = transports.get_broker("kafka")
