@@ -19,7 +19,8 @@ SCENARIOS = {
     "acks_0": {"partitions": 4, "keys": 6, "messages": 24, "acks": "0"},
     "idempotent_32": {"partitions": 32, "keys": 40, "messages": 80, "acks": "all", "idempotent": True},
 }
-# Apache Kafka's UtilsTest.testMurmur2 vectors: what the Java client computes.
+# Apache Kafka's UtilsTest.testMurmur2 vectors (clients/src/test/java/org/apache/kafka/common/
+# utils/UtilsTest.java): what the Java client computes.
 KAFKA_MURMUR2_VECTORS = {
     b"21": -973932308,
     b"foobar": -790332482,
@@ -33,6 +34,15 @@ KAFKA_MURMUR2_VECTORS = {
 def test_the_tests_murmur2_is_kafkas() -> None:
     for data, expected in KAFKA_MURMUR2_VECTORS.items():
         assert java_murmur2(data) == expected
+
+
+def test_the_products_murmur2_is_kafkas() -> None:
+    """The partitioner the workflows explain placements with, against Kafka's own vectors."""
+    from flows.kafka.partitioner import murmur2, partition_for
+
+    for data, expected in KAFKA_MURMUR2_VECTORS.items():
+        assert murmur2(data) == expected, data
+        assert partition_for(data, 7) == (expected & 0x7FFFFFFF) % 7, data
 
 
 def test_idempotent_producer_needs_acks_all() -> None:
