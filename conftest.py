@@ -54,6 +54,15 @@ def require_tool():  # noqa: ANN201 - returns the checker
     return check
 
 
+@pytest.fixture(scope="session", autouse=True)
+def stop_services_at_the_end() -> Iterator[None]:
+    """The process-wide pipeline thread and embedded brokers end with the session (flows/apps.py)."""
+    yield
+    from flows.apps import FlowsConfig
+
+    FlowsConfig.shutdown()
+
+
 @pytest.fixture(scope="session")
 def rabbitmq_url() -> str:
     return require_service("rabbitmq")

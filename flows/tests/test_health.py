@@ -9,19 +9,22 @@ from django.test import Client
 
 from flows import transports
 
+from .polling import poll
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_embedded_kafka_is_started_by_the_app_and_shown(broker_mode):
     broker = broker_mode("kafka", "embedded")
     client = Client()
-    deadline = time.monotonic() + 15
-    while True:
+
+    def answered() -> dict | None:
         kafka = client.get("/api/health/").json()["brokers"]["kafka"]
-        if kafka["ok"] or time.monotonic() > deadline:
-            break
-        assert "starting" in kafka["error"]
-        time.sleep(0.1)
+        if not kafka["ok"]:
+            assert "starting" in kafka["error"]
+        return kafka if kafka["ok"] else None
+
+    kafka = poll(answered, 15, "embedded Kafka to answer", step=0.1)
     assert kafka["ok"], kafka
     assert kafka["mode"] == "embedded" and "Tansu" in kafka["name"]
     assert kafka["url"].startswith("127.0.0.1:") and kafka["url"] == broker.bootstrap_servers

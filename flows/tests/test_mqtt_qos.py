@@ -24,6 +24,7 @@ from flows import eventstore, registry
 from flows.runner import get_runner, wait_until_finished
 
 from .mqtt_support import use_embedded_amqtt, use_embedded_mosquitto
+from .polling import wait_for_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -227,13 +228,7 @@ class MqttQosContract:
         run = runner.start("mqtt-qos", cleaned)
 
         def wait_for(predicate, what):  # noqa: ANN001, ANN202
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                events = eventstore.read_events(run.pk, 0, 100_000)
-                if predicate(events):
-                    return events
-                time.sleep(0.05)  # polling the store the way the browser does
-            raise AssertionError(f"timed out waiting for {what}")
+            return wait_for_events(run.pk, predicate, 20, what)
 
         wait_for(lambda ev: len(deliveries(ev, "s1")) >= 3, "three deliveries")
         runner.act(run.pk, "disconnect", "subscriber:s1")

@@ -174,7 +174,8 @@ def fresh_pipeline(monkeypatch):
     events_pipeline = EventPipeline()
     monkeypatch.setattr(pipeline, "_pipeline", events_pipeline)
     monkeypatch.setattr(runner_module, "_runner", None)
-    return events_pipeline
+    yield events_pipeline
+    assert events_pipeline.stop(), "the pipeline thread ends with the test"
 
 
 def emit_in_bursts(recorder: Recorder, events_pipeline: EventPipeline, total: int, burst: int) -> None:

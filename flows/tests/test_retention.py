@@ -126,10 +126,8 @@ def test_a_finished_run_triggers_a_background_prune_at_most_once_per_interval(se
 
 
 def _wait_for_call(calls: list) -> object:
-    import time
+    from .polling import wait_until
 
-    deadline = time.monotonic() + 30
-    while not calls:  # the runner calls it after the run's final state is saved
-        assert time.monotonic() < deadline, "the runner never asked for a prune"
-        time.sleep(0.02)
+    # The runner calls it after the run's final state is saved.
+    wait_until(lambda: calls, 30, "the runner to ask for a prune")
     return calls[0]
