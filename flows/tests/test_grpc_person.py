@@ -207,7 +207,8 @@ def test_cancelling_stops_promptly_even_with_slow_calls_in_flight():
     get_runner().act(run.pk, "cancel")
     finished = wait_until_finished(run.pk, 10)
     assert finished.state == "cancelled"
-    assert time.monotonic() - cancelled_at < 2.0, "cancel waited for the server's delay"
+    # The server's delay is 4 s: anything well under it did not wait for it (room for a loaded machine).
+    assert time.monotonic() - cancelled_at < 3.5, "cancel waited for the server's delay"
 
 
 def test_the_service_is_plain_grpc():

@@ -95,8 +95,10 @@ def test_describe_consumer_groups_lists_no_members(tansu) -> None:
             consumer.poll(0.1)
         joined_after = time.monotonic() - started
         assert sorted(assigned) == [0, 1]
-        # Tansu holds a JoinGroup for half the session timeout (6 s → ~3 s).
-        assert 2.0 <= joined_after <= 8.0, joined_after
+        # Tansu holds a JoinGroup for half the session timeout (6 s → ~3 s); Kafka answers at
+        # once. Only the lower bound is the quirk: a loaded machine can only make it longer.
+        print(f"JoinGroup answered after {joined_after:.2f} s")
+        assert joined_after >= 2.0, joined_after
 
         admin = admin_client(bootstrap)  # held: its futures never resolve once it is gone
         described = admin.describe_consumer_groups([group], request_timeout=5)[group].result(timeout=10)
