@@ -41,7 +41,7 @@ def require_service(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def require_tool():  # noqa: ANN201 - returns the checker
+def require_tool():  # returns the checker
     """``require_tool(label, available, in_ci=True)``: skip on a laptop, fail in CI when ``in_ci``."""
 
     def check(label: str, available: bool, in_ci: bool = True) -> None:
@@ -90,7 +90,7 @@ def tansu() -> Iterator[object]:
 
 
 @pytest.fixture
-def broker_mode(settings):  # noqa: ANN001, ANN201 - pytest-django's settings fixture
+def broker_mode(settings):  # pytest-django's settings fixture
     """Point one protocol at a mode and URL for this test: ``broker_mode("amqp", "external", url)``.
 
     Sets the protocol's URL setting (``AMQP_URL=memory://`` for embedded, ``url`` for external).

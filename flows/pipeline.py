@@ -147,7 +147,7 @@ class LoopSender:
                     group, message = self._queue[0]
                 try:
                     await self.layer.group_send(group, message)
-                except Exception:  # noqa: BLE001 - clients fill gaps from the database
+                except Exception:  # clients fill gaps from the database
                     log.warning("channel layer send to %s failed", group, exc_info=True)
                 with self._changed:
                     self._queue.popleft()
@@ -278,7 +278,7 @@ class EventPipeline:
             for tracked in runs:
                 try:
                     drained += self._drain(tracked)
-                except Exception:  # noqa: BLE001 - keep the pipeline alive; the batch was put back
+                except Exception:  # keep the pipeline alive; the batch was put back
                     log.exception("event pipeline failed for run %s", tracked.recorder.run_id)
                     tracked.failures += 1
                     close_old_connections()
@@ -351,7 +351,7 @@ class EventPipeline:
                 self._private_loop = asyncio.new_event_loop()
             try:
                 self._private_loop.run_until_complete(layer.group_send(group_name(run_id), message))
-            except Exception:  # noqa: BLE001 - clients fill gaps from the database
+            except Exception:  # clients fill gaps from the database
                 log.warning("channel layer send for run %s failed", run_id, exc_info=True)
 
 

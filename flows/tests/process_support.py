@@ -65,7 +65,7 @@ class TcpProxy:
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
     @staticmethod
-    def _pump(src, dst) -> None:  # noqa: ANN001
+    def _pump(src, dst) -> None:
         try:
             while data := src.recv(65536):
                 dst.sendall(data)

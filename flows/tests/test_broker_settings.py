@@ -68,7 +68,7 @@ def test_the_older_spellings_still_work():
     assert settings_under(CHANNEL_LAYER="memory", REDIS_URL="redis://cache:6379/0")["layer"] == "InMemoryChannelLayer"
 
 
-def ids(messages) -> list[str]:  # noqa: ANN001
+def ids(messages) -> list[str]:
     return sorted(m.id for m in messages)
 
 

@@ -37,7 +37,7 @@ def _produce_one_batch(bootstrap: str, topic: str, records: int) -> None:
     assert producer.flush(10) == 0
 
 
-def _consume_all(bootstrap: str, topic: str, records: int):  # noqa: ANN202 - returns a live Consumer
+def _consume_all(bootstrap: str, topic: str, records: int):  # returns a live Consumer
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}.reader", "enable.auto.commit": False})
@@ -146,7 +146,7 @@ def test_a_waiting_fetch_is_not_answered_when_records_arrive(tansu) -> None:
     assert statistics.mean(latencies) >= 0.1, latencies
 
 
-def _join(bootstrap: str, topic: str, group: str):  # noqa: ANN202 - returns a live Consumer
+def _join(bootstrap: str, topic: str, group: str):  # returns a live Consumer
     from confluent_kafka import Consumer
 
     assigned: list[int] = []
@@ -159,7 +159,7 @@ def _join(bootstrap: str, topic: str, group: str):  # noqa: ANN202 - returns a l
     return consumer
 
 
-def _groups(admin) -> set[str]:  # noqa: ANN001
+def _groups(admin) -> set[str]:
     return {g.group_id for g in admin.list_consumer_groups(request_timeout=5).result(timeout=10).valid}
 
 
@@ -234,7 +234,7 @@ def test_deleting_a_topic_gives_its_records_memory_back(tansu) -> None:
     delete_topics(bootstrap, [topic])  # deleting it again is not an error for the product's helper
 
 
-def broker_pid(tansu) -> int:  # noqa: ANN001
+def broker_pid(tansu) -> int:
     pid = getattr(tansu, "pid", None)  # a TansuBroker that says its pid
     return pid if isinstance(pid, int) else tansu._proc.pid
 

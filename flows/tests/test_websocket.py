@@ -22,7 +22,7 @@ ORIGIN = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
 
 
 @pytest.fixture(autouse=True)
-def allowed_origin(settings):  # noqa: ANN001, ANN201 - pytest-django's settings fixture
+def allowed_origin(settings):  # pytest-django's settings fixture
     settings.FLOWS_ALLOWED_ORIGINS = ["http://127.0.0.1:8000"]  # whatever PORT this shell has
 
 

@@ -150,7 +150,7 @@ class Broker:
         for listener in listeners:
             try:
                 listener(reason)
-            except Exception:  # noqa: BLE001 - one listener's bug must not silence the others
+            except Exception:  # one listener's bug must not silence the others
                 log.exception("down listener of %s raised", self.protocol)
 
     def _came_up(self) -> None:
