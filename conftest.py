@@ -54,6 +54,15 @@ def require_tool():  # returns the checker
     return check
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):  # extends pytest-django's own
+    """The pipeline thread stops (closing its connection) before the test database is dropped."""
+    yield
+    from flows.apps import FlowsConfig
+
+    FlowsConfig.shutdown()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def stop_services_at_the_end() -> Iterator[None]:
     """The process-wide pipeline thread and embedded brokers end with the session (flows/apps.py)."""

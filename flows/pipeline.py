@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from . import eventstore
 from .recorder import FIELDS, Recorder
@@ -266,7 +266,7 @@ class EventPipeline:
         while not self._stopping:
             self._wakeup.wait(1.0)
             if self._stopping:
-                return
+                break
             self._wakeup.clear()
             # A linger turns bursts into one batch instead of many tiny ones.
             time.sleep(min(MAX_LINGER_S, max(LINGER_S, self._rate * LINGER_PER_EVENT_S)))
@@ -286,6 +286,8 @@ class EventPipeline:
                     self.wake(tracked.recorder)
             self._rate = 0.5 * self._rate + 0.5 * drained / max(1e-3, started - previous)
             previous = started
+        # Stopped: this thread's database connection goes with it (a test database can then be dropped).
+        connections.close_all()
 
     def _drain(self, tracked: TrackedRun) -> int:
         """Store and stream what the run has buffered; returns how many events that was."""
