@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
 .PHONY: run test test-js test-embedded test-external bench lint proto install clean
@@ -38,7 +39,7 @@ test-embedded: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-external: install
-	DATABASE_URL=$(PG_URL) DB_CONN_MAX_AGE=0 CHANNEL_LAYER=redis $(PY) -m pytest -q -m stack $(PYTEST_ARGS)
+	DATABASE_URL=$(PG_URL) DB_CONN_MAX_AGE=0 REDIS_URL=$(REDIS_URL) $(PY) -m pytest -q -m stack $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench

@@ -41,7 +41,7 @@ def require_service(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def require_tool():  # noqa: ANN201 - returns the checker
+def require_tool():  # returns the checker
     """``require_tool(label, available, in_ci=True)``: skip on a laptop, fail in CI when ``in_ci``."""
 
     def check(label: str, available: bool, in_ci: bool = True) -> None:
@@ -52,6 +52,24 @@ def require_tool():  # noqa: ANN201 - returns the checker
         pytest.skip(f"{label} is not installed here")
 
     return check
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):  # extends pytest-django's own
+    """The pipeline thread stops (closing its connection) before the test database is dropped."""
+    yield
+    from flows.apps import FlowsConfig
+
+    FlowsConfig.shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_services_at_the_end() -> Iterator[None]:
+    """The process-wide pipeline thread and embedded brokers end with the session (flows/apps.py)."""
+    yield
+    from flows.apps import FlowsConfig
+
+    FlowsConfig.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -81,15 +99,16 @@ def tansu() -> Iterator[object]:
 
 
 @pytest.fixture
-def broker_mode(settings):  # noqa: ANN001, ANN201 - pytest-django's settings fixture
-    """Point one protocol at a mode and URL for this test: ``broker_mode("amqp", "external", url)``."""
+def broker_mode(settings):  # pytest-django's settings fixture
+    """Point one protocol at a mode and URL for this test: ``broker_mode("amqp", "external", url)``.
+
+    Sets the protocol's URL setting (``AMQP_URL=memory://`` for embedded, ``url`` for external).
+    """
     from flows import transports
 
     def use(protocol: str, mode: str, url: str | None = None) -> transports.Broker:
-        settings.FLOWS_BROKER_MODES = {**settings.FLOWS_BROKER_MODES, protocol: mode}
-        if url is not None:
-            settings_name = transports.BROKERS[protocol][1]
-            setattr(settings, settings_name, url)
+        setting, value = transports.setting_for(protocol, mode, url)
+        setattr(settings, setting, value)
         transports.reset()
         return transports.get_broker(protocol)
 

@@ -15,7 +15,7 @@ import traceback
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
-from .report import Report  # noqa: E402
+from .report import Report
 
 
 def main(argv: list[str]) -> int:

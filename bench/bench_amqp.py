@@ -33,7 +33,8 @@ def run(report: Any) -> None:
 
     from flows import registry, transports
 
-    settings.FLOWS_BROKER_MODES = {**settings.FLOWS_BROKER_MODES, "amqp": "external"}
+    setting, value = transports.setting_for("amqp", "external")
+    setattr(settings, setting, value)
     transports.reset()
     broker = transports.get_broker("amqp")
     broker.check(3.0)

@@ -150,8 +150,7 @@ def run(report: Any) -> None:
     broker, startups = tansu_startup()
     bootstrap = broker.bootstrap_servers
     # The app's Kafka is this very broker, as an external one, so both sides share it.
-    saved = (dict(settings.FLOWS_BROKER_MODES), settings.KAFKA_BOOTSTRAP_SERVERS)
-    settings.FLOWS_BROKER_MODES = {**settings.FLOWS_BROKER_MODES, "kafka": "external"}
+    saved = settings.KAFKA_BOOTSTRAP_SERVERS
     settings.KAFKA_BOOTSTRAP_SERVERS = bootstrap
     transports.reset()
     try:
@@ -165,7 +164,7 @@ def run(report: Any) -> None:
             unstored.append(unstored_messages_per_s(round_no))
     finally:
         transports.reset()
-        settings.FLOWS_BROKER_MODES, settings.KAFKA_BOOTSTRAP_SERVERS = saved
+        settings.KAFKA_BOOTSTRAP_SERVERS = saved
         broker.stop()
 
     best_bare = max(bare)

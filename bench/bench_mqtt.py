@@ -77,9 +77,8 @@ def measure(report: Any, label: str, mode: str, url: str | None) -> None:
 
     from flows import transports
 
-    settings.FLOWS_BROKER_MODES = {**settings.FLOWS_BROKER_MODES, "mqtt": mode}
-    if url:
-        settings.MQTT_URL = url
+    setting, value = transports.setting_for("mqtt", mode, url)
+    setattr(settings, setting, value)
     transports.reset()
     broker = transports.get_broker("mqtt")
     broker.start()
@@ -115,10 +114,10 @@ def run(report: Any) -> None:
     from flows import transports
 
     call_command("migrate", verbosity=0, interactive=False)
-    saved = dict(settings.FLOWS_BROKER_MODES), settings.MQTT_URL
+    saved = settings.MQTT_URL
     try:
         measure(report, "Mosquitto", "external", None)
         measure(report, "embedded", "embedded", None)
     finally:
-        settings.FLOWS_BROKER_MODES, settings.MQTT_URL = saved
+        settings.MQTT_URL = saved
         transports.reset()

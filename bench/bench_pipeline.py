@@ -64,9 +64,9 @@ class Variant:
 
 VARIANTS = (
     Variant("embedded", "SQLite + InMemoryChannelLayer", (),
-            lambda tmp: {"CHANNEL_LAYER": "memory", "DATABASE_URL": f"sqlite:///{tmp}/bench-pipeline.sqlite3"}),
+            lambda tmp: {"REDIS_URL": "memory://", "DATABASE_URL": f"sqlite:///{tmp}/bench-pipeline.sqlite3"}),
     Variant("redis", "PostgreSQL + channels-redis", (("127.0.0.1", 6379), ("127.0.0.1", 5432)),
-            lambda tmp: {"CHANNEL_LAYER": "redis", "DATABASE_URL": PG_URL, "REDIS_URL": REDIS_URL}),
+            lambda tmp: {"DATABASE_URL": PG_URL, "REDIS_URL": REDIS_URL}),
 )
 
 

@@ -99,8 +99,11 @@ def use_embedded_brokers() -> Any:
 
     from flows import transports
 
-    saved = dict(settings.FLOWS_BROKER_MODES)
-    settings.FLOWS_BROKER_MODES = {**saved, "kafka": "embedded", "amqp": "embedded", "mqtt": "embedded"}
+    saved = {}
+    for protocol in ("kafka", "amqp", "mqtt"):
+        setting, value = transports.setting_for(protocol, "embedded")
+        saved[setting] = getattr(settings, setting)
+        setattr(settings, setting, value)
     transports.reset()
     return saved
 
@@ -142,7 +145,8 @@ def run(report: Any) -> None:
         samples, run_ids, events = soak(SOAK_S)
     finally:
         transports.reset()
-        settings.FLOWS_BROKER_MODES = saved
+        for setting, value in saved.items():
+            setattr(settings, setting, value)
 
     warmup_s = max(SOAK_S / 3, samples[min(len(CYCLE), len(samples) - 1)].at_s)
     steady = [s for s in samples if s.at_s >= warmup_s]

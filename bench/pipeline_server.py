@@ -49,7 +49,7 @@ def main() -> None:
 class ControlHandler(BaseHTTPRequestHandler):
     plans: dict[int, Any] = {}
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:  # http.server's naming
         from django.db import close_old_connections
 
         from .pipeline_emitter import EmitPlan
@@ -72,7 +72,7 @@ class ControlHandler(BaseHTTPRequestHandler):
             return
         self._reply({"error": "not found"}, 404)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # http.server's naming
         if self.path == "/threads":
             self._reply(thread_cpu())
             return
@@ -91,7 +91,7 @@ class ControlHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
         return
 
 

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from flows.transports.base import is_embedded_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -112,8 +114,54 @@ def sqlite_database(name: str) -> dict:
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "memory")  # memory | redis
+# Where each broker is, kombu-style: the URL says the mode (README.md, "Broker modes").
+#   AMQP_URL                 memory://  kombu's in-process broker    | amqp://user:pass@host:5672//
+#   KAFKA_BOOTSTRAP_SERVERS  embedded   Tansu, a child process       | host:9092[,host:9092…]
+#   MQTT_URL                 embedded   Mosquitto (amqtt without it) | mqtt://host:1883
+#   REDIS_URL                memory://  the in-memory channel layer  | redis://host:6379/0
+# FLOWS_BROKERS=embedded|external is the one switch: it picks the URL of every message broker
+# whose variable is not set (the channel layer keeps its own, in-memory unless set).
+# flows/checks.py reports a value none of this understands when the server starts.
+FLOWS_BROKERS = os.environ.get("FLOWS_BROKERS", "embedded").strip().lower()
+BROKER_URL_DEFAULTS = {
+    # setting: (embedded, external)
+    "AMQP_URL": ("memory://", "amqp://guest:guest@127.0.0.1:5672//"),
+    "KAFKA_BOOTSTRAP_SERVERS": ("embedded", "127.0.0.1:9092"),
+    "MQTT_URL": ("embedded", "mqtt://127.0.0.1:1883"),
+    "REDIS_URL": ("memory://", "redis://127.0.0.1:6379/0"),
+}
+# Deprecated spellings of the same choice, still honoured (flows/checks.py warns about the
+# first): FLOWS_BROKER_MODES=kafka=embedded,amqp=external per protocol, and
+# CHANNEL_LAYER=memory|redis for the channel layer. Either one's "embedded" wins over a URL.
+FLOWS_BROKER_MODES = {
+    key.strip(): value.strip().lower()
+    for key, _, value in (item.partition("=") for item in os.environ.get("FLOWS_BROKER_MODES", "").split(","))
+    if value
+}
+CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "").strip().lower()
+
+
+def broker_url(setting: str, protocol: str) -> str:
+    """The URL given in the environment, else the default for the protocol's mode."""
+    embedded, external = BROKER_URL_DEFAULTS[setting]
+    if protocol == "redis":
+        mode = {"memory": "embedded", "redis": "external"}.get(CHANNEL_LAYER, "")
+    else:
+        mode = FLOWS_BROKER_MODES.get(protocol, "")
+    if mode == "embedded":
+        return embedded
+    given = os.environ.get(setting, "").strip()
+    if given:
+        return given
+    if not mode:
+        mode = "embedded" if protocol == "redis" else FLOWS_BROKERS
+    return external if mode == "external" else embedded
+
+
+AMQP_URL = broker_url("AMQP_URL", "amqp")
+KAFKA_BOOTSTRAP_SERVERS = broker_url("KAFKA_BOOTSTRAP_SERVERS", "kafka")
+MQTT_URL = broker_url("MQTT_URL", "mqtt")
+REDIS_URL = broker_url("REDIS_URL", "redis")
 
 
 def redis_channel_layer(url: str) -> dict:
@@ -126,21 +174,10 @@ def redis_channel_layer(url: str) -> dict:
     }
 
 
-if CHANNEL_LAYER == "redis":
-    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
-else:
+if is_embedded_url(REDIS_URL):
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 200, "expiry": 30}}}
-
-# Broker modes (README.md, "Broker modes"): embedded brokers run inside or beside this process;
-# external ones are reached at these URLs.
-FLOWS_BROKERS = os.environ.get("FLOWS_BROKERS", "embedded")
-KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-MQTT_URL = os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883")
-# Per-protocol exceptions to FLOWS_BROKERS, e.g. "kafka=embedded,amqp=external".
-FLOWS_BROKER_MODES = dict(
-    item.split("=", 1) for item in os.environ.get("FLOWS_BROKER_MODES", "").split(",") if "=" in item
-)
+else:
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
 
 # Bounds that keep any single request from starting an unbounded amount of work.
 FLOWS_MAX_LIVE_RUNS = int(os.environ.get("FLOWS_MAX_LIVE_RUNS", "4"))

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from . import eventstore
 from .recorder import FIELDS, Recorder
@@ -147,7 +147,7 @@ class LoopSender:
                     group, message = self._queue[0]
                 try:
                     await self.layer.group_send(group, message)
-                except Exception:  # noqa: BLE001 - clients fill gaps from the database
+                except Exception:  # clients fill gaps from the database
                     log.warning("channel layer send to %s failed", group, exc_info=True)
                 with self._changed:
                     self._queue.popleft()
@@ -176,6 +176,7 @@ class EventPipeline:
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stopping = False
         self._server_loop: asyncio.AbstractEventLoop | None = None
         self._sender: LoopSender | None = None
         self._private_loop: asyncio.AbstractEventLoop | None = None
@@ -237,14 +238,35 @@ class EventPipeline:
 
     def _ensure_thread(self) -> None:
         with self._lock:
+            stopping = self._thread if self._stopping else None
+        if stopping is not None and stopping is not threading.current_thread():
+            stopping.join()  # one thread at a time: a stopping one finishes its pass first
+        with self._lock:
             if self._thread is None or not self._thread.is_alive():
+                self._stopping = False
                 self._thread = threading.Thread(target=self._loop_forever, name="event-pipeline", daemon=True)
                 self._thread.start()
 
+    def stop(self, timeout: float = 5.0) -> bool:
+        """End the thread after its current pass (what is buffered stays buffered); True once it has.
+
+        A later ``track`` starts a new thread.
+        """
+        with self._lock:
+            thread = self._thread
+            self._stopping = True
+        self._wakeup.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
     def _loop_forever(self) -> None:
         previous = time.monotonic()
-        while True:
+        while not self._stopping:
             self._wakeup.wait(1.0)
+            if self._stopping:
+                break
             self._wakeup.clear()
             # A linger turns bursts into one batch instead of many tiny ones.
             time.sleep(min(MAX_LINGER_S, max(LINGER_S, self._rate * LINGER_PER_EVENT_S)))
@@ -256,7 +278,7 @@ class EventPipeline:
             for tracked in runs:
                 try:
                     drained += self._drain(tracked)
-                except Exception:  # noqa: BLE001 - keep the pipeline alive; the batch was put back
+                except Exception:  # keep the pipeline alive; the batch was put back
                     log.exception("event pipeline failed for run %s", tracked.recorder.run_id)
                     tracked.failures += 1
                     close_old_connections()
@@ -264,6 +286,8 @@ class EventPipeline:
                     self.wake(tracked.recorder)
             self._rate = 0.5 * self._rate + 0.5 * drained / max(1e-3, started - previous)
             previous = started
+        # Stopped: this thread's database connection goes with it (a test database can then be dropped).
+        connections.close_all()
 
     def _drain(self, tracked: TrackedRun) -> int:
         """Store and stream what the run has buffered; returns how many events that was."""
@@ -329,7 +353,7 @@ class EventPipeline:
                 self._private_loop = asyncio.new_event_loop()
             try:
                 self._private_loop.run_until_complete(layer.group_send(group_name(run_id), message))
-            except Exception:  # noqa: BLE001 - clients fill gaps from the database
+            except Exception:  # clients fill gaps from the database
                 log.warning("channel layer send for run %s failed", run_id, exc_info=True)
 
 
@@ -365,9 +389,17 @@ _pipeline_lock = threading.Lock()
 
 
 def get_pipeline() -> EventPipeline:
-    """The process-wide pipeline, built on first use."""
+    """The process-wide pipeline, built on first use (``FlowsConfig`` owns it: flows/apps.py)."""
     global _pipeline
     with _pipeline_lock:
         if _pipeline is None:
             _pipeline = EventPipeline()
         return _pipeline
+
+
+def stop_pipeline(timeout: float = 5.0) -> None:
+    """Stop the process-wide pipeline's thread, if there is one; the next run starts it again."""
+    with _pipeline_lock:
+        pipeline = _pipeline
+    if pipeline is not None:
+        pipeline.stop(timeout)

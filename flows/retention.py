@@ -144,7 +144,7 @@ def _prune_in_background() -> None:
         report = prune()
         if report.runs:
             log.info("retention: %s", report.line())
-    except Exception:  # noqa: BLE001 - the next finished run tries again
+    except Exception:  # the next finished run tries again
         log.exception("retention: pruning old runs failed")
     finally:
         connection.close()

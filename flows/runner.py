@@ -199,7 +199,7 @@ class Runner:
             error = str(exc)
         except BrokerUnavailable as exc:
             error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes the run's error
+        except Exception as exc:  # every failure becomes the run's error
             log.exception("run %s (%s) failed", run.pk, run.workflow)
             error = f"{type(exc).__name__}: {exc}"
         finally:

@@ -77,7 +77,7 @@ def json_body(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
         return None, error(400, {"body": str(exc)})
 
 
-def with_run(view):  # noqa: ANN001, ANN201 - decorator
+def with_run(view):  # decorator
     @wraps(view)
     def wrapper(request: HttpRequest, run_id: int, *args: Any, **kwargs: Any) -> JsonResponse:
         run = Run.objects.filter(pk=run_id).first()

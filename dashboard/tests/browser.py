@@ -32,7 +32,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from flows.tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -117,20 +118,25 @@ class LiveServer:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
         last_error = ""
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
+            nonlocal last_error
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"daphne exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/api/health/", timeout=5) as response:
-                    if response.status == 200:
-                        return
+                    return response.status == 200
             except (urllib.error.URLError, OSError) as exc:
                 last_error = str(exc)
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"daphne did not answer /api/health/ within {self.startup_timeout:g} s ({last_error})")
+                return False
+
+        try:
+            wait_until(answers, self.startup_timeout, "daphne to answer /api/health/", step=0.1)
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(
+                f"daphne did not answer /api/health/ within {self.startup_timeout:g} s ({last_error})") from None
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

@@ -22,12 +22,12 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 
 
-def violations(page) -> list[str]:  # noqa: ANN001 - a Playwright page
+def violations(page) -> list[str]:  # a Playwright page
     return page.evaluate("() => window.__cspViolations")
 
 
 @pytest.fixture
-def page(browser_page):  # noqa: ANN001, ANN201
+def page(browser_page):
     browser_page.add_init_script(RECORD_VIOLATIONS)
     return browser_page
 

@@ -72,7 +72,7 @@ def complete(params: dict[str, Any], exchange_types: Sequence[str]) -> dict[str,
         errors["exchange_type"] = (
             f"{etype} exchanges are not available on this broker (it routes {', '.join(exchange_types)}); "
             "kombu's in-process memory transport has no headers exchange: run with AMQP on RabbitMQ "
-            "(FLOWS_BROKER_MODES=amqp=external)")
+            "(AMQP_URL=amqp://…)")
     if not params["bindings"]:
         params["bindings"] = [dict(b) for b in PRESETS[etype]["bindings"]]
     if not params["keys"]:

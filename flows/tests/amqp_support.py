@@ -33,7 +33,7 @@ class BrokerModeClass:
     mode = ""
 
     @pytest.fixture(autouse=True)
-    def amqp_broker(self, broker_mode, request):  # noqa: ANN001, ANN201 - pytest fixtures
+    def amqp_broker(self, broker_mode, request):  # pytest fixtures
         if self.mode == "external":
             return broker_mode("amqp", "external", request.getfixturevalue("rabbitmq_url"))
         return broker_mode("amqp", "embedded")

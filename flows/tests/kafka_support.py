@@ -8,11 +8,12 @@ ask it for its own numbers.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from .polling import wait_until as wait_until  # where the Kafka tests have always found it
 
 RUN_TIMEOUT_S = 120.0
 
@@ -40,15 +41,12 @@ class Captured:
 @contextmanager
 def kafka_mode(mode: str, bootstrap: str | None) -> Iterator[str]:
     """Point the app's Kafka at ``mode`` for a block (a class-scoped ``broker_mode``); yields bootstrap.servers."""
-    from django.conf import settings
     from django.test import override_settings
 
     from flows import transports
 
-    overrides: dict[str, Any] = {"FLOWS_BROKER_MODES": {**settings.FLOWS_BROKER_MODES, "kafka": mode}}
-    if bootstrap is not None:
-        overrides["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    with override_settings(**overrides):
+    setting, url = transports.setting_for("kafka", mode, bootstrap)
+    with override_settings(**{setting: url}):
         transports.reset()
         try:
             broker = transports.get_broker("kafka")
@@ -84,14 +82,6 @@ def run_all(slug: str, scenarios: dict[str, dict[str, Any]],
         if after is not None:
             after(captured[name])
     return captured
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)  # polling a live run's counters; there is no event to wait on
 
 
 def java_murmur2(data: bytes) -> int:

@@ -22,7 +22,7 @@ def require_mosquitto_binary() -> str:
     return binary
 
 
-def use_embedded_mosquitto(broker_mode, monkeypatch):  # noqa: ANN001, ANN201 - pytest fixtures
+def use_embedded_mosquitto(broker_mode, monkeypatch):  # pytest fixtures
     monkeypatch.delenv("MOSQUITTO_BIN", raising=False)
     require_mosquitto_binary()
     broker = broker_mode("mqtt", "embedded")
@@ -30,7 +30,7 @@ def use_embedded_mosquitto(broker_mode, monkeypatch):  # noqa: ANN001, ANN201 - 
     return broker
 
 
-def use_embedded_amqtt(broker_mode, monkeypatch):  # noqa: ANN001, ANN201
+def use_embedded_amqtt(broker_mode, monkeypatch):
     monkeypatch.setenv("MOSQUITTO_BIN", "")  # empty: no binary, so the fallback
     broker = broker_mode("mqtt", "embedded")
     assert broker.impl == "amqtt"

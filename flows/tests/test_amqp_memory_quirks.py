@@ -76,7 +76,7 @@ def test_our_memory_broker_requeues_them_marked_redelivered() -> None:
 
 
 @pytest.mark.parametrize("connect", [plain, ours], ids=["plain", "ours"])
-def test_no_headers_exchange_on_either(connect) -> None:  # noqa: ANN001
+def test_no_headers_exchange_on_either(connect) -> None:
     """kombu's virtual transports know direct, topic and fanout only: binding to headers fails."""
     ex_name, q_name = names()
     exchange = Exchange(ex_name, type="headers")

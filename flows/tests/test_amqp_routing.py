@@ -84,7 +84,7 @@ def route_through_broker(broker, exchange_type: str, bindings: list[Binding], me
         admin.release()
 
 
-def _index(message) -> int:  # noqa: ANN001 - py-amqp's or kombu's message
+def _index(message) -> int:  # py-amqp's or kombu's message
     import json
 
     body = message.body
@@ -93,7 +93,7 @@ def _index(message) -> int:  # noqa: ANN001 - py-amqp's or kombu's message
 
 class RoutingContract(BrokerModeClass):
     @pytest.fixture(params=["direct", "topic", "fanout", "headers"])
-    def exchange_type(self, request) -> str:  # noqa: ANN001
+    def exchange_type(self, request) -> str:
         return request.param
 
     def test_each_queue_gets_what_the_amqp_rules_say(self, amqp_broker, exchange_type: str) -> None:
@@ -157,7 +157,7 @@ class TestRoutingEmbedded(RoutingContract):
 
     # kombu's virtual transports have no headers exchange (pinned in test_amqp_memory_quirks).
     @pytest.fixture(params=["direct", "topic", "fanout"])
-    def exchange_type(self, request) -> str:  # noqa: ANN001
+    def exchange_type(self, request) -> str:
         return request.param
 
     def test_headers_exchange_is_refused_with_a_reason(self) -> None:

@@ -239,7 +239,8 @@ def test_health_reports_every_broker(client, broker_mode):
     broker_mode("mqtt", "external", "mqtt://127.0.0.1:1")
     started = time.monotonic()
     body = client.get("/api/health/").json()
-    assert time.monotonic() - started < 5
+    # The checks run in parallel, each bounded by 2 s; the rest is room for a loaded machine.
+    assert time.monotonic() - started < 10
     assert set(body["brokers"]) >= {"kafka", "amqp", "mqtt", "redis"}
     for info in body["brokers"].values():
         assert set(info) >= {"ok", "url", "mode", "name"}

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 FAIL_WITHIN_S = 10.0
 
 
-def embedded(broker_mode, monkeypatch, protocol: str):  # noqa: ANN001, ANN201
+def embedded(broker_mode, monkeypatch, protocol: str):
     if protocol == "mqtt":
         return use_embedded_mosquitto(broker_mode, monkeypatch)
     return broker_mode("kafka", "embedded")

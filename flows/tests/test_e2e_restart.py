@@ -7,11 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from dashboard.tests.browser import ROOT, LiveServer, free_port
+
+from .polling import wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -40,10 +41,8 @@ def test_a_run_orphaned_by_a_killed_server_is_failed_when_it_starts_again():
             "persons": 50, "repeat": 20, "delay_ms": 0, "rate": 5}})
         assert status == 201, created
         run_id = created["id"]
-        deadline = time.monotonic() + 30
-        while server.get_json(f"/api/runs/{run_id}/")["last_seq"] < 3:
-            assert time.monotonic() < deadline, "the run recorded nothing"
-            time.sleep(0.05)
+        wait_until(lambda: server.get_json(f"/api/runs/{run_id}/")["last_seq"] >= 3, 30,
+                   "the run to record something", step=0.05)
         try:
             restart(server)
             summary = server.get_json(f"/api/runs/{run_id}/")

@@ -125,9 +125,10 @@ class CapturingLayer:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_batch_of_events_with_big_attrs_is_split_into_bounded_frames():
+def test_a_batch_of_events_with_big_attrs_is_split_into_bounded_frames(request):
     layer = CapturingLayer()
     pipeline = EventPipeline(layer_factory=lambda: layer)
+    request.addfinalizer(pipeline.stop)  # its thread ends with the test
     run = Run.objects.create(workflow="http-crud")
     recorder = Recorder(run.pk, pipeline)
     pipeline.track(recorder)

@@ -108,13 +108,13 @@ query_strings = st.dictionaries(st.sampled_from(["after", "limit"]) | st.text(ma
 
 
 @pytest.fixture(scope="module", autouse=True)
-def report_tally():  # noqa: ANN201
+def report_tally():
     """Print what the fuzzing tried (``pytest -s`` shows it)."""
     yield
     print(f"\nfuzz tally: {dict(TALLY)}")
 
 
-def check_http(kind: str, response) -> None:  # noqa: ANN001 - Django's test response
+def check_http(kind: str, response) -> None:  # Django's test response
     TALLY[f"{kind} → {response.status_code}"] += 1
     assert response.status_code < 500, (response.status_code, response.content[:300])
     if response.status_code >= 400:
@@ -125,7 +125,7 @@ def check_http(kind: str, response) -> None:  # noqa: ANN001 - Django's test res
 
 
 @pytest.fixture
-def live_run(settings):  # noqa: ANN001, ANN201 - pytest-django's settings fixture
+def live_run(settings):  # pytest-django's settings fixture
     """One real, slow run holding the only live slot; cancelled and waited for afterwards."""
     settings.FLOWS_MAX_LIVE_RUNS = 1
     settings.FLOWS_ALLOWED_ORIGINS = [ORIGIN]

@@ -16,6 +16,8 @@ from flows.runner import get_runner, wait_until_finished
 from flows.services.person_grpc import MESSAGE_ID_KEY, PersonGrpcService, open_channel
 from flows.workflows.grpc_person import GrpcPerson, proto_text
 
+from .polling import wait_for_events
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # A deadline no healthy call reaches, unless a test is about deadlines.
@@ -199,15 +201,14 @@ def test_error_rate_zero_finds_everyone():
 
 def test_cancelling_stops_promptly_even_with_slow_calls_in_flight():
     run = get_runner().start("grpc-person", params(calls=50, concurrency=2, delay_ms=4000, deadline_ms=10000))
-    deadline = time.monotonic() + 10
-    while not [e for e in eventstore.read_events(run.pk, 0, 100) if e["kind"] == "deliver"]:
-        assert time.monotonic() < deadline, "no call reached the server"
-        time.sleep(0.02)
+    wait_for_events(run.pk, lambda events: any(e["kind"] == "deliver" for e in events), 10,
+                    "a call to reach the server")
     cancelled_at = time.monotonic()
     get_runner().act(run.pk, "cancel")
     finished = wait_until_finished(run.pk, 10)
     assert finished.state == "cancelled"
-    assert time.monotonic() - cancelled_at < 2.0, "cancel waited for the server's delay"
+    # The server's delay is 4 s: anything well under it did not wait for it (room for a loaded machine).
+    assert time.monotonic() - cancelled_at < 3.5, "cancel waited for the server's delay"
 
 
 def test_the_service_is_plain_grpc():

@@ -65,7 +65,7 @@ class ConsumerGroupsContract:
     mode = ""
 
     @pytest.fixture(scope="class")
-    def runs(self, request, django_db_setup, django_db_blocker, tansu):  # noqa: ANN001, ANN201
+    def runs(self, request, django_db_setup, django_db_blocker, tansu):
         from flows.models import InboxEntry
         from flows.runner import get_runner
 
@@ -82,13 +82,13 @@ class ConsumerGroupsContract:
         with django_db_blocker.unblock(), kafka_mode(self.mode, url) as bootstrap:
             yield bootstrap, run_all(SLUG, SCENARIOS, during=press_crash_button, after=count_inbox)
 
-    def test_runs_succeed(self, runs) -> None:  # noqa: ANN001
+    def test_runs_succeed(self, runs) -> None:
         _, captured = runs
         for run in captured.values():
             assert run.state == "succeeded", (run.name, run.error)
             assert run.summary["counts"]["errors"] == 0, [e for e in run.events if e["kind"] == "error"]
 
-    def test_every_group_processes_every_message(self, runs) -> None:  # noqa: ANN001
+    def test_every_group_processes_every_message(self, runs) -> None:
         _, captured = runs
         for name in AT_LEAST_ONCE:
             run = captured[name]
@@ -104,7 +104,7 @@ class ConsumerGroupsContract:
             expected = run.params["messages"] * run.params["groups"]
             assert run.summary["progress"] == {"done": expected, "expected": expected}
 
-    def test_offsets_agree_with_the_broker(self, runs) -> None:  # noqa: ANN001
+    def test_offsets_agree_with_the_broker(self, runs) -> None:
         _, captured = runs
         for run in captured.values():
             topic, partitions = run.result["topic"], run.params["partitions"]
@@ -133,7 +133,7 @@ class ConsumerGroupsContract:
                         last.update({int(p): o for p, o in event["attrs"]["offsets"].items()})
                 assert last == shown
 
-    def test_the_runs_topic_and_groups_are_gone_afterwards(self, runs) -> None:  # noqa: ANN001
+    def test_the_runs_topic_and_groups_are_gone_afterwards(self, runs) -> None:
         from flows.kafka.clients import admin_client
 
         bootstrap, captured = runs
@@ -146,7 +146,7 @@ class ConsumerGroupsContract:
                 assert group["group_id"] not in groups, (run.name, group["group"])
                 assert broker_committed(bootstrap, group["group_id"], run.result["topic"]) == {}
 
-    def test_duplicates_are_the_crashed_members_uncommitted_messages(self, runs) -> None:  # noqa: ANN001
+    def test_duplicates_are_the_crashed_members_uncommitted_messages(self, runs) -> None:
         _, captured = runs
         for name in AT_LEAST_ONCE:
             run = captured[name]
@@ -171,7 +171,7 @@ class ConsumerGroupsContract:
             assert {(e["attrs"]["partition"], e["attrs"]["offset"]) for e in dup_process} == seen
             assert all(e["attrs"]["reason"] for e in dup_process)
 
-    def test_at_most_once_loses_instead_of_duplicating(self, runs) -> None:  # noqa: ANN001
+    def test_at_most_once_loses_instead_of_duplicating(self, runs) -> None:
         _, captured = runs
         run = captured["at_most_once"]
         (crash,) = crash_events(run)
@@ -186,7 +186,7 @@ class ConsumerGroupsContract:
         assert not processed & unhandled
         assert len(processed) == run.params["messages"] - counts["lost"]
 
-    def test_rebalance_names_the_member_and_partitions_that_moved(self, runs) -> None:  # noqa: ANN001
+    def test_rebalance_names_the_member_and_partitions_that_moved(self, runs) -> None:
         _, captured = runs
         for run in captured.values():
             (crash,) = crash_events(run)
@@ -206,7 +206,7 @@ class ConsumerGroupsContract:
                            if crash["seq"] < e["seq"] <= after[0]["seq"]]
                 assert any(move["partition"] in e["attrs"]["partitions"] for e in assigns), (run.name, move)
 
-    def test_cooperative_sticky_revokes_less(self, runs) -> None:  # noqa: ANN001
+    def test_cooperative_sticky_revokes_less(self, runs) -> None:
         _, captured = runs
 
         def crash_rebalance(run: Captured) -> dict:
@@ -222,7 +222,7 @@ class ConsumerGroupsContract:
         assert survivor_revokes == []
         assert all(e["attrs"]["incremental"] for e in captured["cooperative"].of("assign"))
 
-    def test_idempotent_inbox_gives_exactly_once_effect(self, runs) -> None:  # noqa: ANN001
+    def test_idempotent_inbox_gives_exactly_once_effect(self, runs) -> None:
         _, captured = runs
         run = captured["button"]
         (crash,) = crash_events(run)
@@ -239,7 +239,7 @@ class ConsumerGroupsContract:
         # The group's last member crashed, so a replacement joined and took over.
         assert any("joined" in e["attrs"]["cause"] and e["seq"] > crash["seq"] for e in run.of("rebalance"))
 
-    def test_without_idempotence_every_processing_is_an_effect(self, runs) -> None:  # noqa: ANN001
+    def test_without_idempotence_every_processing_is_an_effect(self, runs) -> None:
         _, captured = runs
         counts = captured["at_least_once"].summary["counts"]
         assert counts["effects"] == counts["processed"] > captured["at_least_once"].params["messages"] * 2

@@ -19,7 +19,8 @@ SCENARIOS = {
     "acks_0": {"partitions": 4, "keys": 6, "messages": 24, "acks": "0"},
     "idempotent_32": {"partitions": 32, "keys": 40, "messages": 80, "acks": "all", "idempotent": True},
 }
-# Apache Kafka's UtilsTest.testMurmur2 vectors: what the Java client computes.
+# Apache Kafka's UtilsTest.testMurmur2 vectors (clients/src/test/java/org/apache/kafka/common/
+# utils/UtilsTest.java): what the Java client computes.
 KAFKA_MURMUR2_VECTORS = {
     b"21": -973932308,
     b"foobar": -790332482,
@@ -33,6 +34,15 @@ KAFKA_MURMUR2_VECTORS = {
 def test_the_tests_murmur2_is_kafkas() -> None:
     for data, expected in KAFKA_MURMUR2_VECTORS.items():
         assert java_murmur2(data) == expected
+
+
+def test_the_products_murmur2_is_kafkas() -> None:
+    """The partitioner the workflows explain placements with, against Kafka's own vectors."""
+    from flows.kafka.partitioner import murmur2, partition_for
+
+    for data, expected in KAFKA_MURMUR2_VECTORS.items():
+        assert murmur2(data) == expected, data
+        assert partition_for(data, 7) == (expected & 0x7FFFFFFF) % 7, data
 
 
 def test_idempotent_producer_needs_acks_all() -> None:
@@ -49,14 +59,14 @@ class PartitionsContract:
     mode = ""
 
     @pytest.fixture(scope="class")
-    def runs(self, request, django_db_setup, django_db_blocker, tansu):  # noqa: ANN001, ANN201
+    def runs(self, request, django_db_setup, django_db_blocker, tansu):
         url = tansu.bootstrap_servers if self.mode == "external" else None
         with django_db_blocker.unblock(), kafka_mode(self.mode, url) as bootstrap:
             scenarios = {name: {"rate": 0, **given} for name, given in SCENARIOS.items()}
             captured = run_all(SLUG, scenarios)
             yield bootstrap, captured
 
-    def test_runs_succeed_and_count_every_message(self, runs) -> None:  # noqa: ANN001
+    def test_runs_succeed_and_count_every_message(self, runs) -> None:
         _, captured = runs
         for run in captured.values():
             assert run.state == "succeeded", (run.name, run.error)
@@ -66,7 +76,7 @@ class PartitionsContract:
             assert run.summary["progress"] == {"done": n, "expected": n}
             assert run.result["read"] == n
 
-    def test_each_key_lands_where_java_murmur2_puts_it(self, runs) -> None:  # noqa: ANN001
+    def test_each_key_lands_where_java_murmur2_puts_it(self, runs) -> None:
         _, captured = runs
         for run in captured.values():
             partitions = run.params["partitions"]
@@ -84,7 +94,7 @@ class PartitionsContract:
             if partitions > 1:  # a partitioner that put everything in one lane would pass the rest
                 assert len({e["attrs"]["partition"] for e in published}) > 1
 
-    def test_per_key_order_is_kept_in_one_lane(self, runs) -> None:  # noqa: ANN001
+    def test_per_key_order_is_kept_in_one_lane(self, runs) -> None:
         _, captured = runs
         for run in captured.values():
             sent_order = {e["message_id"]: int(e["message_id"].split("-")[1]) for e in run.of("publish")}
@@ -99,7 +109,7 @@ class PartitionsContract:
                 assert [o for _, _, o in seen] == sorted(o for _, _, o in seen)
             assert run.result["per_key_order"] is True
 
-    def test_offsets_are_dense_per_partition(self, runs) -> None:  # noqa: ANN001
+    def test_offsets_are_dense_per_partition(self, runs) -> None:
         _, captured = runs
         for run in captured.values():
             lanes: dict[int, list[int]] = defaultdict(list)
@@ -108,7 +118,7 @@ class PartitionsContract:
             for partition, offsets in lanes.items():
                 assert sorted(offsets) == list(range(len(offsets))), (run.name, partition)
 
-    def test_end_offsets_agree_with_the_broker(self, runs) -> None:  # noqa: ANN001
+    def test_end_offsets_agree_with_the_broker(self, runs) -> None:
         _, captured = runs
         for run in captured.values():
             partitions = run.params["partitions"]
@@ -128,7 +138,7 @@ class PartitionsContract:
                 assert {int(p): e for p, e in run.result["produced_end_offsets"].items()} == {
                     p: e for p, e in broker.items() if e}
 
-    def test_the_runs_topic_is_gone_afterwards(self, runs) -> None:  # noqa: ANN001
+    def test_the_runs_topic_is_gone_afterwards(self, runs) -> None:
         from flows.kafka.clients import admin_client
 
         bootstrap, captured = runs
@@ -136,7 +146,7 @@ class PartitionsContract:
         for run in captured.values():
             assert run.result["topic"] not in listed, run.name
 
-    def test_acks_zero_gets_no_offset_back(self, runs) -> None:  # noqa: ANN001
+    def test_acks_zero_gets_no_offset_back(self, runs) -> None:
         _, captured = runs
         run = captured["acks_0"]
         assert all(e["attrs"]["offset"] is None for e in run.of("publish"))
@@ -145,7 +155,7 @@ class PartitionsContract:
         for name in ("acks_all", "acks_1"):
             assert all(isinstance(e["attrs"]["offset"], int) for e in captured[name].of("publish"))
 
-    def test_route_events_name_topic_lanes(self, runs) -> None:  # noqa: ANN001
+    def test_route_events_name_topic_lanes(self, runs) -> None:
         _, captured = runs
         run = captured["acks_all"]
         for event in run.of("route"):

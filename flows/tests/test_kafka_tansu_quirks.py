@@ -37,7 +37,7 @@ def _produce_one_batch(bootstrap: str, topic: str, records: int) -> None:
     assert producer.flush(10) == 0
 
 
-def _consume_all(bootstrap: str, topic: str, records: int):  # noqa: ANN202 - returns a live Consumer
+def _consume_all(bootstrap: str, topic: str, records: int):  # returns a live Consumer
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}.reader", "enable.auto.commit": False})
@@ -95,8 +95,10 @@ def test_describe_consumer_groups_lists_no_members(tansu) -> None:
             consumer.poll(0.1)
         joined_after = time.monotonic() - started
         assert sorted(assigned) == [0, 1]
-        # Tansu holds a JoinGroup for half the session timeout (6 s → ~3 s).
-        assert 2.0 <= joined_after <= 8.0, joined_after
+        # Tansu holds a JoinGroup for half the session timeout (6 s → ~3 s); Kafka answers at
+        # once. Only the lower bound is the quirk: a loaded machine can only make it longer.
+        print(f"JoinGroup answered after {joined_after:.2f} s")
+        assert joined_after >= 2.0, joined_after
 
         admin = admin_client(bootstrap)  # held: its futures never resolve once it is gone
         described = admin.describe_consumer_groups([group], request_timeout=5)[group].result(timeout=10)
@@ -144,7 +146,7 @@ def test_a_waiting_fetch_is_not_answered_when_records_arrive(tansu) -> None:
     assert statistics.mean(latencies) >= 0.1, latencies
 
 
-def _join(bootstrap: str, topic: str, group: str):  # noqa: ANN202 - returns a live Consumer
+def _join(bootstrap: str, topic: str, group: str):  # returns a live Consumer
     from confluent_kafka import Consumer
 
     assigned: list[int] = []
@@ -157,7 +159,7 @@ def _join(bootstrap: str, topic: str, group: str):  # noqa: ANN202 - returns a l
     return consumer
 
 
-def _groups(admin) -> set[str]:  # noqa: ANN001
+def _groups(admin) -> set[str]:
     return {g.group_id for g in admin.list_consumer_groups(request_timeout=5).result(timeout=10).valid}
 
 
@@ -232,7 +234,7 @@ def test_deleting_a_topic_gives_its_records_memory_back(tansu) -> None:
     delete_topics(bootstrap, [topic])  # deleting it again is not an error for the product's helper
 
 
-def broker_pid(tansu) -> int:  # noqa: ANN001
+def broker_pid(tansu) -> int:
     pid = getattr(tansu, "pid", None)  # a TansuBroker that says its pid
     return pid if isinstance(pid, int) else tansu._proc.pid
 

@@ -24,6 +24,7 @@ from flows import eventstore, registry
 from flows.runner import get_runner, wait_until_finished
 
 from .mqtt_support import use_embedded_amqtt, use_embedded_mosquitto
+from .polling import wait_for_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,7 +67,7 @@ class MqttQosContract:
     queued_marked_retained = False
 
     @pytest.fixture(autouse=True)
-    def _broker(self, broker_mode):  # noqa: ANN001 - conftest fixture
+    def _broker(self, broker_mode):  # conftest fixture
         raise NotImplementedError
 
     def run_qos(self, timeout: float = 60, **params):
@@ -203,7 +204,7 @@ class MqttQosContract:
         arrived = threading.Event()
         conn = Connection(f"check-{prefix[-6:]}", broker.host, broker.port, clean_session=True)
 
-        def on_message(client, userdata, msg):  # noqa: ANN001
+        def on_message(client, userdata, msg):
             if msg.topic.startswith(prefix):
                 got.append(msg.topic)
                 arrived.set()
@@ -226,14 +227,8 @@ class MqttQosContract:
         runner = get_runner()
         run = runner.start("mqtt-qos", cleaned)
 
-        def wait_for(predicate, what):  # noqa: ANN001, ANN202
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                events = eventstore.read_events(run.pk, 0, 100_000)
-                if predicate(events):
-                    return events
-                time.sleep(0.05)  # polling the store the way the browser does
-            raise AssertionError(f"timed out waiting for {what}")
+        def wait_for(predicate, what):
+            return wait_for_events(run.pk, predicate, 20, what)
 
         wait_for(lambda ev: len(deliveries(ev, "s1")) >= 3, "three deliveries")
         runner.act(run.pk, "disconnect", "subscriber:s1")
@@ -306,7 +301,7 @@ class MqttQosContract:
                     f"(expected received 5, sent 10)")
 
     @staticmethod
-    def primed_snapshot(sys_counters, broker):  # noqa: ANN001, ANN205
+    def primed_snapshot(sys_counters, broker):
         from flows.mqtt.clients import Connection
 
         before = sys_counters.snapshot()
@@ -325,7 +320,7 @@ class TestMosquitto(MqttQosContract):
     flavour = "mosquitto"
 
     @pytest.fixture(autouse=True)
-    def _broker(self, broker_mode, mosquitto_url):  # noqa: ANN001
+    def _broker(self, broker_mode, mosquitto_url):
         broker_mode("mqtt", "external", mosquitto_url)
 
 
@@ -335,7 +330,7 @@ class TestEmbeddedMosquitto(MqttQosContract):
     flavour = "mosquitto"
 
     @pytest.fixture(autouse=True)
-    def _broker(self, broker_mode, monkeypatch):  # noqa: ANN001
+    def _broker(self, broker_mode, monkeypatch):
         use_embedded_mosquitto(broker_mode, monkeypatch)
 
 
@@ -346,5 +341,5 @@ class TestEmbeddedAmqtt(MqttQosContract):
     queued_marked_retained = True
 
     @pytest.fixture(autouse=True)
-    def _broker(self, broker_mode, monkeypatch):  # noqa: ANN001
+    def _broker(self, broker_mode, monkeypatch):
         use_embedded_amqtt(broker_mode, monkeypatch)

@@ -26,7 +26,9 @@ class CapturingLayer:
 @pytest.fixture
 def pipeline_and_layer():
     layer = CapturingLayer()
-    return EventPipeline(layer_factory=lambda: layer), layer
+    events_pipeline = EventPipeline(layer_factory=lambda: layer)
+    yield events_pipeline, layer
+    assert events_pipeline.stop(), "the pipeline thread ends with the test"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -115,3 +117,15 @@ def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown event kind"):
         recorder.emit("teleport", "producer")
     assert recorder.seq == 0
+
+
+def test_stop_ends_the_pipeline_thread_and_the_next_track_starts_another():
+    events_pipeline = EventPipeline(layer_factory=lambda: None)
+    events_pipeline.track(Recorder(1, events_pipeline))
+    first = events_pipeline._thread
+    assert first is not None and first.is_alive()
+    assert events_pipeline.stop(timeout=5)
+    assert not first.is_alive()
+    events_pipeline.track(Recorder(2, events_pipeline))
+    assert events_pipeline._thread is not first and events_pipeline._thread.is_alive()
+    assert events_pipeline.stop(timeout=5)

@@ -82,7 +82,7 @@ def test_pruneruns_dry_run_deletes_nothing_then_the_command_deletes() -> None:
     assert remaining() == {runs[-1].pk} and Event.objects.count() == EVENTS_PER_RUN
 
 
-def test_pruneruns_defaults_come_from_the_settings(settings) -> None:  # noqa: ANN001
+def test_pruneruns_defaults_come_from_the_settings(settings) -> None:
     settings.FLOWS_KEEP_RUNS, settings.FLOWS_KEEP_DAYS = 2, 0
     runs = [make_run(Run.State.SUCCEEDED, events=3) for _ in range(3)]
     call_command("pruneruns", stdout=io.StringIO())
@@ -95,7 +95,7 @@ def test_pruneruns_refuses_negative_limits(args: list[str]) -> None:
         call_command("pruneruns", *args, stdout=io.StringIO())
 
 
-def test_a_finished_run_triggers_a_background_prune_at_most_once_per_interval(settings, monkeypatch) -> None:  # noqa: ANN001
+def test_a_finished_run_triggers_a_background_prune_at_most_once_per_interval(settings, monkeypatch) -> None:
     from flows.runner import get_runner, wait_until_finished
 
     settings.FLOWS_KEEP_RUNS, settings.FLOWS_KEEP_DAYS, settings.FLOWS_PRUNE_EVERY_S = 1, 0, 3600
@@ -126,10 +126,8 @@ def test_a_finished_run_triggers_a_background_prune_at_most_once_per_interval(se
 
 
 def _wait_for_call(calls: list) -> object:
-    import time
+    from .polling import wait_until
 
-    deadline = time.monotonic() + 30
-    while not calls:  # the runner calls it after the run's final state is saved
-        assert time.monotonic() < deadline, "the runner never asked for a prune"
-        time.sleep(0.02)
+    # The runner calls it after the run's final state is saved.
+    wait_until(lambda: calls, 30, "the runner to ask for a prune")
     return calls[0]

@@ -52,7 +52,7 @@ class Tracks(Workflow):
     protocol = "kafka"
     lesson = "test"
 
-    def run(self, ctx):  # noqa: ANN001, ANN201
+    def run(self, ctx):
         how = ctx.params["how"]
         run_resources.track(ctx.run_id, TRACKED[how])
         if how == "fail":
@@ -63,7 +63,7 @@ class Tracks(Workflow):
 
 
 @pytest.fixture
-def tracks_workflow(monkeypatch):  # noqa: ANN001, ANN201
+def tracks_workflow(monkeypatch):
     monkeypatch.setitem(registry.WORKFLOWS, Tracks.slug, "flows.tests.test_run_resources:Tracks")
     registry.get.cache_clear()
     yield
@@ -71,7 +71,7 @@ def tracks_workflow(monkeypatch):  # noqa: ANN001, ANN201
 
 
 @pytest.mark.parametrize("how, state", [("succeed", "succeeded"), ("fail", "failed"), ("cancel", "cancelled")])
-def test_the_runner_releases_what_a_run_tracked_however_it_ends(tracks_workflow, how: str, state: str) -> None:  # noqa: ANN001
+def test_the_runner_releases_what_a_run_tracked_however_it_ends(tracks_workflow, how: str, state: str) -> None:
     TRACKED[how] = resource = FakeResource()
     runner = get_runner()
     run = runner.start(Tracks.slug, {"how": how})
@@ -97,7 +97,7 @@ def test_a_resource_that_cannot_be_read_is_still_deleted() -> None:
 # -- Kafka: a cancelled run deletes its topic too ------------------------------------------------
 
 
-def test_a_cancelled_kafka_run_deletes_its_topic(django_db_blocker, tansu) -> None:  # noqa: ANN001
+def test_a_cancelled_kafka_run_deletes_its_topic(django_db_blocker, tansu) -> None:
     from flows.kafka.clients import admin_client
 
     with kafka_mode("embedded", None) as bootstrap:
@@ -117,7 +117,7 @@ def test_a_cancelled_kafka_run_deletes_its_topic(django_db_blocker, tansu) -> No
         assert topic not in admin_client(bootstrap).list_topics(timeout=10).topics
 
 
-def test_tansu_memory_stays_flat_over_repeated_kafka_runs(django_db_blocker, tansu) -> None:  # noqa: ANN001
+def test_tansu_memory_stays_flat_over_repeated_kafka_runs(django_db_blocker, tansu) -> None:
     """The soak in miniature: 4 MB per run, and the broker's RSS does not follow (it would, ~5 MB a run)."""
     from .test_kafka_tansu_quirks import broker_pid, rss_mb
 
@@ -142,7 +142,7 @@ def assert_gone(broker: Any, queues: list[str], exchanges: list[str]) -> None:
         for kind, names in (("queue", queues), ("exchange", exchanges)):
             for name in names:
                 channel = conn.channel()  # RabbitMQ closes a channel on a 404
-                with pytest.raises(Exception) as caught:  # noqa: B017, PT011 - py-amqp's NotFound, kombu's ChannelError
+                with pytest.raises(Exception) as caught:  # py-amqp's NotFound, kombu's ChannelError
                     if kind == "queue":
                         channel.queue_declare(queue=name, passive=True)
                     else:
@@ -154,14 +154,14 @@ def assert_gone(broker: Any, queues: list[str], exchanges: list[str]) -> None:
 
 
 class AmqpResourcesContract(BrokerModeClass):
-    def test_amqp_routing_leaves_no_queue_or_exchange(self, amqp_broker) -> None:  # noqa: ANN001
+    def test_amqp_routing_leaves_no_queue_or_exchange(self, amqp_broker) -> None:
         run = run_workflow("amqp-routing", exchange_type="direct", messages=6, rate=0, work_ms=0,
                            consumers_by_queue={"audit": 0})
         r = run.result
         assert r["queue_counts"]["audit"]["broker_ready"] > 0  # read from the broker before deleting
         assert_gone(amqp_broker, list(r["queues"].values()), [r["exchange"]["broker_name"]])
 
-    def test_a_cancelled_amqp_run_leaves_nothing(self, amqp_broker) -> None:  # noqa: ANN001
+    def test_a_cancelled_amqp_run_leaves_nothing(self, amqp_broker) -> None:
         params, errors = registry.get("amqp-redelivery").validate({"messages": 500, "rate": 20, "crash_at": 0})
         assert not errors
         runner = get_runner()
@@ -172,7 +172,7 @@ class AmqpResourcesContract(BrokerModeClass):
         assert finished.state == "cancelled"
         assert_gone(amqp_broker, [f"{run.namespace}.work"], [f"{run.namespace}.tasks"])
 
-    def test_celery_order_leaves_no_queue_or_exchange(self, amqp_broker) -> None:  # noqa: ANN001
+    def test_celery_order_leaves_no_queue_or_exchange(self, amqp_broker) -> None:
         run = run_workflow("celery-order", orders=2, rate=0, work_ms=0, crash_at=0, timeout=120)
         queues = run.result["queues"]
         assert_gone(amqp_broker, [queues["orders"], queues["events"]], [queues["orders"]])
@@ -181,7 +181,7 @@ class AmqpResourcesContract(BrokerModeClass):
 class TestAmqpResourcesEmbedded(AmqpResourcesContract):
     mode = "embedded"
 
-    def test_the_embedded_broker_forgets_every_run(self, amqp_broker) -> None:  # noqa: ANN001
+    def test_the_embedded_broker_forgets_every_run(self, amqp_broker) -> None:
         from flows.amqp.memory import Channel, Transport
 
         run_workflow("amqp-routing", exchange_type="topic", messages=4, rate=0, work_ms=0)

@@ -17,6 +17,8 @@ from flows.models import Event, Run
 from flows.registry import Workflow
 from flows.runner import Runner, get_runner, reap_orphans_at_startup, wait_until_finished
 
+from .polling import wait_for_events
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -171,9 +173,7 @@ def test_a_workflow_that_ignores_cancel_is_finished_after_the_grace_period(test_
     live = runner_._live[started.pk]  # to join its thread once it is let go
     reason = "timed out after 0.3 s" if how == "deadline" else "cancelled by the user"
     if how == "user":
-        deadline = time.monotonic() + 10
-        while not started.events.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for_events(started.pk, bool, 10, "the workflow's first event")
         runner_.act(started.pk, "cancel")
     run = assert_finished_without_the_workflow(started.pk, reason)
     stored = run.events.count()

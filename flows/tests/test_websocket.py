@@ -13,6 +13,8 @@ from dashboard.asgi import application
 from flows.models import Event, Run
 from flows.runner import get_runner, wait_until_finished
 
+from . import polling
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]
 
 SLOW = {"persons": 4, "repeat": 3, "delay_ms": 0, "error_rate": 0.0, "rate": 40}
@@ -20,18 +22,14 @@ ORIGIN = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
 
 
 @pytest.fixture(autouse=True)
-def allowed_origin(settings):  # noqa: ANN001, ANN201 - pytest-django's settings fixture
+def allowed_origin(settings):  # pytest-django's settings fixture
     settings.FLOWS_ALLOWED_ORIGINS = ["http://127.0.0.1:8000"]  # whatever PORT this shell has
 
 
 def wait_for_events(run_id: int, at_least: int, timeout: float = 20) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        count = Event.objects.filter(run_id=run_id).count()
-        if count >= at_least:
-            return count
-        time.sleep(0.02)
-    raise TimeoutError(f"run {run_id} recorded fewer than {at_least} events")
+    events = polling.wait_for_events(run_id, lambda stored: len(stored) >= at_least, timeout,
+                                     f"run {run_id} to record {at_least} events")
+    return len(events)
 
 
 async def follow(run_id: int, after: int, until_final: bool = True, max_events: int | None = None,

@@ -1,7 +1,13 @@
 """Brokers by protocol, resolved through one table and built lazily from settings.
 
-``get_broker("kafka")`` returns the process-wide Kafka broker for the configured mode;
-nothing here imports a broker client until a broker is asked to connect.
+``get_broker("kafka")`` returns the process-wide Kafka broker. Its URL setting says where
+it is and so its mode, kombu-style: ``KAFKA_BOOTSTRAP_SERVERS=embedded`` (or
+``memory://``) is the broker this app starts itself, anything else an external one
+(``dashboard/settings.py`` fills in the URLs not set from ``FLOWS_BROKERS``). Nothing here
+imports a broker client or starts a broker until a broker is asked to.
+
+The ``_brokers`` table is one of the process-wide singletons ``FlowsConfig`` owns
+(``flows/apps.py``): built on first use, stopped by ``reset()`` at exit.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import threading
 from importlib import import_module
 from typing import Any
 
-from .base import Broker, BrokerUnavailable
+from .base import Broker, BrokerUnavailable, mode_of
 
 # protocol → (class path, setting holding the external URL)
 BROKERS: dict[str, tuple[str, str]] = {
@@ -23,28 +29,52 @@ BROKERS: dict[str, tuple[str, str]] = {
 _brokers: dict[str, Broker] = {}
 _lock = threading.Lock()
 
-__all__ = ["BROKERS", "Broker", "BrokerUnavailable", "get_broker", "health", "describe_all", "reset", "mode_for"]
+__all__ = ["BROKERS", "Broker", "BrokerUnavailable", "broker_class", "describe_all", "get_broker", "health", "mode_for",
+           "reset", "setting_for", "url_for"]
+
+
+def url_for(protocol: str) -> str:
+    """The protocol's URL setting as configured now."""
+    from django.conf import settings
+
+    return getattr(settings, BROKERS[protocol][1])
 
 
 def mode_for(protocol: str) -> str:
+    """``embedded`` or ``external``, read from the protocol's URL setting."""
+    return mode_of(url_for(protocol))
+
+
+def setting_for(protocol: str, mode: str, url: str | None = None) -> tuple[str, str]:
+    """``(setting, value)`` that points ``protocol`` at ``mode``: ``url``, else that mode's default.
+
+    For tests and benchmarks that switch a broker at run time (then ``reset()``).
+    """
     from django.conf import settings
 
-    if protocol == "redis":
-        return "external" if settings.CHANNEL_LAYER == "redis" else "embedded"
-    overrides = getattr(settings, "FLOWS_BROKER_MODES", {}) or {}
-    return overrides.get(protocol, settings.FLOWS_BROKERS)
+    if mode not in ("embedded", "external"):
+        raise ValueError(f"broker mode must be embedded or external, not {mode!r}")
+    setting = BROKERS[protocol][1]
+    embedded, external = settings.BROKER_URL_DEFAULTS[setting]
+    if mode == "embedded":
+        return setting, embedded
+    if url is None:
+        current = getattr(settings, setting)
+        url = external if mode_of(current) == "embedded" else current
+    return setting, url
+
+
+def broker_class(protocol: str) -> type[Broker]:
+    module_name, _, attr = BROKERS[protocol][0].partition(":")
+    return getattr(import_module(module_name), attr)
 
 
 def get_broker(protocol: str) -> Broker:
-    from django.conf import settings
-
     with _lock:
         broker = _brokers.get(protocol)
         if broker is None:
-            path, url_setting = BROKERS[protocol]
-            module_name, _, attr = path.partition(":")
-            cls = getattr(import_module(module_name), attr)
-            broker = cls(mode_for(protocol), getattr(settings, url_setting))
+            url = url_for(protocol)
+            broker = broker_class(protocol)(mode_of(url), url)
             _brokers[protocol] = broker
         return broker
 

@@ -28,6 +28,7 @@ class AmqpBroker(Broker):
     embedded_name = "kombu memory transport (in-process)"
     external_name = "RabbitMQ"
     default_port = 5672
+    url_schemes = ("amqp", "amqps", "pyamqp")
 
     @property
     def url(self) -> str:

@@ -23,6 +23,21 @@ from urllib.parse import urlparse
 log = logging.getLogger(__name__)
 
 
+# A broker URL that names no address but the broker this app runs itself (kombu-style:
+# ``AMQP_URL=memory://``, ``KAFKA_BOOTSTRAP_SERVERS=embedded``); either spelling works for any
+# protocol. Every other URL is an external broker's address.
+EMBEDDED_URLS = frozenset({"embedded", "memory://"})
+
+
+def is_embedded_url(url: str) -> bool:
+    return url.strip().lower() in EMBEDDED_URLS
+
+
+def mode_of(url: str) -> str:
+    """``embedded`` or ``external``: what a broker URL setting asks for."""
+    return "embedded" if is_embedded_url(url) else "external"
+
+
 class BrokerUnavailable(RuntimeError):
     """A broker could not be reached; the message says which, where and why."""
 
@@ -31,6 +46,35 @@ class Broker:
     protocol: str = ""
     embedded_name: str = ""
     external_name: str = ""
+    # What an external URL may look like: its schemes, whether a bare ``host:port`` will do,
+    # whether several comma-separated addresses will (Kafka's bootstrap list).
+    url_schemes: tuple[str, ...] = ()
+    bare_addresses: bool = False
+    address_list: bool = False
+
+    @classmethod
+    def url_problem(cls, url: str) -> str | None:
+        """Why ``url`` cannot name this protocol's broker (for the system checks), or None."""
+        if is_embedded_url(url):
+            return None
+        for address in url.split(",") if cls.address_list else [url]:
+            address = address.strip()
+            if not address:
+                return "names no address"
+            scheme = address.split("://", 1)[0].lower() if "://" in address else ""
+            if scheme and scheme not in cls.url_schemes:
+                allowed = ", ".join(f"{s}://" for s in cls.url_schemes) or "none (give host:port)"
+                return f"has the scheme {scheme}://, which is not one of {allowed}"
+            if not scheme and not cls.bare_addresses:
+                return f"{address!r} has no scheme ({', '.join(f'{s}://' for s in cls.url_schemes)})"
+            parsed = urlparse(address if scheme else f"tcp://{address}")
+            try:
+                parsed.port  # noqa: B018 - urllib checks the port only when it is read
+            except ValueError:
+                return f"{address!r} has a port that is not a number from 0 to 65535"
+            if not parsed.hostname and scheme != "unix":
+                return f"{address!r} names no host"
+        return None
 
     def __init__(self, mode: str, external_url: str) -> None:
         if mode not in ("embedded", "external"):
@@ -106,7 +150,7 @@ class Broker:
         for listener in listeners:
             try:
                 listener(reason)
-            except Exception:  # noqa: BLE001 - one listener's bug must not silence the others
+            except Exception:  # one listener's bug must not silence the others
                 log.exception("down listener of %s raised", self.protocol)
 
     def _came_up(self) -> None:

@@ -115,7 +115,7 @@ class ChildProcess:
         if not self._stopping and self.on_exit is not None:
             try:
                 self.on_exit(describe_exit(code))
-            except Exception:  # noqa: BLE001 - a listener's bug must not hide the exit
+            except Exception:  # a listener's bug must not hide the exit
                 log.exception("on_exit of %s raised", self.argv[0])
 
     def stop(self, grace: float = STOP_GRACE_S) -> None:

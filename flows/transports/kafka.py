@@ -17,6 +17,8 @@ class KafkaBroker(Broker):
     embedded_name = "Tansu (embedded Kafka-protocol broker)"
     external_name = "Apache Kafka"
     default_port = 9092
+    bare_addresses = True
+    address_list = True
 
     def __init__(self, mode: str, external_url: str) -> None:
         super().__init__(mode, external_url)

@@ -24,6 +24,8 @@ class MqttBroker(Broker):
     embedded_name = "Mosquitto (embedded, child process)"
     external_name = "Mosquitto"
     default_port = 1883
+    url_schemes = ("mqtt", "tcp")
+    bare_addresses = True
 
     def __init__(self, mode: str, external_url: str) -> None:
         super().__init__(mode, external_url)

@@ -10,6 +10,7 @@ class RedisLayer(Broker):
     embedded_name = "in-memory channel layer"
     external_name = "Redis (channels-redis)"
     default_port = 6379
+    url_schemes = ("redis", "rediss", "unix")
 
     @property
     def url(self) -> str:
