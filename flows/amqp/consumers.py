@@ -112,7 +112,7 @@ class QueueConsumer:
                 if self.on_restart:
                     self.on_restart(self)
                 continue
-            except Exception as exc:  # noqa: BLE001 - reported to the workflow through .error
+            except Exception as exc:  # reported to the workflow through .error
                 log.exception("consumer %s failed", self.name)
                 self.error = exc
                 abrupt_close(conn)
@@ -177,12 +177,12 @@ def abrupt_close(conn: Any) -> None:
         sock.close()
     try:
         conn.collect()
-    except Exception:  # noqa: BLE001 - the connection is being thrown away
+    except Exception:  # the connection is being thrown away
         log.debug("collecting a crashed connection failed", exc_info=True)
 
 
 def _close_quietly(conn: Any) -> None:
     try:
         conn.release()
-    except Exception:  # noqa: BLE001 - closing at the end of a run must not fail it
+    except Exception:  # closing at the end of a run must not fail it
         log.debug("closing a consumer connection failed", exc_info=True)

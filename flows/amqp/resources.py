@@ -29,12 +29,12 @@ def delete_all(channel: Any, queues: Sequence[str], exchanges: Sequence[str]) ->
     for queue in queues:
         try:
             channel.queue_delete(queue=queue)
-        except Exception:  # noqa: BLE001 - x-expires removes what cleanup misses
+        except Exception:  # x-expires removes what cleanup misses
             log.warning("could not delete queue %s", queue, exc_info=True)
     for exchange in exchanges:
         try:
             channel.exchange_delete(exchange=exchange)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("could not delete exchange %s", exchange, exc_info=True)
 
 

@@ -114,7 +114,7 @@ class Member(threading.Thread):
                                      on_lost=self._on_lost)
             self.state = "live"
             self._loop()
-        except Exception as exc:  # noqa: BLE001 - the member dies; the run reports it
+        except Exception as exc:  # the member dies; the run reports it
             log.exception("%s failed", self.actor)
             self.state = "failed"
             self.ctx.emit("error", self.actor, group=self.ledger.label, member=self.member,
@@ -375,5 +375,5 @@ class Member(threading.Thread):
         if consumer is not None:
             try:
                 consumer.close()
-            except Exception:  # noqa: BLE001 - closing a consumer that already failed
+            except Exception:  # closing a consumer that already failed
                 log.debug("%s: close failed", self.actor, exc_info=True)

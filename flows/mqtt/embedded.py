@@ -119,7 +119,7 @@ class EmbeddedAmqtt:
         await self._stopped.wait()
         try:
             await broker.shutdown()
-        except Exception:  # noqa: BLE001 - shutting down; nothing left to protect
+        except Exception:  # shutting down; nothing left to protect
             log.warning("amqtt shutdown raised", exc_info=True)
         self._broker = None
 

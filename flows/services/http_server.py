@@ -33,12 +33,12 @@ class LoopbackHttpService:
             # the client's delayed ACK and every request looks 40 ms slower than it is.
             disable_nagle_algorithm = True
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server naming
+            def do_GET(self) -> None:  # http.server naming
                 service.handle(self)
 
             do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

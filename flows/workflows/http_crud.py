@@ -66,7 +66,7 @@ class HttpCrud(Workflow):
         self.service.stop()
 
     @staticmethod
-    def _server_hook(ctx: RunContext):  # noqa: ANN205 - returns the service's hook type
+    def _server_hook(ctx: RunContext):  # returns the service's hook type
         def on_request(phase: str, message_id: str, method: str, path: str, status: int, effect: bool,
                        snapshot: dict[str, Any]) -> None:
             if phase == "received":
