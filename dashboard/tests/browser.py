@@ -67,10 +67,17 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """daphne serving the dashboard on a free port, on a fresh SQLite database."""
+    """daphne serving the dashboard on a free port, on a fresh SQLite database.
 
-    def __init__(self, extra_env: dict[str, str] | None = None, startup_timeout: float = 60.0) -> None:
-        self.extra_env = extra_env or {}
+    ``suite_database``: under ``make test-external`` use the suite's PostgreSQL instead, so
+    the server's runs are checked against the same database and Redis as the tests.
+    """
+
+    def __init__(self, extra_env: dict[str, str] | None = None, startup_timeout: float = 60.0,
+                 suite_database: bool = False) -> None:
+        self.extra_env = dict(extra_env or {})
+        if suite_database and os.environ.get("DATABASE_URL", "").startswith("postgres"):
+            self.extra_env.setdefault("DATABASE_URL", os.environ["DATABASE_URL"])
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self.tmp: Path | None = None

@@ -9,7 +9,6 @@ slower at their fastest). Every frame the client receives must stay well under d
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
@@ -48,10 +47,7 @@ def largest_params(slug: str) -> dict:
 
 @pytest.fixture(scope="module")
 def server():
-    extra = {}
-    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        extra["DATABASE_URL"] = os.environ["DATABASE_URL"]
-    with LiveServer(extra_env=extra) as live:
+    with LiveServer(suite_database=True) as live:
         yield live
 
 

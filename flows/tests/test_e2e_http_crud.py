@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -19,11 +18,7 @@ pytestmark = pytest.mark.stack
 
 @pytest.fixture(scope="module")
 def server():
-    # Under `make test-external` the server uses the same PostgreSQL and Redis as the suite.
-    extra = {}
-    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        extra["DATABASE_URL"] = os.environ["DATABASE_URL"]
-    with LiveServer(extra_env=extra) as live:
+    with LiveServer(suite_database=True) as live:
         yield live
 
 

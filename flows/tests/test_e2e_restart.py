@@ -32,10 +32,7 @@ def restart(server: LiveServer) -> None:
 
 
 def test_a_run_orphaned_by_a_killed_server_is_failed_when_it_starts_again():
-    extra = {}
-    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        extra["DATABASE_URL"] = os.environ["DATABASE_URL"]
-    with LiveServer(extra_env=extra) as server:
+    with LiveServer(suite_database=True) as server:
         # Slow enough to be mid-way when the server dies.
         status, created = server.post_json("/api/runs/", {"workflow": "http-crud", "params": {
             "persons": 50, "repeat": 20, "delay_ms": 0, "rate": 5}})
