@@ -51,7 +51,7 @@ function boot(panel) {
   });
   const log = new EventLog({
     tbody: $("#event-log tbody"),
-    messageFilter: $("#filter-message"),
+    query: $("#log-query"),
     kindFilter: $("#filter-kind"),
     dupFilter: $("#filter-duplicates"),
     status: $("#log-status"),
