@@ -171,6 +171,15 @@ def test_query_box_filters_by_terms_and_exact_message_ids(daphne_server, browser
     page.locator("#log-query").evaluate("(el) => el.scrollIntoView({block: 'center'})")
     browser.screenshot(page, "run-log-query")
 
+    # On a phone the query box, its help and the other filters fit the width.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.locator("#log-query").evaluate("(el) => el.scrollIntoView({block: 'center'})")
+    right = page.evaluate("""() => Math.max(...[...document.querySelectorAll('.filters, .filters *, #log-query-help')]
+                                       .map((el) => el.getBoundingClientRect().right))""")
+    assert right <= 390, f"the log's filters reach x = {right} on a 390 px wide screen"
+    browser.screenshot(page, "run-log-query-phone")
+    page.set_viewport_size(browser.VIEWPORT)
+
     # The kind select and "duplicates only" still narrow the query's result.
     page.fill("#log-query", "")
     page.select_option("#filter-kind", "deliver")
