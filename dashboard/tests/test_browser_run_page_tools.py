@@ -221,3 +221,9 @@ def test_escape_closes_the_message_panel_and_returns_focus(daphne_server, browse
     index = page.locator("#player").get_attribute("data-index")
     page.keyboard.press("Escape")
     expect(page.locator("#player")).to_have_attribute("data-index", index)
+
+    # "Show only this message" writes an exact message term: m-1's events, none of m-10…m-12.
+    page.locator('#event-log tr[data-message="m-1"]').first.click()
+    path.locator("[data-path-filter]").click()
+    expect(page.locator("#log-query")).to_have_value("message:m-1")
+    assert logged(page) == seqs(events, lambda e: e["message_id"] == "m-1")
