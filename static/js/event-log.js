@@ -1,7 +1,9 @@
-/* The live event log (newest first, filterable by message id and kind) and the message
-   path: clicking a row lists every event of that message, i.e. its route. */
+/* The live event log (newest first, filtered by a query — log-query.js — and by kind) and
+   the message path: clicking a row lists every event of that message, i.e. its route;
+   Escape closes it and gives the focus back to what opened it. */
 import { fmtMs, h, onActivate, onFrame } from "./dom.js";
 import { categoryOf, kindChip } from "./legend.js";
+import { compileQuery } from "./log-query.js";
 
 const SHOWN_ROWS = 300;
 const DETAIL_CHARS = 90;
@@ -22,20 +24,26 @@ function details(ev) {
 }
 
 class EventLog {
-  /** els: {tbody, messageFilter, kindFilter, dupFilter, status, path}; onSelect(messageId|null). */
+  /** els: {tbody, query, kindFilter, dupFilter, status, path}; onSelect(messageId|null). */
   constructor(els, onSelect) {
     this.els = els;
     this.onSelect = onSelect || (() => {});
     this.reset();
     const refilter = () => this.refilter();
-    els.messageFilter.addEventListener("input", refilter);
+    els.query.addEventListener("input", refilter);
     els.kindFilter.addEventListener("change", refilter);
     els.dupFilter.addEventListener("change", refilter);
     onActivate(els.tbody, "tr[data-seq]", (row) => this.select(row.dataset.message));
-    els.path.querySelector("[data-path-close]").addEventListener("click", () => this.select(null));
+    els.path.querySelector("[data-path-close]").addEventListener("click", () => this.close());
     els.path.querySelector("[data-path-filter]").addEventListener("click", () => {
-      els.messageFilter.value = this.selected || "";
+      els.query.value = this.selected ? `message:${this.selected}` : "";
       this.refilter();
+    });
+    els.path.ownerDocument.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && !els.path.hidden && !event.defaultPrevented) {
+        event.preventDefault();
+        this.close();
+      }
     });
   }
 
@@ -70,11 +78,10 @@ class EventLog {
   }
 
   filter() {
-    const message = this.els.messageFilter.value.trim().toLowerCase();
+    const query = compileQuery(this.els.query.value);
     const kind = this.els.kindFilter.value;
     const dupOnly = this.els.dupFilter.checked;
-    return (ev) => (!message || ev.message_id.toLowerCase().includes(message))
-      && (!kind || ev.kind === kind) && (!dupOnly || ev.duplicate);
+    return (ev) => (!kind || ev.kind === kind) && (!dupOnly || ev.duplicate) && query(ev);
   }
 
   refilter() {
@@ -128,6 +135,9 @@ class EventLog {
   }
 
   select(messageId) {
+    const doc = this.els.path.ownerDocument;
+    // Remember what opened the panel (a row, a token, a panel's button) to return to it.
+    if (messageId && !this.els.path.contains(doc.activeElement)) this.opener = doc.activeElement;
     this.selected = messageId || null;
     for (const row of this.els.tbody.querySelectorAll("tr.selected")) row.classList.remove("selected");
     if (this.selected) {
@@ -137,6 +147,24 @@ class EventLog {
     }
     this.renderPath();
     this.onSelect(this.selected);
+  }
+
+  /** Close the message path; the focus goes back to what opened it (or that message's row). */
+  close() {
+    const doc = this.els.path.ownerDocument;
+    const messageId = this.selected;
+    const opener = this.opener;
+    const focus = doc.activeElement;
+    // Focus the user put elsewhere since (the query box, the player) stays there.
+    const returning = !focus || focus === doc.body || focus === opener || this.els.path.contains(focus);
+    this.opener = null;
+    this.select(null);
+    if (!returning) return;
+    const row = messageId
+      ? [...this.els.tbody.querySelectorAll("tr[data-message]")].find((r) => r.dataset.message === messageId)
+      : null;
+    const target = opener && opener.isConnected && opener !== doc.body ? opener : row;
+    if (target) target.focus();
   }
 
   /** The selected message's events, in order: where it went and how long each hop took. */

@@ -51,7 +51,7 @@ function boot(panel) {
   });
   const log = new EventLog({
     tbody: $("#event-log tbody"),
-    messageFilter: $("#filter-message"),
+    query: $("#log-query"),
     kindFilter: $("#filter-kind"),
     dupFilter: $("#filter-duplicates"),
     status: $("#log-status"),
@@ -185,10 +185,14 @@ function boot(panel) {
       if (button) actions[button.dataset.player]();
     });
     const seek = $("#player-seek");
-    seek.addEventListener("input", () => {
-      player.pause();
-      player.seek(Number(seek.value));
-    });
+    // The value is read before anything re-renders the player: that resets the slider.
+    const scrub = () => {
+      const count = Number(seek.value);
+      if (count === player.index) player.pause();
+      else player.scrubTo(count);
+    };
+    seek.addEventListener("input", scrub);
+    seek.addEventListener("change", scrub);
     document.addEventListener("keydown", (event) => {
       const target = event.target;
       if (event.altKey || event.ctrlKey || event.metaKey) return;
@@ -197,7 +201,7 @@ function boot(panel) {
         ArrowRight: () => player.stepForward(),
         ArrowLeft: () => player.stepBack(),
         End: () => player.jumpToEnd(),
-        Home: () => { player.pause(); player.seek(0); },
+        Home: () => player.scrubTo(0),
         "+": () => player.faster(1),
         "=": () => player.faster(1),
         "-": () => player.faster(-1),

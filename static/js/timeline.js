@@ -142,6 +142,12 @@ class Timeline {
     this.seek(Math.max(0, this.index - 1));
   }
 
+  /** Stop at exactly `count` revealed events (the seek slider, Home). */
+  scrubTo(count) {
+    this.playing = false;
+    this.seek(count);
+  }
+
   /** Rebuild the view with exactly `count` events revealed. */
   seek(count) {
     const target = Math.max(0, Math.min(this.events.length, count));
