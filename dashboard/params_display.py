@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from flows import registry
+
 
 @dataclass(frozen=True)
 class ParamView:
@@ -74,24 +76,53 @@ def text_of(value: Any) -> str:
     return scalar(value)
 
 
-def param_views(params: dict[str, Any], declared: dict[str, dict[str, Any]]) -> list[ParamView]:
+def defaults_for(slug: str, params: dict[str, Any], declared: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What each parameter would be had it been left alone, the rest of ``params`` as given.
+
+    An empty JSON default means "the example" (AMQP bindings, routing keys), which the
+    workflow's validation fills in from the other parameters: a run that kept it is
+    shown as default, not as changed.
+    """
+    defaults = {name: spec.get("default") for name, spec in declared.items()}
+    filled_in = {name for name, value in defaults.items() if value in ([], {}) and declared[name].get("type") == "json"}
+    if filled_in and slug in registry.WORKFLOWS:
+        cleaned, errors = registry.get(slug).validate({**params, **{name: defaults[name] for name in filled_in}})
+        if not errors:
+            defaults.update({name: cleaned[name] for name in filled_in})
+    return defaults
+
+
+def param_views(params: dict[str, Any], declared: dict[str, dict[str, Any]],
+                defaults: dict[str, Any] | None = None) -> list[ParamView]:
     """Every parameter of a run, in the workflow's declaration order (unknown ones last)."""
+    if defaults is None:
+        defaults = {name: spec.get("default") for name, spec in declared.items()}
     names = [n for n in declared if n in params] + [n for n in params if n not in declared]
     views = []
     for name in names:
         value = params[name]
-        spec = declared.get(name) or {}
-        views.append(ParamView(name, label_of(name, spec), text_of(value), rows_of(value),
-                               "default" in spec and spec["default"] == value))
+        views.append(ParamView(name, label_of(name, declared.get(name) or {}), text_of(value), rows_of(value),
+                               name in defaults and defaults[name] == value))
     return views
 
 
 SHORT_VALUE = 32
 
 
-def short_text(params: dict[str, Any], declared: dict[str, dict[str, Any]], width: int = SHORT_VALUE) -> str:
-    """One line for a history table: ``name=value`` per parameter, each value cut to ``width``."""
-    return " · ".join(f"{v.name}={clip(v.text, width)}" for v in param_views(params or {}, declared))
+def run_param_views(slug: str, params: dict[str, Any], declared: dict[str, dict[str, Any]]) -> list[ParamView]:
+    params = params or {}
+    return param_views(params, declared, defaults_for(slug, params, declared))
+
+
+def short_items(slug: str, params: dict[str, Any], declared: dict[str, dict[str, Any]],
+                width: int = SHORT_VALUE) -> list[tuple[str, bool]]:
+    """For a history table: ``(name=value, is_default)`` per parameter, each value cut to ``width``."""
+    return [(f"{v.name}={clip(v.text, width)}", v.is_default) for v in run_param_views(slug, params, declared)]
+
+
+def short_text(slug: str, params: dict[str, Any], declared: dict[str, dict[str, Any]], width: int = SHORT_VALUE) -> str:
+    """The same as one line."""
+    return " · ".join(text for text, _ in short_items(slug, params, declared, width))
 
 
 def clip(text: str, width: int) -> str:

@@ -11,7 +11,7 @@ from flows import registry, run_query
 from flows.models import Run
 from flows.transports import describe_all
 
-from .params_display import param_views, short_text
+from .params_display import run_param_views, short_items
 
 RUNS_PAGE_SIZE = 100
 
@@ -43,7 +43,7 @@ def runs_page(request: HttpRequest) -> HttpResponse:
     filters, errors = run_query.parse(request.GET)
     contracts = {cls.slug: cls.contract() for cls in registry.all_workflows()}
     runs = run_query.apply(Run.objects.all(), filters)[:RUNS_PAGE_SIZE]
-    rows = [(run, short_text(run.params, contracts.get(run.workflow, {}).get("params", {}))) for run in runs]
+    rows = [(run, short_items(run.workflow, run.params, contracts.get(run.workflow, {}).get("params", {}))) for run in runs]
     return render(request, "dashboard/runs.html", {
         **_base_context(), "rows": rows, "filters": filters, "filter_errors": errors,
         "filtered": bool(filters), "workflows": contracts, "states": Run.State.values,
@@ -81,7 +81,7 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     }
     context = {**_base_context(), "run": run, "workflow": workflow, "has_panel": panel is not None,
                "panel_module": panel, "boot": boot,
-               "params": param_views(run.params or {}, workflow.get("params", {}))}
+               "params": run_param_views(run.workflow, run.params, workflow.get("params", {}))}
     return render(request, "dashboard/run.html", context)
 
 

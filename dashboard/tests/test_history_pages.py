@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from dashboard.params_display import param_views, short_text
+from dashboard.params_display import param_views, run_param_views, short_text
 from flows import registry
 from flows.models import Run
 
@@ -34,6 +34,15 @@ def test_params_read_with_the_form_labels_and_bindings_as_rows():
     assert views["exchange_type"].text == "direct" and not views["exchange_type"].is_default
     assert views["messages"].text == "12" and views["messages"].is_default
     assert views["consumers_by_queue"].text == "none"
+
+
+def test_the_example_a_workflow_fills_in_counts_as_default():
+    declared = contract("amqp-routing")["params"]
+    example = {v.name: v for v in run_param_views("amqp-routing", stored_run("amqp-routing").params, declared)}
+    assert example["bindings"].rows and example["bindings"].is_default and example["keys"].is_default
+    own = stored_run("amqp-routing", {"bindings": [{"queue": "q", "key": "order.#"}]})
+    views = {v.name: v for v in run_param_views("amqp-routing", own.params, declared)}
+    assert not views["bindings"].is_default and views["keys"].is_default
     assert views["work_ms"].label == "Work ms"  # no label declared: the form's own rule
 
 
@@ -50,7 +59,7 @@ def test_mqtt_runs_with_qos_2_and_0_read_differently():
 
 def test_short_text_names_every_parameter_and_clips_long_values():
     run = stored_run("amqp-routing")
-    text = short_text(run.params, contract("amqp-routing")["params"])
+    text = short_text("amqp-routing", run.params, contract("amqp-routing")["params"])
     assert text.startswith("exchange_type=topic · bindings=4 rows · keys=")
     assert "…" in text and "work_ms=40" in text
 
