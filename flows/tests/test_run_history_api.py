@@ -84,14 +84,18 @@ def api_events(client: Client, run: Run) -> list[dict]:
     return client.get(f"/api/runs/{run.pk}/events/?limit=5000").json()["events"]
 
 
+def download(client: Client, run: Run, name: str, content_type: str) -> str:
+    """The text of an export, after checking it is served as a file of that type."""
+    response = client.get(f"/api/runs/{run.pk}/{name}")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith(content_type)
+    assert response["Content-Disposition"] == f'attachment; filename="run-{run.pk}-{name}"'
+    return body(response)
+
+
 def test_events_ndjson_is_the_api_events_line_by_line(recorded):
     client = Client()
-    response = client.get(f"/api/runs/{recorded.pk}/events.ndjson")
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("application/x-ndjson")
-    assert response["Content-Disposition"] == f'attachment; filename="run-{recorded.pk}-events.ndjson"'
-    lines = body(response).splitlines()
-    parsed = [json.loads(line) for line in lines]
+    parsed = [json.loads(line) for line in download(client, recorded, "events.ndjson", "application/x-ndjson").splitlines()]
     expected = api_events(client, recorded)
     assert parsed == expected and len(parsed) == len(EVENTS)
     assert [list(event) for event in parsed] == [list(event) for event in expected]  # same field order
@@ -99,11 +103,7 @@ def test_events_ndjson_is_the_api_events_line_by_line(recorded):
 
 def test_events_csv_has_every_event_with_attrs_as_json(recorded):
     client = Client()
-    response = client.get(f"/api/runs/{recorded.pk}/events.csv")
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/csv")
-    assert response["Content-Disposition"] == f'attachment; filename="run-{recorded.pk}-events.csv"'
-    rows = list(csv.DictReader(io.StringIO(body(response))))
+    rows = list(csv.DictReader(io.StringIO(download(client, recorded, "events.csv", "text/csv"))))
     expected = api_events(client, recorded)
     assert list(rows[0]) == ["seq", "t_ms", "kind", "actor", "message_id", "attempt", "duplicate", "attrs"]
     assert len(rows) == len(expected)
