@@ -44,7 +44,7 @@ def scalar(value: Any) -> str:
 
 
 def item_row(item: Any) -> str:
-    """One element of a JSON list: a binding as ``queue ← key``, another object as ``k=v`` pairs."""
+    """One element of a JSON list: a binding as ``queue ← key``, another object as ``name: k=v`` pairs."""
     if not isinstance(item, dict):
         return scalar(item)
     if "queue" in item and ("key" in item or "headers" in item):
@@ -54,7 +54,8 @@ def item_row(item: Any) -> str:
             headers = ", ".join(f"{k}={scalar(v)}" for k, v in (item.get("headers") or {}).items())
             routed_by = f"{item.get('x_match', 'all')}: {headers or '—'}"
         return f"{item['queue']} ← {scalar(routed_by)}"
-    return " ".join(f"{k}={scalar(v)}" for k, v in item.items())
+    named = f"{item['name']}: " if isinstance(item.get("name"), str) else ""
+    return named + " ".join(f"{k}={scalar(v)}" for k, v in item.items() if not (named and k == "name"))
 
 
 def rows_of(value: Any) -> tuple[str, ...]:

@@ -53,7 +53,7 @@ def test_mqtt_runs_with_qos_2_and_0_read_differently():
     assert [v.text for v in two if v.name == "qos"] == ["2"]
     assert [v.text for v in zero if v.name == "qos"] == ["0"]
     subscribers = next(v for v in zero if v.name == "subscribers")
-    assert subscribers.rows[0].startswith("name=s1 filter=home/+/temp qos=1")
+    assert subscribers.rows[0].startswith("s1: filter=home/+/temp qos=1")
     assert next(v for v in zero if v.name == "retain").text == "on"
 
 
