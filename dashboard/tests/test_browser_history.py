@@ -43,9 +43,9 @@ def test_run_again_and_edit_and_run_again(daphne_server, browser_page):
     page.goto(f"{daphne_server.url}/runs/{first}/")
     shown = page.locator("#run-params")
     expect(shown).to_be_visible()
-    expect(shown.locator('[data-param="error_rate"] dd')).to_have_text("0.25")
-    expect(shown.locator('[data-param="persons"] dd')).to_have_text("1")
-    expect(shown.locator('[data-param="error_rate"]')).to_have_class(re.compile(r"\bchanged\b"))
+    expect(shown.locator('[data-run-param="error_rate"] dd')).to_have_text("0.25")
+    expect(shown.locator('[data-run-param="persons"] dd')).to_have_text("1")
+    expect(shown.locator('[data-run-param="error_rate"]')).to_have_class(re.compile(r"\bchanged\b"))
     browser.screenshot(page, "history-run-header")
 
     page.locator("#run-again").click()

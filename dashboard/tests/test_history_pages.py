@@ -67,7 +67,7 @@ def test_short_text_names_every_parameter_and_clips_long_values():
 def test_run_page_shows_params_run_again_and_exports():
     run = stored_run("amqp-routing", {"exchange_type": "direct", "bindings": [{"queue": "billing", "key": "paid"}]})
     html = Client().get(f"/runs/{run.pk}/").content.decode()
-    assert re.search(r'data-param="exchange_type".*?<dt>Exchange type</dt>\s*<dd>direct</dd>', html, re.S)
+    assert re.search(r'data-run-param="exchange_type".*?<dt>Exchange type</dt>\s*<dd>direct</dd>', html, re.S)
     assert "<li>billing ← paid</li>" in html
     assert 'id="run-again"' in html
     assert f'href="/workflows/amqp-routing/?from={run.pk}"' in html
