@@ -7,9 +7,13 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from flows import registry
+from flows import registry, run_query
 from flows.models import Run
 from flows.transports import describe_all
+
+from .params_display import run_param_views, short_items
+
+RUNS_PAGE_SIZE = 100
 
 
 def _base_context() -> dict:
@@ -35,7 +39,16 @@ def workflow_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def runs_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/runs.html", {**_base_context(), "runs": Run.objects.all()[:100]})
+    # The same filters as GET /api/runs/; a bad value is said on the page and left out.
+    filters, errors = run_query.parse(request.GET)
+    contracts = {cls.slug: cls.contract() for cls in registry.all_workflows()}
+    runs = run_query.apply(Run.objects.all(), filters)[:RUNS_PAGE_SIZE]
+    rows = [(run, short_items(run.workflow, run.params, contracts.get(run.workflow, {}).get("params", {}))) for run in runs]
+    return render(request, "dashboard/runs.html", {
+        **_base_context(), "rows": rows, "filters": filters, "filter_errors": errors,
+        "filtered": bool(filters), "workflows": contracts, "states": Run.State.values,
+        "page_size": RUNS_PAGE_SIZE, "any_runs": bool(rows) or Run.objects.exists(),
+    })
 
 
 def panel_module(slug: str) -> str | None:
@@ -67,7 +80,8 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
         "has_panel": panel is not None,
     }
     context = {**_base_context(), "run": run, "workflow": workflow, "has_panel": panel is not None,
-               "panel_module": panel, "boot": boot}
+               "panel_module": panel, "boot": boot,
+               "params": run_param_views(run.workflow, run.params, workflow.get("params", {}))}
     return render(request, "dashboard/run.html", context)
 
 

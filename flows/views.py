@@ -6,13 +6,13 @@ from functools import wraps
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.request import RawPostDataException
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
-from . import eventstore, registry, safejson, transports
+from . import eventstore, export, registry, run_query, safejson, transports
 from .models import Run
 from .runner import RunnerError, get_runner
 
@@ -111,8 +111,11 @@ def runs(request: HttpRequest) -> JsonResponse:
             limit = min(max(int(request.GET.get("limit", 50)), 1), 500)
         except ValueError:
             return error(400, {"limit": "must be an integer"})
+        filters, errors = run_query.parse(request.GET)
+        if errors:
+            return error(400, errors)
         listed = []
-        for run in Run.objects.all()[:limit]:
+        for run in run_query.apply(Run.objects.all(), filters)[:limit]:
             listed.append({
                 **run_links(run),
                 "workflow": run.workflow,
@@ -178,6 +181,33 @@ def run_events(request: HttpRequest, run: Run) -> JsonResponse:
 def run_result(request: HttpRequest, run: Run) -> JsonResponse:
     """The workflow's whole result; the summary carries a copy bounded to fit a WebSocket frame."""
     return JsonResponse({"id": run.pk, "state": run.state, "result": run.result})
+
+
+@require_http_methods(["GET"])
+@with_run
+def run_summary_download(request: HttpRequest, run: Run) -> JsonResponse:
+    """The run summary of ``GET /api/runs/<id>/``, as a file to keep."""
+    response = JsonResponse(get_runner().summary(run.pk), json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-summary.json"'
+    return response
+
+
+def _events_download(run: Run, kind: str, content_type: str, lines, head: str = "") -> StreamingHttpResponse:
+    response = StreamingHttpResponse(export.stream(run.pk, lines, head), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-events.{kind}"'
+    return response
+
+
+@require_http_methods(["GET"])
+@with_run
+def run_events_ndjson(request: HttpRequest, run: Run) -> StreamingHttpResponse:
+    return _events_download(run, "ndjson", "application/x-ndjson; charset=utf-8", export.ndjson_lines)
+
+
+@require_http_methods(["GET"])
+@with_run
+def run_events_csv(request: HttpRequest, run: Run) -> StreamingHttpResponse:
+    return _events_download(run, "csv", "text/csv; charset=utf-8", export.csv_lines, export.csv_header())
 
 
 @require_http_methods(["POST"])

@@ -8,6 +8,7 @@ import { Counters } from "./counters.js";
 import { h, onFrame } from "./dom.js";
 import { EventLog } from "./event-log.js";
 import "./health.js";
+import "./run-again.js";
 import { LatencyCharts } from "./latency-charts.js";
 import { renderLegend } from "./legend.js";
 import { compareSummaries, RunModel } from "./run-model.js";

@@ -73,13 +73,46 @@ function valueOf(form, name, param) {
   }
 }
 
-function resetTo(form, params) {
+/** Put `values[name]` (the default where a name is missing) into each field of the form. */
+function fill(form, params, values = {}) {
   for (const [name, param] of Object.entries(params)) {
     const el = form.elements[name];
-    if (param.type === "bool") el.checked = Boolean(param.default);
-    else if (param.type === "choice") el.value = String(Math.max(0, (param.choices || []).indexOf(param.default)));
-    else if (param.type === "json") el.value = JSON.stringify(param.default, null, 2);
-    else el.value = String(param.default ?? "");
+    const value = Object.hasOwn(values, name) ? values[name] : param.default;
+    if (param.type === "bool") el.checked = Boolean(value);
+    else if (param.type === "choice") el.value = String(Math.max(0, (param.choices || []).indexOf(value)));
+    else if (param.type === "json") el.value = JSON.stringify(value, null, 2);
+    else el.value = String(value ?? "");
+  }
+}
+
+function resetTo(form, params) {
+  fill(form, params);
+}
+
+/** "Edit and run again" (?from=<run id>): the form starts from that run's parameters. */
+async function fillFromRun(form, contract) {
+  const from = new URLSearchParams(window.location.search).get("from");
+  if (!from) return;
+  const note = h("p", { class: "prefill-note", id: "prefill-note", role: "status" }, `Loading run #${from}…`);
+  form.prepend(note);
+  if (!/^\d+$/.test(from)) {
+    note.textContent = `✗ "${from}" is not a run id; the form shows the defaults.`;
+    return;
+  }
+  try {
+    const { status, data } = await api.run(from);
+    if (status !== 200) {
+      note.textContent = `✗ Run #${from} was not found (HTTP ${status}); the form shows the defaults.`;
+    } else if (data.workflow !== contract.slug) {
+      note.textContent = `✗ Run #${from} is a ${data.workflow} run, not ${contract.slug}; the form shows the defaults.`;
+    } else {
+      fill(form, contract.params || {}, data.params || {});
+      note.dataset.from = from;
+      note.replaceChildren("Filled with the parameters of ", h("a", { href: `/runs/${from}/` }, `run #${from}`),
+        ": change what you want and start it again.");
+    }
+  } catch (e) {
+    note.textContent = "✗ The dashboard server is not reachable; the form shows the defaults.";
   }
 }
 
@@ -155,6 +188,7 @@ function start() {
     resetTo(form, contract.params || {});
     clearErrors(form);
   });
+  fillFromRun(form, contract);
 }
 
 start();
