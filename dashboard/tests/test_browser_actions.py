@@ -39,6 +39,10 @@ def test_crash_targets_are_live_consumers_and_the_answer_is_the_servers(daphne_s
     expect(page.locator('#event-log tr[data-kind="crash"]').first).to_be_attached()
     browser.screenshot(page, "live-actions-crash-answer")
 
+    # The panel's own buttons are answered in the same place, in the server's words.
+    page.locator('#redelivery-consumers button[data-crash="consumer:work/1"]').click()
+    expect(result).to_have_text("✓ consumer:work/1 will crash after its next message, before the ack")
+
     page.locator('button[data-action="cancel"]').click()
     expect(result).to_have_text("✓ run cancelled")
     assert browser.wait_until_finished(page) == "cancelled"

@@ -92,13 +92,17 @@ export class LiveActions {
     const target = name === "cancel" || !select ? "" : select.value;
     this.result.textContent = `sending ${name}${target ? ` to ${target}` : ""}…`;
     try {
-      const { ok, data } = await this.api.action(this.runId, name, target);
-      this.result.textContent = answerText(ok, data);
-      this.result.dataset.ok = String(ok);
+      this.answered(await this.api.action(this.runId, name, target));
     } catch (e) {
       this.result.textContent = "✗ the dashboard server is not reachable";
       this.result.dataset.ok = "false";
     }
+  }
+
+  /** Show an action's answer (also for the panels' own buttons); the targets may have changed. */
+  answered({ ok, data }) {
+    this.result.textContent = answerText(ok, data);
+    this.result.dataset.ok = String(ok);
     this.refresh();
   }
 }

@@ -71,7 +71,8 @@ function boot(panel) {
     topology,
     model,
     summary: null,
-    api: { action: (name, target) => api.action(run.id, name, target) },
+    // A panel's own action buttons get the answer, and it is shown where every answer is.
+    api: { action: (name, target) => api.action(run.id, name, target).then((answer) => { liveActions.answered(answer); return answer; }) },
   };
   let panelFailed = false;
   function callPanel(method, ...args) {
