@@ -142,3 +142,20 @@ def test_an_action_that_needs_a_target_refuses_none(embedded) -> None:
     finally:
         post(client, actions_url, {"action": "cancel"})
         wait_until_finished(run_id, 60)
+
+
+def test_a_workflow_without_actions_offers_cancel_only() -> None:
+    client = Client()
+    slow = {"persons": 50, "repeat": 20, "delay_ms": 0, "rate": 5}
+    run_id = post(client, "/api/runs/", {"workflow": "http-crud", "params": slow}).json()["id"]
+    actions_url = f"/api/runs/{run_id}/actions/"
+    try:
+        assert client.get(actions_url).json() == {
+            "actions": {"cancel": {"label": "Cancel run", "target": None, "picks": False, "targets": []}}}
+    finally:
+        answer = post(client, actions_url, {"action": "cancel", "target": "client"})
+        assert answer.status_code == 202 and answer.json()["result"] == "run cancelled"
+        assert answer.json()["target"] == ""
+        wait_until_finished(run_id, 60)
+    assert client.get(actions_url).status_code == 409
+    assert client.get("/api/runs/999999/actions/").status_code == 404
