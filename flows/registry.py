@@ -157,6 +157,8 @@ class Workflow:
             return ""
         live = self.targets(name)
         said = ", ".join(live) if live else "none right now"
+        if not target and not live:
+            return "" if handler.action_picks else f"no {noun} to {name} right now"
         if not target:
             return "" if handler.action_picks else f"name the {noun} to {name}; live: {said}"
         if any(target in (actor, actor.partition(":")[2]) for actor in live):

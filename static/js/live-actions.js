@@ -36,6 +36,7 @@ export class LiveActions {
     this.live = true;
     this.lastAsked = 0;
     this.asking = null;
+    this.offered = null; // the last GET …/actions/ answer
     for (const select of this.selects()) {
       select.addEventListener("focus", () => this.refresh());
       select.addEventListener("pointerdown", () => this.refresh());
@@ -54,6 +55,7 @@ export class LiveActions {
   setLive(live) {
     this.live = live;
     for (const control of this.root.querySelectorAll("[data-action], select[data-action-target]")) control.disabled = !live;
+    if (live && this.offered) this.show(this.offered);
   }
 
   /** Called as the run changes (summaries): asks again, at most every REFRESH_EVERY_MS. */
@@ -79,11 +81,16 @@ export class LiveActions {
   }
 
   show(actions) {
+    this.offered = actions;
     for (const select of this.selects()) {
+      const name = select.dataset.actionTarget;
       const chosen = select.value;
-      const options = targetOptions(actions[select.dataset.actionTarget]);
+      const options = targetOptions(actions[name]);
       select.replaceChildren(...options.map((o) => h("option", { value: o.value, disabled: Boolean(o.disabled) }, o.label)));
       if (options.some((o) => o.value === chosen && !o.disabled)) select.value = chosen;
+      // Nothing it applies to right now: the button waits until something is.
+      const button = this.root.querySelector(`[data-action="${name}"]`);
+      if (button) button.disabled = !this.live || !options.some((o) => !o.disabled);
     }
   }
 
