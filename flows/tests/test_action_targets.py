@@ -159,3 +159,35 @@ def test_a_workflow_without_actions_offers_cancel_only() -> None:
         wait_until_finished(run_id, 60)
     assert client.get(actions_url).status_code == 409
     assert client.get("/api/runs/999999/actions/").status_code == 404
+
+
+def test_an_action_the_run_has_not_handled_in_time_is_answered_as_queued(embedded, monkeypatch) -> None:
+    """The answer never waits on the run thread for long: past the bound it says "queued"."""
+    import threading
+
+    from flows import views
+    from flows.workflows import amqp_redelivery
+
+    embedded("amqp")
+    release = threading.Event()
+    arm = amqp_redelivery.CrashPlan.arm
+
+    def slow_arm(plan: Any, target: str) -> None:
+        release.wait(10)  # the run thread is busy elsewhere for a while
+        arm(plan, target)
+
+    monkeypatch.setattr(amqp_redelivery.CrashPlan, "arm", slow_arm)
+    monkeypatch.setattr(views, "ACTION_ANSWER_S", 0.3)
+    client = Client()
+    (case,) = [c for c in CASES if c.slug == "amqp-redelivery"]
+    run_id = post(client, "/api/runs/", {"workflow": case.slug, "params": case.params}).json()["id"]
+    actions_url = f"/api/runs/{run_id}/actions/"
+    try:
+        poll(lambda: client.get(actions_url).json()["actions"]["crash"]["targets"], 60, "live consumers")
+        answer = post(client, actions_url, {"action": "crash", "target": "consumer:work/1"})
+        assert answer.status_code == 202
+        assert answer.json()["result"] == "queued: the run has not handled crash yet; it will at its next step"
+    finally:
+        release.set()
+        post(client, actions_url, {"action": "cancel"})
+        wait_until_finished(run_id, 60)
