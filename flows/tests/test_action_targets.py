@@ -9,6 +9,8 @@ run records it), and ``cancel`` is run-level: its answer echoes no target.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,22 +129,28 @@ def test_actions_apply_to_live_targets_and_say_what_happened(case: Case, embedde
     assert client.get(actions_url).status_code == 409
 
 
-def test_an_action_that_needs_a_target_refuses_none(embedded) -> None:
-    """MQTT's subscriber actions never pick a subscriber themselves."""
-    embedded("mqtt")
-    client = Client()
-    (case,) = [c for c in CASES if c.slug == "mqtt-qos"]
-    run_id = post(client, "/api/runs/", {"workflow": case.slug, "params": case.params}).json()["id"]
+@contextmanager
+def live_run(client: Client, slug: str, action: str) -> Iterator[str]:
+    """A run of ``slug`` (its case's parameters) once ``action`` has targets; yields its actions URL."""
+    (case,) = [c for c in CASES if c.slug == slug]
+    run_id = post(client, "/api/runs/", {"workflow": slug, "params": case.params}).json()["id"]
     actions_url = f"/api/runs/{run_id}/actions/"
     try:
-        poll(lambda: client.get(actions_url).json()["actions"]["disconnect"]["targets"], 60, "live subscribers")
-        refused = post(client, actions_url, {"action": "disconnect", "target": ""})
-        assert refused.status_code == 400
-        assert refused.json()["errors"]["target"].startswith("name the subscriber to disconnect; live: subscriber:s")
+        poll(lambda: client.get(actions_url).json()["actions"][action]["targets"], 60, f"targets of {action}")
+        yield actions_url
     finally:
         post(client, actions_url, {"action": "cancel"})
         wait_until_finished(run_id, 60)
 
+
+def test_an_action_that_needs_a_target_refuses_none(embedded) -> None:
+    """MQTT's subscriber actions never pick a subscriber themselves."""
+    embedded("mqtt")
+    client = Client()
+    with live_run(client, "mqtt-qos", "disconnect") as actions_url:
+        refused = post(client, actions_url, {"action": "disconnect", "target": ""})
+        assert refused.status_code == 400
+        assert refused.json()["errors"]["target"].startswith("name the subscriber to disconnect; live: subscriber:s")
 
 def test_a_workflow_without_actions_offers_cancel_only() -> None:
     client = Client()
@@ -179,15 +187,11 @@ def test_an_action_the_run_has_not_handled_in_time_is_answered_as_queued(embedde
     monkeypatch.setattr(amqp_redelivery.CrashPlan, "arm", slow_arm)
     monkeypatch.setattr(views, "ACTION_ANSWER_S", 0.3)
     client = Client()
-    (case,) = [c for c in CASES if c.slug == "amqp-redelivery"]
-    run_id = post(client, "/api/runs/", {"workflow": case.slug, "params": case.params}).json()["id"]
-    actions_url = f"/api/runs/{run_id}/actions/"
     try:
-        poll(lambda: client.get(actions_url).json()["actions"]["crash"]["targets"], 60, "live consumers")
-        answer = post(client, actions_url, {"action": "crash", "target": "consumer:work/1"})
-        assert answer.status_code == 202
-        assert answer.json()["result"] == "queued: the run has not handled crash yet; it will at its next step"
+        with live_run(client, "amqp-redelivery", "crash") as actions_url:
+            answer = post(client, actions_url, {"action": "crash", "target": "consumer:work/1"})
+            assert answer.status_code == 202
+            assert answer.json()["result"] == "queued: the run has not handled crash yet; it will at its next step"
+            release.set()
     finally:
         release.set()
-        post(client, actions_url, {"action": "cancel"})
-        wait_until_finished(run_id, 60)
