@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .recorder import Recorder
@@ -20,10 +20,25 @@ class RunCancelled(Exception):
     """Raised inside a workflow when the run was cancelled or ran out of time."""
 
 
+class Outcome:
+    """What an action did, in one sentence: set on the run thread once its handler ran."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+        self.done = threading.Event()
+        if text:
+            self.done.set()
+
+    def settle(self, text: str) -> None:
+        self.text = text
+        self.done.set()
+
+
 @dataclass(frozen=True)
 class Action:
     name: str
     target: str = ""
+    outcome: Outcome = field(default_factory=Outcome, compare=False)
 
 
 class RunContext:

@@ -29,16 +29,22 @@ WORKFLOWS: dict[str, str] = {
 }
 
 
-def action(label: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def action(label: str, target: str | None = None,
+           picks: bool = False) -> Callable[[Callable[..., str | None]], Callable[..., str | None]]:
     """Declare ``on_<name>(self, target)`` as the handler of the run action ``<name>``.
 
     ``label`` is the button text; the contract's ``actions`` mapping is built from these
-    declarations, so an action offered to the browser always has a handler.
+    declarations, so an action offered to the browser always has a handler. ``target``
+    names what the action applies to ("consumer", "member"; None: the run as a whole) and
+    ``picks`` says the workflow chooses one itself when none is given. The handler runs on
+    the run thread and returns what it did, in one sentence, for the one who asked.
     """
-    def declare(handler: Callable[..., None]) -> Callable[..., None]:
+    def declare(handler: Callable[..., str | None]) -> Callable[..., str | None]:
         if not handler.__name__.startswith("on_"):
             raise TypeError(f"an action handler is named on_<action>, not {handler.__name__}")
         handler.action_label = label  # type: ignore[attr-defined]
+        handler.action_target = target  # type: ignore[attr-defined]
+        handler.action_picks = picks  # type: ignore[attr-defined]
         return handler
     return declare
 
@@ -126,16 +132,56 @@ class Workflow:
 
     # -- actions ---------------------------------------------------------------------------
 
+    def targets(self, action: str) -> list[str]:
+        """The actors ``action`` applies to right now (live consumers, members, workers…).
+
+        Called from web threads while the run goes on: an override reads the workflow's
+        state without blocking and tolerates a run still in ``setup``.
+        """
+        return []
+
+    def menu(self) -> dict[str, dict[str, Any]]:
+        """Every action with what it applies to now (``GET /api/runs/<id>/actions/``)."""
+        menu = {}
+        for name, label in self.actions.items():
+            handler = getattr(type(self), f"on_{name}")
+            menu[name] = {"label": label, "target": handler.action_target, "picks": handler.action_picks,
+                          "targets": self.targets(name) if handler.action_target else []}
+        return menu
+
+    def refusal(self, name: str, target: str) -> str:
+        """Why ``target`` is not one ``name`` applies to now; '' when it is."""
+        handler = getattr(type(self), f"on_{name}")
+        noun = handler.action_target
+        if noun is None:
+            return ""
+        live = self.targets(name)
+        said = ", ".join(live) if live else "none right now"
+        if not target and not live:
+            return "" if handler.action_picks else f"no {noun} to {name} right now"
+        if not target:
+            return "" if handler.action_picks else f"name the {noun} to {name}; live: {said}"
+        if any(target in (actor, actor.partition(":")[2]) for actor in live):
+            return ""
+        return f"no live {noun} named {target}; live: {said}"
+
     def tick(self) -> None:
         """Called on the run thread whenever it waits: dispatch pending actions to their handlers."""
         while (pending := self.ctx.take_action()) is not None:
-            self.dispatch(pending.name, pending.target)
+            try:
+                said = self.dispatch(pending.name, pending.target)
+            except BaseException as exc:
+                pending.outcome.settle(f"{pending.name} failed: {exc}")
+                raise
+            pending.outcome.settle(said)
 
-    def dispatch(self, name: str, target: str) -> None:
+    def dispatch(self, name: str, target: str) -> str:
+        """Run the handler of ``name``; returns what it did, in one sentence."""
         if name not in self.actions:
-            self.ctx.emit("error", "runner", reason=f"{name}: not an action of {self.slug}")
-            return
-        getattr(self, f"on_{name}")(target)
+            reason = f"{name}: not an action of {self.slug}"
+            self.ctx.emit("error", "runner", reason=reason)
+            return reason
+        return getattr(self, f"on_{name}")(target) or f"{name} done"
 
     @classmethod
     def caveats(cls) -> list[str]:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from . import eventstore, registry, retention, run_resources
 from .bounded_result import bound_result
 from .broker_watch import BrokerWatch
-from .context import Action, RunCancelled, RunContext
+from .context import Action, Outcome, RunCancelled, RunContext
 from .models import Run
 from .pipeline import EventPipeline, get_pipeline
 from .recorder import Recorder
@@ -41,6 +41,7 @@ ORPHANED = "the server stopped during this run"
 
 class RunnerError(Exception):
     status = 400
+    field = "action"  # the request field an API error names
 
 
 class TooManyRuns(RunnerError):
@@ -49,6 +50,12 @@ class TooManyRuns(RunnerError):
 
 class NotLive(RunnerError):
     status = 409
+
+
+class BadTarget(RunnerError):
+    """The action does not apply to the target named (no such live consumer, member…)."""
+
+    field = "target"
 
 
 def owner_id() -> str:
@@ -121,17 +128,38 @@ class Runner:
 
     # -- controlling ------------------------------------------------------------------
 
-    def act(self, run_id: int, name: str, target: str = "") -> None:
-        live = self._live.get(run_id)
-        if live is None:
-            raise NotLive(f"run {run_id} is not live in this server; actions apply to live runs only")
+    def act(self, run_id: int, name: str, target: str = "") -> Outcome:
+        """Hand ``name`` to the run; its outcome is settled once the run thread handled it.
+
+        A target the action does not apply to now is refused here (``BadTarget``), before
+        anything is queued; ``cancel`` is run-level and answered at once.
+        """
+        live = self._live_run(run_id)
         if name == CANCEL_ACTION:
+            already = live.ctx.cancelled.is_set()
             live.ctx.cancel("cancelled by the user")
-            return
+            return Outcome(f"the run is already stopping ({live.ctx.stop_reason})" if already else "run cancelled")
         if name not in live.workflow.actions:
             known = ", ".join([CANCEL_ACTION, *live.workflow.actions])
             raise RunnerError(f"unknown action {name!r} for {live.run.workflow}; known: {known}")
-        live.ctx.actions.put(Action(name, target))
+        refusal = live.workflow.refusal(name, target)
+        if refusal:
+            raise BadTarget(refusal)
+        pending = Action(name, target)
+        live.ctx.actions.put(pending)
+        return pending.outcome
+
+    def action_menu(self, run_id: int) -> dict[str, dict[str, Any]]:
+        """The live run's actions and the targets each applies to now; ``cancel`` is run-level."""
+        live = self._live_run(run_id)
+        return {**live.workflow.menu(),
+                CANCEL_ACTION: {"label": "Cancel run", "target": None, "picks": False, "targets": []}}
+
+    def _live_run(self, run_id: int) -> LiveRun:
+        live = self._live.get(run_id)
+        if live is None:
+            raise NotLive(f"run {run_id} is not live in this server; actions apply to live runs only")
+        return live
 
     def wait(self, run_id: int, timeout: float) -> bool:
         live = self._live.get(run_id)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from functools import wraps
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.request import RawPostDataException
@@ -13,11 +16,15 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
 from . import eventstore, export, registry, run_query, safejson, transports
+from .context import Outcome
 from .models import Run
-from .runner import RunnerError, get_runner
+from .runner import CANCEL_ACTION, RunnerError, get_runner
 
 MAX_EVENTS_PAGE = 5000
 MAX_BODY = 64 * 1024
+# How long an action request waits for the run thread to handle it before answering "queued".
+ACTION_ANSWER_S = 5.0
+ACTION_POLL_S = 0.02
 # An error body names at most this many problems, each in at most this many characters:
 # 5,000 unknown parameters must not answer with 400 KB of the same sentence.
 MAX_ERRORS = 20
@@ -210,9 +217,38 @@ def run_events_csv(request: HttpRequest, run: Run) -> StreamingHttpResponse:
     return _events_download(run, "csv", "text/csv; charset=utf-8", export.csv_lines, export.csv_header())
 
 
-@require_http_methods(["POST"])
+@require_http_methods(["GET", "POST"])
+async def run_actions(request: HttpRequest, run_id: int) -> JsonResponse:
+    """GET: what each action applies to now. POST: act, and answer with what happened.
+
+    Async so that waiting for the run thread to handle the action holds no worker thread.
+    """
+    if request.method == "GET":
+        return await sync_to_async(_action_menu)(request, run_id)
+    sent = await sync_to_async(_send_action)(request, run_id)
+    if isinstance(sent, JsonResponse):
+        return sent
+    name, target, outcome = sent
+    deadline = time.monotonic() + ACTION_ANSWER_S
+    while not outcome.done.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(ACTION_POLL_S)
+    said = outcome.text if outcome.done.is_set() else (
+        f"queued: the run has not handled {name} yet; it will at its next step")
+    return JsonResponse({"accepted": True, "action": name, "target": target, "result": said}, status=202)
+
+
 @with_run
-def run_actions(request: HttpRequest, run: Run) -> JsonResponse:
+def _action_menu(request: HttpRequest, run: Run) -> JsonResponse:
+    if not run.live:
+        return error(409, {"run": f"run {run.pk} is {run.state}; actions apply to live runs only"})
+    try:
+        return JsonResponse({"actions": get_runner().action_menu(run.pk)})
+    except RunnerError as exc:
+        return error(exc.status, {"run": str(exc)})
+
+
+@with_run
+def _send_action(request: HttpRequest, run: Run) -> JsonResponse | tuple[str, str, Outcome]:
     body, problem = json_body(request)
     if problem:
         return problem
@@ -223,11 +259,13 @@ def run_actions(request: HttpRequest, run: Run) -> JsonResponse:
         return error(400, {"target": "must be a string naming an actor"})
     if not run.live:
         return error(409, {"run": f"run {run.pk} is {run.state}; actions apply to live runs only"})
+    name = body["action"]
     try:
-        get_runner().act(run.pk, body["action"], target)
+        outcome = get_runner().act(run.pk, name, target)
     except RunnerError as exc:
-        return error(exc.status, {"action": str(exc)})
-    return JsonResponse({"accepted": True, "action": body["action"], "target": target}, status=202)
+        return error(exc.status, {exc.field: str(exc)})
+    # Cancel is run-level: whatever target came with it, none is echoed.
+    return name, "" if name == CANCEL_ACTION else target, outcome
 
 
 @require_http_methods(["GET"])

@@ -28,7 +28,7 @@ def test_crash_member_rebalances_and_shows_duplicates(daphne_server, browser_pag
     # Both groups joined: four live members in the panel, each group owning every partition.
     expect(page.locator('#kcg-members [data-state="live"]')).to_have_count(4, timeout=JOIN_TIMEOUT_MS)
     page.locator('button[data-action="crash"]').click()
-    expect(page.locator("#action-result")).to_contain_text("accepted")
+    expect(page.locator("#action-result")).to_contain_text("will crash at its next message, before commit")
 
     # Live: the crash, then a rebalance, then the duplicates appear while the run goes on.
     expect(page.locator('#kcg-members [data-state="crashed"]')).to_have_count(1, timeout=JOIN_TIMEOUT_MS)

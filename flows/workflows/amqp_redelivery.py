@@ -70,6 +70,7 @@ class AmqpRedelivery(AmqpWorkflow):
         self.idempotent = self.p["idempotent"]
         self.crashes = CrashPlan(self.p["crash_at"], self.p["crash_probability"], self.ctx.run_id)
         self.crash_log: list[dict[str, Any]] = []
+        self.down: set[str] = set()  # crashed consumers until they are back
         self.acked_ids: set[str] = set()
         self.processed_ids: set[str] = set()
         self.all_acked = threading.Event()
@@ -96,13 +97,23 @@ class AmqpRedelivery(AmqpWorkflow):
     def report(self) -> dict[str, Any]:
         return self._result(self.topology.ready_counts(self.channel)[QUEUE])
 
-    @action("Crash consumer")
-    def on_crash(self, target: str) -> None:
-        self.crashes.arm(target)
+    @action("Crash consumer", target="consumer", picks=True)
+    def on_crash(self, target: str) -> str:
+        name = target.removeprefix("consumer:")
+        self.crashes.arm(name)
+        who = f"consumer:{name}" if name else "the next consumer to handle a message"
+        return f"{who} will crash after its next message, before the ack"
+
+    def targets(self, action: str) -> list[str]:
+        """Consumers running now: not stopped, not down after a crash (back after restart_ms)."""
+        down = getattr(self, "down", set())
+        return [f"consumer:{c.name}" for c in list(self.consumers)
+                if c.alive and not c.stopping.is_set() and c.name not in down]
 
     # -- consumers ----------------------------------------------------------------------
 
     def _restarted(self, consumer: Any) -> None:
+        self.down.discard(consumer.name)
         self.ctx.emit("assign", f"consumer:{consumer.name}", queue=QUEUE, consumer=consumer.name, mode="push",
                       prefetch=consumer.prefetch, restarted=True, incarnation=consumer.crashes + 1)
 
@@ -157,6 +168,7 @@ class AmqpRedelivery(AmqpWorkflow):
         for h in held:
             self.ctx.emit("requeue", f"queue:{QUEUE}", h.message_id, queue=QUEUE, consumer=consumer.name,
                           reason=f"consumer:{consumer.name} died holding it unacked; the broker requeues it")
+        self.down.add(consumer.name)
         consumer.crash(reason)
 
     def _drain_timeout(self) -> float:

@@ -139,9 +139,15 @@ class CeleryOrder(Workflow):
         finally:
             self.admin.release()
 
-    @action("Kill worker")
-    def on_crash(self, target: str) -> None:
-        self.kills.put(("the Kill worker button", target))
+    @action("Kill worker", target="worker", picks=True)
+    def on_crash(self, target: str) -> str:
+        if not self.workers:
+            return "no live worker to kill"
+        return self._kill_and_replace("the Kill worker button", target)
+
+    def targets(self, action: str) -> list[str]:
+        """Workers alive now (a killed one leaves the list; its replacement joins it)."""
+        return [f"worker:{w.name}" for w in list(getattr(self, "workers", [])) if w.alive]
 
     def tick(self) -> None:
         """Whenever the run thread waits: actions, then a pending kill, then the workers' health."""
@@ -195,8 +201,10 @@ class CeleryOrder(Workflow):
     def _consumers(self) -> int:
         return self.channel.queue_declare(queue=self.task_queue.name, passive=True).consumer_count
 
-    def _kill_and_replace(self, reason: str, target: str = "") -> None:
-        """Kill the worker running ``target`` (or a busy one, or the first); replace it if none is left."""
+    def _kill_and_replace(self, reason: str, target: str = "") -> str:
+        """Kill the worker running ``target`` (or a busy one, or the first); replace it if none is left.
+
+        Returns what happened, in one sentence."""
         with self._lock:
             busy = {w: order for order, w in self.in_flight.items()}
             wanted = self.in_flight.get(target) or target.removeprefix("worker:")
@@ -234,8 +242,11 @@ class CeleryOrder(Workflow):
                               reason=("the task was acked on receipt (acks_late off): killed mid-task, it will never "
                                       "finish and the broker will not deliver it again"))
         self._check_settled()
-        if not self.workers:
+        replaced = not self.workers
+        if replaced:
             self._start_workers(1)
+        doing = f"while running {', '.join(running)}" if running else "while idle"
+        return f"{actor} killed ({signal}) {doing}" + ("; a new worker replaces it" if replaced else "")
 
     # -- the client and the view -----------------------------------------------------------
 

@@ -117,9 +117,19 @@ class KafkaConsumerGroups(Workflow):
 
     # -- the crash button, and the crew's health whenever the run waits ----------------------
 
-    @action("Crash member (at its next message, before commit)")
-    def on_crash(self, target: str) -> None:
-        self.crew.crash(target, "Crash member button")
+    @action("Crash member (at its next message, before commit)", target="member", picks=True)
+    def on_crash(self, target: str) -> str:
+        victim = self.crew.crash(target, "Crash member button")
+        if victim is None:
+            return f"no live member named {target}" if target else "no live member to crash"
+        return f"{victim.actor} will crash at its next message, before commit"
+
+    def targets(self, action: str) -> list[str]:
+        """Live members not already about to crash."""
+        crew = getattr(self, "crew", None)
+        if crew is None:
+            return []
+        return [m.actor for m in crew.all_members() if m.alive and not m.crash_pending]
 
     def tick(self) -> None:
         super().tick()

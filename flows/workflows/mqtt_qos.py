@@ -224,26 +224,39 @@ class MqttQos(Workflow):
                 except BrokerUnavailable:
                     pass
 
-    @action("Disconnect subscriber")
-    def on_disconnect(self, target: str) -> None:
+    @action("Disconnect subscriber", target="subscriber")
+    def on_disconnect(self, target: str) -> str:
         sub = self._acted_on("disconnect", target)
-        if sub is None or sub.away:
-            return
+        if sub is None:
+            return f"no subscriber named {target}"
+        if sub.away:
+            return f"{sub.actor} is disconnected already"
         if self.p["lose_ack"] and sub.spec.qos > 0:
             # Drops while handling the next message published, before acknowledging it.
             sub.arm("lose_ack", len(self.ledger.published) + 1)
-        else:
-            self._leave(sub)
+            return f"{sub.actor} will drop its connection while handling the next message, before acknowledging it"
+        self._leave(sub)
+        return f"{sub.actor} disconnected"
 
-    @action("Reconnect subscriber")
-    def on_reconnect(self, target: str) -> None:
+    @action("Reconnect subscriber", target="subscriber")
+    def on_reconnect(self, target: str) -> str:
         sub = self._acted_on("reconnect", target)
         if sub is None:
-            return
+            return f"no subscriber named {target}"
         if sub.away:
             self._reconnect(sub)
-        else:
-            sub.take_arm()
+            return f"{sub.actor} reconnected"
+        if sub.take_arm():
+            return f"{sub.actor} stays connected: its pending disconnect is called off"
+        return f"{sub.actor} is connected already"
+
+    def targets(self, action: str) -> list[str]:
+        """Disconnect: connected subscribers not about to leave; reconnect: the others."""
+        subs = list(dict(getattr(self, "subs", {})).values())
+        leaving_or_gone = {sub.actor for sub in subs if sub.away or sub.armed}
+        if action == "reconnect":
+            return [sub.actor for sub in subs if sub.actor in leaving_or_gone]
+        return [sub.actor for sub in subs if sub.actor not in leaving_or_gone]
 
     def _acted_on(self, name: str, target: str) -> Subscriber | None:
         sub = self.subs.get(target.removeprefix("subscriber:"))

@@ -10,6 +10,7 @@ import { EventLog } from "./event-log.js";
 import "./health.js";
 import "./run-again.js";
 import { LatencyCharts } from "./latency-charts.js";
+import { LiveActions } from "./live-actions.js";
 import { renderLegend } from "./legend.js";
 import { compareSummaries, RunModel } from "./run-model.js";
 import { FINAL_STATES, RunStream } from "./run-stream.js";
@@ -71,7 +72,8 @@ function boot(panel) {
     topology,
     model,
     summary: null,
-    api: { action: (name, target) => api.action(run.id, name, target) },
+    // A panel's own action buttons get the answer, and it is shown where every answer is.
+    api: { action: (name, target) => api.action(run.id, name, target).then((answer) => { liveActions.answered(answer); return answer; }) },
   };
   let panelFailed = false;
   function callPanel(method, ...args) {
@@ -219,6 +221,8 @@ function boot(panel) {
 
   // -- state, actions, connection ------------------------------------------------------
 
+  const liveActions = new LiveActions($("#actions"), $("#action-result"), run.id, api);
+
   function renderState(current) {
     const state = current.state;
     const el = $("#run-state");
@@ -230,34 +234,7 @@ function boot(panel) {
     error.hidden = !current.error;
     error.textContent = current.error ? `✗ ${current.error}` : "";
     const live = !FINAL_STATES.has(state);
-    for (const button of document.querySelectorAll("#actions [data-action]")) button.disabled = !live;
-    $("#action-target").disabled = !live;
-  }
-
-  function bindActions() {
-    const target = $("#action-target");
-    const refreshTargets = () => {
-      const chosen = target.value;
-      target.replaceChildren(h("option", { value: "" }, "(workflow decides)"),
-        ...topology.actors().map((actor) => h("option", { value: actor }, actor)));
-      target.value = chosen;
-    };
-    target.addEventListener("focus", refreshTargets);
-    target.addEventListener("pointerdown", refreshTargets);
-    $("#actions").addEventListener("click", async (event) => {
-      const button = event.target.closest("[data-action]");
-      if (!button) return;
-      const result = $("#action-result");
-      result.textContent = `sending ${button.dataset.action}…`;
-      try {
-        const { ok, data } = await api.action(run.id, button.dataset.action, target.value);
-        result.textContent = ok
-          ? `✓ ${data.action} accepted${data.target ? ` for ${data.target}` : ""}`
-          : `✗ ${Object.values(data.errors || {}).join("; ")}`;
-      } catch (e) {
-        result.textContent = "✗ the dashboard server is not reachable";
-      }
-    });
+    liveActions.setLive(live);
   }
 
   function renderConnection(state, text) {
@@ -318,6 +295,7 @@ function boot(panel) {
       summary = current;
       ctx.summary = current;
       renderState(current);
+      liveActions.changed(); // the targets an action applies to change as the run goes on
       toCheck = current;
       check();
       callPanel("onSummary", current, ctx);
@@ -341,7 +319,7 @@ function boot(panel) {
   });
 
   bindPlayer();
-  bindActions();
+  liveActions.refresh();
   renderState(run);
   renderNumbers();
   renderPlayer(player.state());
