@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import { ASYNC_COUNTERS } from "../counters.js";
+import { postVerdict, putVerdict } from "../panels/http-crud.js";
 
 const CONTRACTS = readFileSync(new URL("../../../docs/contracts.md", import.meta.url), "utf8").replace(/\s+/g, " ");
 
@@ -14,4 +15,48 @@ test("the Duplicates counter says what docs/contracts.md says: the same logical 
   assert.ok(help.includes(phrase), help);
   assert.ok(CONTRACTS.includes(phrase), "docs/contracts.md defines duplicates in the same words");
   assert.ok(!/same consumer\b/.test(help), "not 'the same consumer': AMQP and Kafka duplicates go to another member");
+});
+
+// -- http-crud: the repeated PUT and POST, failures included -------------------------------
+
+const snap = (persons, hash) => ({ persons, hash });
+const putStep = (over) => ({ method: "PUT", path: "/persons/1", handled: 3, failed: 0, changed: 1,
+  afterFirst: snap(2, "aaa"), afterLastOk: snap(2, "aaa"), after: snap(2, "aaa"), ...over });
+
+test("PUT: three successful PUTs that leave the same state are idempotent", () => {
+  const v = putVerdict(putStep({}));
+  assert.equal(v.idempotent, true);
+  assert.equal(v.category, "acked");
+  assert.equal(v.headline, "PUT ×3 → state identical ✓ idempotent");
+});
+
+test("PUT: 2 of 3 failed is not '✓ idempotent': one success proves nothing", () => {
+  const v = putVerdict(putStep({ failed: 2 }));
+  assert.equal(v.idempotent, null);
+  assert.notEqual(v.category, "acked");
+  assert.ok(!v.headline.includes("✓"), v.headline);
+  assert.match(v.explain, /2 of 3 PUTs failed/);
+  assert.equal(putVerdict(putStep({ failed: 3, afterFirst: null, afterLastOk: null })).idempotent, null);
+});
+
+test("PUT: with failures, the verdict names them and judges only the PUTs that succeeded", () => {
+  const v = putVerdict(putStep({ handled: 4, failed: 1 }));
+  assert.equal(v.idempotent, true);
+  assert.equal(v.headline, "PUT ×4 → 1 of 4 PUTs failed; the 3 that succeeded left the same state ✓ idempotent");
+  // The state after the last successful PUT counts, whatever a failed one reported after it.
+  const changed = putVerdict(putStep({ handled: 4, failed: 1, afterLastOk: snap(2, "bbb"), after: snap(2, "aaa") }));
+  assert.equal(changed.idempotent, false);
+  assert.match(changed.headline, /left different states ✗ not idempotent/);
+});
+
+test("POST: repeats that created again are not idempotent; failures are named, not counted", () => {
+  const base = { method: "POST", path: "/persons", handled: 3, failed: 0, changed: 3, before: snap(1, "x"),
+    afterFirst: snap(2, "b"), afterLastOk: snap(4, "d"), after: snap(4, "d"), ids: [2, 3, 4] };
+  const v = postVerdict(base);
+  assert.equal(v.idempotent, false);
+  assert.equal(v.headline, "POST ×3 → 3 new persons ✗ not idempotent");
+  const some = postVerdict({ ...base, failed: 1, afterLastOk: snap(3, "c"), after: snap(3, "c"), ids: [2, 3] });
+  assert.equal(some.headline, "POST ×3 → 1 of 3 POSTs failed; the 2 that succeeded made 2 new persons ✗ not idempotent");
+  const one = postVerdict({ ...base, failed: 2, afterLastOk: snap(2, "b"), after: snap(2, "b"), ids: [2] });
+  assert.equal(one.idempotent, null);
 });
