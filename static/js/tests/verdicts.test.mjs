@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import { ASYNC_COUNTERS } from "../counters.js";
+import { chargesVerdict, orderOutcome } from "../panels/celery-order.js";
 import { postVerdict, putVerdict } from "../panels/http-crud.js";
 
 const CONTRACTS = readFileSync(new URL("../../../docs/contracts.md", import.meta.url), "utf8").replace(/\s+/g, " ");
@@ -59,4 +60,38 @@ test("POST: repeats that created again are not idempotent; failures are named, n
   assert.equal(some.headline, "POST ×3 → 1 of 3 POSTs failed; the 2 that succeeded made 2 new persons ✗ not idempotent");
   const one = postVerdict({ ...base, failed: 2, afterLastOk: snap(2, "b"), after: snap(2, "b"), ids: [2] });
   assert.equal(one.idempotent, null);
+});
+
+// -- celery-order: each order's final state and the charges headline from the record -------
+
+const order = (id, over = {}) => ({ id, finished: false, abandoned: false, runs: [{ attempt: 1 }], charges: 1, suppressed: 0, ...over });
+
+test("an order whose task never finished is lost once the run ended, not running", () => {
+  const live = { ended: false, acksLate: false, unfinished: null };
+  assert.equal(orderOutcome(order("order-1"), live), "running");
+  assert.equal(orderOutcome(order("order-1", { runs: [] }), live), "queued");
+  assert.equal(orderOutcome(order("order-2", { abandoned: true }), live), "lost");
+  // acks_late off: no ack at the end of a task; the result's unfinished list says which ones never finished.
+  const ended = { ended: true, acksLate: false, unfinished: ["order-2"] };
+  assert.equal(orderOutcome(order("order-1"), ended), "finished");
+  assert.equal(orderOutcome(order("order-2"), ended), "lost");
+  assert.equal(orderOutcome(order("order-1"), { ...ended, unfinished: null }), "unknown");
+  // acks_late on: the ack after the task returned is the finish; none by the end is lost.
+  assert.equal(orderOutcome(order("order-1", { finished: true }), { ended: true, acksLate: true, unfinished: null }), "finished");
+  assert.equal(orderOutcome(order("order-3"), { ended: true, acksLate: true, unfinished: null }), "lost");
+});
+
+test("the charges headline is not a success when a receipt was lost", () => {
+  const orders = [1, 2, 3, 4, 5].map((n) => ({ ...order(`order-${n}`), outcome: n === 2 ? "lost" : "finished" }));
+  const v = chargesVerdict(orders, { duplicates: 0 });
+  assert.equal(v.category, "lost");
+  assert.equal(v.lost, 1);
+  assert.equal(v.headline, "5 charges for 5 orders · 1 never finished");
+  assert.match(v.explain, /order-2 — charged, but the receipt was never sent/);
+  const clean = chargesVerdict(orders.map((o) => ({ ...o, outcome: "finished" })), { duplicates: 0 });
+  assert.equal(clean.category, "acked");
+  assert.equal(clean.headline, "5 charges for 5 orders");
+  const twice = chargesVerdict(orders.map((o) => ({ ...o, outcome: "finished", charges: o.id === "order-2" ? 2 : 1 })), { duplicates: 1 });
+  assert.equal(twice.category, "error");
+  assert.match(twice.explain, /Charged twice: order-2/);
 });
