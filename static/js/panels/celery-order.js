@@ -39,8 +39,8 @@ export function orderOutcome(o, { ended, acksLate, unfinished }) {
   return acksLate ? "lost" : "unknown";
 }
 
-const OUTCOME_TEXT = { finished: "✓ finished", lost: "✗ never finished (lost)", running: "running", queued: "queued",
-  unknown: "ended (no receipt recorded)" };
+const OUTCOME_TEXT = { finished: "✓ finished", lost: "✗ lost", running: "running", queued: "queued", unknown: "ended" };
+const OUTCOME_NOTE = { lost: "the task never finished: its receipt was never sent", unknown: "no end of this task was recorded" };
 
 /**
  * The charges verdict from the orders' outcomes and charges, failures first: a task that
@@ -218,7 +218,7 @@ const panel = {
     h("td", {}, attemptLines(o.runs, "run", (r) => `run #${r.attempt} on ${r.who}${r.redelivered ? " · redelivered" : ""}`)),
     h("td", { class: "num" }, `${o.charges}${o.suppressed ? ` (+${o.suppressed} skipped)` : ""}`),
     h("td", { class: "num" }, o.endToEnd === null ? "—" : fmtMs(o.endToEnd)),
-    h("td", { class: o.outcome === "lost" ? "cat-lost" : "" }, OUTCOME_TEXT[o.outcome])));
+    h("td", { class: o.outcome === "lost" ? "cat-lost" : "", title: OUTCOME_NOTE[o.outcome] || "" }, OUTCOME_TEXT[o.outcome])));
     fillTable(this.ordersEl.firstChild, ["order", "HTTP (perceived)", "task runs", "charges", "charged after", "task"], rows);
 
     this.workerRows.show(s.workers.keys(), ({ tr, cells, buttons: [kill] }, name) => {
