@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import { ASYNC_COUNTERS } from "../counters.js";
+import { effectsVerdict } from "../panels/amqp-redelivery.js";
 import { chargesVerdict, orderOutcome } from "../panels/celery-order.js";
 import { postVerdict, putVerdict } from "../panels/http-crud.js";
 
@@ -94,4 +95,23 @@ test("the charges headline is not a success when a receipt was lost", () => {
   const twice = chargesVerdict(orders.map((o) => ({ ...o, outcome: "finished", charges: o.id === "order-2" ? 2 : 1 })), { duplicates: 1 });
   assert.equal(twice.category, "error");
   assert.match(twice.explain, /Charged twice: order-2/);
+});
+
+// -- amqp-redelivery: "exactly once" only when nothing published is left unprocessed ------
+
+test("the side-effect verdict counts a message never processed by the end as lost", () => {
+  const messages = ["m1", "m2", "m3"].map((id) => ({ id, effects: 1, suppressed: 0 }));
+  const clean = effectsVerdict(messages, { ended: true });
+  assert.equal(clean.headline, "3 effects for 3 messages: exactly once");
+  assert.equal(clean.category, "acked");
+  const lost = [...messages.slice(0, 2), { id: "m3", effects: 0, suppressed: 0 }];
+  assert.equal(effectsVerdict(lost, { ended: false }).headline, "2 effects for 2 messages: exactly once"); // m3 may be in flight
+  const ended = effectsVerdict(lost, { ended: true });
+  assert.equal(ended.category, "lost");
+  assert.equal(ended.headline, "2 effects for 2 of 3 messages · 1 never processed");
+  assert.match(ended.explain, /Never processed: m3/);
+  const twice = effectsVerdict([{ id: "m1", effects: 2, suppressed: 0 }], { ended: true });
+  assert.equal(twice.category, "error");
+  assert.match(twice.explain, /Applied twice: m1 ×2/);
+  assert.match(effectsVerdict([{ id: "m1", effects: 1, suppressed: 1 }], { ended: true }).explain, /suppressed 1 duplicate/);
 });
