@@ -70,3 +70,20 @@ def test_a_broker_departing_from_the_spec_is_no_progress(broker_mode, monkeypatc
     progress, completed = summary["progress"], summary["completed"]
     assert summary["result"]["differences"]
     assert progress["done"] <= progress["expected"] < completed["process"], (progress, completed)
+
+
+def test_a_copy_outside_the_routing_plan_is_processed_but_no_progress(embedded_brokers, monkeypatch):
+    """As if the broker routed a copy the spec did not: the plan is made to leave one copy out."""
+    from flows.workflows.amqp_routing import AmqpRouting
+
+    setup = AmqpRouting.setup
+
+    def setup_without_one_copy(self) -> None:
+        setup(self)
+        self.planned_copies.discard(sorted(self.planned_copies)[0])
+
+    monkeypatch.setattr(AmqpRouting, "setup", setup_without_one_copy)
+    summary = finish("amqp-routing", rate=0, work_ms=0)
+    progress, completed = summary["progress"], summary["completed"]
+    assert completed["process"] == progress["expected"]  # every copy was processed once...
+    assert progress["done"] == progress["expected"] - 1  # ...one of them outside the plan
