@@ -10,18 +10,11 @@ from dashboard.tests import browser
 pytestmark = pytest.mark.browser
 
 
-def finished_run(page, server, slug, params):
-    run_id = browser.start_run(page, server, slug, params)
-    assert browser.wait_until_finished(page) == "succeeded"
-    browser.reveal_all(page)
-    return server.get_json(f"/api/runs/{run_id}/"), server.all_events(run_id)
-
-
 def test_put_card_judges_only_the_puts_that_succeeded(daphne_server, browser_page):
     page = browser_page
     params = {"persons": 1, "repeat": 4, "delay_ms": 0, "rate": 0, "error_rate": 0.6}
     for _ in range(4):  # the server fails requests at random: until some PUT failed
-        summary, events = finished_run(page, daphne_server, "http-crud", params)
+        summary, events = browser.finished_run(page, daphne_server, "http-crud", params)
         puts = [e for e in events if e["kind"] == "response" and e["attrs"].get("step") == "repeat-put"]
         failed = sum(1 for e in puts if e["attrs"]["status"] >= 400)
         if failed:
@@ -56,7 +49,7 @@ def test_put_card_judges_only_the_puts_that_succeeded(daphne_server, browser_pag
 def test_celery_task_killed_without_acks_late_is_lost_not_running(daphne_server, browser_page):
     page = browser_page
     params = {"orders": 3, "rate": 0, "work_ms": 400, "crash_at": 2, "workers": 2, "acks_late": False, "idempotent": False}
-    summary, _ = finished_run(page, daphne_server, "celery-order", params)
+    summary, _ = browser.finished_run(page, daphne_server, "celery-order", params)
     assert summary["result"]["unfinished"] == ["order-2"] and summary["counts"]["lost"] == 1
     assert browser.read_counters(page)["lost"] == 1
     expect(page.locator('#celery-orders tr[data-message="order-2"]')).to_have_attribute("data-outcome", "lost")
