@@ -77,7 +77,9 @@ class Workflow:
     broker: ClassVar[str | None] = None
 
     def expected(self, params: Mapping[str, Any]) -> int:
-        """How many completions (responses / first processings) a run should reach."""
+        """How many completions the run plans: responses (sync) or first processings per
+        (logical consumer, message) (async). ``progress.done`` counts those that happened; a
+        completion outside the plan carries ``planned: False`` so it never pushes done past this."""
         return 0
 
     ctx: RunContext

@@ -10,6 +10,9 @@ Rules (docs/contracts.md, "Run summary"):
 - processed: ``process`` events; effects: ``process`` events whose ``effect`` attr is not
   false (an idempotent consumer marks a suppressed duplicate ``effect: false``);
 - lost: reported by the workflow on its ``done`` event after checking with the broker;
+- completed: responses (sync) and first processings (async) that are not duplicates;
+  planned: those of them whose ``planned`` attr is not false, i.e. the completions of the
+  workflow's plan, which ``expected`` counts: the run's progress (never above expected);
 - latency: every event may carry ``perceived_ms`` and/or ``end_to_end_ms``.
 
 Threads: one thread feeds a builder (the pipeline's, batch by batch) while request and
@@ -66,6 +69,7 @@ class Figures:
     counts: dict[str, int]
     kinds: dict[str, int]
     completed: dict[str, int]
+    planned: dict[str, int]
     last_seq: int
     elapsed_ms: float
     perceived: array
@@ -90,6 +94,8 @@ class Figures:
             "kinds": dict(self.kinds),
             # Sync runs complete with responses, async ones with first processings.
             "completed": dict(self.completed),
+            # The completions the workflow planned: progress.done (a delivery it did not plan is no progress).
+            "planned": dict(self.planned),
             "latency_ms": {name: dict(stats) for name, stats in self.latency().items()},
             "last_seq": self.last_seq,
             "elapsed_ms": self.elapsed_ms,
@@ -106,6 +112,7 @@ class SummaryBuilder:
         self.effects = 0
         self.responses = 0
         self.first_processed = 0
+        self.planned = {"response": 0, "process": 0}
         self.lost = 0
         self.errors = 0
         self.last_seq = 0
@@ -142,6 +149,8 @@ class SummaryBuilder:
                 self.responses += 1
             elif kind == "process":
                 self.first_processed += 1
+            if kind in self.planned and attrs.get("planned", True) is not False:
+                self.planned[kind] += 1
         if attrs:
             value = attrs.get("perceived_ms")
             if value is not None:
@@ -185,6 +194,7 @@ class SummaryBuilder:
             },
             kinds=dict(self.kinds),
             completed={"response": self.responses, "process": self.first_processed},
+            planned=dict(self.planned),
             last_seq=self.last_seq,
             elapsed_ms=self.last_t_ms,
             perceived=self.perceived,

@@ -304,6 +304,14 @@ def wait_until_finished(page: Any, timeout_s: float = 60.0) -> str:
     return page.locator("#run-state").get_attribute("data-state")
 
 
+def finished_run(page: Any, server: LiveServer, slug: str, params: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Start a run from the form, wait until it succeeded, reveal every event; (summary, events)."""
+    run_id = start_run(page, server, slug, params)
+    assert wait_until_finished(page) == "succeeded"
+    reveal_all(page)
+    return server.get_json(f"/api/runs/{run_id}/"), server.all_events(run_id)
+
+
 def reveal_all(page: Any) -> int:
     """Jump the timeline player to the end; return how many events are revealed.
 

@@ -11,10 +11,7 @@ pytestmark = pytest.mark.browser
 
 
 def finished_run(page, server, params):
-    run_id = browser.start_run(page, server, "grpc-person", params)
-    assert browser.wait_until_finished(page) == "succeeded"
-    browser.reveal_all(page)
-    return server.get_json(f"/api/runs/{run_id}/"), server.all_events(run_id)
+    return browser.finished_run(page, server, "grpc-person", params)
 
 
 def test_calls_codes_and_a_call_decoded_against_the_proto(daphne_server, browser_page):

@@ -68,6 +68,10 @@ class CeleryOrderContract(BrokerModeClass):
         assert len(early) == ORDERS  # acked on receipt, before running
         r = run.result
         assert r["abandoned"] == ["order-2"] and r["unfinished"] == ["order-2"] and r["broker_ready"] == 0
+        # Charged, but its receipt never went out and nothing runs it again: lost, on the counter too.
+        assert r["charges"]["order-2"] == 1 and r["lost"] == 1 and run.counts["lost"] == 1
+        done = run.of("done")[0]
+        assert done["attrs"]["lost"] == 1
 
 
 class TestCeleryOrderEmbedded(CeleryOrderContract):

@@ -66,6 +66,7 @@ def test_counts_follow_the_rules(name):
     s = SummaryBuilder().feed_all(fixture["events"]).snapshot()
     assert s["counts"] == expected["counts"]
     assert s["completed"] == expected["completed"]
+    assert s["planned"] == expected["planned"]
     assert s["kinds"] == expected["kinds"]
     for series in ("perceived", "end_to_end"):
         assert_stats(s["latency_ms"][series], expected["latency_ms"][series])

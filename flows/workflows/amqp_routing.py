@@ -86,6 +86,8 @@ class AmqpRouting(AmqpWorkflow):
         self.ledger = Ledger()
         self.expected_copies = self.spec.expected_deliveries()
         self.plan = self.spec.plan()
+        # The copies ``expected`` counts: one a broker routes elsewhere is processed but unplanned.
+        self.planned_copies = {(q, m.message_id) for m in self.plan for q in m.queues}
         # Position in the run's binding list (the panel draws one edge per binding); the
         # first of two identical bindings stands for both, as the broker keeps only one.
         self.binding_index = {}
@@ -141,6 +143,8 @@ class AmqpRouting(AmqpWorkflow):
             consumer.stopping.wait(self.work_s)
         if not d.duplicate:
             extra["end_to_end_ms"] = round((time.perf_counter() - self.ledger.sent_at[message_id]) * 1000.0, 3)
+            if (queue, message_id) not in self.planned_copies:
+                extra["planned"] = False
         emit("process", actor, message_id, d.attempt, d.duplicate, queue=queue, consumer=name, effect=True, **extra)
         message.ack()
         first = self.ledger.acked(queue, message_id, name)

@@ -89,7 +89,8 @@ class CrudSession:
         self.count = 0
         self.statuses: dict[str, int] = {}
 
-    def call(self, method: str, path: str, body: Any = None, step: str = "") -> tuple[int, Any]:
+    def call(self, method: str, path: str, body: Any = None, step: str = "", planned: bool = True) -> tuple[int, Any]:
+        """One request and its response; ``planned=False`` marks a call ``expected`` does not count (a retry)."""
         self.pacer.wait()
         self.count += 1
         message_id = f"{method.lower()}-{self.count}"
@@ -103,8 +104,9 @@ class CrudSession:
         waited_ms = round((time.perf_counter() - started) * 1000, 3)
         payload = json.loads(raw) if raw else None
         # Sync IPC: the caller perceives the whole processing time, which is also end to end.
+        extra = {} if planned else {"planned": False}
         self.ctx.emit("response", "client", message_id, method=method, path=path, status=response.status,
-                      step=step, perceived_ms=waited_ms, end_to_end_ms=waited_ms, body=payload)
+                      step=step, perceived_ms=waited_ms, end_to_end_ms=waited_ms, body=payload, **extra)
         if response.status >= 500:
             self.ctx.emit("error", "client", message_id, method=method, path=path, status=response.status,
                           reason=(payload or {}).get("error", "server error"))
@@ -114,8 +116,9 @@ class CrudSession:
 
     def state(self, label: str) -> dict[str, Any]:
         """The server's state as it answers ``GET /persons`` over HTTP (not read in-process)."""
-        for _ in range(INSPECT_TRIES):
-            status, listing = self.call("GET", "/persons", step="inspect")
+        for attempt in range(INSPECT_TRIES):
+            # ``expected`` counts one read per snapshot: a read again after a failure is beyond the plan.
+            status, listing = self.call("GET", "/persons", step="inspect", planned=attempt == 0)
             if status == 200:
                 break
         else:

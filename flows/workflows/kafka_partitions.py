@@ -165,6 +165,9 @@ class PartitionReader(threading.Thread):
         self.topic = topic
         self.partitions = partitions
         self.count = 0
+        # Reads per message id: a record written twice (a producer retry without idempotence)
+        # is a second delivery to the same logical consumer, a duplicate, not more progress.
+        self.reads: dict[str, int] = {}
         self.per_partition: dict[int, int] = {}
         self.by_key: dict[str, list[tuple[int, int, int]]] = {}  # key → (seq, partition, offset) in read order
         self.end_offsets: dict[int, int] = {}
@@ -217,10 +220,14 @@ class PartitionReader(threading.Thread):
             partition, offset = m.partition(), m.offset()
             if partition not in ends:
                 ends[partition] = cached_end_offset(self._consumer, topic, partition)
-            emit("deliver", READER, payload.message_id, topic=topic, partition=partition, offset=offset, key=payload.key,
-                 member="reader", end_offset=ends[partition])
-            emit("process", READER, payload.message_id, topic=topic, partition=partition, offset=offset, key=payload.key,
-                 member="reader", end_to_end_ms=round(now() - payload.published_ms, 3))
+            attempt = self.reads[payload.message_id] = self.reads.get(payload.message_id, 0) + 1
+            again = {} if attempt == 1 else {"reason": f"the same message again at offset {offset}: written twice by a "
+                                                       "producer retry (idempotent producer off)"}
+            emit("deliver", READER, payload.message_id, attempt, attempt > 1, topic=topic, partition=partition,
+                 offset=offset, key=payload.key, member="reader", end_offset=ends[partition], **again)
+            emit("process", READER, payload.message_id, attempt, attempt > 1, topic=topic, partition=partition,
+                 offset=offset, key=payload.key, member="reader", end_to_end_ms=round(now() - payload.published_ms, 3),
+                 **again)
             self.by_key.setdefault(payload.key, []).append((payload.seq, partition, offset))
             self.per_partition[partition] = self.per_partition.get(partition, 0) + 1
             self.count += 1

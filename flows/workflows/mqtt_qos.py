@@ -159,6 +159,9 @@ class MqttQos(Workflow):
         self.prefix = f"flows/{self.ctx.namespace}-{self.token}"
         self.ledger = Ledger()
         self.specs = subscribers_of(self.p)
+        # The deliveries ``expected`` counts (subscriber → message numbers): a first delivery
+        # outside it (a broker departing from the spec, a button pressed) is marked unplanned.
+        self.plan = predict(self.p).delivered
         self.subs: dict[str, Subscriber] = {}
         self.retained_topics: set[str] = set()
         self.manual_actions = 0
@@ -476,6 +479,8 @@ class MqttQos(Workflow):
         done: dict[str, Any] = {"subscriber": sub.name, "topic": topic, "effect": effect}
         if delivery.duplicate:
             done["reason"] = attrs["reason"] if effect else f"{attrs['reason']}; skipped: already in the inbox"
+        elif published is None or published.n not in self.plan.get(sub.name, ()):
+            done["planned"] = False
         if delivery.end_to_end_ms is not None and not retain:
             done["end_to_end_ms"] = delivery.end_to_end_ms
         ctx.emit("process", sub.actor, message_id, attempt=delivery.attempt, duplicate=delivery.duplicate, **done)

@@ -10,7 +10,7 @@ const ASYNC = {
   delivered: ["Delivered", "delivered", "deliver events: a consumer received a message, duplicates included"],
   processed: ["Processed", "delivered", "process events: deliveries a consumer handled, duplicates included"],
   effects: ["Effects", "acked", "process events that applied a side effect (effect not false)"],
-  duplicates: ["Duplicates", "duplicate", "deliver events marked duplicate: a 2nd+ delivery to the same consumer"],
+  duplicates: ["Duplicates", "duplicate", "deliver events marked duplicate: a 2nd+ delivery of a message to the same logical consumer (queue, group, subscriber, task)"],
   lost: ["Lost", "lost", "confirmed to the broker but never processed (checked at the end of the run)"],
   errors: ["Errors", "error", "error events: failures the workflow observed"],
   events: ["Events", "other", "every event recorded so far (the last seq)"],
@@ -22,7 +22,7 @@ const SYNC = {
   processed: ["Handled", "delivered", "process events: requests the server handled"],
   effects: ["Changed state", "acked", "process events that changed the server's state (effect not false)"],
   errors: ["Errors", "error", "error events: failed calls (e.g. HTTP 5xx)"],
-  duplicates: ["Duplicates", "duplicate", "deliver events marked duplicate"],
+  duplicates: ["Duplicates", "duplicate", "deliver events marked duplicate: a 2nd+ delivery of a request to the server"],
   lost: ["Lost", "lost", "messages never processed (reported at the end)"],
   events: ["Events", "other", "every event recorded so far (the last seq)"],
 };
@@ -71,4 +71,4 @@ class Counters {
   }
 }
 
-export { Counters };
+export { Counters, ASYNC as ASYNC_COUNTERS, SYNC as SYNC_COUNTERS };

@@ -9,6 +9,8 @@
    - processed: process events; effects: process events whose attr effect is not false;
    - errors: error events; lost: attr lost of the done event;
    - completed: non-duplicate response events (sync) / process events (async);
+     planned: those of them whose attr planned is not false (the workflow's plan, which
+     the run's expected counts): the progress, never above expected;
    - latency: every event may carry attrs perceived_ms and/or end_to_end_ms. */
 const PERCENTILES = [50, 95, 99];
 
@@ -50,6 +52,7 @@ class RunModel {
     this.effects = 0;
     this.responses = 0;
     this.firstProcessed = 0;
+    this.planned = { response: 0, process: 0 };
     this.lost = 0;
     this.errors = 0;
     this.lastSeq = 0;
@@ -84,6 +87,7 @@ class RunModel {
     if (!duplicate) {
       if (kind === "response") this.responses += 1;
       else if (kind === "process") this.firstProcessed += 1;
+      if (kind in this.planned && attrs.planned !== false) this.planned[kind] += 1;
     }
     for (const [name, key] of [["perceived", "perceived_ms"], ["end_to_end", "end_to_end_ms"]]) {
       const value = attrs[key];
@@ -114,9 +118,9 @@ class RunModel {
     return { response: this.responses, process: this.firstProcessed };
   }
 
-  /** Completions for progress: responses for sync workflows, first processings for async. */
+  /** Progress: the planned completions, responses for sync workflows, first processings for async. */
   done(pattern) {
-    return pattern === "sync" ? this.responses : this.firstProcessed;
+    return this.planned[pattern === "sync" ? "response" : "process"];
   }
 
   snapshot() {
@@ -124,6 +128,7 @@ class RunModel {
       counts: this.counts(),
       kinds: { ...this.kinds },
       completed: this.completed(),
+      planned: { ...this.planned },
       latency_ms: {
         perceived: latencyStats(this.points.perceived.y),
         end_to_end: latencyStats(this.points.end_to_end.y),
@@ -142,9 +147,11 @@ function compareSummaries(client, server) {
   for (const [key, value] of Object.entries(server.counts || {})) {
     if (key in client.counts && client.counts[key] !== value) problems.push(`${key}: here ${client.counts[key]}, server ${value}`);
   }
-  for (const key of ["response", "process"]) {
-    const theirs = (server.completed || {})[key];
-    if (theirs !== undefined && client.completed[key] !== theirs) problems.push(`completed ${key}: here ${client.completed[key]}, server ${theirs}`);
+  for (const figure of ["completed", "planned"]) {
+    for (const key of ["response", "process"]) {
+      const theirs = (server[figure] || {})[key];
+      if (theirs !== undefined && client[figure][key] !== theirs) problems.push(`${figure} ${key}: here ${client[figure][key]}, server ${theirs}`);
+    }
   }
   for (const series of ["perceived", "end_to_end"]) {
     const ours = client.latency_ms[series];
@@ -156,4 +163,24 @@ function compareSummaries(client, server) {
   return problems;
 }
 
-export { RunModel, percentile, latencyStats, compareSummaries, PERCENTILES };
+/**
+ * The progress line: what is counted, against the plan. done counts planned completions
+ * only, so it never exceeds expected; `beyond` (completions outside the plan) is said apart.
+ */
+function progressText(done, expected, pattern, beyond = 0) {
+  const unit = pattern === "sync"
+    ? "planned responses"
+    : "planned deliveries processed (first processing per logical consumer and message)";
+  const extra = beyond > 0 ? ` · ${beyond} more outside the plan` : "";
+  return `${done} of ${expected} ${unit}${extra}`;
+}
+
+/** {done, expected, beyond, share} for the progress bar from a model and the run's expected. */
+function progressOf(model, pattern, expected) {
+  const key = pattern === "sync" ? "response" : "process";
+  const done = model.done(pattern);
+  const beyond = model.completed()[key] - done;
+  return { done, expected, beyond, share: expected ? Math.min(1, done / expected) : 0 };
+}
+
+export { RunModel, percentile, latencyStats, compareSummaries, progressOf, progressText, PERCENTILES };

@@ -12,7 +12,7 @@ import "./run-again.js";
 import { LatencyCharts } from "./latency-charts.js";
 import { LiveActions } from "./live-actions.js";
 import { renderLegend } from "./legend.js";
-import { compareSummaries, RunModel } from "./run-model.js";
+import { compareSummaries, progressOf, progressText, RunModel } from "./run-model.js";
 import { FINAL_STATES, RunStream } from "./run-stream.js";
 import { SPEEDS, Timeline } from "./timeline.js";
 import { Topology } from "./topology.js";
@@ -118,17 +118,15 @@ function boot(panel) {
 
   function renderNumbers() {
     counters.render(model.counts(), model.completed(), summary && summary.counts);
-    const done = model.done(pattern);
-    const expected = summary && summary.progress ? summary.progress.expected : run.expected;
+    const { done, expected, beyond, share } = progressOf(model, pattern,
+      summary && summary.progress ? summary.progress.expected : run.expected);
     const progress = $("#progress");
     progress.dataset.done = String(done);
     progress.dataset.expected = String(expected);
     progress.setAttribute("aria-valuenow", String(done));
     progress.setAttribute("aria-valuemax", String(expected || 0));
-    const share = expected ? Math.min(1, done / expected) : 0;
     progress.querySelector(".bar").style.width = `${(share * 100).toFixed(1)}%`;
-    const unit = pattern === "sync" ? "responses" : "messages processed (first deliveries)";
-    progress.querySelector(".progress-text").textContent = `${done} of ${expected} ${unit}`;
+    progress.querySelector(".progress-text").textContent = progressText(done, expected, pattern, beyond);
     charts.update(model);
   }
 

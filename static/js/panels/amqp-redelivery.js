@@ -14,7 +14,30 @@ const SHOWN_ROWS = 80;
 
 function freshState() {
   return { consumers: new Map(), messages: new Map(), order: [], queue: { routed: 0, delivered: 0, acked: 0, requeued: 0 },
-    crashes: [], effects: 0, suppressed: 0, duplicates: 0, result: null, selected: null };
+    crashes: [], effects: 0, suppressed: 0, duplicates: 0, ended: false, result: null, selected: null };
+}
+
+/**
+ * The side-effect verdict from the messages' recorded effects, losses included: "exactly
+ * once" only while no published message is left unprocessed at the end of the run.
+ * messages: [{id, effects, suppressed}] (every published one); ended: the done event was seen.
+ */
+export function effectsVerdict(messages, { ended }) {
+  const effects = messages.reduce((n, m) => n + m.effects, 0);
+  const suppressed = messages.reduce((n, m) => n + m.suppressed, 0);
+  const distinct = messages.filter((m) => m.effects + m.suppressed > 0).length;
+  const repeated = messages.filter((m) => m.effects > 1);
+  const missing = ended ? messages.filter((m) => m.effects + m.suppressed === 0) : [];
+  const explain = [];
+  if (missing.length) explain.push(`Never processed: ${missing.map((m) => m.id).join(", ")} (lost).`);
+  if (repeated.length) explain.push(`Applied twice: ${repeated.map((m) => `${m.id} ×${m.effects}`).join(", ")}. Turn idempotent on to suppress duplicates.`);
+  else if (suppressed) explain.push(`The inbox suppressed ${suppressed} duplicate${suppressed === 1 ? "" : "s"}: received, not applied again.`);
+  else if (!missing.length) explain.push("Every handled message changed the world once.");
+  const base = `${effects} effects for ${distinct} messages`;
+  const headline = missing.length ? `${effects} effects for ${distinct} of ${messages.length} messages · ${missing.length} never processed`
+    : repeated.length ? base : `${base}: exactly once`;
+  return { category: repeated.length ? "error" : missing.length ? "lost" : "acked", headline, explain: explain.join(" "),
+    effects, distinct, suppressed, missing: missing.length };
 }
 
 const panel = {
@@ -127,6 +150,9 @@ const panel = {
         this.message(ev.message_id).requeued += 1;
         s.queue.requeued += 1;
         break;
+      case "done":
+        s.ended = true;
+        break;
       default:
         return;
     }
@@ -140,19 +166,15 @@ const panel = {
   render() {
     if (!this.verdictsEl) return;
     const s = this.state;
-    const distinct = [...s.messages.values()].filter((m) => m.effects + m.suppressed > 0).length;
-    const repeated = [...s.messages.values()].filter((m) => m.effects > 1);
+    const effects = effectsVerdict(s.order, s);
     const items = [
       verdict({ category: s.duplicates ? "duplicate" : "acked", key: "duplicates",
         headline: `${s.duplicates} duplicate deliver${s.duplicates === 1 ? "y" : "ies"}`,
         explain: s.crashes.length ? `${s.crashes.length} crash${s.crashes.length === 1 ? "" : "es"} before the ack; the broker redelivered what the crashed consumer held.`
           : "No consumer has crashed yet: press ⚡ Crash on a consumer, or set crash_at.", data: { count: String(s.duplicates) } }),
-      verdict({ category: repeated.length ? "error" : "acked", key: "effects",
-        headline: repeated.length ? `${s.effects} effects for ${distinct} messages` : `${s.effects} effects for ${distinct} messages: exactly once`,
-        explain: repeated.length ? `Applied twice: ${repeated.map((m) => `${m.id} ×${m.effects}`).join(", ")}. Turn idempotent on to suppress duplicates.`
-          : s.suppressed ? `The inbox suppressed ${s.suppressed} duplicate${s.suppressed === 1 ? "" : "s"}: received, not applied again.`
-            : "Every handled message changed the world once.",
-        data: { effects: String(s.effects), distinct: String(distinct), suppressed: String(s.suppressed) } }),
+      verdict({ category: effects.category, key: "effects", headline: effects.headline, explain: effects.explain,
+        data: { effects: String(effects.effects), distinct: String(effects.distinct), suppressed: String(effects.suppressed),
+          missing: String(effects.missing) } }),
     ];
     this.verdictsEl.replaceChildren(...items);
 
@@ -179,8 +201,8 @@ const panel = {
 
     const effectsList = [...s.messages.values()].filter((m) => m.effects + m.suppressed > 0);
     this.effectsEl.replaceChildren(
-      h("p", { class: "side-effect-total", dataset: { total: String(s.effects), distinct: String(distinct) } },
-        h("strong", {}, `${s.effects}`), ` side effects applied for ${distinct} distinct messages`,
+      h("p", { class: "side-effect-total", dataset: { total: String(s.effects), distinct: String(effects.distinct) } },
+        h("strong", {}, `${s.effects}`), ` side effects applied for ${effects.distinct} distinct messages`,
         this.idempotent ? ` · ${s.suppressed} suppressed by the inbox` : ""),
       h("div", { class: "effect-cells" }, ...effectsList.map((m) => h("span", {
         class: `chip small cat-${m.effects > 1 ? "error" : m.suppressed ? "duplicate" : "acked"}`, dataset: { message: m.id, effects: String(m.effects) },

@@ -18,9 +18,55 @@ function median(values) {
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
-function freshState() {
+function freshState(result = null) {
   return { orders: new Map(), order: [], workers: new Map(), perceived: [], endToEnd: [], charges: 0, suppressed: 0,
-    duplicates: 0, result: null };
+    duplicates: 0, ended: false, result };
+}
+
+/**
+ * An order's task as the record shows it: "finished" (acked after returning, or, with
+ * acks_late off, not in the result's unfinished list once the run ended), "lost" (killed
+ * with acks_late off, or not finished when the run ended), else "running" or "queued".
+ * o: {finished, abandoned, runs}; run: {ended (the done event was seen), acksLate,
+ * unfinished: the result's list of unfinished order ids, or null before it is known}.
+ */
+export function orderOutcome(o, { ended, acksLate, unfinished }) {
+  if (o.finished) return "finished";
+  if (o.abandoned) return "lost";
+  if (!ended) return o.runs.length ? "running" : "queued";
+  if (unfinished) return unfinished.includes(o.id) ? "lost" : "finished";
+  // Without the result, only acks_late records the end of a task (its ack).
+  return acksLate ? "lost" : "unknown";
+}
+
+const OUTCOME_TEXT = { finished: "✓ finished", lost: "✗ lost", running: "running", queued: "queued", unknown: "ended" };
+const OUTCOME_NOTE = { lost: "the task never finished: its receipt was never sent", unknown: "no end of this task was recorded" };
+
+/**
+ * The charges verdict from the orders' outcomes and charges, failures first: a task that
+ * never finished (its receipt lost) is never "✓". orders: [{id, charges, suppressed, outcome}].
+ */
+export function chargesVerdict(orders, { duplicates }) {
+  const charges = orders.reduce((n, o) => n + o.charges, 0);
+  const suppressed = orders.reduce((n, o) => n + o.suppressed, 0);
+  const charged = orders.filter((o) => o.charges + o.suppressed > 0);
+  const twice = orders.filter((o) => o.charges > 1);
+  const lost = orders.filter((o) => o.outcome === "lost");
+  const base = `${charges} charges for ${charged.length} orders`;
+  const explain = [];
+  if (lost.length) {
+    const paid = lost.filter((o) => o.charges > 0);
+    explain.push(`Never finished: ${lost.map((o) => o.id).join(", ")} — ` +
+      (paid.length ? `${paid.length === lost.length ? "charged" : `${paid.map((o) => o.id).join(", ")} charged`}, but the receipt was never sent` :
+        "never charged") + " and no worker runs the task again (lost).");
+  }
+  if (twice.length) explain.push(`Charged twice: ${twice.map((o) => o.id).join(", ")} — the task ran again after its worker was killed.`);
+  else if (suppressed) explain.push(`The task ran again ${suppressed}× but its inbox skipped the charge: exactly once.`);
+  else if (duplicates) explain.push("A task ran again.");
+  const category = twice.length ? "error" : lost.length ? "lost" : duplicates ? "duplicate" : "acked";
+  if (!explain.length) explain.push("Every order was charged once.");
+  return { category, headline: lost.length ? `${base} · ${lost.length} never finished` : base,
+    explain: explain.join(" "), charges, orders: charged.length, lost: lost.length };
 }
 
 const panel = {
@@ -56,7 +102,7 @@ const panel = {
   },
 
   reset() {
-    this.state = freshState();
+    this.state = freshState(this.state.result); // the recorded outcome stays; `ended` waits for the done event again
     this.render();
   },
 
@@ -134,6 +180,9 @@ const panel = {
       case "error":
         if (ev.message_id) this.orderRow(ev.message_id).abandoned = true;
         break;
+      case "done":
+        s.ended = true;
+        break;
       default:
         return;
     }
@@ -149,29 +198,27 @@ const panel = {
     const s = this.state;
     const p50 = median(s.perceived);
     const e50 = median(s.endToEnd);
-    const orders = [...s.orders.values()];
-    const charged = orders.filter((o) => o.charges + o.suppressed > 0);
-    const twice = orders.filter((o) => o.charges > 1);
+    const unfinished = s.result && Array.isArray(s.result.unfinished) ? s.result.unfinished : null;
+    const run = { ended: s.ended, acksLate: this.acksLate, unfinished };
+    for (const o of s.order) o.outcome = orderOutcome(o, run);
+    const charges = chargesVerdict(s.order, s);
     this.verdictsEl.replaceChildren(
       verdict({ category: "acked", key: "latency", headline: p50 === null ? "Waiting for the first 202…" : `The customer waited ${fmtMs(p50)}`,
         explain: e50 === null ? "The order is processed later, by a worker." :
           `…but the order was charged ${fmtMs(e50)} after it was placed (medians): perceived latency ≪ end-to-end latency.`,
         data: { perceived: p50 === null ? "" : String(p50), endToEnd: e50 === null ? "" : String(e50) } }),
-      verdict({ category: twice.length ? "error" : s.duplicates ? "duplicate" : "acked", key: "charges",
-        headline: `${s.charges} charges for ${charged.length} orders`,
-        explain: twice.length ? `Charged twice: ${twice.map((o) => o.id).join(", ")} — the task ran again after its worker was killed.`
-          : s.suppressed ? `The task ran again ${s.suppressed}× but its inbox skipped the charge: exactly once.`
-            : s.duplicates ? "A task ran again." : "Every order was charged once.",
-        data: { charges: String(s.charges), orders: String(charged.length), duplicates: String(s.duplicates) } }));
+      verdict({ category: charges.category, key: "charges", headline: charges.headline, explain: charges.explain,
+        data: { charges: String(charges.charges), orders: String(charges.orders), duplicates: String(s.duplicates),
+          lost: String(charges.lost) } }));
 
-    const rows = newestRows(s.order, SHOWN_ROWS, (o) => h("tr", { dataset: { message: o.id, charges: String(o.charges) },
+    const rows = newestRows(s.order, SHOWN_ROWS, (o) => h("tr", { dataset: { message: o.id, charges: String(o.charges), outcome: o.outcome },
       class: o.runs.some((r) => r.duplicate) ? "dup" : "" },
     h("th", { scope: "row" }, h("code", {}, o.id)),
     h("td", { class: "num" }, o.status ? `${o.status} after ${fmtMs(o.perceived)}` : "…"),
     h("td", {}, attemptLines(o.runs, "run", (r) => `run #${r.attempt} on ${r.who}${r.redelivered ? " · redelivered" : ""}`)),
     h("td", { class: "num" }, `${o.charges}${o.suppressed ? ` (+${o.suppressed} skipped)` : ""}`),
     h("td", { class: "num" }, o.endToEnd === null ? "—" : fmtMs(o.endToEnd)),
-    h("td", {}, o.finished ? "✓ finished" : o.abandoned ? "✗ never finished" : o.runs.length ? "running" : "queued")));
+    h("td", { class: o.outcome === "lost" ? "cat-lost" : "", title: OUTCOME_NOTE[o.outcome] || "" }, OUTCOME_TEXT[o.outcome])));
     fillTable(this.ordersEl.firstChild, ["order", "HTTP (perceived)", "task runs", "charges", "charged after", "task"], rows);
 
     this.workerRows.show(s.workers.keys(), ({ tr, cells, buttons: [kill] }, name) => {

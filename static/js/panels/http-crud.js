@@ -27,7 +27,7 @@ function freshState() {
 
 function step(state, name) {
   return entry(state.steps, name, () => ({ name, method: "", path: "", sent: 0, handled: 0, responses: 0, changed: 0, failed: 0,
-    before: state.last, afterFirst: null, after: null, ids: [], lastBody: null }));
+    before: state.last, afterFirst: null, afterLastOk: null, after: null, ids: [], lastBody: null }));
 }
 
 function shortHash(hash) {
@@ -45,6 +45,70 @@ function resultText(s) {
   if (s.method === "GET") return `read ${s.ids.map((id) => `#${id}`).join(", ") || "—"}`;
   if (s.method === "DELETE") return `${s.responses} deleted`;
   return "";
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** "n of m PUTs failed; " when some did: a failed request changed nothing and proves nothing. */
+function failedPrefix(s, method) {
+  return s.failed ? `${s.failed} of ${s.handled} ${method}s failed; ` : "";
+}
+
+/**
+ * The repeated PUT's verdict from what the server recorded, failures included: idempotence
+ * is judged only on the PUTs that succeeded (the state after the first of them against the
+ * state after the last), and needs two of them. A step is the panel's tally:
+ * {method, path, handled, failed, changed, afterFirst, afterLastOk} (snapshots {persons, hash}).
+ * Returns {idempotent: true | false | null (not judged), category, headline, explain}.
+ */
+export function putVerdict(s) {
+  const ok = s.handled - s.failed;
+  const failed = failedPrefix(s, "PUT");
+  const what = `The same ${s.method} ${s.path} sent ${s.handled} times`;
+  if (ok < 2 || !s.afterFirst || !s.afterLastOk) {
+    const none = ok === 0 ? "none succeeded" : "only 1 succeeded";
+    return { idempotent: null, category: "error",
+      headline: `PUT ×${s.handled} → ${s.failed} failed, ${none}: idempotence not shown`,
+      explain: `${what}: ${failed}${ok === 0 ? "no PUT reached the state" : "one PUT alone has nothing to be compared with"}. ` +
+        "Run again (with a lower error_rate) to see a repeat leave the state as it was." };
+  }
+  const identical = s.afterLastOk.hash === s.afterFirst.hash && s.afterLastOk.persons === s.afterFirst.persons;
+  const verdictText = identical ? "✓ idempotent" : "✗ not idempotent";
+  const headline = s.failed
+    ? `PUT ×${s.handled} → ${failed}the ${ok} that succeeded left ${identical ? "the same state" : "different states"} ${verdictText}`
+    : `PUT ×${s.handled} → ${identical ? "state identical" : "state changed"} ${verdictText}`;
+  return { idempotent: identical, category: identical ? "acked" : "error", headline,
+    explain: `${what}: ${failed}the state hash after the last successful one (${shortHash(s.afterLastOk.hash)}) ` +
+      `${identical ? "equals" : "differs from"} the hash after the first (${shortHash(s.afterFirst.hash)}); ` +
+      `${s.changed} of ${s.handled} changed anything.` };
+}
+
+/**
+ * The repeated POST's verdict, failures included: a POST that failed created nothing, so
+ * "not idempotent" needs two that succeeded and a state that differs after them.
+ * The step also carries before (the snapshot before the step) and ids (the ids created).
+ */
+export function postVerdict(s) {
+  const ok = s.handled - s.failed;
+  const failed = failedPrefix(s, "POST");
+  const before = s.before ? s.before.persons : 0;
+  const last = s.afterLastOk || s.after;
+  const created = last.persons - before;
+  const ids = s.ids.length ? ` (new ids ${s.ids.map((id) => `#${id}`).join(", ")})` : "";
+  const what = `The same ${s.method} ${s.path} body sent ${s.handled} times: ${failed}the server went from ${before} to ` +
+    `${last.persons} persons${ids}`;
+  if (ok < 2 || !s.afterFirst || !s.afterLastOk) {
+    return { idempotent: null, category: "error",
+      headline: `POST ×${s.handled} → ${plural(created, "new person")}; ${s.failed} failed: idempotence not shown`,
+      explain: `${what}; fewer than two succeeded, so no repeat can show what it does.` };
+  }
+  const idempotent = s.afterLastOk.hash === s.afterFirst.hash;
+  const headline = `POST ×${s.handled} → ${s.failed ? `${failed}the ${ok} that succeeded made ` : ""}` +
+    `${plural(created, "new person")} ${idempotent ? "✓ idempotent" : "✗ not idempotent"}`;
+  return { idempotent, category: idempotent ? "acked" : "error", headline,
+    explain: `${what}; ${idempotent ? "the repeats changed nothing." : `every repeat that succeeded created again.`}` };
 }
 
 const panel = {
@@ -101,6 +165,7 @@ const panel = {
       s.after = snapshot;
       if (a.effect) s.changed += 1;
       if (failed) s.failed += 1;
+      else s.afterLastOk = snapshot;
       // "After one" means after the first request the server carried out (a 503 changes nothing).
       if (!s.afterFirst && !failed) {
         s.afterFirst = snapshot;
@@ -191,26 +256,15 @@ const panel = {
     const put = this.state.steps.get("repeat-put");
     const post = this.state.steps.get("repeat-post");
     const parts = [];
-    if (put && put.after && put.afterFirst) {
-      const identical = put.after.hash === put.afterFirst.hash && put.after.persons === put.afterFirst.persons;
-      const done = this.complete("repeat-put");
-      parts.push(this.verdict("put", identical, done,
-        `PUT ×${put.handled} → ${identical ? "state identical ✓ idempotent" : "state changed ✗ not idempotent"}`,
-        `The same ${put.method} ${put.path} sent ${put.handled} times: the state hash after all of them ` +
-        `(${shortHash(put.after.hash)}) ${identical ? "equals" : "differs from"} the hash after the first ` +
-        `(${shortHash(put.afterFirst.hash)}); ${put.changed} of ${put.handled} changed anything.`));
+    if (put && put.after) {
+      const v = putVerdict(put);
+      parts.push(this.verdict("put", v.idempotent, this.complete("repeat-put"), v.headline, v.explain, v.category));
     } else {
       parts.push(h("p", { class: "verdict pending", dataset: { verdict: "put" } }, "PUT: waiting for the repeated PUTs…"));
     }
     if (post && post.after) {
-      const created = post.after.persons - (post.before ? post.before.persons : 0);
-      const idempotent = post.afterFirst && post.after.hash === post.afterFirst.hash;
-      const done = this.complete("repeat-post");
-      parts.push(this.verdict("post", Boolean(idempotent), done,
-        `POST ×${post.handled} → ${created} new person${created === 1 ? "" : "s"} ${idempotent ? "✓ idempotent" : "✗ not idempotent"}`,
-        `The same ${post.method} ${post.path} body sent ${post.handled} times: the server went from ` +
-        `${post.before ? post.before.persons : 0} to ${post.after.persons} persons` +
-        `${post.ids.length ? ` (new ids ${post.ids.map((id) => `#${id}`).join(", ")})` : ""}; every repeat created again.`));
+      const v = postVerdict(post);
+      parts.push(this.verdict("post", v.idempotent, this.complete("repeat-post"), v.headline, v.explain, v.category));
     } else {
       parts.push(h("p", { class: "verdict pending", dataset: { verdict: "post" } }, "POST: waiting for the repeated POSTs…"));
     }
@@ -222,10 +276,11 @@ const panel = {
       : "";
   },
 
-  verdict(name, idempotent, complete, headline, explanation) {
-    return verdict({ category: idempotent ? "acked" : "error", key: name, className: complete ? "" : "in-progress",
+  /** idempotent: true, false, or null when the successful requests cannot tell. */
+  verdict(name, idempotent, complete, headline, explanation, category) {
+    return verdict({ category, key: name, className: complete ? "" : "in-progress",
       headline: [" ", complete ? headline : `so far: ${headline}`], explain: explanation,
-      data: { idempotent: String(idempotent), complete: String(complete) } });
+      data: { idempotent: idempotent === null ? "unknown" : String(idempotent), complete: String(complete) } });
   },
 };
 

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { compareSummaries, latencyStats, RunModel } from "../run-model.js";
+import { compareSummaries, latencyStats, progressOf, progressText, RunModel } from "../run-model.js";
 
 const FIXTURES = new URL("../../../flows/tests/fixtures/summary/", import.meta.url);
 const load = (name) => JSON.parse(readFileSync(new URL(name, FIXTURES), "utf8"));
@@ -34,6 +34,7 @@ for (const name of EVENT_FIXTURES) {
     const s = snapshotOf(events);
     assert.deepEqual(s.counts, expected.counts);
     assert.deepEqual(s.completed, expected.completed);
+    assert.deepEqual(s.planned, expected.planned);
     assert.deepEqual(s.kinds, expected.kinds);
     for (const series of ["perceived", "end_to_end"]) assertStats(s.latency_ms[series], expected.latency_ms[series], series);
     assert.equal(s.last_seq, expected.last_seq);
@@ -67,8 +68,27 @@ test("done() counts responses for sync runs and first processings for async ones
   const { events, expected } = load("sync_retries.json");
   const model = new RunModel();
   for (const ev of events) model.feed(ev);
-  assert.equal(model.done("sync"), expected.completed.response);
-  assert.equal(model.done("async"), expected.completed.process);
+  assert.equal(model.done("sync"), expected.planned.response);
+  assert.equal(model.done("async"), expected.planned.process);
+});
+
+test("done() counts only the planned completions: never past expected", () => {
+  const { events, expected } = load("unplanned.json");
+  const model = new RunModel();
+  for (const ev of events) model.feed(ev);
+  assert.equal(model.done("async"), 2);
+  assert.equal(model.done("sync"), 1);
+  assert.equal(expected.completed.process, 3);
+  const progress = progressOf(model, "async", 2);
+  assert.deepEqual(progress, { done: 2, expected: 2, beyond: 1, share: 1 });
+});
+
+test("the progress line says what it counts, and what lies outside the plan apart", () => {
+  assert.equal(progressText(22, 22, "async"),
+    "22 of 22 planned deliveries processed (first processing per logical consumer and message)");
+  assert.equal(progressText(22, 22, "async", 5),
+    "22 of 22 planned deliveries processed (first processing per logical consumer and message) · 5 more outside the plan");
+  assert.equal(progressText(3, 4, "sync"), "3 of 4 planned responses");
 });
 
 for (const [i, { values, expected }] of load("latency_stats.json").cases.entries()) {

@@ -1,0 +1,53 @@
+"""kafka-partitions' reader: a record written twice is a duplicate delivery, not more progress."""
+
+from __future__ import annotations
+
+from flows.kafka import offsets
+from flows.kafka.producer import Payload, encode
+from flows.summary import SummaryBuilder
+from flows.workflows.kafka_partitions import PartitionReader
+
+
+class Record:
+    def __init__(self, payload: Payload, partition: int, offset: int) -> None:
+        self._value, self._partition, self._offset = encode(payload, 0), partition, offset
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class Context:
+    run_id = 1
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def elapsed_ms(self) -> float:
+        return 10.0
+
+    def emit(self, kind, actor, message_id="", attempt=1, duplicate=False, **attrs) -> None:
+        self.events.append({"seq": len(self.events) + 1, "t_ms": 1.0, "kind": kind, "actor": actor,
+                            "message_id": message_id, "attempt": attempt, "duplicate": duplicate, "attrs": attrs})
+
+
+def test_a_record_read_twice_is_a_duplicate(monkeypatch):
+    monkeypatch.setattr(offsets, "cached_end_offset", lambda consumer, topic, partition: 3)
+    ctx = Context()
+    reader = PartitionReader(ctx, "unused:9092", "t", 1)
+    first, second = Payload("m-1", "key-1", 1, 0.0), Payload("m-2", "key-2", 1, 0.0)
+    # m-1 written twice (a producer retry without idempotence): offsets 0 and 2.
+    reader._read([Record(first, 0, 0), Record(second, 0, 1), Record(first, 0, 2)])
+    again = [e for e in ctx.events if e["message_id"] == "m-1" and e["duplicate"]]
+    assert [(e["kind"], e["attempt"]) for e in again] == [("deliver", 2), ("process", 2)]
+    assert "offset 2" in again[0]["attrs"]["reason"]
+    summary = SummaryBuilder().feed_all(ctx.events).snapshot()
+    assert summary["planned"]["process"] == 2 and summary["counts"]["duplicates"] == 1
