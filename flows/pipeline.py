@@ -32,6 +32,7 @@ from typing import Any
 from django.db import close_old_connections, connections
 
 from . import eventstore
+from .lazy import Lazy
 from .recorder import FIELDS, Recorder
 from .summary import SummaryBuilder
 
@@ -384,22 +385,16 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-_pipeline: EventPipeline | None = None
-_pipeline_lock = threading.Lock()
+_pipeline: Lazy[EventPipeline] = Lazy(EventPipeline)
 
 
 def get_pipeline() -> EventPipeline:
     """The process-wide pipeline, built on first use (``FlowsConfig`` owns it: flows/apps.py)."""
-    global _pipeline
-    with _pipeline_lock:
-        if _pipeline is None:
-            _pipeline = EventPipeline()
-        return _pipeline
+    return _pipeline.get()
 
 
 def stop_pipeline(timeout: float = 5.0) -> None:
     """Stop the process-wide pipeline's thread, if there is one; the next run starts it again."""
-    with _pipeline_lock:
-        pipeline = _pipeline
+    pipeline = _pipeline.peek()
     if pipeline is not None:
         pipeline.stop(timeout)

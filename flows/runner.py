@@ -23,6 +23,7 @@ from . import eventstore, registry, retention, run_resources
 from .bounded_result import bound_result
 from .broker_watch import BrokerWatch
 from .context import Action, Outcome, RunCancelled, RunContext
+from .lazy import Lazy
 from .models import Run
 from .pipeline import EventPipeline, get_pipeline
 from .recorder import Recorder
@@ -368,16 +369,11 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
 
 
-_runner: Runner | None = None
-_runner_lock = threading.Lock()
+_runner: Lazy[Runner] = Lazy(Runner)
 
 
 def get_runner() -> Runner:
-    global _runner
-    with _runner_lock:
-        if _runner is None:
-            _runner = Runner()
-        return _runner
+    return _runner.get()
 
 
 def wait_until_finished(run_id: int, timeout: float) -> Run:

@@ -25,6 +25,7 @@ from dashboard import settings as dashboard_settings
 from flows import eventstore, pipeline
 from flows import recorder as recorder_module
 from flows import runner as runner_module
+from flows.lazy import Lazy
 from flows.models import Run
 from flows.pipeline import EventPipeline, LoopSender, TrackedRun
 from flows.recorder import Recorder, as_dict
@@ -174,8 +175,8 @@ def test_recent_batches_are_bounded_and_found_by_seq(monkeypatch):
 def fresh_pipeline(monkeypatch):
     """A pipeline of its own for this test (and a runner that uses it), not left behind for others."""
     events_pipeline = EventPipeline()
-    monkeypatch.setattr(pipeline, "_pipeline", events_pipeline)
-    monkeypatch.setattr(runner_module, "_runner", None)
+    monkeypatch.setattr(pipeline, "_pipeline", Lazy(lambda: events_pipeline))
+    monkeypatch.setattr(runner_module, "_runner", Lazy(runner_module.Runner))
     yield events_pipeline
     assert events_pipeline.stop(), "the pipeline thread ends with the test"
 
