@@ -181,6 +181,25 @@ def fresh_pipeline(monkeypatch):
     assert events_pipeline.stop(), "the pipeline thread ends with the test"
 
 
+@pytest.fixture
+def tracked_recorder(fresh_pipeline):
+    """A running run's recorder, tracked by the test's pipeline until the test ends."""
+    run = Run.objects.create(workflow="http-crud", state=Run.State.RUNNING)
+    recorder = Recorder(run.pk, fresh_pipeline)
+    fresh_pipeline.track(recorder)
+    yield recorder
+    fresh_pipeline.untrack(run.pk)
+
+
+async def follow_from_start(run_id: int) -> WebsocketCommunicator:
+    """A WebSocket client on the run from its first event, past the summary it gets on connecting."""
+    communicator = WebsocketCommunicator(asgi_application(), f"/ws/runs/{run_id}/?after=0", headers=ORIGIN)
+    connected, _ = await communicator.connect()
+    assert connected
+    assert json.loads(await communicator.receive_from(timeout=10))["type"] == "summary"
+    return communicator
+
+
 def emit_in_bursts(recorder: Recorder, events_pipeline: EventPipeline, total: int, burst: int) -> None:
     """Emit from a plain thread in bursts, each stored before the next: batches stay small."""
     for start in range(0, total, burst):
@@ -209,21 +228,18 @@ class WindowContract:
     BURST = 20
     TOTAL = 1000
 
-    def test_client_that_never_acks_gets_at_most_a_window_then_the_rest(self, settings, layer, fresh_pipeline):
+    def test_client_that_never_acks_gets_at_most_a_window_then_the_rest(self, settings, layer, fresh_pipeline,
+                                                                          tracked_recorder):
         settings.FLOWS_WS_WINDOW = self.WINDOW
-        run = Run.objects.create(workflow="http-crud", state=Run.State.RUNNING)
-        recorder = Recorder(run.pk, fresh_pipeline)
-        fresh_pipeline.track(recorder)
+        recorder = tracked_recorder
+        run_id = recorder.run_id
 
         async def scenario() -> list[int]:
-            communicator = WebsocketCommunicator(asgi_application(), f"/ws/runs/{run.pk}/?after=0", headers=ORIGIN)
-            connected, _ = await communicator.connect()
-            assert connected
-            assert json.loads(await communicator.receive_from(timeout=10))["type"] == "summary"
+            communicator = await follow_from_start(run_id)
             await asyncio.to_thread(emit_in_bursts, recorder, fresh_pipeline, self.TOTAL, self.BURST)
             # The marker goes through the layer after every batch: once it arrives, the
             # consumer has handled them all.
-            await asyncio.to_thread(fresh_pipeline.publish_summary, run.pk, {"marker": "stored"})
+            await asyncio.to_thread(fresh_pipeline.publish_summary, run_id, {"marker": "stored"})
             seqs = await read_until_marker(communicator, "stored")
             assert seqs == list(range(1, len(seqs) + 1))
             assert self.WINDOW <= len(seqs) <= self.WINDOW + self.BURST, (
@@ -232,22 +248,19 @@ class WindowContract:
                 unacked_from = len(seqs)
                 await communicator.send_to(text_data=json.dumps({"type": "ack", "seq": seqs[-1]}))
                 marker = f"ack-{seqs[-1]}"
-                await asyncio.to_thread(fresh_pipeline.publish_summary, run.pk, {"marker": marker})
+                await asyncio.to_thread(fresh_pipeline.publish_summary, run_id, {"marker": marker})
                 seqs += await read_until_marker(communicator, marker)
                 assert len(seqs) - unacked_from <= self.WINDOW + self.BURST
             await communicator.disconnect()
             return seqs
 
-        try:
-            seqs = asyncio.run(scenario())
-        finally:
-            fresh_pipeline.untrack(run.pk)
+        seqs = asyncio.run(scenario())
         assert seqs == list(range(1, self.TOTAL + 1)), "after acking, every event once, in order"
 
-    def test_a_lost_last_batch_is_caught_up_when_the_summary_shows_it(self, layer, fresh_pipeline, monkeypatch):
-        run = Run.objects.create(workflow="http-crud", state=Run.State.RUNNING)
-        recorder = Recorder(run.pk, fresh_pipeline)
-        fresh_pipeline.track(recorder)
+    def test_a_lost_last_batch_is_caught_up_when_the_summary_shows_it(self, layer, fresh_pipeline, tracked_recorder,
+                                                                      monkeypatch):
+        recorder = tracked_recorder
+        run_id = recorder.run_id
         real_send = fresh_pipeline._send
         dropped: list[int] = []
 
@@ -260,20 +273,14 @@ class WindowContract:
         monkeypatch.setattr(fresh_pipeline, "_send", lossy_send)
 
         async def scenario() -> list[int]:
-            communicator = WebsocketCommunicator(asgi_application(), f"/ws/runs/{run.pk}/?after=0", headers=ORIGIN)
-            connected, _ = await communicator.connect()
-            assert connected
-            assert json.loads(await communicator.receive_from(timeout=10))["type"] == "summary"
+            communicator = await follow_from_start(run_id)
             await asyncio.to_thread(emit_in_bursts, recorder, fresh_pipeline, 30, 10)
-            await asyncio.to_thread(fresh_pipeline.publish_summary, run.pk, {"marker": "end", "last_seq": 30})
+            await asyncio.to_thread(fresh_pipeline.publish_summary, run_id, {"marker": "end", "last_seq": 30})
             seqs = await read_until_marker(communicator, "end")
             await communicator.disconnect()
             return seqs
 
-        try:
-            seqs = asyncio.run(scenario())
-        finally:
-            fresh_pipeline.untrack(run.pk)
+        seqs = asyncio.run(scenario())
         assert dropped == [30]
         assert seqs == list(range(1, 31)), "the events of the lost batch come before the summary"
 
