@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .clients import PARTITIONER
+
 UNKNOWN = -1001  # librdkafka's OFFSET_INVALID: no fetch response seen yet
 
 
@@ -74,3 +76,18 @@ def fetch_committed(bootstrap: str, group_id: str, topic: str, timeout: float = 
     futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group_id)], request_timeout=timeout)
     answer = futures[group_id].result(timeout=timeout)
     return {tp.partition: tp.offset for tp in answer.topic_partitions if tp.topic == topic and tp.offset >= 0}
+
+
+def topic_figures(topic: str, partitions: int, fetched: Mapping[Any, int], confirmed: Mapping[int, int]) -> dict[str, Any]:
+    """What every Kafka result says about its topic, under the same keys.
+
+    ``fetched``: the end offsets the fetch side saw (high watermarks); ``confirmed``: 1 + the
+    highest offset the producer's delivery reports confirmed, per partition.
+    """
+    return {
+        "topic": topic,
+        "partitions": partitions,
+        "partitioner": f"{PARTITIONER}: the Java client's murmur2(key) % partitions",
+        "end_offsets": {str(part): end for part, end in sorted(fetched.items(), key=lambda kv: int(kv[0]))},
+        "produced_end_offsets": {str(part): end for part, end in sorted(confirmed.items())},
+    }

@@ -151,6 +151,8 @@ class KafkaConsumerGroups(Workflow):
     @staticmethod
     def _result(ctx: RunContext, topic: str, producer: Any, ledgers: list[Any], crew: Any,
                 produced: list[tuple[int, int]]) -> dict[str, Any]:
+        from ..kafka.offsets import topic_figures
+
         groups = [ledger.result(produced) for ledger in ledgers]
         ends: dict[str, int] = {}
         for group in groups:
@@ -158,15 +160,11 @@ class KafkaConsumerGroups(Workflow):
                 ends[partition] = max(end, ends.get(partition, 0))
         p = ctx.params
         return {
-            "topic": topic,
-            "partitions": p["partitions"],
-            "partitioner": "murmur2_random (the Java client's murmur2 hash)",
+            # End offsets: the high watermarks the members saw, and what the delivery reports confirmed.
+            **topic_figures(topic, p["partitions"], ends, producer.end_offsets),
             "commit_mode": p["commit_mode"],
             "strategy": p["strategy"],
             "produced": len(produced),
-            # The fetch side's high watermarks (what members saw), and what the delivery reports confirmed.
-            "end_offsets": dict(sorted(ends.items(), key=lambda kv: int(kv[0]))),
-            "produced_end_offsets": {str(k): v for k, v in sorted(producer.end_offsets.items())},
             "groups": groups,
             "members": {
                 label: [{"member": m.member, "state": m.state, "handled": m.done, "partitions": m.final_partitions}

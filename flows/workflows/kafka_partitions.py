@@ -113,6 +113,7 @@ class KafkaPartitions(Workflow):
 
     @staticmethod
     def _result(p: dict[str, Any], topic: str, producer: Any, reader: PartitionReader, elapsed: float) -> dict[str, Any]:
+        from ..kafka.offsets import topic_figures
         from ..kafka.partitioner import murmur2, partition_for
 
         keys: dict[str, Any] = {}
@@ -134,17 +135,13 @@ class KafkaPartitions(Workflow):
                  for part in range(p["partitions"])}
         sent = producer.sent
         return {
-            "topic": topic,
-            "partitions": p["partitions"],
-            "partitioner": "murmur2_random: the Java client's murmur2(key) % partitions",
+            **topic_figures(topic, p["partitions"], reader.end_offsets, producer.end_offsets),
             "acks": p["acks"],
             "idempotent_producer": p["idempotent"],
             "sent": sent,
             "confirmed": len(producer.placements),
             "read": reader.count,
             "lost": max(0, sent - producer.failed - reader.count),
-            "end_offsets": {str(part): end for part, end in sorted(reader.end_offsets.items())},
-            "produced_end_offsets": {str(k): v for k, v in sorted(producer.end_offsets.items())},
             "lanes": lanes,
             "keys": keys,
             "per_key_order": all(k["in_order"] for k in keys.values()),
