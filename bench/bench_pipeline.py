@@ -30,7 +30,9 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .pipeline_harness import BenchServer, ScenarioResult, reachable
+from flows.transports.base import port_open
+
+from .pipeline_harness import BenchServer, ScenarioResult
 from .report import Report
 
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -76,7 +78,7 @@ def run(report: Report) -> None:
                note=f"{os.cpu_count()} cores shared by emitter, pipeline, daphne, database, Redis and clients; "
                     "anything else running takes from the same cores")
     for variant in [v for v in VARIANTS if v.name in wanted]:
-        missing = [f"{host}:{port}" for host, port in variant.services if not reachable(host, port)]
+        missing = [f"{host}:{port}" for host, port in variant.services if not port_open(host, port)]
         if missing:
             report.add(variant.label(), None, "", note=f"not run: {', '.join(missing)} not reachable")
             continue

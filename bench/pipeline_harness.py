@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flows.transports.base import port_open
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
 CONNECTIONS_PER_PROCESS = 5
@@ -27,14 +29,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -64,7 +58,7 @@ class BenchServer:
         cmd = [sys.executable, "-m", "bench.pipeline_server", "--port", str(self.port), "--control-port", str(self.control_port)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env)
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not (reachable("127.0.0.1", self.port) and reachable("127.0.0.1", self.control_port)):
+        while not (port_open("127.0.0.1", self.port) and port_open("127.0.0.1", self.control_port)):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"bench server exited with {self.proc.returncode}")
             if time.monotonic() > deadline:

@@ -9,17 +9,10 @@ from pathlib import Path
 import pytest
 
 from flows.transports import BrokerUnavailable
+from flows.transports.base import port_open
 
 from .mqtt_support import use_embedded_amqtt, use_embedded_mosquitto
 from .process_support import pid_alive
-
-
-def listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def test_embedded_mosquitto_is_a_child_on_a_free_loopback_port(broker_mode, monkeypatch):
@@ -36,7 +29,7 @@ def test_embedded_mosquitto_is_a_child_on_a_free_loopback_port(broker_mode, monk
     assert "persistence false" in conf and "allow_anonymous true" in conf and "sys_interval 1" in conf
     assert broker.health(2.0)["ok"] is True
     broker.stop()
-    assert not listening(host, port)
+    assert not port_open(host, port, timeout=1)
     assert not pid_alive(pid)
     assert broker.down_reason() is None, "a broker we stopped did not die"
 
@@ -60,7 +53,7 @@ def test_embedded_amqtt_starts_on_a_free_port_and_stops(broker_mode, monkeypatch
     assert broker.url == f"mqtt://{host}:{port}"
     assert broker.health(2.0)["ok"] is True
     broker.stop()
-    assert not listening(host, port)
+    assert not port_open(host, port, timeout=1)
 
 
 def test_external_broker_reports_where_it_is(broker_mode, mosquitto_url):

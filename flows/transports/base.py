@@ -208,6 +208,15 @@ class Broker:
         return f"restarting failed: {error}" if error else "restarting"
 
 
+def port_open(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether something accepts a TCP connection on ``host:port`` within ``timeout``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def tcp_check(url: str, default_port: int, timeout: float, name: str) -> None:
     """The cheapest honest reachability test: the broker's port accepts a connection."""
     parsed = urlparse(url if "://" in url else f"tcp://{url}")
