@@ -1,6 +1,5 @@
 """The embedded Tansu broker starts, answers Kafka clients, carries messages and stops cleanly.
 
-No Django needed: run with ``python -m pytest -q flows/tests/test_tansu_broker.py -p no:django``.
 Every wait is a poll against a deadline; nothing sleeps to synchronise.
 """
 
@@ -10,7 +9,6 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +18,6 @@ from flows.transports.tansu import TansuBroker
 # Tansu holds a JoinGroup for session.timeout.ms / 2: librdkafka's default 45 s would make
 # every group join take ~23 s, so group consumers here use 6 s (a ~3 s join).
 GROUP_CONSUMER = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000, "auto.offset.reset": "earliest"}
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[TansuBroker]:
-    tansu = TansuBroker()
-    tansu.start()
-    yield tansu
-    tansu.stop()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -94,23 +84,24 @@ def test_failed_start_raises_with_log_and_cleans_up() -> None:
     assert tansu.log_path is None  # temp dir removed
 
 
-def test_produce_and_consume(broker: TansuBroker) -> None:
+def test_produce_and_consume(tansu: TansuBroker) -> None:
+    """On the session's embedded broker (conftest's ``tansu`` fixture)."""
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
     topic = f"t-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": tansu.bootstrap_servers})
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(10)
 
     sent = {f"key-{i}".encode(): f"value-{i}".encode() for i in range(30)}
     delivered: list[tuple[bytes, int]] = []
-    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "partitioner": "murmur2_random"})
+    producer = Producer({"bootstrap.servers": tansu.bootstrap_servers, "partitioner": "murmur2_random"})
     for key, value in sent.items():
         producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg: delivered.append((msg.key(), msg.partition())))
     assert producer.flush(10) == 0
     assert len(delivered) == len(sent)
 
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": f"g-{topic}", **GROUP_CONSUMER})
+    consumer = Consumer({"bootstrap.servers": tansu.bootstrap_servers, "group.id": f"g-{topic}", **GROUP_CONSUMER})
     consumer.subscribe([topic])
     received: dict[bytes, bytes] = {}
     partitions: dict[bytes, int] = {}
