@@ -9,6 +9,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,17 +21,10 @@ from flows.transports.tansu import TansuBroker
 GROUP_CONSUMER = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000, "auto.offset.reset": "earliest"}
 
 
-def _pid_alive(pid: int) -> bool:
+def _signals_reach(send: Callable[[int, int], None], ident: int) -> bool:
+    """Whether a process (``os.kill``) or process group (``os.killpg``) is still there, zombies included."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
+        send(ident, 0)
     except ProcessLookupError:
         return False
     return True
@@ -68,8 +62,8 @@ def test_start_is_reachable_and_stop_leaves_nothing_behind() -> None:
         tansu.stop()
 
     assert not tansu.running
-    assert not _pid_alive(pid)
-    assert not _group_alive(pid)  # its own process group (pgid == pid) is empty too
+    assert not _signals_reach(os.kill, pid)
+    assert not _signals_reach(os.killpg, pid)  # its own process group (pgid == pid) is empty too
     assert not workdir.exists()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(port)), timeout=1).close()
