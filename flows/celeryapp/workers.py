@@ -40,12 +40,19 @@ def short_name(hostname: str) -> str:
     return hostname.split("@", 1)[0].split(".", 1)[0]
 
 
-class ProcessWorker:
-    def __init__(self, name: str, run_id: int, broker_url: str, queue: str) -> None:
+class Worker:
+    """What both kinds are: a name, the Celery hostname that carries it, the queue they consume."""
+
+    def __init__(self, name: str, run_id: int, host: str, queue: Any) -> None:
         self.name = name
-        self.hostname = f"{name}.run{run_id}@%h"
-        self.broker_url = broker_url
+        self.hostname = f"{name}.run{run_id}@{host}"  # short_name() reads the name back
         self.queue = queue
+
+
+class ProcessWorker(Worker):
+    def __init__(self, name: str, run_id: int, broker_url: str, queue: str) -> None:
+        super().__init__(name, run_id, "%h", queue)
+        self.broker_url = broker_url
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = tempfile.NamedTemporaryFile(prefix=f"celery-{name}-run{run_id}-", suffix=".log", delete=False)
 
@@ -104,12 +111,10 @@ class ProcessWorker:
         return f"celery worker {self.name} exited with status {code}: {tail.strip()}"
 
 
-class ThreadWorker:
+class ThreadWorker(Worker):
     def __init__(self, name: str, run_id: int, app: Any, queue: Any) -> None:
-        self.name = name
-        self.hostname = f"{name}.run{run_id}@embedded"
+        super().__init__(name, run_id, "embedded", queue)
         self.app = app
-        self.queue = queue
         self.worker: Any = None
         self.thread: threading.Thread | None = None
 
