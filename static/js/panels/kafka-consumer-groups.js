@@ -147,6 +147,12 @@ const panel = {
     return entry(group.members, name, () => ({ name, actor, state: "live", owned: new Set(), handled: 0, uncommitted: new Set() }));
   },
 
+  /** The group and member entries of who = memberOf(ev.actor), made on first sight. */
+  seat(who, actor) {
+    const g = this.group(who.group);
+    return { g, m: this.member(g, who.member, actor) };
+  },
+
   onEvent(ev, ctx) {
     const s = this.state;
     const a = ev.attrs || {};
@@ -160,8 +166,7 @@ const panel = {
         break;
       case "deliver": {
         if (!who) break;
-        const g = this.group(who.group);
-        this.member(g, who.member, ev.actor);
+        const { g } = this.seat(who, ev.actor);
         g.deliveries += 1;
         if (Number.isInteger(a.end_offset)) s.ends.set(a.partition, Math.max(s.ends.get(a.partition) || 0, a.end_offset));
         if (ev.duplicate) {
@@ -175,8 +180,7 @@ const panel = {
       }
       case "process": {
         if (!who) break;
-        const g = this.group(who.group);
-        const m = this.member(g, who.member, ev.actor);
+        const { g, m } = this.seat(who, ev.actor);
         m.handled += 1;
         g.handled += 1;
         g.processed.add(ev.message_id);
@@ -191,8 +195,7 @@ const panel = {
       }
       case "commit": {
         if (!who) break;
-        const g = this.group(who.group);
-        const m = this.member(g, who.member, ev.actor);
+        const { g, m } = this.seat(who, ev.actor);
         for (const [p, o] of Object.entries(a.offsets || {})) {
           g.committed.set(Number(p), o);
           for (const key of [...m.uncommitted]) {
@@ -204,8 +207,7 @@ const panel = {
       }
       case "assign": {
         if (!who) break;
-        const g = this.group(who.group);
-        const m = this.member(g, who.member, ev.actor);
+        const { g, m } = this.seat(who, ev.actor);
         m.state = "live";
         for (const p of a.partitions || []) {
           m.owned.add(p);
@@ -217,8 +219,7 @@ const panel = {
       }
       case "revoke": {
         if (!who) break;
-        const g = this.group(who.group);
-        const m = this.member(g, who.member, ev.actor);
+        const { g, m } = this.seat(who, ev.actor);
         for (const p of a.partitions || []) {
           m.owned.delete(p);
           if (g.owners.get(p) === who.member) g.owners.delete(p);
@@ -241,8 +242,7 @@ const panel = {
       }
       case "crash": {
         if (!who) break;
-        const g = this.group(who.group);
-        const m = this.member(g, who.member, ev.actor);
+        const { g, m } = this.seat(who, ev.actor);
         m.state = "crashed";
         g.crashes += 1;
         for (const [p, o] of a.unhandled || []) s.lostCandidates.push({ group: who.group, partition: p, offset: o, member: who.member, seq: ev.seq });
