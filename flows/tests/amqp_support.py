@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,15 +30,34 @@ class Finished:
 
 
 class BrokerModeClass:
-    """Subclasses set ``mode``: ``embedded`` (in-process) or ``external`` (RabbitMQ, required in CI)."""
+    """Subclasses set ``mode``: ``embedded`` (in-process) or ``external`` (RabbitMQ, required in CI).
+
+    ``on_stack`` names inherited tests that this class runs again under ``make test-external``
+    (``-m stack``: PostgreSQL and channels-redis), marked here without marking the contract's
+    own function, which every other mode's class shares.
+    """
 
     mode = ""
+    on_stack: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls.__dict__.get("on_stack", ()):
+            setattr(cls, name, pytest.mark.stack(_again(getattr(cls, name))))
 
     @pytest.fixture(autouse=True)
     def amqp_broker(self, broker_mode, request):  # pytest fixtures
         if self.mode == "external":
             return broker_mode("amqp", "external", request.getfixturevalue("rabbitmq_url"))
         return broker_mode("amqp", "embedded")
+
+
+def _again(test: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(test)
+    def again(self: Any) -> None:
+        test(self)
+
+    return again
 
 
 def run_workflow(slug: str, timeout: float = RUN_TIMEOUT_S, **given: Any) -> Finished:

@@ -94,8 +94,4 @@ class TestRedeliveryEmbedded(RedeliveryContract):
 
 class TestRedeliveryRabbitMQ(RedeliveryContract):
     mode = "external"
-
-    @pytest.mark.stack
-    def test_idempotent_consumer_applies_each_message_once(self) -> None:
-        """Also on PostgreSQL (make test-external): the inbox's unique constraint there."""
-        super().test_idempotent_consumer_applies_each_message_once()
+    on_stack = ("test_idempotent_consumer_applies_each_message_once",)  # the inbox's unique constraint on PostgreSQL

@@ -80,8 +80,4 @@ class TestCeleryOrderEmbedded(CeleryOrderContract):
 
 class TestCeleryOrderRabbitMQ(CeleryOrderContract):
     mode = "external"
-
-    @pytest.mark.stack
-    def test_idempotent_task_charges_once(self) -> None:
-        """Also on PostgreSQL (make test-external): the worker process writes its inbox rows there."""
-        super().test_idempotent_task_charges_once()
+    on_stack = ("test_idempotent_task_charges_once",)  # the worker process writes its inbox rows to PostgreSQL
