@@ -15,10 +15,12 @@ published while it was away.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -88,6 +90,22 @@ class Subscriber:
                 return ""
             how, self._armed = self._armed, ""
             return how
+
+
+def on_subscriber(handler: Callable[[MqttQos, Subscriber], str]) -> Callable[[MqttQos, str], str]:
+    """An action handler aimed at one subscriber, given the subscriber its target names (refused if none)."""
+    name = handler.__name__.removeprefix("on_")
+
+    @functools.wraps(handler)
+    def resolved(self: MqttQos, target: str) -> str:
+        sub = self.subs.get(target.removeprefix("subscriber:"))
+        if sub is None:
+            self.ctx.emit("error", "runner", reason=f"{name}: no subscriber {target!r}")
+            return f"no subscriber named {target}"
+        self.manual_actions += 1
+        return handler(self, sub)
+
+    return resolved
 
 
 class MqttQos(Workflow):
@@ -228,10 +246,8 @@ class MqttQos(Workflow):
                     pass
 
     @action("Disconnect subscriber", target="subscriber")
-    def on_disconnect(self, target: str) -> str:
-        sub = self._acted_on("disconnect", target)
-        if sub is None:
-            return f"no subscriber named {target}"
+    @on_subscriber
+    def on_disconnect(self, sub: Subscriber) -> str:
         if sub.away:
             return f"{sub.actor} is disconnected already"
         if self.p["lose_ack"] and sub.spec.qos > 0:
@@ -242,10 +258,8 @@ class MqttQos(Workflow):
         return f"{sub.actor} disconnected"
 
     @action("Reconnect subscriber", target="subscriber")
-    def on_reconnect(self, target: str) -> str:
-        sub = self._acted_on("reconnect", target)
-        if sub is None:
-            return f"no subscriber named {target}"
+    @on_subscriber
+    def on_reconnect(self, sub: Subscriber) -> str:
         if sub.away:
             self._reconnect(sub)
             return f"{sub.actor} reconnected"
@@ -260,14 +274,6 @@ class MqttQos(Workflow):
         if action == "reconnect":
             return [sub.actor for sub in subs if sub.actor in leaving_or_gone]
         return [sub.actor for sub in subs if sub.actor not in leaving_or_gone]
-
-    def _acted_on(self, name: str, target: str) -> Subscriber | None:
-        sub = self.subs.get(target.removeprefix("subscriber:"))
-        if sub is None:
-            self.ctx.emit("error", "runner", reason=f"{name}: no subscriber {target!r}")
-            return None
-        self.manual_actions += 1
-        return sub
 
     # -- topics ------------------------------------------------------------------------
 
