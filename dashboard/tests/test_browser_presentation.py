@@ -15,7 +15,6 @@ import pytest
 from playwright.sync_api import expect
 
 from dashboard.tests import browser
-from flows.tests.polling import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -27,13 +26,9 @@ CHROME = ["header.site", "#broker-bar", "#run-params", "#exports", "#run-again",
 @pytest.fixture(scope="module")
 def finished_run(daphne_server: browser.LiveServer) -> tuple[int, int]:
     """(run id, number of events) of a finished run with a redelivery."""
-    status, created = daphne_server.post_json("/api/runs/", {"workflow": "amqp-redelivery", "params": PARAMS})
-    assert status == 201, created
-    run_id = created["id"]
-    wait_until(lambda: daphne_server.get_json(f"/api/runs/{run_id}/")["state"] in browser.FINAL_STATES,
-               120, "the AMQP run to finish", step=0.5)
-    assert daphne_server.get_json(f"/api/runs/{run_id}/")["state"] == "succeeded"
-    return run_id, len(daphne_server.all_events(run_id))
+    run = browser.api_run(daphne_server, "amqp-redelivery", PARAMS)
+    assert run["state"] == "succeeded", run
+    return run["id"], len(daphne_server.all_events(run["id"]))
 
 
 def open_run(page: Any, server: browser.LiveServer, run_id: int, query: str = "") -> int:
