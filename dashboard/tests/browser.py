@@ -312,6 +312,15 @@ def finished_run(page: Any, server: LiveServer, slug: str, params: dict[str, Any
     return server.get_json(f"/api/runs/{run_id}/"), server.all_events(run_id)
 
 
+def api_run(server: LiveServer, slug: str, params: dict[str, Any], timeout_s: float = 120.0) -> dict[str, Any]:
+    """Start a run through the API (no browser), wait until it is final; its summary."""
+    status, created = server.post_json("/api/runs/", {"workflow": slug, "params": params})
+    assert status == 201, created
+    path = f"/api/runs/{created['id']}/"
+    wait_until(lambda: server.get_json(path)["state"] in FINAL_STATES, timeout_s, f"the {slug} run to finish", step=0.5)
+    return server.get_json(path)
+
+
 def reveal_all(page: Any) -> int:
     """Jump the timeline player to the end; return how many events are revealed.
 

@@ -15,7 +15,6 @@ import pytest
 from playwright.sync_api import expect
 
 from dashboard.tests import browser
-from flows.tests.polling import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -27,13 +26,9 @@ PARAMS = {"groups": 1, "members": 2, "partitions": 4, "keys": 6, "messages": 12,
 
 @pytest.fixture(scope="module")
 def finished_run(daphne_server: browser.LiveServer) -> tuple[int, list[dict[str, Any]]]:
-    status, created = daphne_server.post_json("/api/runs/", {"workflow": "kafka-consumer-groups", "params": PARAMS})
-    assert status == 201, created
-    run_id = created["id"]
-    wait_until(lambda: daphne_server.get_json(f"/api/runs/{run_id}/")["state"] in browser.FINAL_STATES,
-               120, "the Kafka run to finish", step=0.5)
-    assert daphne_server.get_json(f"/api/runs/{run_id}/")["state"] == "succeeded"
-    return run_id, daphne_server.all_events(run_id)
+    run = browser.api_run(daphne_server, "kafka-consumer-groups", PARAMS)
+    assert run["state"] == "succeeded", run
+    return run["id"], daphne_server.all_events(run["id"])
 
 
 def open_run(page: Any, server: browser.LiveServer, run_id: int) -> int:

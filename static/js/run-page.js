@@ -11,7 +11,9 @@ import "./health.js";
 import "./run-again.js";
 import { LatencyCharts } from "./latency-charts.js";
 import { LiveActions } from "./live-actions.js";
+import { Presentation } from "./presentation.js";
 import { renderLegend } from "./legend.js";
+import { keyCommand, keyContext } from "./run-keys.js";
 import { compareSummaries, progressOf, progressText, RunModel } from "./run-model.js";
 import { FINAL_STATES, RunStream } from "./run-stream.js";
 import { SPEEDS, Timeline } from "./timeline.js";
@@ -132,6 +134,7 @@ function boot(panel) {
 
   // -- the player ----------------------------------------------------------------------
 
+  const presentation = new Presentation({ button: $("#present-toggle"), focusOnEnter: $('#player [data-player="play"]') });
   const player = new Timeline({ reveal, reset: resetViews, changed: renderPlayer }, { speed: storedSpeed() });
   player.playing = false; // until the first summary says whether this is a live run or a replay
 
@@ -194,25 +197,21 @@ function boot(panel) {
     };
     seek.addEventListener("input", scrub);
     seek.addEventListener("change", scrub);
+    // The page's one key handler (run-keys.js says which key is which command).
+    const commands = {
+      ...actions,
+      start: () => player.scrubTo(0),
+      end: () => player.jumpToEnd(),
+      faster: () => player.faster(1),
+      slower: () => player.faster(-1),
+      present: () => presentation.toggle(true),
+      leave: () => presentation.set(false),
+    };
     document.addEventListener("keydown", (event) => {
-      const target = event.target;
-      if (event.altKey || event.ctrlKey || event.metaKey) return;
-      if (target.closest && target.closest("input, select, textarea, [contenteditable]")) return;
-      const keys = {
-        ArrowRight: () => player.stepForward(),
-        ArrowLeft: () => player.stepBack(),
-        End: () => player.jumpToEnd(),
-        Home: () => player.scrubTo(0),
-        "+": () => player.faster(1),
-        "=": () => player.faster(1),
-        "-": () => player.faster(-1),
-        " ": () => player.toggle(),
-      };
-      if (event.key === " " && target.closest && target.closest("button, a, tr[data-seq]")) return;
-      const handler = keys[event.key];
-      if (handler) {
+      const command = keyCommand(keyContext(event), presentation.on);
+      if (command) {
         event.preventDefault();
-        handler();
+        commands[command]();
       }
     });
   }
