@@ -116,7 +116,7 @@ class MqttQos(Workflow):
         "subscribers": Param("json", DEFAULT_SUBSCRIBERS,
                              "Subscribers (JSON list): name, filter (+ one level, # the rest), qos 0-2, "
                              "clean_session (false = persistent session), late (subscribes after the last message)",
-                             check=parse_subscribers),
+                             check=parse_subscribers, editor="mqtt-subscribers"),
         "disconnect": Param("text", "s1,s2,s3", "Subscribers (comma-separated names) that leave mid-stream; "
                                                 "empty = nobody", max_length=120),
         "disconnect_at": int_param(5, 0, 5000, "They leave after handling this message (0 = never)"),
