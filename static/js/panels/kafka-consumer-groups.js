@@ -419,7 +419,7 @@ const panel = {
   renderDuplicates() {
     const rows = [...this.state.duplicates].reverse().map((d) => h("tr", {
       class: "cat-duplicate kcg-dup", tabindex: "0", title: "Open its journey in the inspector",
-      dataset: { message: d.id, group: d.group, partition: d.partition, offset: d.offset, attempt: d.attempt },
+      dataset: { message: d.id, seq: d.seq, group: d.group, partition: d.partition, offset: d.offset, attempt: d.attempt },
     },
     h("td", {}, swatch("duplicate"), ` ${d.id}`),
     h("td", {}, d.group),
