@@ -21,6 +21,7 @@ class Delivery:
     reason: str = ""  # why this delivery is a duplicate ("" for the first)
     previous: str | None = None  # who held the message before, for a duplicate
     end_to_end_ms: float | None = None  # since ``sent``, when the ledger was told
+    cause_seq: int | None = None  # the seq of the crash, revoke or lost ack that made a duplicate happen
 
     @property
     def duplicate(self) -> bool:
@@ -35,6 +36,7 @@ class DeliveryLedger:
         self._holder: dict[tuple[str, Hashable], str] = {}
         self._why: dict[tuple[str, Hashable], str] = {}
         self._reason: dict[tuple[str, Hashable], str] = {}
+        self._cause: dict[tuple[str, Hashable], int] = {}
         self.deliveries = 0
         self.last_delivery_at = 0.0
 
@@ -58,16 +60,26 @@ class DeliveryLedger:
             if holder is not None:
                 self._holder[key] = holder
             reason = ""
+            cause = None
             if attempt > 1:
                 reason = self._reason[key] = self._why.pop(key, "") or default_reason
+                cause = self._cause.pop(key, None)
         sent = self.sent_at.get(message)
         e2e = round((now - sent) * 1000.0, 3) if sent is not None else None
-        return Delivery(attempt, reason, previous if attempt > 1 else None, e2e)
+        return Delivery(attempt, reason, previous if attempt > 1 else None, e2e, cause)
 
     def expect_again(self, consumer: str, message: Hashable, why: str) -> None:
         """The next delivery of ``message`` to ``consumer`` will be a duplicate, for this reason."""
         with self._lock:
             self._why[(consumer, message)] = why
+
+    def caused_by(self, consumer: str, message: Hashable, seq: int) -> None:
+        """The next delivery of ``message`` to ``consumer`` happens because of the event ``seq``.
+
+        The first cause noted wins: a crashed member's partitions are also revoked on the way out."""
+        if seq:
+            with self._lock:
+                self._cause.setdefault((consumer, message), seq)
 
     def attempts_of(self, consumer: str, message: Hashable) -> int:
         with self._lock:

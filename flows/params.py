@@ -31,9 +31,13 @@ class Param:
     # Extra checks beyond type and bounds (e.g. the shape of a JSON list); raise ParamError.
     check: Callable[[Any], Any] | None = field(default=None, compare=False)
     label: str = ""
+    # A json param the form edits as rows (static/js/param-editor.js names the shapes), and
+    # what an empty value stands for, per value of another param: {"by": name, "values": {…}}.
+    editor: str = ""
+    examples: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def contract(self) -> dict[str, Any]:
-        return {
+        contract = {
             "type": self.type,
             "default": self.default,
             "min": self.min,
@@ -42,6 +46,11 @@ class Param:
             "help": self.help,
             "label": self.label,
         }
+        if self.editor:
+            contract["editor"] = self.editor
+        if self.examples is not None:
+            contract["examples"] = self.examples
+        return contract
 
     def clean(self, value: Any) -> Any:
         cleaned = _CLEANERS[self.type](self, value)

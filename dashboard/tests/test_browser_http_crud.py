@@ -110,14 +110,17 @@ def test_http_crud_run_page_live(daphne_server, browser_page):
     browser.screenshot(page, "run-http-crud-light")
     browser.screenshot(page, "run-http-crud-light-full", full_page=True)
 
-    # Clicking a row opens the message's whole route.
+    # Clicking a row opens the message's whole journey in the inspector: a step per event, and
+    # the actors it met, each once, in the order it met them.
     message = responses[1]["message_id"]
     page.locator(f'#event-log tr[data-kind="response"][data-message="{message}"]').click()
     path = page.locator("#message-path")
     expect(path).to_be_visible()
     mine = [e for e in events if e["message_id"] == message]
-    expect(path.locator("tbody tr")).to_have_count(len(mine))
-    expect(path.locator("[data-path-route]")).to_have_text(" → ".join(_route(mine)))
+    expect(path.locator("[data-path-journey] > li")).to_have_count(len(mine))
+    expect(path.locator("[data-path-route]")).to_have_text(" → ".join(dict.fromkeys(e["actor"] for e in mine)))
+    page.keyboard.press("Escape")
+    expect(path).to_be_hidden()
 
     # Filtering by kind keeps only that kind.
     page.select_option("#filter-kind", "response")
@@ -184,14 +187,6 @@ def test_runs_history_links_to_replayable_runs(daphne_server, browser_page):
     row.locator("a").click()
     expect(page).to_have_url(re.compile(rf"/runs/{runs[0]['id']}/$"))
     expect(page.locator("#event-log tr[data-seq]").first).to_be_visible()
-
-
-def _route(events: list[dict]) -> list[str]:
-    route: list[str] = []
-    for event in events:
-        if not route or route[-1] != event["actor"]:
-            route.append(event["actor"])
-    return route
 
 
 def test_dropped_stream_resumes_and_cancel_stops_a_live_run(daphne_server, browser_page):

@@ -72,6 +72,7 @@ class Member(threading.Thread):
         self._leaving = ""  # why the consumer is closing: crash | shutdown
         self._pending: dict[int, int] = {}  # partition → next offset to commit (handled, not committed)
         self._uncommitted: list[tuple[int, int]] = []
+        self._message_of: dict[tuple[int, int], str] = {}  # (partition, offset) → message id, as delivered
         self._last_committed: dict[int, int] = {}
         self._used_db = False
         self._consumer: Any = None
@@ -207,6 +208,7 @@ class Member(threading.Thread):
         payload = decode(message.value())
         end = cached_end_offset(self._consumer, self.settings.topic, partition)
         delivery = self.ledger.delivered(partition, offset, self.member, end)
+        self._message_of[(partition, offset)] = payload.message_id
         attrs: dict[str, Any] = {"topic": self.settings.topic, "partition": partition, "offset": offset,
                                  "key": payload.key, "group": self.ledger.label, "member": self.member,
                                  "end_offset": end}
@@ -216,6 +218,8 @@ class Member(threading.Thread):
             attrs["previous_member"] = delivery.previous
             attrs["why"] = (f"{delivery.previous} {how} after receiving offset {offset} but before committing "
                             f"past it, so the group resumed partition {partition} from its last committed offset")
+            if delivery.cause_seq:
+                attrs["cause_seq"] = delivery.cause_seq
         self.ctx.emit("deliver", self.actor, payload.message_id, delivery.attempt, delivery.duplicate, **attrs)
         return payload, attrs, delivery.attempt
 
@@ -322,11 +326,17 @@ class Member(threading.Thread):
         self.assigned.difference_update(gone)
         for partition in gone:
             self._pending.pop(partition, None)
+        # Handled here, not committed, now someone else's: the group delivers them again because of this revoke
+        # (a crashed member's crash event is their cause already).
+        dropped = [] if self._leaving == "crash" else sorted(o for o in self._uncommitted if o[0] in gone)
         self._uncommitted = [(p, o) for p, o in self._uncommitted if p not in gone]
         why = "lost (session timed out)" if lost else {"crash": "member crashed", "shutdown": "shutdown"}.get(
             self._leaving, "rebalance")
-        self.ctx.emit("revoke", self.actor, group=self.ledger.label, member=self.member, topic=self.settings.topic,
-                      partitions=gone, owned=sorted(self.assigned), strategy=self.settings.strategy, why=why)
+        seq = self.ctx.emit("revoke", self.actor, self._only_message(dropped), group=self.ledger.label,
+                            member=self.member, topic=self.settings.topic, partitions=gone,
+                            owned=sorted(self.assigned), strategy=self.settings.strategy, why=why,
+                            **self._affected(dropped))
+        self._caused(dropped, seq)
         self.ledger.revoked(self.member, gone, stays=not self._leaving and not lost)
 
     # -- leaving --------------------------------------------------------------------------
@@ -343,14 +353,30 @@ class Member(threading.Thread):
             "at_ms": round(self.ctx.elapsed_ms(), 3),
         }
         self.ledger.crashed(self.member, record)
-        self.ctx.emit("crash", self.actor, group=self.ledger.label, member=self.member, topic=self.settings.topic,
-                      partitions=owned, uncommitted=record["handled_uncommitted"],
-                      unhandled=record["committed_unhandled"], reason=record["reason"], mode=self.settings.commit_mode)
+        affected = sorted(self._uncommitted) + sorted(committed_unhandled)
+        seq = self.ctx.emit("crash", self.actor, self._only_message(affected), group=self.ledger.label,
+                            member=self.member, topic=self.settings.topic, partitions=owned,
+                            uncommitted=record["handled_uncommitted"], unhandled=record["committed_unhandled"],
+                            reason=record["reason"], mode=self.settings.commit_mode, **self._affected(affected))
+        self._caused(sorted(self._uncommitted), seq)  # committed_unhandled are lost, not delivered again
         self._leaving = "crash"
         if self.settings.commit_mode == "auto":
             self._unstore(owned)
         self.state = "crashed"
         self._close_quietly()
+
+    def _only_message(self, offsets: list[tuple[int, int]]) -> str:
+        """The message id of an event that concerns exactly one message, else ''."""
+        return self._message_of.get(offsets[0], "") if len(offsets) == 1 else ""
+
+    def _affected(self, offsets: list[tuple[int, int]]) -> dict[str, Any]:
+        """``message_ids``: the messages an event brings back (or loses), for the inspector's links."""
+        ids = [self._message_of[o] for o in offsets if o in self._message_of]
+        return {"message_ids": ids} if ids else {}
+
+    def _caused(self, offsets: list[tuple[int, int]], seq: int) -> None:
+        for offset in offsets:
+            self.ledger.deliveries.caused_by(self.ledger.label, offset, seq)
 
     def _unstore(self, partitions: list[int]) -> None:
         """Put stored offsets back to the last committed ones so close() commits nothing new."""

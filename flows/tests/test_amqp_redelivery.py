@@ -12,6 +12,7 @@ import pytest
 from flows.models import InboxEntry
 
 from .amqp_support import RUN_TIMEOUT_S, BrokerModeClass, Finished, run_workflow
+from .causes import duplicates_name_their_cause
 from .polling import wait_for_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,6 +49,17 @@ class RedeliveryContract(BrokerModeClass):
             assert message_id in {d["message_id"] for d in dups}
         assert r["counts_agree"] and r["queue_counts"]["work"]["broker_ready"] == 0
         assert r["queue_counts"]["work"]["acked"] == 8
+
+    def test_the_crash_names_the_messages_it_brings_back(self) -> None:
+        run = run_workflow("amqp-redelivery", messages=6, crash_at=2, idempotent=True, **FAST)
+        (crash,) = run.of("crash")
+        assert crash["attrs"]["message_ids"] == crash["attrs"]["unacked"] and crash["attrs"]["message_ids"]
+        assert crash["message_id"] == crash["attrs"]["unacked"][-1]  # as before: the one it was handling
+        dups = duplicates_name_their_cause(run.events, ("crash",))
+        assert {d["message_id"] for d in dups} == set(crash["attrs"]["message_ids"])
+        assert all(e["attrs"]["cause_seq"] == crash["seq"] for e in run.of("requeue"))
+        # A first delivery has no cause to name.
+        assert not [e for e in run.of("deliver") if not e["duplicate"] and "cause_seq" in e["attrs"]]
 
     def test_idempotent_consumer_applies_each_message_once(self) -> None:
         run = run_workflow("amqp-redelivery", messages=8, crash_at=2, crash_probability=0.2, idempotent=True, **FAST)

@@ -12,6 +12,7 @@ import pytest
 from flows.models import InboxEntry
 
 from .amqp_support import BrokerModeClass, Finished, run_workflow
+from .causes import duplicates_name_their_cause
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,6 +55,10 @@ class CeleryOrderContract(BrokerModeClass):
     def test_idempotent_task_charges_once(self) -> None:
         run = run_workflow("celery-order", acks_late=True, idempotent=True, **CRASH)
         assert len(order_deliveries(run, "order-2")) == 2
+        # The kill names the task it interrupted; the second delivery points back at the kill.
+        (crash,) = run.of("crash")
+        assert crash["attrs"]["message_ids"] == ["order-2"] == [d["message_id"] for d in
+                                                              duplicates_name_their_cause(run.events, ("crash",))]
         c, r = run.counts, run.result
         assert c["duplicates"] == 1 and c["effects"] == ORDERS == c["processed"] - 1
         assert r["charges"] == {f"order-{n}": 1 for n in range(1, ORDERS + 1)}

@@ -10,6 +10,7 @@ import pytest
 from flows import eventstore, registry
 from flows.runner import get_runner, wait_until_finished
 from flows.services.persons import PersonsService, state_hash
+from flows.workflows.http_crud import put_verdict
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,6 +41,30 @@ def test_put_is_idempotent_and_post_is_not():
     listings = [e["attrs"]["body"] for e in events if e["kind"] == "response" and e["attrs"]["step"] == "inspect"]
     assert [len(x) for x in listings] == [3, 3, 3, 3 + repeat, 0]
     assert state_hash(listings[1]) == result["put"]["state_hash_after_one"]
+
+
+def test_put_verdict_counts_failures_and_needs_two_successes():
+    # The case: 2 of 3 PUTs failed, the state is the same: not "idempotent", cannot tell.
+    assert put_verdict([503, 200, 503], "aaa", "aaa") == {
+        "succeeded": 1, "failed": 2, "idempotent": None, "verdict": "cannot tell: 2 of 3 PUTs failed"}
+    assert put_verdict([503, 503], None, "aaa")["idempotent"] is None
+    assert put_verdict([200, 200, 200], "aaa", "aaa") == {
+        "succeeded": 3, "failed": 0, "idempotent": True, "verdict": "the 3 PUTs left the same state: idempotent"}
+    assert put_verdict([200, 503, 200], "aaa", "aaa")["verdict"] == (
+        "1 of 3 PUTs failed; the 2 that succeeded left the same state: idempotent")
+    different = put_verdict([200, 200], "aaa", "bbb")
+    assert different["idempotent"] is False and different["verdict"].endswith("not idempotent")
+
+
+def test_put_result_agrees_with_the_recorded_put_responses():
+    # error_rate 0.3: whatever failed at random, the result counts it and judges only what succeeded.
+    run, summary, events = run_crud(persons=2, repeat=3, error_rate=0.3)
+    put = summary["result"]["put"]
+    statuses = [e["attrs"]["status"] for e in events if e["kind"] == "response" and e["attrs"]["step"] == "repeat-put"]
+    assert put["succeeded"] == statuses.count(200) and put["failed"] == len(statuses) - statuses.count(200)
+    assert put["idempotent"] is (True if put["succeeded"] >= 2 else None)
+    if put["failed"]:
+        assert f"{put['failed']} of 3 PUTs failed" in put["verdict"]
 
 
 def test_counts_and_latencies_match_the_requests():

@@ -18,6 +18,7 @@ from collections import defaultdict
 
 import pytest
 
+from .causes import duplicates_name_their_cause
 from .kafka_support import Captured, broker_committed, kafka_mode, run_all, wait_until
 
 SLUG = "kafka-consumer-groups"
@@ -170,6 +171,24 @@ class ConsumerGroupsContract:
             dup_process = [e for e in run.of("process") if e["duplicate"]]
             assert {(e["attrs"]["partition"], e["attrs"]["offset"]) for e in dup_process} == seen
             assert all(e["attrs"]["reason"] for e in dup_process)
+
+    def test_the_crash_names_the_messages_it_affects(self, runs) -> None:
+        _, captured = runs
+        for name in (*AT_LEAST_ONCE, "at_most_once"):
+            run = captured[name]
+            (crash,) = crash_events(run)
+            message_at = {(e["attrs"]["partition"], e["attrs"]["offset"]): e["message_id"]
+                          for e in run.of("deliver") if group_of(e) == group_of(crash)}
+            offsets = sorted(tuple(o) for o in crash["attrs"]["uncommitted"] + crash["attrs"]["unhandled"])
+            assert crash["attrs"]["message_ids"] == [message_at[o] for o in offsets], name
+            assert crash["message_id"] == (crash["attrs"]["message_ids"][0] if len(offsets) == 1 else ""), name
+            # Every duplicate points back at the crash (or a revoke that dropped uncommitted work).
+            duplicates_name_their_cause(run.events)
+        # The crash of at-least-once brings back exactly what it lists.
+        run = captured["at_least_once"]
+        (crash,) = crash_events(run)
+        caused = {e["message_id"] for e in duplicates_name_their_cause(run.events) if e["attrs"]["cause_seq"] == crash["seq"]}
+        assert caused == set(crash["attrs"]["message_ids"])
 
     def test_at_most_once_loses_instead_of_duplicating(self, runs) -> None:
         _, captured = runs

@@ -157,6 +157,16 @@ class MqttQosContract:
         queued = [e for e in deliveries(events) if e["message_id"] in ("m4", "m5")]
         assert all(e["attrs"]["retain"] is self.queued_marked_retained for e in queued)
 
+    def test_a_lost_ack_names_the_message_it_brings_back(self):
+        _, events = self.run_qos(messages=4, qos=1, topics=["t"], subscribers=[sub("s1", "t", 1, clean_session=False)],
+                                 disconnect="s1", disconnect_at=2, away_messages=1, lose_ack=True)
+        (crash,) = [e for e in events if e["kind"] == "crash"]
+        assert crash["message_id"] == "m2" and crash["attrs"]["message_ids"] == ["m2"]
+        dups = [e for e in deliveries(events) if e["duplicate"]]
+        # Every DUP=1 copy names the dropped connection; m1 too when its PUBACK had not left the socket yet.
+        assert all(d["attrs"]["cause_seq"] == crash["seq"] for d in dups if d["attrs"]["dup"]), dups
+        assert ("m2" in {d["message_id"] for d in dups}) is self.redelivers_unacked_qos1
+
     def test_qos2_shows_no_duplicates_across_a_lost_pubcomp(self):
         summary, events = self.run_qos(messages=6, qos=2, topics=["t"],
                                        subscribers=[sub("s2", "t", 2, clean_session=False)],

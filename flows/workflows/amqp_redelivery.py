@@ -126,9 +126,10 @@ class AmqpRedelivery(AmqpWorkflow):
         self.ledger.wait_announced(message_id)
         d = self.ledger.delivered(QUEUE, message_id, consumer.name, redelivered)
         common = {"queue": QUEUE, "consumer": consumer.name}
-        extra = {"reason": d.reason} if d.duplicate else {}
+        extra: dict[str, Any] = {"reason": d.reason} if d.duplicate else {}
+        cause = {"cause_seq": d.cause_seq} if d.cause_seq else {}
         ctx.emit("deliver", actor, message_id, d.attempt, d.duplicate, exchange=EXCHANGE, routing_key=KEY,
-                 redelivered=redelivered, delivery_tag=info.get("delivery_tag"), mode="push", **common, **extra)
+                 redelivered=redelivered, delivery_tag=info.get("delivery_tag"), mode="push", **common, **extra, **cause)
         if self.p["work_ms"]:
             consumer.stopping.wait(self.p["work_ms"] / 1000.0)
         effect = not self.idempotent or inbox.first_time(ctx.run_id, QUEUE, message_id)
@@ -162,12 +163,16 @@ class AmqpRedelivery(AmqpWorkflow):
         actor = f"consumer:{consumer.name}"
         self.crash_log.append({"consumer": consumer.name, "reason": reason, "unacked": [h.message_id for h in held],
                                "t_ms": round(self.ctx.elapsed_ms(), 3)})
-        self.ctx.emit("crash", actor, held[-1].message_id if held else "", consumer=consumer.name, queue=QUEUE,
-                      reason=f"crashed before ack ({reason}); its connection was dropped without closing the channel",
-                      unacked=[h.message_id for h in held], restart_in_ms=self.p["restart_ms"])
+        unacked = [h.message_id for h in held]
+        # message_ids: every message this crash will bring back (the inspector links them to it).
+        seq = self.ctx.emit("crash", actor, held[-1].message_id if held else "", consumer=consumer.name, queue=QUEUE,
+                            reason=f"crashed before ack ({reason}); its connection was dropped without closing the "
+                            "channel", unacked=unacked, message_ids=unacked, restart_in_ms=self.p["restart_ms"])
         for h in held:
+            self.ledger.deliveries.caused_by(h.queue, h.message_id, seq)
             self.ctx.emit("requeue", f"queue:{QUEUE}", h.message_id, queue=QUEUE, consumer=consumer.name,
-                          reason=f"consumer:{consumer.name} died holding it unacked; the broker requeues it")
+                          reason=f"consumer:{consumer.name} died holding it unacked; the broker requeues it",
+                          cause_seq=seq)
         self.down.add(consumer.name)
         consumer.crash(reason)
 

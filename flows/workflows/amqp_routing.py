@@ -48,7 +48,8 @@ class AmqpRouting(AmqpWorkflow):
         "bindings": Param(
             "json", [], "Bindings: a list of {queue, key} (direct, topic, fanout) or {queue, x_match: all|any, "
             "headers: {...}} (headers). Empty: the example for the chosen exchange type.",
-            check=routing.check_list, label="Bindings"),
+            check=routing.check_list, label="Bindings", editor="amqp-bindings",
+            examples={"by": "exchange_type", "values": {t: routing.PRESETS[t]["bindings"] for t in routing.EXCHANGE_TYPES}}),
         "keys": Param(
             "json", [], "Messages' routing keys (or header objects for headers), used in turn. Empty: the example "
             "for the chosen exchange type.", check=routing.check_list, label="Routing keys / headers"),

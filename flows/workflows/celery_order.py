@@ -223,8 +223,9 @@ class CeleryOrder(Workflow):
         actor = f"worker:{worker.name}"
         self.crash_log.append({"worker": worker.name, "pid": worker.pid, "reason": reason, "running": running,
                                "t_ms": round(self.ctx.elapsed_ms(), 3)})
-        self.ctx.emit("crash", actor, running[0] if running else "", worker=worker.name, pid=worker.pid,
-                      signal=signal, running=running, reason=f"worker killed mid-task ({reason})")
+        seq = self.ctx.emit("crash", actor, running[0] if running else "", worker=worker.name, pid=worker.pid,
+                            signal=signal, running=running, message_ids=running,
+                            reason=f"worker killed mid-task ({reason})")
         for order in running:
             with self._lock:
                 self.in_flight.pop(order, None)
@@ -232,8 +233,9 @@ class CeleryOrder(Workflow):
                 self.deliveries.expect_again("orders", order, (
                     f"redelivered: worker {worker.name} was killed ({signal}) while running the task; "
                     "with acks_late the task message was still unacked, so the broker requeued it"))
+                self.deliveries.caused_by("orders", order, seq)
                 self.ctx.emit("requeue", "queue:orders", order, queue="orders", task=self.task_name,
-                              reason=f"worker {worker.name} died with the task unacked (acks_late)")
+                              reason=f"worker {worker.name} died with the task unacked (acks_late)", cause_seq=seq)
             else:
                 with self._lock:
                     self.abandoned.add(order)
@@ -302,6 +304,8 @@ class CeleryOrder(Workflow):
             with self._lock:
                 self.in_flight[order] = worker
             attempt, reason = delivery.attempt, delivery.reason
+            if delivery.cause_seq:
+                common["cause_seq"] = delivery.cause_seq
         else:
             attempt = self.deliveries.attempts_of("orders", order) or 1
             reason = self.deliveries.reason_of("orders", order)

@@ -141,8 +141,10 @@ class CrudSession:
             target = ids[0] if ids else 1
             put_body = {"name": "Ada Lovelace", "age": 36}
             after_first: dict[str, Any] | None = None
+            put_statuses = []
             for _ in range(p["repeat"]):
                 status, _ = self.call("PUT", f"/persons/{target}", put_body, "repeat-put")
+                put_statuses.append(status)
                 if status < 300 and after_first is None:
                     after_first = self.state(SNAPSHOTS[1])
             after_puts = self.state(SNAPSHOTS[2])
@@ -169,7 +171,7 @@ class CrudSession:
                 "target": target,
                 "state_hash_after_one": (after_first or {}).get("state_hash"),
                 "state_hash_after_all": after_puts["state_hash"],
-                "idempotent": after_first is not None and after_first["state_hash"] == after_puts["state_hash"],
+                **put_verdict(put_statuses, (after_first or {}).get("state_hash"), after_puts["state_hash"]),
             },
             "post": {
                 "repeats": p["repeat"],
@@ -180,3 +182,24 @@ class CrudSession:
             "statuses": self.statuses,
             "requests": self.count,
         }
+
+
+def put_verdict(statuses: list[int], hash_after_one: str | None, hash_after_all: str) -> dict[str, Any]:
+    """Whether the repeated PUT showed idempotence, judged on the PUTs that succeeded (as the panel does).
+
+    ``idempotent`` is true only when at least two succeeded and the state after the last equals
+    the state after the first; false when they differ; None when fewer than two succeeded (a
+    failed PUT changes nothing, so one success alone has nothing to be compared with).
+    """
+    succeeded = sum(1 for status in statuses if 200 <= status < 300)
+    failed = len(statuses) - succeeded
+    failures = f"{failed} of {len(statuses)} PUTs failed" if failed else ""
+    if succeeded < 2 or hash_after_one is None:
+        idempotent = None
+        verdict = f"cannot tell: {failures or f'only {succeeded} PUT sent'}"
+    else:
+        idempotent = hash_after_one == hash_after_all
+        same = "left the same state" if idempotent else "left different states"
+        verdict = (f"{failures}; the {succeeded} that succeeded {same}" if failed else f"the {succeeded} PUTs {same}")
+        verdict += ": idempotent" if idempotent else ": not idempotent"
+    return {"succeeded": succeeded, "failed": failed, "idempotent": idempotent, "verdict": verdict}

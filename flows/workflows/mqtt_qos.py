@@ -72,6 +72,7 @@ class Subscriber:
         self.owed_pubcomp: list[int] = []
         self.away = False
         self.connects = 0
+        self.dropped_seq = 0  # the seq of its last crash: the cause of the DUP=1 copies that follow
         self.matched: dict[str, bool] = {}  # topic → does this subscriber's filter match it
 
     def arm(self, how: str, from_n: int) -> None:
@@ -133,7 +134,7 @@ class MqttQos(Workflow):
         "subscribers": Param("json", DEFAULT_SUBSCRIBERS,
                              "Subscribers (JSON list): name, filter (+ one level, # the rest), qos 0-2, "
                              "clean_session (false = persistent session), late (subscribes after the last message)",
-                             check=parse_subscribers),
+                             check=parse_subscribers, editor="mqtt-subscribers"),
         "disconnect": Param("text", "s1,s2,s3", "Subscribers (comma-separated names) that leave mid-stream; "
                                                 "empty = nobody", max_length=120),
         "disconnect_at": int_param(5, 0, 5000, "They leave after handling this message (0 = never)"),
@@ -477,6 +478,11 @@ class MqttQos(Workflow):
             attrs["note"] = "; ".join(notes)
         if delivery.duplicate:
             attrs["reason"] = delivery.reason
+            # A DUP=1 copy is the broker resending what the dropped connection never acked: the crashed
+            # message itself, or an earlier one whose ack had not left the socket yet.
+            cause = delivery.cause_seq or (sub.dropped_seq if dup else 0)
+            if cause:
+                attrs["cause_seq"] = cause
             self.ledger.note_duplicate({"message_id": message_id, "subscriber": sub.name, "attempt": delivery.attempt,
                                         "dup": dup, "retain": retain, "reason": attrs["reason"]})
         ctx.emit("deliver", sub.actor, message_id, attempt=delivery.attempt, duplicate=delivery.duplicate, **attrs)
@@ -498,9 +504,12 @@ class MqttQos(Workflow):
                 sub.owed_pubcomp.append(msg.mid)
             missing = {0: "QoS 0 has no acknowledgement", 1: "its PUBACK was never sent",
                        2: "its PUBCOMP was never sent"}[qos]
-            ctx.emit("crash", sub.actor, message_id, subscriber=sub.name, qos=qos,
-                     session="persistent" if spec.persistent else "clean",
-                     reason=f"connection dropped after handling {message_id}: {missing}")
+            seq = ctx.emit("crash", sub.actor, message_id, subscriber=sub.name, qos=qos, message_ids=[message_id],
+                           session="persistent" if spec.persistent else "clean",
+                           reason=f"connection dropped after handling {message_id}: {missing}")
+            sub.dropped_seq = seq
+            if qos:  # the broker still owes this message: its next copy is this crash's doing
+                self.ledger.attempts.caused_by(sub.name, message_id, seq)
             sub.conn.drop()
             return
         client.ack(msg.mid, qos)

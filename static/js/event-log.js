@@ -1,13 +1,14 @@
-/* The live event log (newest first, filtered by a query — log-query.js — and by kind) and
-   the message path: clicking a row lists every event of that message, i.e. its route;
-   Escape closes it and gives the focus back to what opened it. */
-import { fmtMs, h, onActivate, onFrame } from "./dom.js";
+/* The live event log (newest first, filtered by a query — log-query.js — and by kind).
+   Clicking a row (or Enter on it) picks its message: the message inspector
+   (message-inspector.js) shows that message's journey from the events indexed here. */
+import { h, onActivate, onFrame } from "./dom.js";
 import { categoryOf, kindChip } from "./legend.js";
 import { compileQuery } from "./log-query.js";
+import { messagesOf } from "./message-inspector.js";
 
 const SHOWN_ROWS = 300;
 const DETAIL_CHARS = 90;
-// Shown in the message path, not squeezed into a log row.
+// Shown in the message inspector, not squeezed into a log row.
 const LONG_ATTRS = new Set(["body"]);
 
 function formatValue(value) {
@@ -24,27 +25,16 @@ function details(ev) {
 }
 
 class EventLog {
-  /** els: {tbody, query, kindFilter, dupFilter, status, path}; onSelect(messageId|null). */
-  constructor(els, onSelect) {
+  /** els: {tbody, query, kindFilter, dupFilter, status}; onPick(messageId, seq): a row of that message was activated. */
+  constructor(els, onPick) {
     this.els = els;
-    this.onSelect = onSelect || (() => {});
+    this.selected = null;
     this.reset();
     const refilter = () => this.refilter();
     els.query.addEventListener("input", refilter);
     els.kindFilter.addEventListener("change", refilter);
     els.dupFilter.addEventListener("change", refilter);
-    onActivate(els.tbody, "tr[data-seq]", (row) => this.select(row.dataset.message));
-    els.path.querySelector("[data-path-close]").addEventListener("click", () => this.close());
-    els.path.querySelector("[data-path-filter]").addEventListener("click", () => {
-      els.query.value = this.selected ? `message:${this.selected}` : "";
-      this.refilter();
-    });
-    els.path.ownerDocument.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && !els.path.hidden && !event.defaultPrevented) {
-        event.preventDefault();
-        this.close();
-      }
-    });
+    onActivate(els.tbody, "tr[data-message]", (row) => onPick(row.dataset.message, Number(row.dataset.seq)));
   }
 
   reset() {
@@ -56,17 +46,16 @@ class EventLog {
     this.matched = 0;
     this.els.tbody.replaceChildren();
     for (const option of [...this.els.kindFilter.options]) if (option.value) option.remove();
-    if (this.selected !== undefined && this.selected !== null) this.renderPath();
     this.status();
   }
 
   add(ev) {
     this.all.push(ev);
-    if (ev.message_id) {
-      let list = this.byMessage.get(ev.message_id);
-      if (!list) this.byMessage.set(ev.message_id, (list = []));
+    // A crash or revoke is indexed under every message it lists: it belongs to their journeys.
+    for (const id of messagesOf(ev)) {
+      let list = this.byMessage.get(id);
+      if (!list) this.byMessage.set(id, (list = []));
       list.push(ev);
-      if (ev.message_id === this.selected) onFrame("message-path", () => this.renderPath());
     }
     if (!this.kinds.has(ev.kind)) {
       this.kinds.add(ev.kind);
@@ -116,7 +105,8 @@ class EventLog {
     return h("tr", {
       tabindex: "0",
       class: `${ev.duplicate ? "dup " : ""}${ev.message_id === this.selected ? "selected" : ""}`,
-      dataset: { seq: ev.seq, kind: ev.kind, message: ev.message_id, category },
+      // Only a row with a message has data-message: it is the one a click opens in the inspector.
+      dataset: { seq: ev.seq, kind: ev.kind, category, ...(ev.message_id ? { message: ev.message_id } : {}) },
     },
     h("td", { class: "num" }, ev.seq),
     h("td", { class: "num" }, ev.t_ms.toFixed(1)),
@@ -134,61 +124,31 @@ class EventLog {
     this.els.status.textContent = this.shown < this.matched ? `${text}; showing the latest ${this.shown}` : text;
   }
 
-  select(messageId) {
-    const doc = this.els.path.ownerDocument;
-    // Remember what opened the panel (a row, a token, a panel's button) to return to it.
-    if (messageId && !this.els.path.contains(doc.activeElement)) this.opener = doc.activeElement;
+  /** Mark the rows of the message the inspector shows (null: none). */
+  markSelected(messageId) {
     this.selected = messageId || null;
     for (const row of this.els.tbody.querySelectorAll("tr.selected")) row.classList.remove("selected");
-    if (this.selected) {
-      for (const row of this.els.tbody.querySelectorAll("tr[data-message]")) {
-        if (row.dataset.message === this.selected) row.classList.add("selected");
-      }
-    }
-    this.renderPath();
-    this.onSelect(this.selected);
-  }
-
-  /** Close the message path; the focus goes back to what opened it (or that message's row). */
-  close() {
-    const doc = this.els.path.ownerDocument;
-    const messageId = this.selected;
-    const opener = this.opener;
-    const focus = doc.activeElement;
-    // Focus the user put elsewhere since (the query box, the player) stays there.
-    const returning = !focus || focus === doc.body || focus === opener || this.els.path.contains(focus);
-    this.opener = null;
-    this.select(null);
-    if (!returning) return;
-    const row = messageId
-      ? [...this.els.tbody.querySelectorAll("tr[data-message]")].find((r) => r.dataset.message === messageId)
-      : null;
-    const target = opener && opener.isConnected && opener !== doc.body ? opener : row;
-    if (target) target.focus();
-  }
-
-  /** The selected message's events, in order: where it went and how long each hop took. */
-  renderPath() {
-    const root = this.els.path;
-    const events = this.selected ? this.byMessage.get(this.selected) || [] : [];
-    root.hidden = !this.selected;
-    root.dataset.message = this.selected || "";
     if (!this.selected) return;
-    const route = [];
-    for (const ev of events) if (route[route.length - 1] !== ev.actor) route.push(ev.actor);
-    const first = events.length ? events[0].t_ms : 0;
-    const took = events.length ? events[events.length - 1].t_ms - first : 0;
-    root.querySelector("[data-path-id]").textContent = this.selected;
-    root.querySelector("[data-path-route]").textContent = route.join(" → ") || "no events revealed yet";
-    root.querySelector("[data-path-stats]").textContent =
-      `${events.length} event${events.length === 1 ? "" : "s"} · from t = ${first.toFixed(1)} ms · took ${fmtMs(took)}`;
-    root.querySelector("tbody").replaceChildren(...events.map((ev) => h("tr", { dataset: { seq: ev.seq, kind: ev.kind } },
-      h("td", { class: "num" }, ev.seq),
-      h("td", { class: "num" }, `+${(ev.t_ms - first).toFixed(1)}`),
-      h("td", {}, kindChip(ev)),
-      h("td", { class: "actor" }, ev.actor),
-      h("td", { class: "attrs" }, Object.entries(ev.attrs || {}).map(([k, v]) =>
-        h("div", {}, h("span", { class: "muted" }, `${k}: `), formatValue(v)))))));
+    for (const row of this.els.tbody.querySelectorAll("tr[data-message]")) {
+      if (row.dataset.message === this.selected) row.classList.add("selected");
+    }
+  }
+
+  /** "Show only this message": an exact message term in the query box. */
+  showOnly(messageId) {
+    this.els.query.value = `message:${messageId}`;
+    this.refilter();
+  }
+
+  /** The newest shown row of this message, or null. */
+  rowOf(messageId) {
+    return [...this.els.tbody.querySelectorAll("tr[data-message]")].find((r) => r.dataset.message === messageId) || null;
+  }
+
+  /** The revealed event with this seq (seqs are gapless from 1 and revealed in order). */
+  eventAt(seq) {
+    const ev = this.all[seq - 1];
+    return ev && ev.seq === seq ? ev : this.all.find((e) => e.seq === seq);
   }
 
   messageEvents(messageId) {

@@ -5,13 +5,14 @@
    over everything received cross-checks the numbers against the server's summaries. */
 import { api } from "./api.js";
 import { Counters } from "./counters.js";
-import { h, onFrame } from "./dom.js";
+import { h, onActivate, onFrame } from "./dom.js";
 import { EventLog } from "./event-log.js";
 import "./health.js";
 import "./run-again.js";
 import { LatencyCharts } from "./latency-charts.js";
 import { LiveActions } from "./live-actions.js";
 import { Presentation } from "./presentation.js";
+import { MessageInspector, messageParam, messagesOf } from "./message-inspector.js";
 import { renderLegend } from "./legend.js";
 import { keyCommand, keyContext } from "./run-keys.js";
 import { compareSummaries, progressOf, progressText, RunModel } from "./run-model.js";
@@ -59,11 +60,36 @@ function boot(panel) {
     kindFilter: $("#filter-kind"),
     dupFilter: $("#filter-duplicates"),
     status: $("#log-status"),
-    path: $("#message-path"),
-  }, (messageId) => highlightRoute(messageId));
+  }, (messageId, seq) => inspector.open(messageId, seq));
 
   function highlightRoute(messageId) {
     topology.highlight(messageId ? log.messageEvents(messageId).map((ev) => ev.actor) : []);
+  }
+
+  // -- the message inspector: from a log row, a panel's [data-inspect] row, or ?message= ----
+
+  const inspector = new MessageInspector($("#message-path"), {
+    events: (id) => log.messageEvents(id),
+    eventAt: (seq) => log.eventAt(seq),
+  }, {
+    changed: (id) => { log.markSelected(id); highlightRoute(id); },
+    filter: (id) => log.showOnly(id),
+    row: (id) => log.rowOf(id),
+  });
+  onActivate($("#panel-root"), "[data-inspect] [data-message]", (el) => inspector.open(el.dataset.message, Number(el.dataset.seq) || 0));
+  // A shared link opens its message once the player has revealed an event of it.
+  let wanted = messageParam(window.location.search);
+
+  function inspect(ev) {
+    const ids = messagesOf(ev);
+    if (wanted && ids.includes(wanted)) {
+      const id = wanted;
+      wanted = "";
+      inspector.open(id);
+    } else if (inspector.selected && ids.includes(inspector.selected)) {
+      onFrame("inspector", () => inspector.render());
+      highlightRoute(inspector.selected);
+    }
   }
 
   // -- the workflow's panel ------------------------------------------------------------
@@ -106,13 +132,14 @@ function boot(panel) {
     log.add(ev);
     topology.onEvent(ev, options);
     callPanel("onEvent", ev, ctx);
-    if (ev.message_id && ev.message_id === log.selected) highlightRoute(ev.message_id);
+    inspect(ev);
     onFrame("numbers", renderNumbers);
   }
 
   function resetViews() {
     model.reset();
     log.reset();
+    inspector.render(); // the selected message stays open: its journey replays with the events
     topology.reset();
     callPanel("reset", ctx);
     renderNumbers();
@@ -324,7 +351,7 @@ function boot(panel) {
   window.addEventListener("pagehide", () => stream.stop());
   // A deliberate hook, documented in README.md: the browser tests and the console read the
   // live objects behind this page here (modules keep everything else off window).
-  window.flowRun = { run, stream, player, model, received, topology, log, charts, counters, panel, ctx };
+  window.flowRun = { run, stream, player, model, received, topology, log, inspector, charts, counters, panel, ctx };
 }
 
 /** The workflow's panel: the module the page names in #panel[data-module], if it has one. */

@@ -1,8 +1,11 @@
 /* The workflow page: a form generated from the workflow's parameter contract. Start posts
-   JSON to /api/runs/; a 400 puts each field's message next to the field; 201 opens the run. */
+   JSON to /api/runs/; a 400 puts each field's message next to the field; 201 opens the run.
+   A JSON param whose contract names an `editor` (AMQP bindings, MQTT subscribers) gets a
+   row editor over its textarea (param-editor.js); the textarea stays what is submitted. */
 import { api } from "./api.js";
 import { h } from "./dom.js";
 import "./health.js";
+import { RowEditor, SHAPES } from "./param-editor.js";
 
 function labelFor(name, param) {
   if (param.label) return param.label;
@@ -80,8 +83,25 @@ function fill(form, params, values = {}) {
     const value = Object.hasOwn(values, name) ? values[name] : param.default;
     if (param.type === "bool") el.checked = Boolean(value);
     else if (param.type === "choice") el.value = String(Math.max(0, (param.choices || []).indexOf(value)));
-    else if (param.type === "json") el.value = JSON.stringify(value, null, 2);
-    else el.value = String(value ?? "");
+    else if (param.type === "json") {
+      el.value = JSON.stringify(value, null, 2);
+      el.dispatchEvent(new Event("input")); // its row editor, if it has one, follows
+    } else el.value = String(value ?? "");
+  }
+}
+
+/** Row editors for the params whose contract names one; they follow the params they depend on. */
+function rowEditors(form, params) {
+  for (const [name, param] of Object.entries(params)) {
+    const shape = param.type === "json" && SHAPES[param.editor];
+    if (!shape) continue;
+    const by = param.examples ? param.examples.by : null;
+    const editor = new RowEditor(form.elements[name], shape, {
+      label: labelFor(name, param),
+      context: () => (by && params[by] ? { [by]: valueOf(form, by, params[by]) } : {}),
+      example: (ctx) => (by ? param.examples.values[ctx[by]] || null : null),
+    });
+    if (by && form.elements[by]) form.elements[by].addEventListener("change", () => editor.contextChanged());
   }
 }
 
@@ -180,6 +200,7 @@ function start() {
   if (caveats) form.insertBefore(caveats, actions);
   const before = caveats || actions;
   for (const [name, param] of Object.entries(contract.params || {})) form.insertBefore(field(name, param), before);
+  rowEditors(form, contract.params || {});
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     submit(form, contract);

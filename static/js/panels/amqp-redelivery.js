@@ -65,7 +65,7 @@ const panel = {
         h("section", {}, h("h3", {}, "Side-effect counter"),
           (this.effectsEl = h("div", { id: "side-effects", class: "side-effects" })))),
       h("h3", {}, "Messages (newest first)"),
-      (this.messagesEl = h("div", { class: "table-wrap redelivery-msgs" }, h("table", { id: "redelivery-messages" }))));
+      (this.messagesEl = h("div", { class: "table-wrap redelivery-msgs" }, h("table", { id: "redelivery-messages", dataset: { inspect: "" } }))));
     this.consumerRows = new ActorRows(this.consumersEl.firstChild, {
       titles: ["consumer", "state", "delivered", "acked", "crashes", ""], key: "consumer",
       columns: { state: "", delivered: "num", acked: "num", crashes: "num" },
@@ -209,7 +209,7 @@ const panel = {
         title: m.suppressed ? `duplicate suppressed ×${m.suppressed}` : "" },
       `${m.id} ×${m.effects}${m.suppressed ? ` (+${m.suppressed} skipped)` : ""}`))));
 
-    const rows = newestRows(s.order, SHOWN_ROWS, (m) => h("tr", { dataset: { message: m.id, deliveries: String(m.deliveries.length) },
+    const rows = newestRows(s.order, SHOWN_ROWS, (m) => h("tr", { tabindex: "0", title: "Open its journey in the inspector", dataset: { message: m.id, deliveries: String(m.deliveries.length) },
       class: m.deliveries.some((d) => d.duplicate) ? "dup" : "" },
     h("th", { scope: "row" }, h("code", {}, m.id)),
     h("td", {}, attemptLines(m.deliveries, "delivery",

@@ -89,7 +89,7 @@ const panel = {
       (this.verdictsEl = h("div", { class: "verdicts", id: "celery-verdicts", "aria-live": "polite" })),
       h("div", { class: "celery-grid" },
         h("section", {}, h("h3", {}, "Orders"),
-          (this.ordersEl = h("div", { class: "table-wrap celery-orders" }, h("table", { id: "celery-orders" })))),
+          (this.ordersEl = h("div", { class: "table-wrap celery-orders" }, h("table", { id: "celery-orders", dataset: { inspect: "" } })))),
         h("section", {}, h("h3", {}, "Workers"),
           (this.workersEl = h("div", { class: "table-wrap" }, h("table", { id: "celery-workers" }))))));
     this.workerRows = new ActorRows(this.workersEl.firstChild, {
@@ -211,7 +211,7 @@ const panel = {
         data: { charges: String(charges.charges), orders: String(charges.orders), duplicates: String(s.duplicates),
           lost: String(charges.lost) } }));
 
-    const rows = newestRows(s.order, SHOWN_ROWS, (o) => h("tr", { dataset: { message: o.id, charges: String(o.charges), outcome: o.outcome },
+    const rows = newestRows(s.order, SHOWN_ROWS, (o) => h("tr", { tabindex: "0", title: "Open its journey in the inspector", dataset: { message: o.id, charges: String(o.charges), outcome: o.outcome },
       class: o.runs.some((r) => r.duplicate) ? "dup" : "" },
     h("th", { scope: "row" }, h("code", {}, o.id)),
     h("td", { class: "num" }, o.status ? `${o.status} after ${fmtMs(o.perceived)}` : "…"),

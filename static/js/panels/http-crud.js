@@ -271,7 +271,7 @@ const panel = {
     this.verdicts.replaceChildren(...parts);
     const result = this.state.result;
     this.check.textContent = result && result.put && result.post
-      ? `The workflow's own check, from the server's real state: PUT idempotent = ${result.put.idempotent}; ` +
+      ? `The workflow's own check, from the server's real state: PUT ${result.put.verdict || `idempotent = ${result.put.idempotent}`}; ` +
         `POST created ${result.post.created} (persons ${result.post.persons_before} → ${result.post.persons_after}).`
       : "";
   },

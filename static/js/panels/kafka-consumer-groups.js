@@ -105,7 +105,7 @@ const panel = {
           h("div", { class: "table-wrap kcg-timeline-wrap" }, (this.timelineEl = h("ol", { id: "kcg-timeline", class: "kcg-timeline", reversed: true })))),
         h("div", {},
           h("h3", {}, "Duplicates and lost messages"),
-          h("div", { class: "table-wrap kcg-dup-wrap" }, (this.duplicatesEl = h("table", { id: "kcg-duplicates", class: "kcg-duplicates" }))))));
+          h("div", { class: "table-wrap kcg-dup-wrap" }, (this.duplicatesEl = h("table", { id: "kcg-duplicates", class: "kcg-duplicates", dataset: { inspect: "" } }))))));
     this.render();
   },
 
@@ -418,8 +418,8 @@ const panel = {
 
   renderDuplicates() {
     const rows = [...this.state.duplicates].reverse().map((d) => h("tr", {
-      class: "cat-duplicate kcg-dup",
-      dataset: { message: d.id, group: d.group, partition: d.partition, offset: d.offset, attempt: d.attempt },
+      class: "cat-duplicate kcg-dup", tabindex: "0", title: "Open its journey in the inspector",
+      dataset: { message: d.id, seq: d.seq, group: d.group, partition: d.partition, offset: d.offset, attempt: d.attempt },
     },
     h("td", {}, swatch("duplicate"), ` ${d.id}`),
     h("td", {}, d.group),
