@@ -135,6 +135,8 @@ class Runner:
                     f"{len(self._live)} runs are live (limit {settings.FLOWS_MAX_LIVE_RUNS}); wait or cancel one"
                 )
             workflow = workflow_cls()
+            # Actions are vetted on web threads from now on, maybe before the run thread starts.
+            workflow.p = params
             run = Run.objects.create(
                 workflow=slug,
                 params=params,

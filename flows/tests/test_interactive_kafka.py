@@ -100,11 +100,11 @@ def drive_partitions(bootstrap: str) -> dict[str, Any]:
             "bad_param": refused(run.act("publish", key="a", partition=2)),
             "slow_too_much": refused(run.act("slow", delay_ms=SLOW_MS + 1)),
         }
-        seen["menu"] = run.menu()
         seen["replies"] = [(key, run.do("publish", key=key, value=f"hello {n}")) for n, key in enumerate(HAND_KEYS)]
         seen["slow"] = run.do("slow", delay_ms=20)
         mids = {reply["message_id"] for _key, reply in seen["replies"]}
         run.events(lambda evs: processed_ids(evs) >= mids, WAIT_S, "the reader to read every hand-published record")
+        seen["menu"] = run.menu()
         seen["summary"] = run.finish()
         seen["events"] = run.events(lambda evs: bool(of(evs, "done")), WAIT_S, "the run's done event")
     return seen

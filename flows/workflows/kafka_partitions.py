@@ -120,6 +120,8 @@ class KafkaPartitions(HandPublishing, Workflow):
 
     @action("Slow the reader", target="consumer", picks=True, params=SLOW_PARAMS, hands_on=True)
     def on_slow(self, target: str, delay_ms: int) -> str:
+        if self.reader is None:
+            return f"{READER} is not there yet; nothing slowed"
         self.reader.delay_ms = delay_ms
         if not delay_ms:
             return f"{READER} back to full speed"
