@@ -381,7 +381,7 @@ const panel = {
           h("div", { class: "small" }, `handled ${m.handled} · `,
             m.state === "crashed" ? `never committed ${m.uncommitted.size}` : `not yet committed ${m.uncommitted.size}`),
           m.slowedMs && m.state === "live" ? h("div", { class: "small kcg-slowed", dataset: { slowedMs: m.slowedMs } },
-            `🐢 slowed: +${m.slowedMs} ms a message`) : null,
+            `slowed: +${m.slowedMs} ms a message`) : null,
           h("button", {
             type: "button", class: "kcg-crash", dataset: { crashMember: m.actor },
             disabled: !live || m.state !== "live",
