@@ -127,6 +127,7 @@ def drive_groups(bootstrap: str) -> dict[str, Any]:
             "nothing_to_restart": refused(run.act("restart")),
             "slow_nobody": refused(run.act("slow", target="billing/member-9", delay_ms=100)),
         }
+        seen["menu"] = run.menu()
 
         seen["remove"] = run.do("remove_member", group="billing")
         seen["left"] = rebalance_after(run, first["seq"], "left (removed by hand)")
@@ -297,6 +298,9 @@ class InteractiveKafkaContract:
         assert r["too_long"]["status"] == 400 and "too long" in r["too_long"]["errors"]["key"]
         assert r["nothing_to_restart"]["status"] == 400 and "target" in r["nothing_to_restart"]["errors"]
         assert r["slow_nobody"]["status"] == 400 and "target" in r["slow_nobody"]["errors"]
+        menu = driven["groups"]["menu"]
+        assert menu["add_member"]["params"]["group"]["choices"] == ["billing"]  # this run's groups only
+        assert len(menu["slow"]["targets"]) == G_MEMBERS and menu["restart"]["targets"] == []
 
     def test_settle_waits_for_every_hand_published_record_and_offsets_agree_with_the_broker(self, driven) -> None:
         seen = driven["groups"]

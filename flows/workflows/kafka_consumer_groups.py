@@ -173,6 +173,15 @@ class KafkaConsumerGroups(HandPublishing, Workflow):
             return f"no crashed member named {target}" if target else "no crashed member to restart"
         return f"{member.actor} restarts under the same name and rejoins: the group rebalances"
 
+    def menu(self) -> dict[str, dict[str, Any]]:
+        """As declared, with the group choices narrowed to this run's groups."""
+        menu = super().menu()
+        ours = list(GROUP_LABELS[: getattr(self, "p", {}).get("groups", len(GROUP_LABELS))])
+        for name in ("add_member", "remove_member"):
+            if name in menu:
+                menu[name]["params"]["group"].update(choices=ours, default=ours[0])
+        return menu
+
     def check_action(self, name: str, target: str, params: dict[str, Any]) -> dict[str, str]:
         crew = getattr(self, "crew", None)
         group = params.get("group")
