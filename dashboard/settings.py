@@ -182,6 +182,11 @@ else:
 # Bounds that keep any single request from starting an unbounded amount of work.
 FLOWS_MAX_LIVE_RUNS = int(os.environ.get("FLOWS_MAX_LIVE_RUNS", "4"))
 FLOWS_RUN_TIMEOUT_S = float(os.environ.get("FLOWS_RUN_TIMEOUT_S", "300"))
+# Interactive runs: their deadline, how long without an action ends one by itself, and
+# how many actions a second one takes at most.
+FLOWS_INTERACTIVE_TIMEOUT_S = float(os.environ.get("FLOWS_INTERACTIVE_TIMEOUT_S", "3600"))
+FLOWS_IDLE_S = float(os.environ.get("FLOWS_IDLE_S", "600"))
+FLOWS_ACTIONS_PER_S = float(os.environ.get("FLOWS_ACTIONS_PER_S", "50"))
 # How far a WebSocket client may fall behind (unacknowledged events) before the server
 # stops pushing live batches to it and lets it catch up from the database instead.
 FLOWS_WS_WINDOW = int(os.environ.get("FLOWS_WS_WINDOW", "20000"))

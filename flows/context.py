@@ -21,16 +21,21 @@ class RunCancelled(Exception):
 
 
 class Outcome:
-    """What an action did, in one sentence: set on the run thread once its handler ran."""
+    """What an action did, in one sentence (``text``) plus what else the asker needs
+    (``extra``, e.g. a publish's ``message_id``): set on the run thread once its handler ran."""
 
     def __init__(self, text: str = "") -> None:
         self.text = text
+        self.extra: dict[str, Any] = {}
         self.done = threading.Event()
         if text:
             self.done.set()
 
-    def settle(self, text: str) -> None:
-        self.text = text
+    def settle(self, reply: str | dict[str, Any]) -> None:
+        if isinstance(reply, dict):
+            self.extra = {k: v for k, v in reply.items() if k != "result"}
+            reply = str(reply.get("result", ""))
+        self.text = reply
         self.done.set()
 
 
@@ -38,6 +43,7 @@ class Outcome:
 class Action:
     name: str
     target: str = ""
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
     outcome: Outcome = field(default_factory=Outcome, compare=False)
 
 
@@ -55,6 +61,9 @@ class RunContext:
         self.on_cancel: Callable[[str], None] | None = None
         self._cancel_lock = threading.Lock()
         self.actions: queue.Queue[Action] = queue.Queue()
+        # An interactive run ends by itself after FLOWS_IDLE_S without an action.
+        self.last_action_at = time.monotonic()
+        self.actions_taken = 0
         # The workflow's tick (dispatches actions), run only on the thread that set it.
         self._tick: Callable[[], None] | None = None
         self._tick_thread = 0
@@ -144,9 +153,12 @@ class RunContext:
     def take_action(self) -> Action | None:
         """The next action the user sent, if any (``Workflow.tick`` hands it to its handler)."""
         try:
-            return self.actions.get_nowait()
+            taken = self.actions.get_nowait()
         except queue.Empty:
             return None
+        self.last_action_at = time.monotonic()
+        self.actions_taken += 1
+        return taken
 
     # -- brokers --------------------------------------------------------------------
 

@@ -7,12 +7,15 @@ slug is first asked for.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .params import Param, validate
+from django.conf import settings
+
+from .params import Param, bool_param, validate
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -29,22 +32,37 @@ WORKFLOWS: dict[str, str] = {
 }
 
 
-def action(label: str, target: str | None = None,
-           picks: bool = False) -> Callable[[Callable[..., str | None]], Callable[..., str | None]]:
-    """Declare ``on_<name>(self, target)`` as the handler of the run action ``<name>``.
+# What a handler answers: one sentence, or a dict with the sentence under "result" and
+# whatever else the one who asked needs (a publish's "message_id").
+Reply = str | dict[str, Any] | None
+
+# Every hands-on workflow takes this parameter (contracts: "Interactive runs").
+INTERACTIVE = bool_param(False, "Stay live after the scripted messages, driven by hand (publish, bind, add, "
+                         "slow, crash…) until Finish", label="Interactive")
+
+
+def action(label: str, target: str | None = None, picks: bool = False,
+           params: Mapping[str, Param] | None = None,
+           hands_on: bool = False) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
+    """Declare ``on_<name>(self, target, **params)`` as the handler of the run action ``<name>``.
 
     ``label`` is the button text; the contract's ``actions`` mapping is built from these
     declarations, so an action offered to the browser always has a handler. ``target``
     names what the action applies to ("consumer", "member"; None: the run as a whole) and
-    ``picks`` says the workflow chooses one itself when none is given. The handler runs on
-    the run thread and returns what it did, in one sentence, for the one who asked.
+    ``picks`` says the workflow chooses one itself when none is given. ``params`` are
+    validated on the web thread like a run's, so bad ones are a 400 naming the field before
+    anything is queued; ``hands_on`` actions are offered by interactive runs only. The
+    handler runs on the run thread and returns what it did, in one sentence, for the one
+    who asked.
     """
-    def declare(handler: Callable[..., str | None]) -> Callable[..., str | None]:
+    def declare(handler: Callable[..., Reply]) -> Callable[..., Reply]:
         if not handler.__name__.startswith("on_"):
             raise TypeError(f"an action handler is named on_<action>, not {handler.__name__}")
         handler.action_label = label  # type: ignore[attr-defined]
         handler.action_target = target  # type: ignore[attr-defined]
         handler.action_picks = picks  # type: ignore[attr-defined]
+        handler.action_params = dict(params or {})  # type: ignore[attr-defined]
+        handler.action_hands_on = hands_on  # type: ignore[attr-defined]
         return handler
     return declare
 
@@ -88,25 +106,37 @@ class Workflow:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         declared: dict[str, str] = {}
+        takes_hands = "interactive" in cls.params
         for klass in reversed(cls.__mro__):
             for name, member in vars(klass).items():
                 label = getattr(member, "action_label", None)
-                if label is not None:
+                if label is not None and (takes_hands or not member.action_hands_on):
                     declared[name.removeprefix("on_")] = label
         cls.actions = declared
+
+    @classmethod
+    def handler_of(cls, name: str) -> Callable[..., Reply]:
+        return getattr(cls, f"on_{name}")
 
     # -- the lifecycle, driven by the runner -------------------------------------------
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         """The runner's entry point: every step in order; ``teardown`` whatever happens."""
         self.ctx, self.p = ctx, ctx.params
+        self.finishing = False
+        self.ended_by = ""
         ctx.set_tick(self.tick)
         try:
             self.setup()
             self.start_consumers()
             self.produce()
+            if self.p.get("interactive"):
+                self.hold()
             self.settle()
-            return self.report()
+            result = self.report()
+            if self.p.get("interactive"):
+                result["interactive"] = {"ended_by": self.ended_by, "actions": ctx.actions_taken}
+            return result
         finally:
             try:
                 self.teardown()
@@ -132,6 +162,25 @@ class Workflow:
     def teardown(self) -> None:
         """Stop clients and delete what the run made; always runs, also after a failure."""
 
+    def hold(self) -> None:
+        """An interactive run, after its scripted messages: stay live, handling actions,
+        until ``finish``, a cancel, the run's deadline, or ``FLOWS_IDLE_S`` without one."""
+        idle_s = settings.FLOWS_IDLE_S
+        while not self.finishing:
+            quiet_for = time.monotonic() - self.ctx.last_action_at
+            if quiet_for >= idle_s:
+                self.ended_by = f"idle: ended by itself after {idle_s:g} s without an action"
+                return
+            try:
+                self.ctx.wait_until(lambda: self.finishing, min(idle_s - quiet_for, 1.0), "finish", step=0.02)
+            except TimeoutError:
+                pass
+
+    @action("Finish", hands_on=True)
+    def on_finish(self, target: str) -> str:
+        self.finishing, self.ended_by = True, "finish: ended by hand"
+        return "finishing: what is in flight settles, then the run ends"
+
     # -- actions ---------------------------------------------------------------------------
 
     def targets(self, action: str) -> list[str]:
@@ -144,16 +193,49 @@ class Workflow:
 
     def menu(self) -> dict[str, dict[str, Any]]:
         """Every action with what it applies to now (``GET /api/runs/<id>/actions/``)."""
-        menu = {}
-        for name, label in self.actions.items():
-            handler = getattr(type(self), f"on_{name}")
-            menu[name] = {"label": label, "target": handler.action_target, "picks": handler.action_picks,
-                          "targets": self.targets(name) if handler.action_target else []}
-        return menu
+        return {name: {**self.action_contract(name),
+                       "targets": self.targets(name) if self.handler_of(name).action_target else []}
+                for name in self.offered()}
+
+    def offered(self) -> list[str]:
+        """The actions this run takes: hands-on ones only while it is interactive."""
+        hands = bool(getattr(self, "p", {}).get("interactive"))
+        return [name for name in self.actions if hands or not self.handler_of(name).action_hands_on]
+
+    @classmethod
+    def action_contract(cls, name: str) -> dict[str, Any]:
+        handler = cls.handler_of(name)
+        return {"label": cls.actions[name], "target": handler.action_target, "picks": handler.action_picks,
+                "hands_on": handler.action_hands_on,
+                "params": {key: p.contract() for key, p in handler.action_params.items()}}
+
+    def vet(self, name: str, target: str, given: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        """The action's params, cleaned, and what is wrong with the request, by field.
+
+        Runs on a web thread before anything is queued, so a bad request is a 400 that
+        names the field; ``check_action`` adds what depends on the run's state now.
+        """
+        handler = self.handler_of(name)
+        if handler.action_hands_on and not self.p.get("interactive"):
+            return {}, {"action": f"{name} is offered by interactive runs only; start one with interactive on"}
+        refusal = self.refusal(name, target)
+        if refusal:
+            return {}, {"target": refusal}
+        cleaned, errors = validate(handler.action_params, given)
+        if errors:
+            return cleaned, errors
+        return cleaned, self.check_action(name, target, cleaned)
+
+    def check_action(self, name: str, target: str, params: dict[str, Any]) -> dict[str, str]:
+        """What the run's state now forbids (unknown queue, too many consumers…), by field.
+
+        Called from web threads, like ``targets``: read state without blocking.
+        """
+        return {}
 
     def refusal(self, name: str, target: str) -> str:
         """Why ``target`` is not one ``name`` applies to now; '' when it is."""
-        handler = getattr(type(self), f"on_{name}")
+        handler = self.handler_of(name)
         noun = handler.action_target
         if noun is None:
             return ""
@@ -171,19 +253,19 @@ class Workflow:
         """Called on the run thread whenever it waits: dispatch pending actions to their handlers."""
         while (pending := self.ctx.take_action()) is not None:
             try:
-                said = self.dispatch(pending.name, pending.target)
+                said = self.dispatch(pending.name, pending.target, pending.params)
             except BaseException as exc:
                 pending.outcome.settle(f"{pending.name} failed: {exc}")
                 raise
             pending.outcome.settle(said)
 
-    def dispatch(self, name: str, target: str) -> str:
-        """Run the handler of ``name``; returns what it did, in one sentence."""
+    def dispatch(self, name: str, target: str, params: dict[str, Any] | None = None) -> Reply:
+        """Run the handler of ``name``; returns what it did, in one sentence (and extras)."""
         if name not in self.actions:
             reason = f"{name}: not an action of {self.slug}"
             self.ctx.emit("error", "runner", reason=reason)
             return reason
-        return getattr(self, f"on_{name}")(target) or f"{name} done"
+        return getattr(self, f"on_{name}")(target, **(params or {})) or f"{name} done"
 
     @classmethod
     def caveats(cls) -> list[str]:
@@ -199,7 +281,7 @@ class Workflow:
             "protocol": cls.protocol,
             "lesson": cls.lesson,
             "params": {name: p.contract() for name, p in cls.params.items()},
-            "actions": dict(cls.actions),
+            "actions": {name: cls.action_contract(name) for name in cls.actions},
             "broker": cls.broker,
             "caveats": cls.caveats(),
         }

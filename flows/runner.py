@@ -59,6 +59,39 @@ class BadTarget(RunnerError):
     field = "target"
 
 
+class ActionRefused(RunnerError):
+    """The action's request is wrong in these fields (``errors``: field → why)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class TooManyActions(RunnerError):
+    status = 429
+
+
+class ActionBucket:
+    """At most ``per_s`` actions a second per run, in bursts of as many: a held-down Enter
+    must not flood the broker."""
+
+    def __init__(self, per_s: float) -> None:
+        self.per_s = per_s
+        self.tokens = per_s
+        self.at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self.tokens = min(self.per_s, self.tokens + (now - self.at) * self.per_s)
+            self.at = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
+
+
 def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -75,6 +108,7 @@ class LiveRun:
         self.grace: threading.Timer | None = None
         self._claimed = False
         self._claim_lock = threading.Lock()
+        self.bucket = ActionBucket(settings.FLOWS_ACTIONS_PER_S)
 
     def claim(self) -> bool:
         """True for the one caller (the run thread or the grace timer) that finishes the run."""
@@ -102,6 +136,8 @@ class Runner:
                     f"{len(self._live)} runs are live (limit {settings.FLOWS_MAX_LIVE_RUNS}); wait or cancel one"
                 )
             workflow = workflow_cls()
+            # Actions are vetted on web threads from now on, maybe before the run thread starts.
+            workflow.p = params
             run = Run.objects.create(
                 workflow=slug,
                 params=params,
@@ -115,7 +151,9 @@ class Runner:
             ctx.on_cancel = lambda reason: self._start_grace(live)
             self._live[run.pk] = live
         self.pipeline.track(recorder, lambda: self.summary_of(live.run))
-        deadline = timeout_s if timeout_s is not None else settings.FLOWS_RUN_TIMEOUT_S
+        if timeout_s is None:
+            timeout_s = settings.FLOWS_INTERACTIVE_TIMEOUT_S if params.get("interactive") else settings.FLOWS_RUN_TIMEOUT_S
+        deadline = timeout_s
         live.thread = threading.Thread(target=self._execute, args=(live, deadline), name=f"run-{run.pk}", daemon=True)
         live.thread.start()
         return run
@@ -129,13 +167,16 @@ class Runner:
 
     # -- controlling ------------------------------------------------------------------
 
-    def act(self, run_id: int, name: str, target: str = "") -> Outcome:
+    def act(self, run_id: int, name: str, target: str = "", params: Any = None) -> Outcome:
         """Hand ``name`` to the run; its outcome is settled once the run thread handled it.
 
-        A target the action does not apply to now is refused here (``BadTarget``), before
-        anything is queued; ``cancel`` is run-level and answered at once.
+        A target the action does not apply to now (``BadTarget``) or bad params
+        (``ActionRefused``) are refused here, before anything is queued; ``cancel`` is
+        run-level and answered at once.
         """
         live = self._live_run(run_id)
+        if not live.bucket.take():
+            raise TooManyActions(f"too many actions: at most {settings.FLOWS_ACTIONS_PER_S:g} a second per run")
         if name == CANCEL_ACTION:
             already = live.ctx.cancelled.is_set()
             live.ctx.cancel("cancelled by the user")
@@ -143,10 +184,12 @@ class Runner:
         if name not in live.workflow.actions:
             known = ", ".join([CANCEL_ACTION, *live.workflow.actions])
             raise RunnerError(f"unknown action {name!r} for {live.run.workflow}; known: {known}")
-        refusal = live.workflow.refusal(name, target)
-        if refusal:
-            raise BadTarget(refusal)
-        pending = Action(name, target)
+        cleaned, errors = live.workflow.vet(name, target, params)
+        if list(errors) == ["target"]:
+            raise BadTarget(errors["target"])
+        if errors:
+            raise ActionRefused(errors)
+        pending = Action(name, target, cleaned)
         live.ctx.actions.put(pending)
         return pending.outcome
 
@@ -154,7 +197,8 @@ class Runner:
         """The live run's actions and the targets each applies to now; ``cancel`` is run-level."""
         live = self._live_run(run_id)
         return {**live.workflow.menu(),
-                CANCEL_ACTION: {"label": "Cancel run", "target": None, "picks": False, "targets": []}}
+                CANCEL_ACTION: {"label": "Cancel run", "target": None, "picks": False, "hands_on": False,
+                                "params": {}, "targets": []}}
 
     def _live_run(self, run_id: int) -> LiveRun:
         live = self._live.get(run_id)

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 from . import eventstore, export, registry, run_query, safejson, transports
 from .context import Outcome
 from .models import Run
-from .runner import CANCEL_ACTION, RunnerError, get_runner
+from .runner import CANCEL_ACTION, ActionRefused, RunnerError, get_runner
 
 MAX_EVENTS_PAGE = 5000
 MAX_BODY = 64 * 1024
@@ -234,7 +234,8 @@ async def run_actions(request: HttpRequest, run_id: int) -> JsonResponse:
         await asyncio.sleep(ACTION_POLL_S)
     said = outcome.text if outcome.done.is_set() else (
         f"queued: the run has not handled {name} yet; it will at its next step")
-    return JsonResponse({"accepted": True, "action": name, "target": target, "result": said}, status=202)
+    return JsonResponse({**outcome.extra, "accepted": True, "action": name, "target": target, "result": said},
+                        status=202)
 
 
 @with_run
@@ -260,8 +261,13 @@ def _send_action(request: HttpRequest, run: Run) -> JsonResponse | tuple[str, st
     if not run.live:
         return error(409, {"run": f"run {run.pk} is {run.state}; actions apply to live runs only"})
     name = body["action"]
+    params = body.get("params", {})
+    if not isinstance(params, dict):
+        return error(400, {"params": "must be a JSON object mapping the action's parameters to values"})
     try:
-        outcome = get_runner().act(run.pk, name, target)
+        outcome = get_runner().act(run.pk, name, target, params)
+    except ActionRefused as exc:
+        return error(400, exc.errors)
     except RunnerError as exc:
         return error(exc.status, {exc.field: str(exc)})
     # Cancel is run-level: whatever target came with it, none is echoed.

@@ -1,4 +1,8 @@
-"""Every member of every consumer group in a run: start them, crash one, replace the last one standing, stop."""
+"""Every member of every consumer group in a run: start them, crash one, replace the last one standing, stop.
+
+By hand, a member can also be added, removed (it leaves cleanly), restarted after a crash
+(under the same name), or slowed; the workflow bounds how many a group may have live.
+"""
 
 from __future__ import annotations
 
@@ -34,12 +38,18 @@ class Crew:
                 # crash_at applies to one member only: member-1 of the first group.
                 self._spawn(ledger, number, self.crash_at if index == 0 and number == 1 else 0)
 
-    def _spawn(self, ledger: GroupLedger, number: int, crash_at: int = 0) -> Member:
-        member = Member(self.ctx, ledger, self.settings, number, crash_at)
+    def _spawn(self, ledger: GroupLedger, number: int, crash_at: int = 0, how: str = "") -> Member:
+        member = Member(self.ctx, ledger, self.settings, number, crash_at, how)
         with self._lock:
-            self.members[ledger.label].append(member)
+            group = self.members[ledger.label]
+            # A restarted member takes its crashed namesake's place, so each name is listed once.
+            group[:] = [m for m in group if m.number != number]
+            group.append(member)
         member.start()
         return member
+
+    def ledger_of(self, label: str) -> GroupLedger | None:
+        return next((ledger for ledger in self.ledgers if ledger.label == label), None)
 
     # -- state --------------------------------------------------------------------------
 
@@ -55,6 +65,9 @@ class Crew:
         """Every member has had its first assignment and every group owns every partition."""
         return all(m.assign_calls > 0 for m in self.all_members() if m.alive) and all(
             ledger.all_owned() for ledger in self.ledgers)
+
+    def crashed(self) -> list[Member]:
+        return [m for m in self.all_members() if m.state == "crashed"]
 
     def busy(self, label: str) -> bool:
         return any(m.busy for m in self.alive(label))
@@ -77,12 +90,49 @@ class Crew:
         victim.request_crash(reason)
         return victim
 
-    def _find(self, target: str) -> Member | None:
+    def _find(self, target: str, alive: bool = True) -> Member | None:
         wanted = target.removeprefix("group:")
         for member in self.all_members():
-            if member.alive and f"{member.ledger.label}/{member.member}" == wanted:
+            if member.alive is alive and f"{member.ledger.label}/{member.member}" == wanted:
                 return member
         return None
+
+    # -- by hand ------------------------------------------------------------------------
+
+    def add(self, label: str) -> Member:
+        """A new member joins ``label``, under the lowest number no live or crashed member holds."""
+        ledger = self.ledger_of(label)
+        assert ledger is not None, label  # the workflow checked the group
+        with self._lock:
+            taken = {m.number for m in self.members[label] if m.state != "stopped"}
+        return self._spawn(ledger, min(set(range(1, len(taken) + 2)) - taken), how="added by hand")
+
+    def remove(self, label: str) -> Member | None:
+        """The group's newest live member leaves cleanly (commits, then leaves); None if it has one only."""
+        live = [m for m in self.alive(label) if not m.crash_pending]
+        if len(self.alive(label)) < 2 or not live:
+            return None
+        leaving = max(live, key=lambda m: m.number)
+        leaving.request_leave()
+        return leaving
+
+    def restart(self, target: str) -> Member | None:
+        """A crashed member (``target``, or the last to crash) comes back under its name and rejoins."""
+        crashed = self.crashed()
+        victim = self._find(target, alive=False) if target else (crashed[-1] if crashed else None)
+        if victim is None or victim.state != "crashed":
+            return None
+        return self._spawn(victim.ledger, victim.number, how="restarted")
+
+    def slow(self, target: str, delay_ms: int) -> Member | None:
+        member = self._find(target)
+        if member is not None:
+            member.delay_ms = delay_ms
+        return member
+
+    def unslow(self) -> None:
+        for member in self.all_members():
+            member.delay_ms = 0
 
     def _default_victim(self) -> Member | None:
         for ledger in self.ledgers:

@@ -81,9 +81,17 @@ class GroupLedger:
 
     # -- membership -------------------------------------------------------------------
 
-    def joined(self, member: str) -> None:
+    def joined(self, member: str, how: str = "") -> None:
         with self._lock:
-            self._causes.append(f"{member} joined")
+            if how == "restarted":
+                # Back under its old name: what it gives up from now on is not a crashed member's.
+                self.crashed_members.discard(member)
+            self._causes.append({"restarted": f"{member} restarted and rejoined",
+                                 "added by hand": f"{member} joined (added by hand)"}.get(how, f"{member} joined"))
+
+    def left(self, member: str) -> None:
+        with self._lock:
+            self._causes.append(f"{member} left (removed by hand)")
 
     def crashed(self, member: str, record: dict[str, Any]) -> None:
         with self._lock:

@@ -27,13 +27,15 @@ from typing import Any
 from .. import inbox
 from ..context import RunContext
 from .clients import group_consumer_config, poll_batch
+from .hands import dawdle
 from .ledger import GroupLedger
 from .offsets import cached_end_offset, cached_end_offsets
-from .producer import decode
+from .producer import decode, unplanned
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1
+LEFT = "left the group"  # a revoke's why when the member was removed by hand
 COMMIT_MODES = ("after", "before", "auto")
 _OFFSET_INVALID = -1001
 
@@ -47,11 +49,12 @@ class MemberSettings:
     strategy: str
     process_ms: int
     idempotent: bool
+    plan: int | None = None  # messages the run scripted (later ids were published by hand); None: all
 
 
 class Member(threading.Thread):
     def __init__(self, ctx: RunContext, ledger: GroupLedger, settings: MemberSettings, number: int,
-                 crash_at: int = 0) -> None:
+                 crash_at: int = 0, how: str = "") -> None:
         super().__init__(name=f"kafka-{ledger.label}-member-{number}", daemon=True)
         self.ctx = ctx
         self.ledger = ledger
@@ -60,6 +63,8 @@ class Member(threading.Thread):
         self.member = f"member-{number}"
         self.actor = f"group:{ledger.label}/{self.member}"
         self.crash_at = crash_at
+        self.how = how  # how it came to join, when not with the run: "added by hand", "restarted"
+        self.delay_ms = 0  # the Slow action's extra time per message
         self.crash_reason = ""
         self.state = "starting"  # starting | live | crashed | stopped | failed
         self.assigned: set[int] = set()
@@ -69,12 +74,13 @@ class Member(threading.Thread):
         self.busy = False  # between taking a batch and finishing it
         self._crash_requested = threading.Event()
         self._stop_requested = threading.Event()
-        self._leaving = ""  # why the consumer is closing: crash | shutdown
+        self._leaving = ""  # why the consumer is closing: crash | shutdown | left
         self._pending: dict[int, int] = {}  # partition → next offset to commit (handled, not committed)
         self._uncommitted: list[tuple[int, int]] = []
         self._message_of: dict[tuple[int, int], str] = {}  # (partition, offset) → message id, as delivered
         self._last_committed: dict[int, int] = {}
         self._used_db = False
+        self._leaving_by_hand = False
         self._consumer: Any = None
 
     # -- control (any thread) -----------------------------------------------------------
@@ -98,6 +104,11 @@ class Member(threading.Thread):
     def request_stop(self) -> None:
         self._stop_requested.set()
 
+    def request_leave(self) -> None:
+        """Leave the group cleanly while the run goes on (committing what it handled first)."""
+        self._leaving_by_hand = True
+        self._stop_requested.set()
+
     # -- the thread ---------------------------------------------------------------------
 
     def run(self) -> None:
@@ -110,7 +121,7 @@ class Member(threading.Thread):
         try:
             self._consumer = Consumer(group_consumer_config(s.bootstrap, self.ledger.group_id, strategy=s.strategy,
                                                             auto_commit=s.commit_mode == "auto", **extra))
-            self.ledger.joined(self.member)
+            self.ledger.joined(self.member, self.how)
             self._consumer.subscribe([s.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                      on_lost=self._on_lost)
             self.state = "live"
@@ -211,7 +222,7 @@ class Member(threading.Thread):
         self._message_of[(partition, offset)] = payload.message_id
         attrs: dict[str, Any] = {"topic": self.settings.topic, "partition": partition, "offset": offset,
                                  "key": payload.key, "group": self.ledger.label, "member": self.member,
-                                 "end_offset": end}
+                                 "end_offset": end, **unplanned(payload.message_id, self.settings.plan)}
         if delivery.duplicate:
             how = "crashed" if self.ledger.crashed_member(delivery.previous) else "gave the partition up"
             attrs["reason"] = delivery.reason
@@ -227,11 +238,16 @@ class Member(threading.Thread):
         payload, attrs, attempt = delivery
         if self.settings.process_ms:
             self.ctx.cancelled.wait(self.settings.process_ms / 1000.0)
+        slowed = self.delay_ms
+        if slowed:
+            dawdle(lambda: self.delay_ms, self._stop_requested)
         effect = self._apply(payload.message_id) if self.settings.idempotent else True
         self.ledger.processed_one(message.partition(), message.offset(), effect)
         self.done += 1
         extra: dict[str, Any] = {"effect": effect,
                                  "end_to_end_ms": round(self.ctx.elapsed_ms() - payload.published_ms, 3)}
+        if slowed:
+            extra["slowed_ms"] = slowed
         if self.settings.idempotent:
             extra["inbox"] = "applied" if effect else "already in the inbox: duplicate suppressed"
         self.ctx.emit("process", self.actor, payload.message_id, attempt, attempt > 1, **attrs, **extra)
@@ -330,8 +346,8 @@ class Member(threading.Thread):
         # (a crashed member's crash event is their cause already).
         dropped = [] if self._leaving == "crash" else sorted(o for o in self._uncommitted if o[0] in gone)
         self._uncommitted = [(p, o) for p, o in self._uncommitted if p not in gone]
-        why = "lost (session timed out)" if lost else {"crash": "member crashed", "shutdown": "shutdown"}.get(
-            self._leaving, "rebalance")
+        why = "lost (session timed out)" if lost else {"crash": "member crashed", "shutdown": "shutdown",
+                                                       "left": LEFT}.get(self._leaving, "rebalance")
         seq = self.ctx.emit("revoke", self.actor, self._only_message(dropped), group=self.ledger.label,
                             member=self.member, topic=self.settings.topic, partitions=gone,
                             owned=sorted(self.assigned), strategy=self.settings.strategy, why=why,
@@ -392,7 +408,9 @@ class Member(threading.Thread):
         if self.settings.commit_mode != "before" and not self.ctx.cancelled.is_set():
             self._commit_pending("shutdown")
         self.ledger.saw_end_offsets(cached_end_offsets(self._consumer, self.settings.topic, self.assigned))
-        self._leaving = "shutdown"
+        self._leaving = "left" if self._leaving_by_hand else "shutdown"
+        if self._leaving_by_hand:
+            self.ledger.left(self.member)
         self.state = "stopped"
         self._close_quietly()
 

@@ -40,14 +40,35 @@ def plan(n: int, keys: list[str]) -> tuple[str, str, int]:
     return message_id(n), keys[(n - 1) % len(keys)], (n - 1) // len(keys) + 1
 
 
-def encode(payload: Payload, size: int) -> bytes:
-    head = f"{payload.message_id}|{payload.key}|{payload.seq}|{payload.published_ms:.3f}|".encode()
+def _quote(key: str) -> str:
+    # A key typed by hand may hold the header's separator; the run's own keys never do.
+    return key.replace("%", "%25").replace("|", "%7C")
+
+
+def _unquote(key: str) -> str:
+    return key.replace("%7C", "|").replace("%25", "%")
+
+
+def encode(payload: Payload, size: int, body: bytes = b"") -> bytes:
+    """The header, then ``body`` (a hand-published value) or padding up to ``size`` bytes."""
+    head = f"{payload.message_id}|{_quote(payload.key)}|{payload.seq}|{payload.published_ms:.3f}|".encode()
+    if body:
+        return head + body
     return head + b"." * (size - len(head)) if size > len(head) else head
 
 
 def decode(value: bytes) -> Payload:
     mid, key, seq, published, _ = value.split(b"|", 4)
-    return Payload(mid.decode(), key.decode(), int(seq), float(published))
+    return Payload(mid.decode(), _unquote(key.decode()), int(seq), float(published))
+
+
+def number_of(message_id: str) -> int:
+    return int(message_id.rpartition("-")[2])
+
+
+def unplanned(message_id: str, plan: int | None) -> dict[str, bool]:
+    """``{"planned": False}`` for a message beyond the run's ``plan`` of scripted ones (sent by hand)."""
+    return {"planned": False} if plan is not None and number_of(message_id) > plan else {}
 
 
 class KeyedProducer:
@@ -67,11 +88,14 @@ class KeyedProducer:
         self.topic_label = topic_label
         self.keys = key_names(keys)
         self._key_bytes = [k.encode() for k in self.keys]
+        self.hand_keys: list[str] = []  # keys first sent by hand, in order, beyond the run's own
+        self._last_seq: dict[str, int] = {}
         self.message_bytes = message_bytes
         self.config = producer_config(bootstrap, acks=acks, idempotent=idempotent, **extra)
         self._producer = Producer(self.config)
         self.sent = 0
         self.failed = 0
+        self.refused: set[str] = set()  # ids whose delivery report was an error
         # message id → (partition, offset or None when acks=0 gives no offset back)
         self.placements: dict[str, tuple[int, int | None]] = {}
         # partition → 1 + the highest offset a delivery report confirmed
@@ -98,8 +122,27 @@ class KeyedProducer:
 
     def send(self, n: int) -> None:
         mid, key, seq = plan(n, self.keys)
+        self._last_seq[key] = seq
         value = encode(Payload(mid, key, seq, self.ctx.elapsed_ms()), self.message_bytes)
-        key_bytes = self._key_bytes[(n - 1) % len(self._key_bytes)]
+        self._produce(value, self._key_bytes[(n - 1) % len(self._key_bytes)])
+
+    def send_by_hand(self, key: str, body: str = "") -> str:
+        """One message with the user's key (and value), numbered after everything sent so far; its id.
+
+        Never waits for the broker: the delivery report records where it landed.
+        """
+        mid = message_id(self.sent + 1)
+        seq = self._last_seq[key] = self._last_seq.get(key, 0) + 1
+        if key not in self.keys and key not in self.hand_keys:
+            self.hand_keys.append(key)
+        value = encode(Payload(mid, key, seq, self.ctx.elapsed_ms()), self.message_bytes, body.encode())
+        self._produce(value, key.encode())
+        return mid
+
+    def all_keys(self) -> list[str]:
+        return [*self.keys, *self.hand_keys]
+
+    def _produce(self, value: bytes, key_bytes: bytes) -> None:
         while True:
             try:
                 # One bound callback for every message: the report finds id, key and send time in the value.
@@ -116,6 +159,12 @@ class KeyedProducer:
         self.ctx.check()
         self._producer.poll(seconds)
 
+    def reported(self, mid: str, seconds: float) -> bool:
+        """Serve reports for up to ``seconds``; whether ``mid``'s has come (stored or refused)."""
+        if mid not in self.placements and mid not in self.refused:
+            self.serve(seconds)
+        return mid in self.placements or mid in self.refused
+
     def flush(self, timeout: float = 30.0) -> None:
         # In short slices, so a cancelled run (its broker died) stops waiting at once.
         self.ctx.wait_until(lambda: self._producer.flush(_SERVE_POLL_S) == 0, timeout,
@@ -127,6 +176,7 @@ class KeyedProducer:
         waited_ms = round(self.ctx.elapsed_ms() - payload.published_ms, 3)
         if err is not None:
             self.failed += 1
+            self.refused.add(mid)
             self.ctx.emit("error", PRODUCER, mid, topic=self.topic, key=key, reason=f"produce failed: {err.str()}")
             return
         partition, offset = msg.partition(), msg.offset()

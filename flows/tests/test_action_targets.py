@@ -101,7 +101,8 @@ def test_actions_apply_to_live_targets_and_say_what_happened(case: Case, embedde
                       f"{case.slug} to list {sorted(case.live)}")
         offered = listed[case.action]
         assert offered["target"] == case.noun and case.stranger not in offered["targets"]
-        assert listed["cancel"] == {"label": "Cancel run", "target": None, "picks": False, "targets": []}
+        assert listed["cancel"] == {"label": "Cancel run", "target": None, "picks": False, "hands_on": False,
+                                 "params": {}, "targets": []}
 
         refused = post(client, actions_url, {"action": case.action, "target": case.stranger})
         assert refused.status_code == 400
@@ -159,7 +160,8 @@ def test_a_workflow_without_actions_offers_cancel_only() -> None:
     actions_url = f"/api/runs/{run_id}/actions/"
     try:
         assert client.get(actions_url).json() == {
-            "actions": {"cancel": {"label": "Cancel run", "target": None, "picks": False, "targets": []}}}
+            "actions": {"cancel": {"label": "Cancel run", "target": None, "picks": False, "hands_on": False,
+                                   "params": {}, "targets": []}}}
     finally:
         answer = post(client, actions_url, {"action": "cancel", "target": "client"})
         assert answer.status_code == 202 and answer.json()["result"] == "run cancelled"

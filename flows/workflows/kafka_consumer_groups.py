@@ -18,17 +18,22 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import RunContext
+from ..kafka.hands import SLOW_PARAMS, HandPublishing
 from ..params import bool_param, choice_param, float_param, int_param
-from ..registry import Workflow, action
+from ..registry import INTERACTIVE, Workflow, action
 
 TOPIC_LABEL = "orders"
 GROUP_LABELS = ("billing", "shipping", "analytics", "audit")
 JOIN_TIMEOUT_S = 40.0
 # After the last message is produced: enough for two cooperative rebalance rounds after a late crash.
 SETTLE_TIMEOUT_S = 45.0
+# Live members per group, at most (a member beyond the partition count only idles anyway).
+MAX_MEMBERS = 8
+GROUP_PARAMS = {"group": choice_param(GROUP_LABELS[0], GROUP_LABELS, "The consumer group (the run has the first "
+                                      "'groups' of these)", label="Group")}
 
 
-class KafkaConsumerGroups(Workflow):
+class KafkaConsumerGroups(HandPublishing, Workflow):
     slug = "kafka-consumer-groups"
     title = "Kafka consumer groups, rebalances and duplicates"
     pattern = "async"
@@ -44,10 +49,10 @@ class KafkaConsumerGroups(Workflow):
     params = {
         "partitions": int_param(4, 1, 32, "Partitions of the topic"),
         "keys": int_param(8, 1, 64, "Distinct message keys (round robin over the messages)"),
-        "messages": int_param(40, 1, 5000, "Messages to produce"),
+        "messages": int_param(40, 0, 5000, "Messages to produce (0 with interactive: only what you publish)"),
         "rate": float_param(4.0, 0.0, 1000.0, "Messages per second (0 = as fast as possible)"),
         "groups": int_param(2, 1, len(GROUP_LABELS), "Consumer groups reading the topic (each gets every message)"),
-        "members": int_param(2, 1, 8, "Members per group (a member without a partition stays idle)"),
+        "members": int_param(2, 1, MAX_MEMBERS, "Members per group (a member without a partition stays idle)"),
         "commit_mode": choice_param("after", ("after", "before", "auto"),
                                     "after: commit after processing (at-least-once); before: commit before "
                                     "processing (at-most-once); auto: the client commits stored offsets every second",
@@ -62,6 +67,7 @@ class KafkaConsumerGroups(Workflow):
         "idempotent": bool_param(False, "Idempotent consumers: an inbox per group suppresses duplicates"),
         "process_ms": int_param(50, 0, 2000, "Time a member spends handling one message (ms)"),
         "message_bytes": int_param(100, 32, 100_000, "Size of each message value in bytes"),
+        "interactive": INTERACTIVE,
     }
 
     def expected(self, params: dict[str, Any]) -> int:
@@ -88,7 +94,7 @@ class KafkaConsumerGroups(Workflow):
                         for label, group_id in groups.items()]
         settings = MemberSettings(bootstrap=bootstrap, topic=self.topic, commit_mode=p["commit_mode"],
                                   commit_every=p["commit_every"], strategy=p["strategy"], process_ms=p["process_ms"],
-                                  idempotent=p["idempotent"])
+                                  idempotent=p["idempotent"], plan=p["messages"])
         self.crew = Crew(ctx, self.ledgers, settings, p["members"], p["crash_at"])
         self.producer = KeyedProducer(ctx, bootstrap, self.topic, TOPIC_LABEL, keys=p["keys"],
                                       message_bytes=p["message_bytes"])
@@ -100,9 +106,17 @@ class KafkaConsumerGroups(Workflow):
     def produce(self) -> None:
         self.producer.send_all(self.p["messages"], self.p["rate"], between=self.ctx.tend)
         self.producer.flush()
-        self.produced = [(part, off) for part, off in self.producer.placements.values() if off is not None]
+        self.produced = self._placed()
+
+    def _placed(self) -> list[tuple[int, int]]:
+        return [(part, off) for part, off in self.producer.placements.values() if off is not None]
 
     def settle(self) -> None:
+        if self.p["interactive"]:
+            # What was published by hand counts too; full speed again, so the backlog drains in time.
+            self.producer.flush()
+            self.produced = self._placed()
+            self.crew.unslow()
         crew, ends, count = self.crew, self.producer.end_offsets, len(self.produced)
         self.ctx.wait_until(lambda: all(self._accounted(crew, ledger, ends, count) for ledger in self.ledgers),
                             SETTLE_TIMEOUT_S, "every group to handle (or, committing first, skip) every message")
@@ -124,15 +138,89 @@ class KafkaConsumerGroups(Workflow):
             return f"no live member named {target}" if target else "no live member to crash"
         return f"{victim.actor} will crash at its next message, before commit"
 
+    # -- by hand (Publish comes with HandPublishing) ----------------------------------------
+
+    @action("Add a member", params=GROUP_PARAMS, hands_on=True)
+    def on_add_member(self, target: str, group: str) -> str:
+        if len(self.crew.alive(group)) >= MAX_MEMBERS:
+            return f"not added: {group} has {MAX_MEMBERS} live members already"
+        member = self.crew.add(group)
+        return f"{member.actor} joins: the group rebalances"
+
+    @action("Remove a member", params=GROUP_PARAMS, hands_on=True)
+    def on_remove_member(self, target: str, group: str) -> str:
+        member = self.crew.remove(group)
+        if member is None:
+            return f"not removed: {group} keeps its last live member"
+        return f"{member.actor} commits what it handled and leaves: the group rebalances"
+
+    @action("Slow a member", target="member", params=SLOW_PARAMS, hands_on=True)
+    def on_slow(self, target: str, delay_ms: int) -> str:
+        member = self.crew.slow(target, delay_ms)
+        if member is None:
+            return f"no live member named {target}"
+        if not delay_ms:
+            return f"{member.actor} back to full speed"
+        return f"{member.actor} now spends {delay_ms} ms more on every message: watch its partitions' lag grow"
+
+    @action("Restart a crashed member", target="member", picks=True, hands_on=True)
+    def on_restart(self, target: str) -> str:
+        live = self._restartable(target)
+        if live:
+            return f"not restarted: {live}"
+        member = self.crew.restart(target)
+        if member is None:
+            return f"no crashed member named {target}" if target else "no crashed member to restart"
+        return f"{member.actor} restarts under the same name and rejoins: the group rebalances"
+
+    def menu(self) -> dict[str, dict[str, Any]]:
+        """As declared, with the group choices narrowed to this run's groups."""
+        menu = super().menu()
+        ours = list(GROUP_LABELS[: getattr(self, "p", {}).get("groups", len(GROUP_LABELS))])
+        for name in ("add_member", "remove_member"):
+            if name in menu:
+                menu[name]["params"]["group"].update(choices=ours, default=ours[0])
+        return menu
+
+    def check_action(self, name: str, target: str, params: dict[str, Any]) -> dict[str, str]:
+        crew = getattr(self, "crew", None)
+        group = params.get("group")
+        if name in ("add_member", "remove_member") and crew is not None:
+            if crew.ledger_of(group) is None:
+                return {"group": f"no group {group} in this run; its groups: {', '.join(crew.members)}"}
+            live = len(crew.alive(group))
+            if name == "add_member" and live >= MAX_MEMBERS:
+                return {"group": f"{group} has {live} live members, the most a group may have ({MAX_MEMBERS})"}
+            if name == "remove_member" and live < 2:
+                return {"group": f"{group} has one live member left; a group keeps it (crash it instead)"}
+        if name == "restart" and crew is not None:
+            why = self._restartable(target) if crew.crashed() else "no crashed member to restart"
+            if why:
+                return {"target": why}
+        return super().check_action(name, target, params)
+
+    def _restartable(self, target: str) -> str:
+        """Why the crashed member ``target`` (or the last to crash) cannot come back now; '' if it can."""
+        crashed = self.crew.crashed()
+        named = target.removeprefix("group:")
+        member = next((m for m in reversed(crashed) if not target or f"{m.ledger.label}/{m.member}" == named), None)
+        if member is not None and len(self.crew.alive(member.ledger.label)) >= MAX_MEMBERS:
+            return f"{member.ledger.label} has {MAX_MEMBERS} live members already"
+        return ""
+
     def targets(self, action: str) -> list[str]:
-        """Live members not already about to crash."""
+        """Crashed members for restart; otherwise live members (for crash: not already about to crash)."""
         crew = getattr(self, "crew", None)
         if crew is None:
             return []
-        return [m.actor for m in crew.all_members() if m.alive and not m.crash_pending]
+        if action == "restart":
+            return [m.actor for m in crew.crashed()]
+        return [m.actor for m in crew.all_members() if m.alive and not (action == "crash" and m.crash_pending)]
 
     def tick(self) -> None:
         super().tick()
+        if getattr(self, "crew", None) is None:
+            return
         self.crew.replace_missing()
         failed = self.crew.failed()
         if failed:

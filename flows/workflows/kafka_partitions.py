@@ -17,8 +17,9 @@ import time
 from typing import Any
 
 from ..context import RunContext
+from ..kafka.hands import SLOW_PARAMS, HandPublishing, dawdle
 from ..params import bool_param, choice_param, float_param, int_param
-from ..registry import Workflow
+from ..registry import INTERACTIVE, Workflow, action
 
 TOPIC_LABEL = "orders"
 READER = "consumer:reader"
@@ -28,7 +29,7 @@ READ_TIMEOUT_S = 30.0
 ACKS0_GRACE_S = 3.0
 
 
-class KafkaPartitions(Workflow):
+class KafkaPartitions(HandPublishing, Workflow):
     slug = "kafka-partitions"
     title = "Kafka partitions, keys and offsets"
     pattern = "async"
@@ -42,7 +43,7 @@ class KafkaPartitions(Workflow):
     params = {
         "partitions": int_param(4, 1, 32, "Partitions of the topic"),
         "keys": int_param(6, 1, 64, "Distinct message keys (round robin over the messages)"),
-        "messages": int_param(24, 1, 200_000, "Messages to produce"),
+        "messages": int_param(24, 0, 200_000, "Messages to produce (0 with interactive: only what you publish)"),
         "rate": float_param(4.0, 0.0, 100_000.0, "Messages per second (0 = as fast as possible)"),
         "acks": choice_param("all", ("0", "1", "all"),
                              "Broker confirmations the producer waits for: 0 = none (no offset comes back), "
@@ -50,6 +51,7 @@ class KafkaPartitions(Workflow):
         "idempotent": bool_param(False, "Idempotent producer: the broker drops a retried duplicate and keeps "
                                         "per-partition order (needs acks=all)", label="Idempotent producer"),
         "message_bytes": int_param(100, 32, 100_000, "Size of each message value in bytes"),
+        "interactive": INTERACTIVE,
     }
 
     @classmethod
@@ -76,7 +78,7 @@ class KafkaPartitions(Workflow):
         create_run_topic(ctx.run_id, bootstrap, self.topic, p["partitions"])  # deleted when the run ends
         self.producer = KeyedProducer(ctx, bootstrap, self.topic, TOPIC_LABEL, keys=p["keys"],
                                       message_bytes=p["message_bytes"], acks=p["acks"], idempotent=p["idempotent"])
-        self.reader = PartitionReader(ctx, bootstrap, self.topic, p["partitions"])
+        self.reader = PartitionReader(ctx, bootstrap, self.topic, p["partitions"], plan=p["messages"])
 
     def start_consumers(self) -> None:
         self.reader.start()
@@ -90,6 +92,9 @@ class KafkaPartitions(Workflow):
         self.producer.flush()
 
     def settle(self) -> None:
+        self.producer.flush()  # the reports of records published by hand, too
+        # Full speed again, so a backlog built by hand drains within the deadline.
+        self.reader.delay_ms = 0
         reader, confirmed = self.reader, len(self.producer.placements)
         try:
             self.ctx.wait_until(lambda: reader.count >= confirmed or reader.error is not None,
@@ -111,13 +116,28 @@ class KafkaPartitions(Workflow):
         if self.reader is not None and self.reader.is_alive():
             self.reader.stop()
 
+    # -- by hand (Publish comes with HandPublishing) ----------------------------------------
+
+    @action("Slow the reader", target="consumer", picks=True, params=SLOW_PARAMS, hands_on=True)
+    def on_slow(self, target: str, delay_ms: int) -> str:
+        if self.reader is None:
+            return f"{READER} is not there yet; nothing slowed"
+        self.reader.delay_ms = delay_ms
+        if not delay_ms:
+            return f"{READER} back to full speed"
+        return f"{READER} now spends {delay_ms} ms more on every record: watch its partitions' backlog grow"
+
+    def targets(self, action: str) -> list[str]:
+        reader = getattr(self, "reader", None)
+        return [READER] if reader is not None and reader.is_alive() else []
+
     @staticmethod
     def _result(p: dict[str, Any], topic: str, producer: Any, reader: PartitionReader, elapsed: float) -> dict[str, Any]:
         from ..kafka.offsets import topic_figures
         from ..kafka.partitioner import murmur2, partition_for
 
         keys: dict[str, Any] = {}
-        for key in producer.keys:
+        for key in producer.all_keys():
             seen = reader.by_key.get(key, [])
             partitions = sorted({part for _seq, part, _off in seen})
             seqs = [seq for seq, _part, _off in seen]
@@ -155,12 +175,15 @@ class PartitionReader(threading.Thread):
     BATCH = 500
     POLL_S = 0.1
 
-    def __init__(self, ctx: RunContext, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(self, ctx: RunContext, bootstrap: str, topic: str, partitions: int,
+                 plan: int | None = None) -> None:
         super().__init__(name=f"kafka-reader-{ctx.run_id}", daemon=True)
         self.ctx = ctx
         self.bootstrap = bootstrap
         self.topic = topic
         self.partitions = partitions
+        self.plan = plan  # messages the run scripted (later ids were published by hand); None: all
+        self.delay_ms = 0  # the Slow action's extra time per record
         self.count = 0
         # Reads per message id: a record written twice (a producer retry without idempotence)
         # is a second delivery to the same logical consumer, a duplicate, not more progress.
@@ -206,13 +229,15 @@ class PartitionReader(threading.Thread):
 
     def _read(self, messages: list[Any]) -> None:
         from ..kafka.offsets import cached_end_offset
-        from ..kafka.producer import decode
+        from ..kafka.producer import decode, unplanned
 
         emit, now, topic = self.ctx.emit, self.ctx.elapsed_ms, self.topic
         ends: dict[int, int | None] = {}  # one watermark look-up per partition per batch
         for m in messages:
             if m.error() is not None:
                 continue
+            if self.delay_ms:
+                dawdle(lambda: self.delay_ms, self._halt)
             payload = decode(m.value())
             partition, offset = m.partition(), m.offset()
             if partition not in ends:
@@ -220,11 +245,12 @@ class PartitionReader(threading.Thread):
             attempt = self.reads[payload.message_id] = self.reads.get(payload.message_id, 0) + 1
             again = {} if attempt == 1 else {"reason": f"the same message again at offset {offset}: written twice by a "
                                                        "producer retry (idempotent producer off)"}
+            extra = {**again, **unplanned(payload.message_id, self.plan)}
             emit("deliver", READER, payload.message_id, attempt, attempt > 1, topic=topic, partition=partition,
-                 offset=offset, key=payload.key, member="reader", end_offset=ends[partition], **again)
+                 offset=offset, key=payload.key, member="reader", end_offset=ends[partition], **extra)
             emit("process", READER, payload.message_id, attempt, attempt > 1, topic=topic, partition=partition,
                  offset=offset, key=payload.key, member="reader", end_to_end_ms=round(now() - payload.published_ms, 3),
-                 **again)
+                 **extra)
             self.by_key.setdefault(payload.key, []).append((payload.seq, partition, offset))
             self.per_partition[partition] = self.per_partition.get(partition, 0) + 1
             self.count += 1

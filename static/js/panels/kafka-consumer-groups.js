@@ -16,6 +16,9 @@ import { swatch } from "../legend.js";
 import { entry, fillTable, laneRouter, lessonLine, partitionLayout, renderSoon } from "./kit.js";
 
 const GROUP_ORDER = ["billing", "shipping", "analytics", "audit"];
+// Rows per group in the topology of an interactive run: members may be added up to this bound.
+const MAX_MEMBERS = 8;
+const LEFT = "left the group"; // a revoke's why when a member was removed by hand
 const TIMELINE_MAX = 120;
 const DUPLICATES_MAX = 200;
 const MODES = {
@@ -52,6 +55,11 @@ function memberNumber(name) {
   return Number(String(name).replace(/^member-/, "")) || 0;
 }
 
+/** The topology row of a member: its group's block of `slots` rows, then its number within it. */
+export function memberRow(groupIndex, number, slots) {
+  return groupIndex * (slots + 1) + Math.min(Math.max(0, number - 1), slots - 1);
+}
+
 function shortMember(name) {
   return name ? String(name).replace(/^member-/, "m") : "—";
 }
@@ -72,7 +80,8 @@ const panel = {
     this.ctx = ctx;
     this.params = p;
     this.partitions = Number(p.partitions) || 1;
-    this.members = Number(p.members) || 1;
+    // Hand actions add members: an interactive run leaves room for as many as a group may have.
+    this.members = p.interactive ? Math.max(MAX_MEMBERS, Number(p.members) || 1) : Number(p.members) || 1;
     this.laneOf = laneRouter();
     this.finalEnds = null;
     this.state = freshState();
@@ -123,7 +132,7 @@ const panel = {
 
   layout(actor) {
     const member = memberOf(actor);
-    if (member) return { column: 3, row: this.groupIndex(member.group) * (this.members + 1) + Math.max(0, memberNumber(member.member) - 1) };
+    if (member) return { column: 3, row: memberRow(this.groupIndex(member.group), memberNumber(member.member), this.members) };
     const group = /^group:([^/]+)$/.exec(actor);
     if (group) return { column: 4, row: this.groupIndex(group[1]) * (this.members + 1) };
     return partitionLayout(actor);
@@ -144,7 +153,8 @@ const panel = {
   },
 
   member(group, name, actor) {
-    return entry(group.members, name, () => ({ name, actor, state: "live", owned: new Set(), handled: 0, uncommitted: new Set() }));
+    return entry(group.members, name, () => ({ name, actor, state: "live", owned: new Set(), handled: 0, uncommitted: new Set(),
+      slowedMs: 0 }));
   },
 
   /** The group and member entries of who = memberOf(ev.actor), made on first sight. */
@@ -163,6 +173,8 @@ const panel = {
         break;
       case "route":
         s.routed.set(a.partition, (s.routed.get(a.partition) || 0) + 1);
+        // The delivery report's offset: the log's end, even while a slowed member has not fetched that far.
+        if (Number.isInteger(a.offset)) s.ends.set(a.partition, Math.max(s.ends.get(a.partition) || 0, a.offset + 1));
         break;
       case "deliver": {
         if (!who) break;
@@ -182,6 +194,7 @@ const panel = {
         if (!who) break;
         const { g, m } = this.seat(who, ev.actor);
         m.handled += 1;
+        m.slowedMs = a.slowed_ms || 0;
         g.handled += 1;
         g.processed.add(ev.message_id);
         if (a.effect === false) g.suppressed += 1;
@@ -208,6 +221,11 @@ const panel = {
       case "assign": {
         if (!who) break;
         const { g, m } = this.seat(who, ev.actor);
+        if (m.state !== "live") {
+          // Restarted, or added again under a removed member's name: a new consumer, nothing in hand.
+          m.uncommitted.clear();
+          m.slowedMs = 0;
+        }
         m.state = "live";
         for (const p of a.partitions || []) {
           m.owned.add(p);
@@ -225,10 +243,8 @@ const panel = {
           if (g.owners.get(p) === who.member) g.owners.delete(p);
           for (const key of [...m.uncommitted]) if (Number(key.split(":")[0]) === p && a.why !== "member crashed") m.uncommitted.delete(key);
         }
-        if (a.why === "shutdown") {
-          m.state = "stopped";
-          g.ended = true;
-        }
+        if (a.why === "shutdown" || a.why === LEFT) m.state = "stopped";
+        if (a.why === "shutdown") g.ended = true;
         this.note(ev, who.group, `${who.member} revoked ${parts(a.partitions)} (${a.why})`, a.why === "member crashed" ? "error" : "routed");
         ctx.topology.setNote(ev.actor, m.state === "crashed" ? "✗ crashed" : `owns ${parts([...m.owned].sort((x, y) => x - y))}`);
         break;
@@ -364,6 +380,8 @@ const panel = {
           h("div", { class: "small" }, `owns ${parts(owned)}`),
           h("div", { class: "small" }, `handled ${m.handled} · `,
             m.state === "crashed" ? `never committed ${m.uncommitted.size}` : `not yet committed ${m.uncommitted.size}`),
+          m.slowedMs && m.state === "live" ? h("div", { class: "small kcg-slowed", dataset: { slowedMs: m.slowedMs } },
+            `slowed: +${m.slowedMs} ms a message`) : null,
           h("button", {
             type: "button", class: "kcg-crash", dataset: { crashMember: m.actor },
             disabled: !live || m.state !== "live",

@@ -51,8 +51,21 @@ function freshState() {
   return { messages: new Map(), keys: new Map(), lanes: new Map(), finished: false };
 }
 
-function keyShort(key) {
-  return String(key).replace(/^key-/, "k");
+const KEY_LABEL_MAX = 10; // characters of a hand-typed key shown in a cell; its title has it whole
+
+/** A cell's short name for a key: k3 for the run's key-3, a hand-typed key cut to fit. */
+export function keyShort(key) {
+  const text = String(key).replace(/^key-(\d+)$/, "k$1");
+  return text.length > KEY_LABEL_MAX ? `${text.slice(0, KEY_LABEL_MAX - 1)}…` : text;
+}
+
+/** The keys table's order: the run's key-1, key-2… by number, then keys typed by hand as they came. */
+export function keyOrder(x, y) {
+  const nx = /^key-(\d+)$/.exec(x.key);
+  const ny = /^key-(\d+)$/.exec(y.key);
+  if (nx && ny) return Number(nx[1]) - Number(ny[1]);
+  if (nx || ny) return nx ? -1 : 1;
+  return x.first - y.first;
 }
 
 const panel = {
@@ -119,11 +132,17 @@ const panel = {
     const a = ev.attrs || {};
     if (ev.kind === "publish" && ev.message_id) {
       const key = a.key;
-      const k = entry(state.keys, key, () => ({ key, hash: murmur2(key), expected: partitionFor(key, this.partitions), sent: [] }));
+      const k = entry(state.keys, key, () => ({ key, hash: murmur2(key), expected: partitionFor(key, this.partitions),
+        sent: [], first: state.keys.size }));
       const msg = state.messages.get(ev.message_id) || { id: ev.message_id, key, partition: a.partition,
         offset: null, read: false, seq: k.sent.length + 1, number: Number(String(ev.message_id).split("-")[1]) };
       msg.partition = a.partition;
-      if (Number.isInteger(a.offset)) msg.offset = a.offset;
+      if (Number.isInteger(a.offset)) {
+        msg.offset = a.offset;
+        // The delivery report says the log reaches past this offset, even before the (maybe slowed) reader gets there.
+        const lane = this.lane(a.partition);
+        lane.end = Math.max(lane.end ?? 0, a.offset + 1);
+      }
       if (!state.messages.has(ev.message_id)) {
         state.messages.set(ev.message_id, msg);
         k.sent.push(msg);
@@ -183,8 +202,10 @@ const panel = {
       },
       h("div", { class: "kp-lane-head" },
         h("strong", {}, `p${p}`),
-        h("span", { class: "small", title: "the high watermark of the reader's last fetch response" }, endText),
-        h("span", { class: "muted small" }, `${cells.length} msg`)),
+        h("span", { class: "small", title: "the highest of the reader's fetched high watermark and the delivery reports' offsets + 1" }, endText),
+        h("span", { class: "muted small" }, `${cells.length} msg`),
+        lane.end !== null && lane.end > lane.read
+          ? h("span", { class: "small kp-unread", dataset: { unread: lane.end - lane.read } }, `${lane.end - lane.read} unread`) : null),
       h("div", { class: "kp-cells" },
         hidden ? h("span", { class: "kp-more muted small" }, `… ${hidden} earlier`) : null,
         cells.slice(hidden).map((msg) => h("button", {
@@ -202,7 +223,7 @@ const panel = {
 
   renderKeys() {
     const rows = [...this.state.keys.values()]
-      .sort((x, y) => Number(String(x.key).split("-")[1]) - Number(String(y.key).split("-")[1]))
+      .sort(keyOrder)
       .map((k) => {
         const landed = [...new Set(k.sent.map((m) => m.partition))];
         const offsets = k.sent.map((m) => m.offset);

@@ -1,0 +1,29 @@
+// The Kafka panels' pure helpers for what hand actions add: keys typed by hand, members added by hand.
+import assert from "node:assert/strict";
+import test from "node:test";
+
+import { memberRow } from "../panels/kafka-consumer-groups.js";
+import { keyOrder, keyShort } from "../panels/kafka-partitions.js";
+
+test("keyShort shortens the run's keys and cuts long keys typed by hand", () => {
+  assert.equal(keyShort("key-3"), "k3");
+  assert.equal(keyShort("order-1"), "order-1");
+  assert.equal(keyShort("key-3-extra"), "key-3-ext…");
+  assert.equal(keyShort("x".repeat(200)).length, 10);
+});
+
+test("keyOrder puts the run's keys by number first, then hand keys as they came", () => {
+  const keys = [
+    { key: "zeta", first: 0 }, { key: "key-10", first: 1 }, { key: "alpha", first: 2 }, { key: "key-2", first: 3 },
+  ];
+  assert.deepEqual([...keys].sort(keyOrder).map((k) => k.key), ["key-2", "key-10", "zeta", "alpha"]);
+});
+
+test("memberRow keeps every member of a group inside its group's block, added ones too", () => {
+  const slots = 8;
+  assert.equal(memberRow(0, 1, slots), 0);
+  assert.equal(memberRow(0, 8, slots), 7);
+  assert.equal(memberRow(1, 1, slots), 9); // the next group's block starts after a spacer row
+  // A replacement numbered past the bound stays in its group's last row, not the next group's first.
+  assert.ok(memberRow(0, 12, slots) < memberRow(1, 1, slots));
+});
