@@ -135,6 +135,7 @@ class Runner:
                     f"{len(self._live)} runs are live (limit {settings.FLOWS_MAX_LIVE_RUNS}); wait or cancel one"
                 )
             workflow = workflow_cls()
+            workflow.p = params  # actions are vetted on web threads, maybe before the run thread's run() began
             run = Run.objects.create(
                 workflow=slug,
                 params=params,
