@@ -35,6 +35,12 @@ def receivers(events: list[dict]) -> dict[str, set[str]]:
     return got
 
 
+def subscribed(run, count: int) -> None:
+    """Until ``count`` subscribers hold their subscriptions (the run is past its setup)."""
+    run.events(lambda ev: sum(1 for e in ev if e["kind"] == "assign" and e["attrs"]["action"] == "subscribe") >= count,
+               20, f"{count} subscribers")
+
+
 class InteractiveMqttContract:
     @pytest.fixture(autouse=True)
     def _broker(self, broker_mode):  # conftest fixture
@@ -104,8 +110,24 @@ class InteractiveMqttContract:
         assert copy["attrs"]["retain"] is True and "unexpected" not in copy["attrs"]
         assert summary["counts"]["lost"] == 0
 
+    def test_a_slowed_subscriber_takes_that_long_per_message(self):
+        s2 = {**S1, "name": "s2"}
+        with interactive_run("mqtt-qos", **QUIET, subscribers=[S1, s2]) as run:
+            subscribed(run, 2)
+            run.do("slow", target="subscriber:s1", delay_ms=300)
+            mid = run.do("publish", topic="a/b", qos=1)["message_id"]
+            run.events(lambda ev: sum(1 for e in ev if e["kind"] == "process" and e["message_id"] == mid) == 2, 20,
+                       f"{mid} handled by both")
+            summary = run.finish()
+        events = eventstore.read_events(run.run_id, 0, 100_000)
+        at = {(e["kind"], e["attrs"]["subscriber"]): e["t_ms"] for e in events if e["message_id"] == mid
+              and e["kind"] in ("deliver", "process")}
+        assert at[("process", "s1")] - at[("deliver", "s1")] >= 300  # a lower bound: no machine makes it faster
+        assert summary["counts"]["processed"] == 2 and summary["counts"]["lost"] == 0
+
     def test_bad_params_are_a_400_naming_the_field(self):
         with interactive_run("mqtt-qos", **QUIET, subscribers=[S1]) as run:
+            subscribed(run, 1)
             for action, params, field in [
                 ("publish", {"topic": "a/b", "qos": 3}, "qos"),
                 ("publish", {"topic": "a/+/b", "qos": 1}, "topic"),
