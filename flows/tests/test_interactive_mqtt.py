@@ -63,6 +63,7 @@ class InteractiveMqttContract:
             ("publish", "q"),
         ]
         with interactive_run("mqtt-qos", **QUIET, subscribers=[S1]) as run:
+            subscribed(run, 1)
             for step in steps:
                 if step[0] == "publish":
                     reply = run.do("publish", topic=step[1], qos=1)
@@ -101,6 +102,7 @@ class InteractiveMqttContract:
 
     def test_a_subscribe_by_hand_brings_the_retained_copy(self):
         with interactive_run("mqtt-qos", **QUIET, subscribers=[S1]) as run:
+            subscribed(run, 1)
             kept = run.do("publish", topic="r/1", qos=1, retain=True)["message_id"]
             run.do("subscribe", subscriber="s1", filter="r/#", qos=1)
             run.events(lambda ev: kept in receivers(ev) and "s1" in receivers(ev)[kept], 20, "the retained copy")
@@ -188,6 +190,7 @@ class TestEmbeddedMosquitto(InteractiveMqttContract):
         with SysCounters(broker.host, broker.port, broker.flavour, f"sys-{time.monotonic_ns() % 10**9}") as sys_counters:
             before = primed_snapshot(sys_counters, broker)
             with interactive_run("mqtt-qos", **QUIET, subscribers=[S1]) as run:
+                subscribed(run, 1)
                 run.do("subscribe", subscriber="s2", filter="#", qos=1)
                 for topic in ("a/b", "a/b/c", "x"):
                     run.do("publish", topic=topic, qos=1)

@@ -27,10 +27,14 @@ def of(events: list[dict], kind: str, message_id: str) -> list[dict]:
     return [e for e in events if e["kind"] == kind and e["message_id"] == message_id]
 
 
+def consuming(run) -> None:
+    run.events(lambda ev: any(e["kind"] == "assign" and e["actor"] == CONSUMER for e in ev), 30, "the consumer")
+
+
 class InteractiveRedeliveryContract(BrokerModeClass):
     def crash_and_restart(self, run, body: str) -> str:
         """Arm a crash, publish: the consumer handles the message and dies before its ack; restart it."""
-        run.events(lambda ev: any(e["kind"] == "assign" and e["actor"] == CONSUMER for e in ev), 30, "the consumer")
+        consuming(run)
         run.do("crash", target=CONSUMER)
         message_id = run.do("publish", body=body)["message_id"]
         run.events(lambda ev: of(ev, "crash", message_id), 30, f"a crash holding {message_id}")
@@ -66,8 +70,9 @@ class InteractiveRedeliveryContract(BrokerModeClass):
         toggles = [(e["kind"], e["attrs"]["inbox"]) for e in events if e["actor"] == "queue:work" and "inbox" in e["attrs"]]
         assert toggles == [("assign", True), ("revoke", False)]
 
-    def test_hands_on_actions_need_an_interactive_run_and_valid_params(self) -> None:
+    def test_a_bad_inbox_param_and_restarting_a_running_consumer_are_a_400(self) -> None:
         with interactive_run("amqp-redelivery", **HANDS_ON) as run:
+            consuming(run)
             response = run.act("inbox", on="maybe")
             assert response.status_code == 400 and list(response.json()["errors"]) == ["on"]
             response = run.act("restart", target=CONSUMER)  # it is not down
