@@ -58,7 +58,7 @@ DRAIN_LIMIT_S = 15.0
 ACK_WAIT_S = 10.0
 # Bounds on what a run can grow to by hand.
 MAX_FILTERS = 8  # subscriptions per subscriber
-MAX_DELAY_MS = 10_000
+MAX_DELAY_MS = 5_000
 
 PUBLISH_PARAMS = {
     "topic": Param("text", "home/kitchen/temp", "Topic name, levels separated by / (no wildcards + or #: "
