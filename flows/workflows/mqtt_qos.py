@@ -102,23 +102,28 @@ class Subscriber:
         # threads read a consistent one while the run thread subscribes and unsubscribes.
         self.filters: dict[str, int] = {spec.filter: spec.qos}
         self.by_hand: set[str] = set()  # filters subscribed by hand
-        self._qos_by_topic: dict[str, int | None] = {}
+        # topic → (QoS, filter) of the subscription it reaches this subscriber by; (None, "") for none.
+        self._by_topic: dict[str, tuple[int | None, str]] = {}
         self.delay_s = 0.0  # each message's handling takes this long (the slow action)
 
     def set_filters(self, filters: dict[str, int]) -> None:
-        self.filters, self._qos_by_topic = filters, {}
+        self.filters, self._by_topic = filters, {}
+
+    def _subscription(self, topic: str) -> tuple[int | None, str]:
+        cache = self._by_topic
+        if topic not in cache:
+            held = [(qos, f) for f, qos in self.filters.items() if matches(f, topic)]
+            # Overlapping subscriptions: the broker delivers at the highest QoS among them.
+            cache[topic] = (max(q for q, _ in held), held[0][1]) if held else (None, "")
+        return cache[topic]
 
     def subscription_qos(self, topic: str) -> int | None:
         """The QoS this subscriber receives ``topic`` with (its highest matching subscription); None: no match."""
-        cache = self._qos_by_topic
-        if topic not in cache:
-            granted = [qos for topic_filter, qos in self.filters.items() if matches(topic_filter, topic)]
-            cache[topic] = max(granted) if granted else None
-        return cache[topic]
+        return self._subscription(topic)[0]
 
     def filter_for(self, topic: str) -> str:
         """The subscription ``topic`` reaches this subscriber by (the first held that matches), or its own."""
-        return next((f for f in self.filters if matches(f, topic)), self.spec.filter)
+        return self._subscription(topic)[1] or self.spec.filter
 
     def arm(self, how: str, from_n: int) -> None:
         with self._lock:
