@@ -43,13 +43,20 @@ class InteractiveCeleryContract(BrokerModeClass):
             events = run.events(lambda ev: all(of(ev, "deliver", o) for o in placed), 30, "both orders delivered")
             takers = {of(events, "deliver", o)[0]["attrs"]["worker"] for o in placed}
             assert takers == {"w1", "w2"}
+
+            run.do("remove_consumer", target="worker:w2", queue="orders")  # warm: its task finishes first
+            last = run.do("publish")["message_id"]
+            events = run.events(lambda ev: of(ev, "process", last), 30, f"{last} processed")
+            assert of(events, "deliver", last)[0]["attrs"]["worker"] == "w1"
             summary = run.finish()
         events = eventstore.read_events(run.run_id, 0, 100_000)
-        assert [e["attrs"]["status"] for e in events if e["kind"] == "response"] == [202] * 3
+        assert [e["attrs"]["status"] for e in events if e["kind"] == "response"] == [202] * 4
         assert all(e["attrs"]["planned"] is False for e in events if e["kind"] in ("response", "process"))
+        assert [(e["kind"], e["attrs"]["by_hand"]) for e in events if e["actor"] == "worker:w2"
+                and e["kind"] in ("assign", "revoke")] == [("assign", True), ("revoke", True)]
         counts, result = summary["counts"], summary["result"]
-        assert counts["processed"] == 3 and counts["duplicates"] == 0 and counts["lost"] == 0
-        assert result["placed_by_hand"] == ["order-1", "hand-1", "hand-2"] and result["finished"] == 3
+        assert counts["processed"] == 4 and counts["duplicates"] == 0 and counts["lost"] == 0
+        assert result["placed_by_hand"] == ["order-1", "hand-1", "hand-2", last] and result["finished"] == 4
         assert result["broker_ready"] == 0 and summary["expected"] == 0
 
     def test_killing_a_worker_mid_task_runs_it_again_and_restart_brings_it_back(self) -> None:
@@ -98,8 +105,10 @@ class TestInteractiveCeleryEmbedded(InteractiveCeleryContract):
             assert run.act("add_consumer", queue="orders").json()["errors"]["queue"] == "at most 4 workers per run"
             run.do("remove_consumer", target="worker:w2", queue="orders")
             assert "worker:w2" not in run.menu()["crash"]["targets"]
+            after = run.do("publish")["message_id"]  # the others still take orders
+            run.events(lambda ev: of(ev, "process", after), 30, f"{after} processed")
             summary = run.finish()
-        assert summary["counts"]["processed"] == 1
+        assert summary["counts"]["processed"] == 2
         assert any(e["kind"] == "revoke" and e["actor"] == "worker:w2"
                    for e in eventstore.read_events(run.run_id, 0, 100_000))
 

@@ -210,9 +210,11 @@ class CeleryOrder(Workflow):
         worker = next((w for w in self.workers if w.name == wanted), None) or next(
             (w for w in reversed(self.workers) if w.name not in busy), self.workers[-1])
         self.workers.remove(worker)
+        if worker in self.joining:
+            self.joining.remove(worker)
         # A warm shutdown: the running task finishes (and is acked) first; on its own thread,
         # as that can take the task's whole work_ms. Teardown waits for it.
-        stopping = threading.Thread(target=worker.stop, name=f"stop-{worker.name}", daemon=True)
+        stopping = threading.Thread(target=worker.retire, name=f"stop-{worker.name}", daemon=True)
         stopping.start()
         self.stopping.append(stopping)
         self.ctx.emit("revoke", f"worker:{worker.name}", worker=worker.name, queue=queue, action="remove",
@@ -342,6 +344,8 @@ class CeleryOrder(Workflow):
             (w for w in self.workers if w.name in busy), None) or self.workers[0]
         self.workers.remove(worker)
         self.killed.append(worker)
+        if worker in self.joining:
+            self.joining.remove(worker)  # killed before it was up: never announced
         with self._lock:
             running = [order for order, w in self.in_flight.items() if w == worker.name]
         signal = "thread killed (embedded stand-in for SIGKILL)" if self.amqp.embedded else "SIGKILL"
