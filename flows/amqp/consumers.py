@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +63,7 @@ class QueueConsumer:
         self.on_exit = on_exit  # run on the consumer's thread as it ends (e.g. close its DB connection)
         self.stopping = threading.Event()
         self.ready = threading.Event()
+        self._revive = threading.Event()
         self.crashes = 0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"consumer-{name}", daemon=True)
@@ -80,6 +82,10 @@ class QueueConsumer:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def restart_now(self) -> None:
+        """A crashed consumer comes back now, not after ``restart_after_s``."""
+        self._revive.set()
 
     def crash(self, reason: str = "") -> None:
         """Die now, from inside the handler: nothing after this call is acked."""
@@ -107,7 +113,7 @@ class QueueConsumer:
             except ConsumerCrashed:
                 abrupt_close(conn)
                 self.crashes += 1
-                if self.restart_after_s is None or self.stopping.wait(self.restart_after_s):
+                if self.restart_after_s is None or self._down(self.restart_after_s):
                     return
                 if self.on_restart:
                     self.on_restart(self)
@@ -120,6 +126,15 @@ class QueueConsumer:
                 return
             _close_quietly(conn)
             return
+
+    def _down(self, seconds: float) -> bool:
+        """Stay down ``seconds`` or until ``restart_now``; True when the consumer is stopping instead."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set() and not self._revive.wait(min(max(deadline - time.monotonic(), 0), 0.05)):
+            if time.monotonic() >= deadline:
+                break
+        self._revive.clear()
+        return self.stopping.is_set()
 
     def _push(self, conn: Any, channel: Any) -> None:
         from kombu import Consumer

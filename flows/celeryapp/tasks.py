@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from celery.exceptions import WorkerTerminate
+from celery.exceptions import Reject, WorkerTerminate
 
 from . import relay
 
@@ -30,6 +30,9 @@ SLICE_S = 0.02
 # abruptly as Python allows (no return, no ack, no failure handling; see workers.py).
 _embedded: dict[int, str] = {}  # worker thread id → worker name
 _killed: set[int] = set()
+# A retiring embedded worker (removed by hand) runs no new task, and is stopped once idle.
+_retiring: set[int] = set()
+_busy: set[int] = set()  # embedded worker threads inside a task
 _lock = threading.Lock()
 
 
@@ -46,12 +49,24 @@ def embedded_worker_started(thread_id: int, name: str) -> None:
     with _lock:
         _embedded[thread_id] = name
         _killed.discard(thread_id)
+        _retiring.discard(thread_id)
 
 
 def embedded_worker_stopped(thread_id: int) -> None:
     with _lock:
         _embedded.pop(thread_id, None)
         _killed.discard(thread_id)
+        _retiring.discard(thread_id)
+
+
+def retire_embedded(thread_id: int) -> None:
+    with _lock:
+        _retiring.add(thread_id)
+
+
+def busy_embedded(thread_id: int) -> bool:
+    with _lock:
+        return thread_id in _busy
 
 
 def kill_embedded(thread_id: int) -> None:
@@ -82,6 +97,20 @@ def register(app: Any) -> None:
 
 def process_order(task: Any, order: dict[str, Any], ctl: dict[str, Any]) -> str:
     """``order``: {id, sent_at (epoch s)}; ``ctl``: {run_id, reply_to, work_ms, idempotent}."""
+    me = threading.get_ident()
+    if me in _retiring and task.acks_late:
+        # Not acked yet: back to the queue for another worker, never started here.
+        raise Reject("this embedded worker is being removed", requeue=True)
+    with _lock:
+        _busy.add(me)
+    try:
+        return _process_order(task, order, ctl)
+    finally:
+        with _lock:
+            _busy.discard(me)
+
+
+def _process_order(task: Any, order: dict[str, Any], ctl: dict[str, Any]) -> str:
     order_id, reply_to = order["id"], ctl["reply_to"]
     request = task.request
     worker = worker_name(task)

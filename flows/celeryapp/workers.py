@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -87,6 +88,10 @@ class ProcessWorker(Worker):
         if self.alive:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(STOP_TIMEOUT_S)
+
+    def retire(self) -> None:
+        """Removed by hand: a warm shutdown (SIGTERM) finishes the running task, acks it, and exits."""
+        self.stop()
 
     def stop(self) -> None:
         if self.proc is None:
@@ -158,6 +163,27 @@ class ThreadWorker(Worker):
         if self.alive:  # idle: no task to die in; an idle worker holds nothing unacked
             self.worker.terminate(in_sighandler=False)
             self.thread.join(STOP_TIMEOUT_S)
+
+    def retire(self) -> None:
+        """Removed by hand, as a warm shutdown would: no new task starts here (acks_late ones go
+        back to the queue), the running one finishes and is acked, then the worker stops.
+
+        Stopping from another thread closes the worker's channel at once, so it waits for the
+        worker to be idle first: no task running and nothing unacked on its channel.
+        """
+        ident = self.thread.ident if self.thread is not None else None
+        if ident is not None:
+            tasks.retire_embedded(ident)
+            deadline = time.monotonic() + STOP_TIMEOUT_S * 3
+            while self.alive and time.monotonic() < deadline and (tasks.busy_embedded(ident) or self._holds_unacked()):
+                time.sleep(tasks.SLICE_S)  # polling the worker's state with a deadline
+        self.stop()
+
+    def _holds_unacked(self) -> bool:
+        try:
+            return not self.worker.consumer.task_consumer.channel.qos.can_consume()
+        except AttributeError:  # not consuming (yet, or any more)
+            return False
 
     def stop(self) -> None:
         if self.alive:

@@ -39,6 +39,7 @@ class Connection:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_unsubscribe = self._on_unsubscribe
         self.online = threading.Event()
         self.offline = threading.Event()
         self.offline.set()
@@ -46,11 +47,12 @@ class Connection:
         self.connect_error = ""
         self.disconnect_reason = ""
         self._connack = threading.Event()
-        self._subacks: dict[int, tuple[threading.Event, list[int]]] = {}
+        # packet id → (SUBACK/UNSUBACK seen, granted codes, the filter asked for)
+        self._subacks: dict[int, tuple[threading.Event, list[int], str]] = {}
         self._lock = threading.Lock()
         # Hooks run on the network thread, before any message that follows CONNACK / SUBACK.
         self.on_connected: Callable[[bool], None] | None = None
-        self.on_subscribed: Callable[[list[int]], None] | None = None
+        self.on_subscribed: Callable[[list[int], str], None] | None = None
         self.started = False
 
     # -- paho callbacks (network thread) -----------------------------------------------
@@ -76,9 +78,15 @@ class Connection:
             waiter = self._subacks.get(mid)
         codes = [r.value for r in reasons]
         if self.on_subscribed is not None:
-            self.on_subscribed(codes)
+            self.on_subscribed(codes, waiter[2] if waiter is not None else "")
         if waiter is not None:
             waiter[1].extend(codes)
+            waiter[0].set()
+
+    def _on_unsubscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        with self._lock:
+            waiter = self._subacks.get(mid)
+        if waiter is not None:
             waiter[0].set()
 
     # -- lifecycle (caller's thread) ---------------------------------------------------
@@ -106,16 +114,30 @@ class Connection:
 
     def subscribe(self, topic_filter: str, qos: int, timeout: float = CONNECT_TIMEOUT_S) -> int:
         """Subscribe and wait for SUBACK; returns the granted QoS (128 = refused)."""
+        codes = self._request("SUBACK", topic_filter, lambda: self.client.subscribe(topic_filter, qos), timeout)
+        return codes[0] if codes else 128
+
+    def unsubscribe(self, topic_filter: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+        """Unsubscribe and wait for UNSUBACK: after it the broker routes nothing more to that filter."""
+        self._request("UNSUBACK", topic_filter, lambda: self.client.unsubscribe(topic_filter), timeout)
+
+    def _request(self, answer: str, topic_filter: str, send: Callable[[], tuple[int, int | None]],
+                 timeout: float) -> list[int]:
         done: threading.Event = threading.Event()
         codes: list[int] = []
+        # Under the lock, so the answer's callback (network thread) finds the waiter registered.
         with self._lock:
-            result, mid = self.client.subscribe(topic_filter, qos)
-            self._subacks[mid] = (done, codes)
-        if not done.wait(timeout):
-            raise BrokerUnavailable(f"no SUBACK for {self.client_id} on {topic_filter!r} within {timeout:g} s")
-        with self._lock:
-            self._subacks.pop(mid, None)
-        return codes[0] if codes else 128
+            result, mid = send()
+            if mid is None:
+                raise BrokerUnavailable(f"{self.client_id} could not send the request for {topic_filter!r} ({result})")
+            self._subacks[mid] = (done, codes, topic_filter)
+        try:
+            if not done.wait(timeout):
+                raise BrokerUnavailable(f"no {answer} for {self.client_id} on {topic_filter!r} within {timeout:g} s")
+        finally:
+            with self._lock:
+                self._subacks.pop(mid, None)
+        return codes
 
     def drop(self) -> None:
         """Lose the network: close the socket without a DISCONNECT packet (no ack gets out)."""

@@ -26,6 +26,8 @@ class Published:
     sent_at: float
     # subscriber → (route outcome, why) as decided when the message was published
     routes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # subscriber → the QoS of its matching subscription when the message was published
+    subscription_qos: dict[str, int] = field(default_factory=dict)
 
 
 class Ledger:

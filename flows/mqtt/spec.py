@@ -91,6 +91,29 @@ def parse_topics(value: Any) -> list[str]:
         raise ParamError(str(exc)) from None
 
 
+def checked_topic(value: str) -> str:
+    """Param check for a topic name a publisher uses (no wildcards)."""
+    try:
+        return check_topic(value)
+    except TopicError as exc:
+        raise ParamError(str(exc)) from None
+
+
+def checked_filter(value: str) -> str:
+    """Param check for a subscription filter (``+`` a whole level, ``#`` only the whole last one)."""
+    try:
+        return check_filter(value)
+    except TopicError as exc:
+        raise ParamError(str(exc)) from None
+
+
+def checked_name(value: str) -> str:
+    """Param check for a subscriber's name."""
+    if not NAME_RE.match(value):
+        raise ParamError("must be 1-12 letters, digits, - or _")
+    return value
+
+
 def subscribers_of(params: Mapping[str, Any]) -> list[SubscriberSpec]:
     return [SubscriberSpec(**item) for item in params["subscribers"]]
 

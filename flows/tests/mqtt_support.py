@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 
 import pytest
 
@@ -35,3 +37,32 @@ def use_embedded_amqtt(broker_mode, monkeypatch):
     broker = broker_mode("mqtt", "embedded")
     assert broker.impl == "amqtt"
     return broker
+
+
+def filter_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT 3.1.1 §4.7 as a regular expression: independent of flows.mqtt.topic_match."""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    levels = topic_filter.split("/")
+    tail = levels[-1] == "#"
+    head = levels[:-1] if tail else levels
+    pattern = "/".join("[^/]*" if level == "+" else re.escape(level) for level in head)
+    if tail:
+        pattern = f"{pattern}(/.*)?" if head else ".*"
+    return re.fullmatch(pattern, topic) is not None
+
+
+def primed_snapshot(sys_counters, broker):
+    """A $SYS snapshot in which both PUBLISH counters have been published at least once."""
+    from flows.mqtt.clients import Connection
+
+    before = sys_counters.snapshot()
+    if before.received is None or before.sent is None:
+        # Mosquitto publishes a counter only once it changed: make both change once.
+        primer = Connection(f"primer-{time.monotonic_ns() % 10**9}", broker.host, broker.port, True)
+        primer.connect()
+        primer.subscribe("flows/primer", 1)
+        primer.client.publish("flows/primer", b"x", qos=1).wait_for_publish(5)
+        primer.close()
+        before = sys_counters.snapshot()
+    return before

@@ -13,7 +13,6 @@ what it actually does, so a change in either broker (or in our reading of it) fa
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import Counter
@@ -23,25 +22,12 @@ import pytest
 from flows import eventstore, registry
 from flows.runner import get_runner, wait_until_finished
 
-from .mqtt_support import use_embedded_amqtt, use_embedded_mosquitto
+from .mqtt_support import filter_matches, primed_snapshot, use_embedded_amqtt, use_embedded_mosquitto
 from .polling import wait_for_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 QUIET = {"rate": 0, "retain": False, "disconnect": "", "disconnect_at": 0, "away_messages": 0, "lose_ack": False}
-
-
-def filter_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT 3.1.1 §4.7 as a regular expression: independent of flows.mqtt.topic_match."""
-    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
-        return False
-    levels = topic_filter.split("/")
-    tail = levels[-1] == "#"
-    head = levels[:-1] if tail else levels
-    pattern = "/".join("[^/]*" if level == "+" else re.escape(level) for level in head)
-    if tail:
-        pattern = f"{pattern}(/.*)?" if head else ".*"
-    return re.fullmatch(pattern, topic) is not None
 
 
 def sub(name: str, topic_filter: str, qos: int, clean_session: bool = True, late: bool = False) -> dict:
@@ -296,7 +282,7 @@ class MqttQosContract:
         windows = []
         with SysCounters(broker.host, broker.port, broker.flavour, f"sys-{time.monotonic_ns() % 10**9}") as sys_counters:
             for _ in range(3):
-                before = self.primed_snapshot(sys_counters, broker)
+                before = primed_snapshot(sys_counters, broker)
                 summary, _ = self.run_qos(messages=5, qos=1, topics=["t"], subscribers=[sub("a", "t", 1), sub("b", "#", 1)])
                 after = sys_counters.snapshot()
                 counts = summary["counts"]
@@ -309,22 +295,6 @@ class MqttQosContract:
                     return
         pytest.fail(f"the broker counted other traffic in every window, or counts disagree: {windows} "
                     f"(expected received 5, sent 10)")
-
-    @staticmethod
-    def primed_snapshot(sys_counters, broker):
-        from flows.mqtt.clients import Connection
-
-        before = sys_counters.snapshot()
-        if before.received is None or before.sent is None:
-            # Mosquitto publishes a counter only once it changed: make both change once.
-            primer = Connection(f"primer-{time.monotonic_ns() % 10**9}", broker.host, broker.port, True)
-            primer.connect()
-            primer.subscribe("flows/primer", 1)
-            primer.client.publish("flows/primer", b"x", qos=1).wait_for_publish(5)
-            primer.close()
-            before = sys_counters.snapshot()
-        return before
-
 
 class TestMosquitto(MqttQosContract):
     flavour = "mosquitto"

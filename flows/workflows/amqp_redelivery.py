@@ -25,11 +25,16 @@ from typing import Any
 from .. import inbox
 from ..amqp.ledger import Ledger
 from ..amqp.workflow import AmqpWorkflow
-from ..params import bool_param, float_param, int_param
-from ..registry import action
+from ..params import Param, bool_param, float_param, int_param
+from ..registry import INTERACTIVE, action
 
 PRODUCER = "producer"
 EXCHANGE, EXCHANGE_TYPE, QUEUE, KEY = "tasks", "direct", "work", "work"
+
+PUBLISH_PARAMS = {"body": Param("text", "", "Message body (text, optional); the id is the next m-N",
+                                max_length=1000, label="Body")}
+INBOX_PARAMS = {"on": bool_param(True, "Consumers check the inbox of applied message ids from now on and "
+                                       "suppress a duplicate's effect", label="Inbox on")}
 
 
 class AmqpRedelivery(AmqpWorkflow):
@@ -43,7 +48,7 @@ class AmqpRedelivery(AmqpWorkflow):
         "consumer keeps an inbox of message ids it has applied and suppresses the duplicate's effect."
     )
     params = {
-        "messages": int_param(10, 1, 2000, "How many messages to publish"),
+        "messages": int_param(10, 0, 2000, "How many messages to publish"),
         "rate": float_param(2.0, 0.0, 2000.0, "Messages per second (0 = as fast as possible)"),
         "consumers": int_param(2, 1, 4, "Consumers on the queue"),
         "crash_at": int_param(3, 0, 2000, "consumer work/1 crashes after handling its N-th message, before acking (0 = never)"),
@@ -52,6 +57,7 @@ class AmqpRedelivery(AmqpWorkflow):
         "prefetch": int_param(1, 1, 100, "Unacked messages the broker may push to each consumer ahead"),
         "work_ms": int_param(150, 0, 5000, "Time a consumer spends on each message"),
         "restart_ms": int_param(800, 0, 10000, "A crashed consumer comes back after this long"),
+        "interactive": INTERACTIVE,
     }
 
     def expected(self, params: dict[str, Any]) -> int:
@@ -75,6 +81,12 @@ class AmqpRedelivery(AmqpWorkflow):
         self.processed_ids: set[str] = set()
         self.all_acked = threading.Event()
         self._lock = threading.Lock()
+        self.published = 0  # scripted and by hand: the last m-N
+        self.hand_ids: list[str] = []
+        self.inbox_handled: list[str] = []  # messages handled while the inbox was on, in order, once each
+        self.inbox_toggles: list[dict[str, Any]] = []
+        self.hand_producer: Any = None
+        self.returned: list[str] = []  # basic.return of a mandatory publish: the work queue is gone
         self.declare(amqp, RunTopology(self.ctx.namespace, EXCHANGE, EXCHANGE_TYPE, [Binding(QUEUE, KEY)]))
 
     def start_consumers(self) -> None:
@@ -88,6 +100,7 @@ class AmqpRedelivery(AmqpWorkflow):
         self._publish_all(self.publisher)
 
     def settle(self) -> None:
+        self._check_acked()  # nothing to wait for when nothing was published
         try:
             self.ctx.wait_for(self.all_acked, self._drain_timeout(), "every message to be acked")
         except TimeoutError:
@@ -104,9 +117,46 @@ class AmqpRedelivery(AmqpWorkflow):
         who = f"consumer:{name}" if name else "the next consumer to handle a message"
         return f"{who} will crash after its next message, before the ack"
 
+    # -- hands on (interactive runs) ---------------------------------------------------
+
+    @action("Publish", params=PUBLISH_PARAMS, hands_on=True)
+    def on_publish(self, target: str, body: str) -> dict[str, Any]:
+        from kombu import Producer
+
+        if self.hand_producer is None:
+            self.hand_producer = Producer(self.publisher.channel(), exchange=self.topology.exchange,
+                                          on_return=self._on_return)
+        message_id = self._publish_one(self.hand_producer, body)
+        with self._lock:
+            self.hand_ids.append(message_id)
+        self._check_acked()
+        return {"result": f"published {message_id} to {QUEUE} (confirmed)", "message_id": message_id}
+
+    @action("Restart consumer", target="consumer", hands_on=True)
+    def on_restart(self, target: str) -> str:
+        name = target.removeprefix("consumer:")
+        consumer = next((c for c in self.consumers if c.name == name), None)
+        if consumer is None or name not in self.down:
+            return f"consumer:{name} is not down"
+        consumer.restart_now()
+        return f"consumer:{name} comes back now; the broker delivers what it requeued"
+
+    @action("Inbox", params=INBOX_PARAMS, hands_on=True)
+    def on_inbox(self, target: str, on: bool) -> str:
+        was, self.idempotent = self.idempotent, on
+        self.inbox_toggles.append({"on": on, "t_ms": round(self.ctx.elapsed_ms(), 3), "published": self.published})
+        state = "on" if on else "off"
+        self.ctx.emit("assign" if on else "revoke", f"queue:{QUEUE}", queue=QUEUE, inbox=on, by_hand=True,
+                      reason=f"the consumers' inbox is {state} from now on" + ("" if was != on else " (it was already)"))
+        if on:
+            return "inbox on: a message handled from now on is applied once, a duplicate's effect is suppressed"
+        return "inbox off: every delivery applies its effect again, duplicates included"
+
     def targets(self, action: str) -> list[str]:
-        """Consumers running now: not stopped, not down after a crash (back after restart_ms)."""
+        """Consumers running now: not stopped, not down after a crash (back after restart_ms); restart: the down ones."""
         down = getattr(self, "down", set())
+        if action == "restart":
+            return [f"consumer:{name}" for name in sorted(down)]
         return [f"consumer:{c.name}" for c in list(self.consumers)
                 if c.alive and not c.stopping.is_set() and c.name not in down]
 
@@ -132,18 +182,23 @@ class AmqpRedelivery(AmqpWorkflow):
                  redelivered=redelivered, delivery_tag=info.get("delivery_tag"), mode="push", **common, **extra, **cause)
         if self.p["work_ms"]:
             consumer.stopping.wait(self.p["work_ms"] / 1000.0)
-        effect = not self.idempotent or inbox.first_time(ctx.run_id, QUEUE, message_id)
+        with_inbox = self.idempotent  # read once: the inbox action may toggle it meanwhile
+        effect = not with_inbox or inbox.first_time(ctx.run_id, QUEUE, message_id)
         if effect:
             self.effects.apply(message_id)
         timing = {}
         with self._lock:
+            if with_inbox and message_id not in self.inbox_handled:
+                self.inbox_handled.append(message_id)
             if message_id not in self.processed_ids:
                 self.processed_ids.add(message_id)
                 timing["end_to_end_ms"] = round((time.perf_counter() - self.ledger.sent_at[message_id]) * 1000.0, 3)
+        if "body" in message.payload:
+            extra["planned"] = False  # published by hand: not in the run's plan
         if not effect:
             extra["suppressed"] = "already in the inbox: the effect was applied by an earlier delivery"
         ctx.emit("process", actor, message_id, d.attempt, d.duplicate, effect=effect,
-                 applied=self.effects.applied[message_id], idempotent=self.idempotent, **common, **extra,
+                 applied=self.effects.applied[message_id], idempotent=with_inbox, **common, **extra,
                  **timing)
         self.ledger.handled(consumer.name, message_id)
         reason = self.crashes.decide(consumer.name)
@@ -154,8 +209,14 @@ class AmqpRedelivery(AmqpWorkflow):
         ctx.emit("ack", actor, message_id, d.attempt, d.duplicate, delivery_tag=info.get("delivery_tag"), **common)
         with self._lock:
             self.acked_ids.add(message_id)
-            if len(self.acked_ids) >= self.p["messages"]:
+        self._check_acked()
+
+    def _check_acked(self) -> None:
+        with self._lock:
+            if len(self.acked_ids) >= self.p["messages"] + len(self.hand_ids):
                 self.all_acked.set()
+            else:
+                self.all_acked.clear()  # a message published by hand after all others were acked
 
     def _crash(self, consumer: Any, reason: str) -> None:
         """Record the crash and what the broker will requeue, then die before the ack."""
@@ -178,32 +239,45 @@ class AmqpRedelivery(AmqpWorkflow):
 
     def _drain_timeout(self) -> float:
         per_message = self.p["work_ms"] / 1000.0 + self.p["restart_ms"] / 1000.0 * self.p["crash_probability"]
-        return 20.0 + self.p["messages"] * per_message / self.p["consumers"] + self.p["restart_ms"] / 1000.0
+        messages = self.p["messages"] + len(self.hand_ids)
+        return 20.0 + messages * per_message / self.p["consumers"] + self.p["restart_ms"] / 1000.0
 
     # -- publishing --------------------------------------------------------------------
 
     def _publish_all(self, conn: Any) -> None:
         from kombu import Producer
 
-        returned: list[str] = []
-        producer = Producer(conn.channel(), exchange=self.topology.exchange,
-                            on_return=lambda exc, *_: returned.append(str(exc)))
+        producer = Producer(conn.channel(), exchange=self.topology.exchange, on_return=self._on_return)
         pacer = self.ctx.pacer(self.p["rate"])
-        where = {"exchange": EXCHANGE, "exchange_type": EXCHANGE_TYPE, "routing_key": KEY}
-        for n in range(1, self.p["messages"] + 1):
+        for _ in range(self.p["messages"]):
             pacer.wait()
-            message_id = f"m{n}"
-            started = self.ledger.sent(message_id, (QUEUE,))
-            producer.publish({"id": message_id, "n": n}, routing_key=KEY, mandatory=True, delivery_mode=1,
-                             serializer="json", retry=False, message_id=message_id)
-            if returned:
-                raise RuntimeError(f"the broker returned {message_id} ({returned[-1]}): the work queue is gone")
-            # Recorded once the confirm is back (as in amqp-routing); consumers wait for it.
-            self.ctx.emit("publish", PRODUCER, message_id, mandatory=True, confirmed=True,
-                          perceived_ms=round((time.perf_counter() - started) * 1000.0, 3), **where)
-            self.ctx.emit("route", f"exchange:{EXCHANGE}", message_id, binding=KEY, binding_index=0, queue=QUEUE,
-                          enqueued=True, **where)
-            self.ledger.announced(message_id)
+            self._publish_one(producer)
+
+    def _on_return(self, exc: Any, *_: Any) -> None:
+        self.returned.append(str(exc))
+
+    def _publish_one(self, producer: Any, body: str | None = None) -> str:
+        """The next m-N, confirmed by the broker, then recorded; returns its id."""
+        self.published += 1
+        n = self.published
+        message_id = f"m{n}"
+        where = {"exchange": EXCHANGE, "exchange_type": EXCHANGE_TYPE, "routing_key": KEY}
+        payload: dict[str, Any] = {"id": message_id, "n": n}
+        hand: dict[str, Any] = {}
+        if body is not None:
+            payload["body"], hand = body, {"by_hand": True}
+        started = self.ledger.sent(message_id, (QUEUE,))
+        producer.publish(payload, routing_key=KEY, mandatory=True, delivery_mode=1,
+                         serializer="json", retry=False, message_id=message_id)
+        if self.returned:
+            raise RuntimeError(f"the broker returned {message_id} ({self.returned[-1]}): the work queue is gone")
+        # Recorded once the confirm is back (as in amqp-routing); consumers wait for it.
+        self.ctx.emit("publish", PRODUCER, message_id, mandatory=True, confirmed=True,
+                      perceived_ms=round((time.perf_counter() - started) * 1000.0, 3), **where, **hand)
+        self.ctx.emit("route", f"exchange:{EXCHANGE}", message_id, binding=KEY, binding_index=0, queue=QUEUE,
+                      enqueued=True, **where)
+        self.ledger.announced(message_id)
+        return message_id
 
     # -- the result ---------------------------------------------------------------------
 
@@ -211,7 +285,7 @@ class AmqpRedelivery(AmqpWorkflow):
         counts = self.ledger.snapshot().get(QUEUE, {})
         with self._lock:
             processed = len(self.processed_ids)
-            lost = self.p["messages"] - processed
+            lost = self.p["messages"] + len(self.hand_ids) - processed
         return {
             **self.topology.describe(),
             "queue_counts": {QUEUE: {**counts, "consumers": self.p["consumers"], "broker_ready": broker_ready,
@@ -220,6 +294,9 @@ class AmqpRedelivery(AmqpWorkflow):
             "crashes": self.crash_log,
             "side_effects": self.effects.summary(),
             "idempotent": self.idempotent,
+            "inbox": {"on": self.idempotent, "toggles": self.inbox_toggles,
+                      "handled_with_inbox": list(self.inbox_handled)},
+            "published_by_hand": list(self.hand_ids),
             "distinct_processed": processed,
             "lost": lost,
         }

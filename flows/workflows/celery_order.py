@@ -19,16 +19,32 @@ from __future__ import annotations
 import http.client
 import json
 import queue
+import re
 import threading
 import time
 from collections import Counter
 from typing import Any
 
 from ..ledger import DeliveryLedger
-from ..params import bool_param, float_param, int_param
-from ..registry import Workflow, action
+from ..params import Param, ParamError, bool_param, choice_param, float_param, int_param
+from ..registry import INTERACTIVE, Workflow, action
 
 MIN_CRASH_WORK_MS = 200
+MAX_WORKERS = 4  # a run grows to at most this many live workers by hand
+ORDER_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+
+
+def checked_order_id(value: str) -> str:
+    """Param check for a hand-placed order's id: empty (the next one) or a short plain id."""
+    value = value.strip()
+    if value and not ORDER_ID_RE.match(value):
+        raise ParamError("must be empty (the next order) or 1-40 letters, digits, '.', '_' or '-'")
+    return value
+
+
+ORDER_PARAMS = {"order": Param("text", "", "Order id; empty = the next one (order-N)", max_length=40,
+                               check=checked_order_id, label="Order")}
+QUEUE_PARAMS = {"queue": choice_param("orders", ("orders",), "The task queue the worker consumes", label="Queue")}
 
 
 class CeleryOrder(Workflow):
@@ -45,7 +61,7 @@ class CeleryOrder(Workflow):
         "and the interrupted work is never finished."
     )
     params = {
-        "orders": int_param(5, 1, 200, "Orders the client places"),
+        "orders": int_param(5, 0, 200, "Orders the client places"),
         "rate": float_param(2.0, 0.0, 200.0, "Orders per second (0 = as fast as possible)"),
         "work_ms": int_param(1000, 0, 10000, "How long the task takes: charge at half-time, then send the receipt"),
         "workers": int_param(1, 1, 3, "Celery workers consuming the order queue (a killed one is replaced when none is left)"),
@@ -53,6 +69,7 @@ class CeleryOrder(Workflow):
         "crash_at": int_param(2, 0, 200, "Kill the worker while it sends the receipt of the N-th order, after "
                                          "charging (0 = never)"),
         "idempotent": bool_param(False, "The task keeps an inbox and charges each order once"),
+        "interactive": INTERACTIVE,
     }
 
     @classmethod
@@ -92,6 +109,9 @@ class CeleryOrder(Workflow):
         self.charges: Counter[str] = Counter()
         self.crash_log: list[dict[str, Any]] = []
         self.crash_at_pending = self.p["crash_at"]
+        self.hand_orders: list[str] = []  # placed by hand, in order: not in the plan
+        self.stopping: list[threading.Thread] = []  # warm shutdowns of workers removed by hand
+        self.joining: list[Any] = []  # started by hand, not consuming yet
         self.settled = threading.Event()
         self.client_error: BaseException | None = None
         self.client = threading.Thread(target=self._client, name=f"order-client-{self.ctx.run_id}", daemon=True)
@@ -113,6 +133,7 @@ class CeleryOrder(Workflow):
 
     def settle(self) -> None:
         """Until every order is finished or abandoned; what did not finish in time is reported."""
+        self._check_settled()  # nothing to wait for when no order was placed
         try:
             self.ctx.wait_until(self.settled.is_set, self._timeout(), "every order to finish", wake=self.settled)
         except TimeoutError:
@@ -129,6 +150,8 @@ class CeleryOrder(Workflow):
             return  # the broker was never reached
         self.view.stop()
         _stop_all(self.workers + self.killed)
+        for stopping in self.stopping:
+            stopping.join(15.0)
         if self.listener is not None:
             self.listener.stop()
             self.listener.join(5.0)
@@ -144,9 +167,103 @@ class CeleryOrder(Workflow):
             return "no live worker to kill"
         return self._kill_and_replace("the Kill worker button", target)
 
+    # -- hands on (interactive runs) ---------------------------------------------------
+
+    @action("Place order", params=ORDER_PARAMS, hands_on=True)
+    def on_publish(self, target: str, order: str) -> dict[str, Any]:
+        refused = self.check_action("publish", target, {"order": order})
+        if refused:
+            return refused["order"]
+        order_id = order or self._next_order_id()
+        with self._lock:
+            self.hand_orders.append(order_id)
+        self._check_settled()
+        conn = http.client.HTTPConnection(*self.view.address, timeout=30)
+        try:
+            self._place(conn, order_id, planned=False)
+        except (OSError, RuntimeError, http.client.HTTPException) as exc:
+            with self._lock:
+                self.hand_orders.remove(order_id)
+                self.sent_at.pop(order_id, None)
+            self._check_settled()
+            self.ctx.emit("error", "client", order_id, reason=f"placing {order_id} failed: {exc}", by_hand=True)
+            return {"result": f"POST /orders {order_id} failed: {exc}", "message_id": order_id}
+        finally:
+            conn.close()
+        return {"result": f"POST /orders {order_id}: 202, the task is on the queue", "message_id": order_id}
+
+    @action("Add worker", params=QUEUE_PARAMS, hands_on=True)
+    def on_add_consumer(self, target: str, queue: str) -> str:
+        if len(self.workers) >= MAX_WORKERS:
+            return f"at most {MAX_WORKERS} workers: none added"
+        worker = self._spawn()
+        self.joining.append(worker)
+        return f"worker:{worker.name} is starting; it consumes {queue} as soon as it is up"
+
+    @action("Remove worker", target="worker", picks=True, params=QUEUE_PARAMS, hands_on=True)
+    def on_remove_consumer(self, target: str, queue: str) -> str:
+        if len(self.workers) <= 1:
+            return "the last worker stays: add one before removing this one"
+        with self._lock:
+            busy = set(self.in_flight.values())
+        wanted = target.removeprefix("worker:")
+        worker = next((w for w in self.workers if w.name == wanted), None) or next(
+            (w for w in reversed(self.workers) if w.name not in busy), self.workers[-1])
+        self.workers.remove(worker)
+        if worker in self.joining:
+            self.joining.remove(worker)
+        # A warm shutdown: the running task finishes (and is acked) first; on its own thread,
+        # as that can take the task's whole work_ms. Teardown waits for it.
+        stopping = threading.Thread(target=worker.retire, name=f"stop-{worker.name}", daemon=True)
+        stopping.start()
+        self.stopping.append(stopping)
+        self.ctx.emit("revoke", f"worker:{worker.name}", worker=worker.name, queue=queue, action="remove",
+                      by_hand=True, reason=f"{worker.name} stops consuming {queue} (warm shutdown: its task finishes)")
+        running = " after its running task" if worker.name in busy else ""
+        return f"worker:{worker.name} stops{running}; {len(self.workers)} left on {queue}"
+
+    @action("Restart worker", target="worker", hands_on=True)
+    def on_restart(self, target: str) -> str:
+        name = target.removeprefix("worker:")
+        if len(self.workers) >= MAX_WORKERS:
+            return f"at most {MAX_WORKERS} workers: {name} stays down"
+        self.joining.append(self._spawn(name))
+        return f"worker:{name} is starting again; it consumes orders as soon as it is up"
+
+    def check_action(self, name: str, target: str, params: dict[str, Any]) -> dict[str, str]:
+        workers = list(getattr(self, "workers", []))
+        if name == "publish" and params["order"]:
+            order_id = params["order"]
+            with getattr(self, "_lock", threading.Lock()):
+                placed = order_id in getattr(self, "sent_at", {})
+            planned = re.fullmatch(r"order-(\d+)", order_id)
+            if placed or (planned and 1 <= int(planned.group(1)) <= self.p["orders"]):
+                return {"order": f"{order_id} is placed already (or planned): leave it empty for the next one"}
+        if name in ("add_consumer", "restart") and len(workers) >= MAX_WORKERS:
+            return {"queue" if name == "add_consumer" else "target": f"at most {MAX_WORKERS} workers per run"}
+        if name == "remove_consumer" and len(workers) <= 1:
+            return {"queue": "the last worker stays: add one before removing this one"}
+        return {}
+
     def targets(self, action: str) -> list[str]:
-        """Workers alive now (a killed one leaves the list; its replacement joins it)."""
+        """Workers alive now (a killed one leaves the list; its replacement joins it); restart: the killed ones."""
+        if action == "restart":
+            return [f"worker:{name}" for name in self._restartable()]
         return [f"worker:{w.name}" for w in list(getattr(self, "workers", [])) if w.alive]
+
+    def _restartable(self) -> list[str]:
+        """Killed workers not started again (by restart) since."""
+        live = {w.name for w in list(getattr(self, "workers", []))}
+        names = [w.name for w in list(getattr(self, "killed", []))]
+        return [n for i, n in enumerate(names) if n not in live and n not in names[:i]]
+
+    def _next_order_id(self) -> str:
+        with self._lock:
+            taken = set(self.sent_at) | set(self.hand_orders)
+        n = self.p["orders"] + len(self.hand_orders) + 1
+        while f"order-{n}" in taken:
+            n += 1
+        return f"order-{n}"
 
     def tick(self) -> None:
         """Whenever the run thread waits: actions, then a pending kill, then the workers' health."""
@@ -162,40 +279,56 @@ class CeleryOrder(Workflow):
         for worker in self.workers:
             if not worker.alive:
                 raise RuntimeError(f"a celery worker died on its own: {worker.failure()}")
+        self._joined()
 
     def _timeout(self) -> float:
-        return 30.0 + self.p["orders"] * self.p["work_ms"] / 1000.0 + (self.p["orders"] / self.p["rate"] if self.p["rate"]
-                                                                         else 0.0)
+        orders = self.p["orders"] + len(self.hand_orders)
+        return 30.0 + orders * self.p["work_ms"] / 1000.0 + (self.p["orders"] / self.p["rate"] if self.p["rate"] else 0.0)
 
     # -- workers ------------------------------------------------------------------------
 
     def _start_workers(self, count: int) -> None:
         """Start ``count`` workers side by side and wait until the broker sees them all consuming."""
-        from ..celeryapp.workers import START_TIMEOUT_S, ProcessWorker, ThreadWorker
+        from ..celeryapp.workers import START_TIMEOUT_S
 
-        started = []
-        for _ in range(count):
-            self.worker_count += 1
-            name = f"w{self.worker_count}"
-            if self.amqp.embedded:
-                worker: Any = ThreadWorker(name, self.ctx.run_id, self.app, self.task_queue)
-            else:
-                worker = ProcessWorker(name, self.ctx.run_id, self.amqp.url, self.task_queue.name)
-            worker.start()
-            self.workers.append(worker)
-            started.append(worker)
+        started = [self._spawn() for _ in range(count)]
         if not self.amqp.embedded:
-            def consuming() -> bool:
-                for worker in started:
-                    if not worker.alive:
-                        raise RuntimeError(worker.failure())
-                return self._consumers() >= len(self.workers)
+            self.ctx.wait_until(lambda: self._all_consuming(started), START_TIMEOUT_S, "the celery workers to consume",
+                                tend=False)
+        self._announce(started)
 
-            self.ctx.wait_until(consuming, START_TIMEOUT_S, "the celery workers to consume", tend=False)
+    def _spawn(self, name: str = "") -> Any:
+        """One more worker, started (a process takes seconds to consume: ``_all_consuming`` says when)."""
+        from ..celeryapp.workers import ProcessWorker, ThreadWorker
+
+        self.worker_count += 1
+        name = name or f"w{self.worker_count}"
+        if self.amqp.embedded:
+            worker: Any = ThreadWorker(name, self.ctx.run_id, self.app, self.task_queue)
+        else:
+            worker = ProcessWorker(name, self.ctx.run_id, self.amqp.url, self.task_queue.name)
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def _all_consuming(self, started: list[Any]) -> bool:
+        for worker in started:
+            if not worker.alive:
+                raise RuntimeError(worker.failure())
+        return self.amqp.embedded or self._consumers() >= len(self.workers)
+
+    def _announce(self, started: list[Any], by_hand: bool = False) -> None:
         for worker in started:
             self.ctx.emit("assign", f"worker:{worker.name}", worker=worker.name, pid=worker.pid, queue="orders",
                           task=self.task_name, acks_late=self.p["acks_late"],
-                          process="embedded thread" if self.amqp.embedded else "celery worker -P threads -c 1")
+                          process="embedded thread" if self.amqp.embedded else "celery worker -P threads -c 1",
+                          **({"by_hand": True} if by_hand else {}))
+
+    def _joined(self) -> None:
+        """On the run thread's ticks: announce the workers started by hand once the broker sees them consume."""
+        if self.joining and self._all_consuming(self.joining):
+            self._announce(self.joining, by_hand=True)
+            self.joining = []
 
     def _consumers(self) -> int:
         return self.channel.queue_declare(queue=self.task_queue.name, passive=True).consumer_count
@@ -211,9 +344,17 @@ class CeleryOrder(Workflow):
             (w for w in self.workers if w.name in busy), None) or self.workers[0]
         self.workers.remove(worker)
         self.killed.append(worker)
+        if worker in self.joining:
+            self.joining.remove(worker)  # killed before it was up: never announced
         with self._lock:
             running = [order for order, w in self.in_flight.items() if w == worker.name]
         signal = "thread killed (embedded stand-in for SIGKILL)" if self.amqp.embedded else "SIGKILL"
+        if self.p["acks_late"]:
+            # Said before the kill: RabbitMQ hands the task to another worker the moment the socket closes.
+            for order in running:
+                self.deliveries.expect_again("orders", order, (
+                    f"redelivered: worker {worker.name} was killed ({signal}) while running the task; "
+                    "with acks_late the task message was still unacked, so the broker requeued it"))
         worker.kill()
         if not self.amqp.embedded:
             # The kernel closed its socket; wait until RabbitMQ has noticed and requeued.
@@ -230,9 +371,6 @@ class CeleryOrder(Workflow):
             with self._lock:
                 self.in_flight.pop(order, None)
             if self.p["acks_late"]:
-                self.deliveries.expect_again("orders", order, (
-                    f"redelivered: worker {worker.name} was killed ({signal}) while running the task; "
-                    "with acks_late the task message was still unacked, so the broker requeued it"))
                 self.deliveries.caused_by("orders", order, seq)
                 self.ctx.emit("requeue", "queue:orders", order, queue="orders", task=self.task_name,
                               reason=f"worker {worker.name} died with the task unacked (acks_late)", cause_seq=seq)
@@ -265,8 +403,9 @@ class CeleryOrder(Workflow):
         except Exception as exc:  # noqa: BLE001 - re-raised on the run thread
             self.client_error = exc
 
-    def _place(self, conn: http.client.HTTPConnection, order_id: str) -> None:
-        self.ctx.emit("request", "client", order_id, method="POST", path="/orders")
+    def _place(self, conn: http.client.HTTPConnection, order_id: str, planned: bool = True) -> None:
+        hand = {} if planned else {"planned": False, "by_hand": True}
+        self.ctx.emit("request", "client", order_id, method="POST", path="/orders", **hand)
         started = time.perf_counter()
         with self._lock:
             self.sent_at[order_id] = started
@@ -276,7 +415,7 @@ class CeleryOrder(Workflow):
         payload = json.loads(response.read() or b"{}")
         waited = round((time.perf_counter() - started) * 1000.0, 3)
         self.ctx.emit("response", "client", order_id, method="POST", path="/orders", status=response.status,
-                      perceived_ms=waited, body=payload)
+                      perceived_ms=waited, body=payload, **hand)
         if response.status != 202:
             raise RuntimeError(f"POST /orders answered {response.status}: {payload}")
 
@@ -316,6 +455,8 @@ class CeleryOrder(Workflow):
             with self._lock:
                 if attrs.get("effect", True):
                     self.charges[order] += 1
+                if order in self.hand_orders:
+                    common["planned"] = False
             common["charges"] = self.charges[order]
             if duplicate:
                 common.pop("end_to_end_ms", None)  # the order's end-to-end is its first processing
@@ -334,8 +475,10 @@ class CeleryOrder(Workflow):
 
     def _check_settled(self) -> None:
         with self._lock:
-            if len(self.finished | self.abandoned) >= self.p["orders"]:
+            if len(self.finished | self.abandoned) >= self.p["orders"] + len(self.hand_orders):
                 self.settled.set()
+            else:
+                self.settled.clear()  # an order placed by hand after the others finished
 
     # -- the result ---------------------------------------------------------------------
 
@@ -348,6 +491,7 @@ class CeleryOrder(Workflow):
                 "idempotent": self.p["idempotent"],
                 "queues": {"orders": self.task_queue.name, "events": self.reply_queue.name},
                 "workers_started": self.worker_count,
+                "placed_by_hand": list(self.hand_orders),
                 "crashes": self.crash_log,
                 "deliveries": self.deliveries.of("orders"),
                 "charges": dict(self.charges),

@@ -29,7 +29,11 @@ from ..mqtt.ledger import Ledger, Published
 from ..mqtt.spec import (
     DEFAULT_SUBSCRIBERS,
     DEFAULT_TOPICS,
+    MAX_SUBSCRIBERS,
     SubscriberSpec,
+    checked_filter,
+    checked_name,
+    checked_topic,
     disconnect_window,
     effective_qos,
     leaving,
@@ -43,7 +47,7 @@ from ..mqtt.spec import (
 )
 from ..mqtt.topic_match import matches
 from ..params import Param, bool_param, choice_param, float_param, int_param
-from ..registry import Workflow, action
+from ..registry import INTERACTIVE, Workflow, action
 from ..transports import BrokerUnavailable
 
 PUBLISHER = "publisher"
@@ -54,6 +58,30 @@ QUIET_S = 0.75
 SETTLE_S = 0.2
 DRAIN_LIMIT_S = 15.0
 ACK_WAIT_S = 10.0
+# Bounds on what a run can grow to by hand.
+MAX_FILTERS = 8  # subscriptions per subscriber
+MAX_DELAY_MS = 5_000
+
+PUBLISH_PARAMS = {
+    "topic": Param("text", "home/kitchen/temp", "Topic name, levels separated by / (no wildcards + or #: "
+                   "those belong in filters)", max_length=200, check=checked_topic, label="Topic"),
+    "qos": int_param(1, 0, 2, "0 at most once, 1 at least once, 2 exactly once; each subscriber gets the lower "
+                              "of this and its subscription's QoS", label="QoS"),
+    "retain": bool_param(False, "The broker keeps it as the topic's last message and sends it to whoever "
+                                "subscribes later", label="Retain"),
+}
+SUBSCRIBER = Param("text", "s1", "Subscriber name; a new name connects a new subscriber (clean session), "
+                   f"up to {MAX_SUBSCRIBERS} per run", max_length=12, check=checked_name, label="Subscriber")
+FILTER = Param("text", "home/#", "Topic filter: + matches one whole level, # the rest (whole last level only)",
+               max_length=200, check=checked_filter, label="Filter")
+SUBSCRIBE_PARAMS = {
+    "subscriber": SUBSCRIBER,
+    "filter": FILTER,
+    "qos": int_param(1, 0, 2, "The most QoS this subscription accepts (0, 1 or 2)", label="QoS"),
+}
+UNSUBSCRIBE_PARAMS = {"subscriber": SUBSCRIBER, "filter": FILTER}
+SLOW_PARAMS = {"delay_ms": int_param(500, 0, MAX_DELAY_MS, "Each message takes this long to handle from now on "
+                                                           "(0 = normal speed)", label="Delay (ms)")}
 
 
 class Subscriber:
@@ -73,7 +101,32 @@ class Subscriber:
         self.away = False
         self.connects = 0
         self.dropped_seq = 0  # the seq of its last crash: the cause of the DUP=1 copies that follow
-        self.matched: dict[str, bool] = {}  # topic → does this subscriber's filter match it
+        # filter → QoS of each subscription held; replaced whole (never mutated) so network
+        # threads read a consistent one while the run thread subscribes and unsubscribes.
+        self.filters: dict[str, int] = {spec.filter: spec.qos}
+        self.by_hand: set[str] = set()  # filters subscribed by hand
+        # topic → (QoS, filter) of the subscription it reaches this subscriber by; (None, "") for none.
+        self._by_topic: dict[str, tuple[int | None, str]] = {}
+        self.delay_s = 0.0  # each message's handling takes this long (the slow action)
+
+    def set_filters(self, filters: dict[str, int]) -> None:
+        self.filters, self._by_topic = filters, {}
+
+    def _subscription(self, topic: str) -> tuple[int | None, str]:
+        cache = self._by_topic
+        if topic not in cache:
+            held = [(qos, f) for f, qos in self.filters.items() if matches(f, topic)]
+            # Overlapping subscriptions: the broker delivers at the highest QoS among them.
+            cache[topic] = (max(q for q, _ in held), held[0][1]) if held else (None, "")
+        return cache[topic]
+
+    def subscription_qos(self, topic: str) -> int | None:
+        """The QoS this subscriber receives ``topic`` with (its highest matching subscription); None: no match."""
+        return self._subscription(topic)[0]
+
+    def filter_for(self, topic: str) -> str:
+        """The subscription ``topic`` reaches this subscriber by (the first held that matches), or its own."""
+        return self._subscription(topic)[1] or self.spec.filter
 
     def arm(self, how: str, from_n: int) -> None:
         with self._lock:
@@ -123,7 +176,7 @@ class MqttQos(Workflow):
         "for a subscriber that is away; retained messages reach subscribers that join later."
     )
     params = {
-        "messages": int_param(12, 1, 5000, "Messages the publisher sends, cycling through the topics"),
+        "messages": int_param(12, 0, 5000, "Messages the publisher sends, cycling through the topics"),
         "rate": float_param(2.0, 0.0, 2000.0, "Messages per second (0 = as fast as possible)"),
         "qos": choice_param(2, (0, 1, 2), "Publisher QoS; each delivery uses the lower of this and the subscriber's QoS",
                             label="publisher QoS"),
@@ -142,6 +195,7 @@ class MqttQos(Workflow):
         "lose_ack": bool_param(True, "Leave by dropping the connection after handling a message but before "
                                      "acknowledging it (PUBACK / PUBCOMP never sent)"),
         "idempotent": bool_param(False, "Subscribers keep an inbox of handled message ids and skip duplicates"),
+        "interactive": INTERACTIVE,
     }
 
     @classmethod
@@ -195,8 +249,10 @@ class MqttQos(Workflow):
         self._last_publish: Any = None
         # Per-run caches for the per-message path (topics, filters and wording never change).
         self._matches_by_topic: dict[str, list[Subscriber]] = {}
+        # (subscriber, message id) a hand SUBSCRIBE should bring: the retained copies it matches.
+        self.hand_expected: list[tuple[str, str]] = []
         self._full_topics: dict[str, tuple[str, str]] = {}
-        self._why: dict[tuple[str, str, int], str] = {}
+        self._why: dict[tuple[str, str, int, int], str] = {}
         self._start_publisher()
 
     def start_consumers(self) -> None:
@@ -268,9 +324,106 @@ class MqttQos(Workflow):
             return f"{sub.actor} stays connected: its pending disconnect is called off"
         return f"{sub.actor} is connected already"
 
+    # -- hands on (interactive runs) ---------------------------------------------------
+
+    @action("Publish", params=PUBLISH_PARAMS, hands_on=True)
+    def on_publish(self, target: str, topic: str, qos: int, retain: bool) -> dict[str, Any]:
+        self.manual_actions += 1
+        message_id, routes = self._publish(len(self.ledger.published) + 1, topic, qos, retain, by_hand=True)
+        if not routes:
+            said = "no subscriber's filter matches it"
+        else:
+            said = "; ".join(f"{name}: {outcome}" for name, (outcome, _) in routes.items())
+        kept = " (retained)" if retain else ""
+        return {"result": f"published {message_id} to {topic} at QoS {qos}{kept}: {said}", "message_id": message_id}
+
+    @action("Subscribe", params=SUBSCRIBE_PARAMS, hands_on=True)
+    def on_subscribe(self, target: str, subscriber: str, filter: str, qos: int) -> str:
+        refused = self.check_action("subscribe", target, {"subscriber": subscriber, "filter": filter, "qos": qos})
+        if refused:
+            return "; ".join(refused.values())
+        self.manual_actions += 1
+        self._flush_publisher(2.0)  # what was published before the SUBSCRIBE is routed without it
+        self._expect_retained(subscriber, filter)
+        sub = self.subs.get(subscriber)
+        if sub is None:
+            self._join(SubscriberSpec(subscriber, filter, qos), by_hand=True)
+            return f"{subscriber} connected (clean session) and subscribed to {filter} at QoS {qos}"
+        sub.by_hand.add(filter)
+        # Held before the SUBSCRIBE goes out: the retained copies right behind the SUBACK are expected.
+        sub.set_filters({**sub.filters, filter: qos})
+        self._matches_by_topic.clear()
+        granted = sub.conn.subscribe(self.full(filter), qos)
+        return f"{subscriber} subscribed to {filter} at QoS {qos} (the broker granted {granted})"
+
+    @action("Unsubscribe", params=UNSUBSCRIBE_PARAMS, hands_on=True)
+    def on_unsubscribe(self, target: str, subscriber: str, filter: str) -> str:
+        refused = self.check_action("unsubscribe", target, {"subscriber": subscriber, "filter": filter})
+        if refused:
+            return "; ".join(refused.values())
+        self.manual_actions += 1
+        sub = self.subs[subscriber]
+        self._flush_publisher(2.0)  # what was published before the UNSUBSCRIBE still reaches it
+        sub.conn.unsubscribe(self.full(filter))
+        qos = sub.filters.get(filter)
+        sub.set_filters({f: q for f, q in sub.filters.items() if f != filter})
+        self._matches_by_topic.clear()
+        self.ctx.emit("revoke", sub.actor, subscriber=subscriber, action="unsubscribe", filter=filter, qos=qos,
+                      by_hand=True, reason=f"{subscriber} sent UNSUBSCRIBE {filter}: nothing more is routed to it")
+        left = ", ".join(sub.filters) or "none"
+        return f"{subscriber} unsubscribed from {filter}; its filters now: {left}"
+
+    @action("Slow down", target="subscriber", params=SLOW_PARAMS, hands_on=True)
+    def on_slow(self, target: str, delay_ms: int) -> str:
+        sub = self._acted_on("slow", target)
+        if sub is None:
+            return f"no subscriber named {target}"
+        sub.delay_s = delay_ms / 1000.0
+        return f"{sub.actor} takes {delay_ms} ms per message from now on" if delay_ms else f"{sub.actor} is back to normal speed"
+
+    def check_action(self, name: str, target: str, params: dict[str, Any]) -> dict[str, str]:
+        if name not in ("subscribe", "unsubscribe"):
+            return {}
+        subs = dict(getattr(self, "subs", {}))
+        name_, topic_filter = params["subscriber"], params["filter"]
+        sub = subs.get(name_)
+        if sub is None:
+            if name == "unsubscribe":
+                return {"subscriber": f"no subscriber named {name_}; subscribers: {', '.join(subs) or 'none yet'}"}
+            late = [s.name for s in getattr(self, "specs", []) if s.late and s.name not in subs]
+            if name_ in late:
+                return {"subscriber": f"{name_} is a late subscriber: it joins only when the run ends"}
+            if len(subs) + len(late) >= MAX_SUBSCRIBERS:
+                return {"subscriber": f"at most {MAX_SUBSCRIBERS} subscribers per run; use one of: {', '.join(subs)}"}
+            return {}
+        if sub.away:
+            return {"subscriber": f"{name_} is disconnected: reconnect it first"}
+        if name == "unsubscribe" and topic_filter not in sub.filters:
+            return {"filter": f"{name_} holds no subscription to {topic_filter}; "
+                              f"its filters: {', '.join(sub.filters) or 'none'}"}
+        if name == "subscribe" and topic_filter not in sub.filters and len(sub.filters) >= MAX_FILTERS:
+            return {"filter": f"{name_} holds {MAX_FILTERS} subscriptions already, the most a subscriber may"}
+        return {}
+
+    def _expect_retained(self, subscriber: str, topic_filter: str) -> None:
+        """A SUBSCRIBE brings the retained copy of every matching topic (MQTT 3.1.1 §3.3.1.3): settle waits for them."""
+        latest, ids = self._retained()
+        self.hand_expected += [(subscriber, ids[n]) for n in retained_for(topic_filter, latest)]
+
+    def _retained(self) -> tuple[dict[str, int], dict[int, str]]:
+        """The broker's retained copies as published so far: topic → latest number, and number → message id."""
+        latest: dict[str, int] = {}
+        ids: dict[int, str] = {}
+        for item in sorted(self.ledger.published.values(), key=lambda p: p.n):
+            if item.retain:
+                latest[item.topic], ids[item.n] = item.n, item.message_id
+        return latest, ids
+
     def targets(self, action: str) -> list[str]:
-        """Disconnect: connected subscribers not about to leave; reconnect: the others."""
+        """Disconnect: connected subscribers not about to leave; reconnect: the others; slow: all."""
         subs = list(dict(getattr(self, "subs", {})).values())
+        if action == "slow":
+            return [sub.actor for sub in subs]
         leaving_or_gone = {sub.actor for sub in subs if sub.away or sub.armed}
         if action == "reconnect":
             return [sub.actor for sub in subs if sub.actor in leaving_or_gone]
@@ -290,15 +443,19 @@ class MqttQos(Workflow):
         self.publisher.client.on_publish = self._on_publish
         self.publisher.connect()
 
-    def _join(self, spec: SubscriberSpec) -> None:
+    def _join(self, spec: SubscriberSpec, by_hand: bool = False) -> Subscriber:
         conn = Connection(f"fl-{self.token}-{spec.name}", self.host, self.port, spec.clean_session, manual_ack=True)
         sub = Subscriber(spec, conn.client_id, conn)
-        self.subs[spec.name] = sub
+        if by_hand:
+            sub.by_hand.add(spec.filter)
         conn.client.on_message = lambda client, userdata, msg: self._on_message(sub, client, msg)
         conn.on_connected = lambda present: self._on_connected(sub, present)
-        conn.on_subscribed = lambda codes: self._on_subscribed(sub, codes)
+        conn.on_subscribed = lambda codes, topic_filter: self._on_subscribed(sub, codes, topic_filter)
         conn.connect()
+        self.subs = {**self.subs, spec.name: sub}  # whole, for readers on web threads
+        self._matches_by_topic.clear()
         conn.subscribe(self.full(spec.filter), spec.qos)
+        return sub
 
     def _publish_all(self) -> None:
         p = self.p
@@ -323,32 +480,37 @@ class MqttQos(Workflow):
                         self._reconnect(sub)
 
     def _matching(self, topic: str) -> list[Subscriber]:
-        """Subscribers (not late) whose filter matches ``topic``; filters never change during a run."""
+        """Subscribers (not late) with a filter matching ``topic``; the cache is cleared when subscriptions change."""
         subs = self._matches_by_topic.get(topic)
         if subs is None:
             subs = self._matches_by_topic[topic] = [
-                s for s in self.subs.values() if not s.spec.late and matches(s.spec.filter, topic)]
+                s for s in self.subs.values() if not s.spec.late and s.subscription_qos(topic) is not None]
         return subs
 
-    def _publish(self, n: int, topic: str) -> None:
+    def _publish(self, n: int, topic: str, qos: int | None = None, retain: bool | None = None,
+                 by_hand: bool = False) -> tuple[str, dict[str, tuple[str, str]]]:
         p, ctx = self.p, self.ctx
-        qos, retain = p["qos"], p["retain"]
+        qos = p["qos"] if qos is None else qos
+        retain = p["retain"] if retain is None else retain
         message_id = f"m{n}"
-        routes = {sub.name: self._route_outcome(sub, qos) for sub in self._matching(topic)}
+        matching = self._matching(topic)
+        granted = {sub.name: sub.subscription_qos(topic) or 0 for sub in matching}
+        routes = {sub.name: self._route_outcome(sub, qos, granted[sub.name]) for sub in matching}
         now = time.perf_counter()
-        self.ledger.publish(Published(message_id, n, topic, qos, retain, now, routes))
+        self.ledger.publish(Published(message_id, n, topic, qos, retain, now, routes, granted))
         if self.first_publish_at is None:
             self.first_publish_at = now
         if qos == 0:
             # Fire and forget: no broker confirmation exists, so the caller waits for nothing.
             ctx.emit("publish", PUBLISHER, message_id, topic=topic, qos=qos, retain=retain, n=n, matched=list(routes),
-                     perceived_ms=0.0, perceived_note="QoS 0: no acknowledgement, the publisher waits for nothing")
+                     perceived_ms=0.0, perceived_note="QoS 0: no acknowledgement, the publisher waits for nothing",
+                     **({"by_hand": True} if by_hand else {}))
         else:
-            ctx.emit("publish", PUBLISHER, message_id, topic=topic, qos=qos, retain=retain, n=n, matched=list(routes))
+            ctx.emit("publish", PUBLISHER, message_id, topic=topic, qos=qos, retain=retain, n=n, matched=list(routes),
+                     **({"by_hand": True} if by_hand else {}))
         for name, (outcome, why) in routes.items():
-            spec = self.subs[name].spec
-            ctx.emit("route", BROKER, message_id, topic=topic, filter=spec.filter, subscriber=name,
-                     qos=effective_qos(qos, spec.qos), outcome=outcome, why=why)
+            ctx.emit("route", BROKER, message_id, topic=topic, filter=self.subs[name].filter_for(topic),
+                     subscriber=name, qos=effective_qos(qos, granted[name]), outcome=outcome, why=why)
         full = self._full_topics.get(topic)
         if full is None:
             full = self._full_topics[topic] = (self.full(topic), json.dumps(topic))
@@ -366,14 +528,15 @@ class MqttQos(Workflow):
                     self._pending_acks[info.mid] = (message_id, started, qos)
             if acked_at is not None:
                 self._emit_ack(message_id, started, acked_at, qos)
+        return message_id, routes
 
-    def _route_outcome(self, sub: Subscriber, pub_qos: int) -> tuple[str, str]:
-        qos = effective_qos(pub_qos, sub.spec.qos)
+    def _route_outcome(self, sub: Subscriber, pub_qos: int, sub_qos: int) -> tuple[str, str]:
+        qos = effective_qos(pub_qos, sub_qos)
         outcome = route(not sub.away, sub.spec.persistent, qos)
-        key = (sub.name, outcome, pub_qos)
+        key = (sub.name, outcome, pub_qos, sub_qos)
         why = self._why.get(key)
         if why is None:
-            lower = f"QoS min({pub_qos}, {sub.spec.qos}) = {qos}"
+            lower = f"QoS min({pub_qos}, {sub_qos}) = {qos}"
             why = self._why[key] = {
                 "deliver": f"{sub.name} is connected: deliver at {lower}",
                 "queue": f"{sub.name} is away; its persistent session queues it ({lower})",
@@ -402,7 +565,7 @@ class MqttQos(Workflow):
             self.acks += 1
 
     def _wait_for_acks(self) -> None:
-        if self.p["qos"] == 0:
+        if self.acks_expected == 0:
             return
         try:
             self.ctx.wait_until(lambda: self.acks >= self.acks_expected, ACK_WAIT_S, "the broker's acks", step=0.02,
@@ -424,10 +587,13 @@ class MqttQos(Workflow):
                       clean_session=sub.spec.clean_session, session_present=session_present,
                       client_id=sub.client_id)
 
-    def _on_subscribed(self, sub: Subscriber, codes: list[int]) -> None:
+    def _on_subscribed(self, sub: Subscriber, codes: list[int], full_filter: str) -> None:
+        # Emitted on the network thread before the retained copies the SUBACK is followed by.
         granted = codes[0] if codes else 128
-        self.ctx.emit("assign", sub.actor, subscriber=sub.name, action="subscribe", filter=sub.spec.filter,
-                      qos=sub.spec.qos, granted_qos=granted, late=sub.spec.late)
+        topic_filter = self.relative(full_filter) or sub.spec.filter
+        hand = {"by_hand": True} if topic_filter in sub.by_hand else {}
+        self.ctx.emit("assign", sub.actor, subscriber=sub.name, action="subscribe", filter=topic_filter,
+                      qos=sub.filters.get(topic_filter, sub.spec.qos), granted_qos=granted, late=sub.spec.late, **hand)
 
     def _on_message(self, sub: Subscriber, client: Any, msg: Any) -> None:
         try:
@@ -451,23 +617,27 @@ class MqttQos(Workflow):
             return
         delivery, published = self.ledger.deliver(sub.name, message_id, duplicate_reason(msg))
         pub_qos = published.qos if published is not None else self.p["qos"]
-        expected_qos = effective_qos(pub_qos, spec.qos)
+        # Routed when published (a later UNSUBSCRIBE does not call back what is in flight),
+        # or matching a subscription held now (retained copies on SUBSCRIBE).
+        held_qos = sub.subscription_qos(topic)
+        routed_qos = published.subscription_qos.get(sub.name) if published is not None else None
+        sub_qos = routed_qos if routed_qos is not None else held_qos if held_qos is not None else spec.qos
+        topic_filter = sub.filter_for(topic)
+        expected_qos = effective_qos(pub_qos, sub_qos)
         attrs: dict[str, Any] = {
-            "topic": topic, "filter": spec.filter, "subscriber": sub.name, "qos": qos, "qos_expected": expected_qos,
+            "topic": topic, "filter": topic_filter, "subscriber": sub.name, "qos": qos, "qos_expected": expected_qos,
             "dup": dup, "retain": retain, "packet_id": msg.mid,
         }
         notes = []
-        matched = sub.matched.get(topic)
-        if matched is None:
-            matched = sub.matched[topic] = matches(spec.filter, topic)
-        if not matched:
+        if routed_qos is None and held_qos is None:
             attrs["unexpected"] = True
-            notes.append(f"the broker sent this although {spec.filter!r} does not match {topic!r}")
+            notes.append(f"the broker sent this although none of {sub.name}'s filters ({', '.join(sub.filters)}) "
+                         f"matches {topic!r}")
             self.ledger.note_unexpected({"message_id": message_id, "subscriber": sub.name, "topic": topic,
-                                         "filter": spec.filter, "retain": retain})
+                                         "filter": topic_filter, "retain": retain})
         if qos != expected_qos:
             notes.append(f"delivered at QoS {qos}; MQTT 3.1.1 says min(publish QoS {pub_qos}, "
-                         f"subscription QoS {spec.qos}) = {expected_qos}")
+                         f"subscription QoS {sub_qos}) = {expected_qos}")
             self.ledger.note_qos_difference({"message_id": message_id, "subscriber": sub.name,
                                              "qos": qos, "expected": expected_qos})
         if retain:
@@ -486,6 +656,8 @@ class MqttQos(Workflow):
             self.ledger.note_duplicate({"message_id": message_id, "subscriber": sub.name, "attempt": delivery.attempt,
                                         "dup": dup, "retain": retain, "reason": attrs["reason"]})
         ctx.emit("deliver", sub.actor, message_id, attempt=delivery.attempt, duplicate=delivery.duplicate, **attrs)
+        if sub.delay_s:
+            ctx.cancelled.wait(sub.delay_s)  # slow handling, on this subscriber's own network thread
 
         effect = not (self.p["idempotent"] and delivery.duplicate)
         done: dict[str, Any] = {"subscriber": sub.name, "topic": topic, "effect": effect}
@@ -556,8 +728,9 @@ class MqttQos(Workflow):
         self._flush_publisher()
         present = sub.conn.connect()
         if not present:
-            # A clean session forgot the subscription; subscribing again also brings retained copies.
-            sub.conn.subscribe(self.full(sub.spec.filter), sub.spec.qos)
+            # A clean session forgot its subscriptions; subscribing again also brings retained copies.
+            for topic_filter, qos in sub.filters.items():
+                sub.conn.subscribe(self.full(topic_filter), qos)
 
     def _flush_publisher(self, timeout: float = 5.0) -> None:
         """Let the broker have every message published so far (PUBACK/PUBCOMP, or written for QoS 0).
@@ -580,15 +753,11 @@ class MqttQos(Workflow):
             for name, (outcome, _) in item.routes.items():
                 if outcome != "drop":
                     pairs.append((name, item.message_id))
-        retained: dict[str, int] = {}
-        ids: dict[int, str] = {}
-        for item in sorted(self.ledger.published.values(), key=lambda p: p.n):
-            if item.retain:
-                retained[item.topic], ids[item.n] = item.n, item.message_id
+        retained, ids = self._retained()
         for sub in self.subs.values():
             if sub.spec.late:
                 pairs += [(sub.name, ids[n]) for n in retained_for(sub.spec.filter, retained)]
-        return pairs
+        return pairs + self.hand_expected
 
     def _drain(self) -> None:
         wanted = self._expected_pairs()
@@ -607,7 +776,7 @@ class MqttQos(Workflow):
 
     def _result(self) -> dict[str, Any]:
         ledger = self.ledger
-        names = [s.name for s in self.specs if not s.late]
+        names = [s.name for s in self.subs.values() if not s.spec.late]
         lost = ledger.lost(names)
         observed = {"delivered": len(ledger.counts), "duplicates": len(ledger.duplicates), "lost": len(lost)}
         spec = predict(self.p)
@@ -626,7 +795,8 @@ class MqttQos(Workflow):
             "broker": self.mqtt.describe(),
             "prefix": self.prefix,
             "topics": self.p["topics"],
-            "subscribers": [{**asdict(s.spec), "client_id": s.client_id} for s in self.subs.values()],
+            "subscribers": [{**asdict(s.spec), "client_id": s.client_id, "filters": s.filters}
+                            for s in self.subs.values()],
             "lost": len(lost),
             "lost_pairs": lost,
             "duplicates": ledger.duplicates,
