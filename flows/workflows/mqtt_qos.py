@@ -146,18 +146,18 @@ class Subscriber:
             return how
 
 
-def on_subscriber(handler: Callable[[MqttQos, Subscriber], str]) -> Callable[[MqttQos, str], str]:
+def on_subscriber(handler: Callable[..., str]) -> Callable[..., str]:
     """An action handler aimed at one subscriber, given the subscriber its target names (refused if none)."""
     name = handler.__name__.removeprefix("on_")
 
     @functools.wraps(handler)
-    def resolved(self: MqttQos, target: str) -> str:
+    def resolved(self: MqttQos, target: str, **params: Any) -> str:
         sub = self.subs.get(target.removeprefix("subscriber:"))
         if sub is None:
             self.ctx.emit("error", "runner", reason=f"{name}: no subscriber {target!r}")
             return f"no subscriber named {target}"
         self.manual_actions += 1
-        return handler(self, sub)
+        return handler(self, sub, **params)
 
     return resolved
 
@@ -374,10 +374,8 @@ class MqttQos(Workflow):
         return f"{subscriber} unsubscribed from {filter}; its filters now: {left}"
 
     @action("Slow down", target="subscriber", params=SLOW_PARAMS, hands_on=True)
-    def on_slow(self, target: str, delay_ms: int) -> str:
-        sub = self._acted_on("slow", target)
-        if sub is None:
-            return f"no subscriber named {target}"
+    @on_subscriber
+    def on_slow(self, sub: Subscriber, delay_ms: int) -> str:
         sub.delay_s = delay_ms / 1000.0
         return f"{sub.actor} takes {delay_ms} ms per message from now on" if delay_ms else f"{sub.actor} is back to normal speed"
 
