@@ -1,4 +1,4 @@
-"""The one line that shows the instructor token: printed once, when the server starts."""
+"""The instructor link, the only place the token is shown: printed once, when the server starts."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import socket
 import sys
 import threading
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.http.request import validate_host
 
 from classroom import auth
+from dashboard import origins
 
 _announced = False
 _lock = threading.Lock()
@@ -29,11 +32,25 @@ def reachable_host(listen_host: str) -> str:
         return socket.gethostname()
 
 
-def instructor_link(token: str) -> str:
+def server_origin() -> str:
     host = reachable_host(settings.FLOWS_LISTEN_HOST)
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"http://{host}:{settings.FLOWS_LISTEN_PORT}/classroom/?token={token}"
+    return f"http://{host}:{settings.FLOWS_LISTEN_PORT}"
+
+
+def instructor_link(origin: str, token: str) -> str:
+    return f"{origin}/classroom/?token={token}"
+
+
+def reachability_hint(origin: str) -> str:
+    """What to set when students' browsers at ``origin`` would be refused (Host or Origin checks)."""
+    host = urlsplit(origin).hostname or ""
+    host_ok = validate_host(host, settings.ALLOWED_HOSTS)
+    if host_ok and origins.is_allowed(origin):
+        return ""
+    return (f"    Students' browsers at {origin} would be refused: restart with\n"
+            f"    ALLOWED_HOSTS={host} FLOWS_ALLOWED_ORIGINS={origin} (and a SECRET_KEY of your own)\n")
 
 
 def announce(stream: TextIO | None = None) -> bool:
@@ -44,9 +61,10 @@ def announce(stream: TextIO | None = None) -> bool:
         if token is None or _announced:
             return False
         _announced = True
+    origin = server_origin()
     how = "generated for this server (it listens beyond loopback)" if auth.token_was_generated() \
         else "from FLOWS_CLASSROOM_TOKEN"
     print(f"\n*** Classroom mode: only the instructor may start runs, act on them and open rooms.\n"
           f"    Instructor link (token {how}; keep it to yourself):\n"
-          f"    {instructor_link(token)}\n", file=stream or sys.stderr, flush=True)
+          f"    {instructor_link(origin, token)}\n{reachability_hint(origin)}", file=stream or sys.stderr, flush=True)
     return True

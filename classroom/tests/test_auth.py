@@ -204,3 +204,18 @@ def test_the_instructor_link_is_not_logged(client, classroom_token, caplog):
     client.get(f"/classroom/?token={TOKEN}")
     client.get("/classroom/?token=a-wrong-guess")
     assert TOKEN not in caplog.text and "a-wrong-guess" not in caplog.text
+
+
+def test_the_link_says_what_to_set_when_students_would_be_refused(settings):
+    settings.FLOWS_CLASSROOM_TOKEN = TOKEN
+    settings.FLOWS_LISTEN_HOST = "192.168.1.20"
+    settings.FLOWS_LISTEN_PORT = "8000"
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.FLOWS_ALLOWED_ORIGINS = ["http://127.0.0.1:8000"]
+    out = io.StringIO()
+    startup.announce(out)
+    assert "http://192.168.1.20:8000/classroom/?token=" in out.getvalue()
+    assert "ALLOWED_HOSTS=192.168.1.20 FLOWS_ALLOWED_ORIGINS=http://192.168.1.20:8000" in out.getvalue()
+    settings.ALLOWED_HOSTS = ["192.168.1.20"]
+    settings.FLOWS_ALLOWED_ORIGINS = ["http://192.168.1.20:8000"]
+    assert startup.reachability_hint("http://192.168.1.20:8000") == ""
