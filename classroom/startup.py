@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 import threading
+from functools import wraps
 from typing import TextIO
 from urllib.parse import urlsplit
 
@@ -13,7 +15,9 @@ from django.http.request import validate_host
 
 from classroom import auth
 from dashboard import origins
+from dashboard.checks import PUBLIC_SECRET_KEYS
 
+TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
 _announced = False
 _lock = threading.Lock()
 EVERY_INTERFACE = {"0.0.0.0", "::", "[::]", ""}
@@ -49,8 +53,35 @@ def reachability_hint(origin: str) -> str:
     host_ok = validate_host(host, settings.ALLOWED_HOSTS)
     if host_ok and origins.is_allowed(origin):
         return ""
+    key = " SECRET_KEY=<a long random value>" if settings.SECRET_KEY in PUBLIC_SECRET_KEYS else ""
     return (f"    Students' browsers at {origin} would be refused: restart with\n"
-            f"    ALLOWED_HOSTS={host} FLOWS_ALLOWED_ORIGINS={origin} (and a SECRET_KEY of your own)\n")
+            f"    ALLOWED_HOSTS={host} FLOWS_ALLOWED_ORIGINS={origin}{key}\n")
+
+
+def redact(text: str) -> str:
+    return TOKEN_IN_QUERY.sub(r"\1…", text)
+
+
+def redact_access_log() -> None:
+    """Daphne's access log writes each request's URL, query included: not the instructor's token.
+
+    Patched here because the log line is written by daphne, outside anything the app serves.
+    """
+    try:
+        from daphne.access import AccessLogGenerator
+    except ImportError:  # pragma: no cover - served by another ASGI server
+        return
+    original = AccessLogGenerator.write_entry
+    if getattr(original, "redacts_tokens", False):
+        return
+
+    @wraps(original)
+    def write_entry(self: AccessLogGenerator, host: str, date: object, request: str, *args: object,
+                    **kwargs: object) -> None:
+        original(self, host, date, redact(request), *args, **kwargs)
+
+    write_entry.redacts_tokens = True  # type: ignore[attr-defined]
+    AccessLogGenerator.write_entry = write_entry
 
 
 def announce(stream: TextIO | None = None) -> bool:
@@ -62,7 +93,7 @@ def announce(stream: TextIO | None = None) -> bool:
             return False
         _announced = True
     origin = server_origin()
-    how = "generated for this server (it listens beyond loopback)" if auth.token_was_generated() \
+    how = "made up for this server, which listens beyond loopback" if auth.token_was_generated() \
         else "from FLOWS_CLASSROOM_TOKEN"
     print(f"\n*** Classroom mode: only the instructor may start runs, act on them and open rooms.\n"
           f"    Instructor link (token {how}; keep it to yourself):\n"

@@ -219,3 +219,19 @@ def test_the_link_says_what_to_set_when_students_would_be_refused(settings):
     settings.ALLOWED_HOSTS = ["192.168.1.20"]
     settings.FLOWS_ALLOWED_ORIGINS = ["http://192.168.1.20:8000"]
     assert startup.reachability_hint("http://192.168.1.20:8000") == ""
+
+
+def test_daphnes_access_log_does_not_write_the_token():
+    from daphne.access import AccessLogGenerator
+
+    startup.redact_access_log()
+    startup.redact_access_log()  # idempotent: asgi may be imported twice
+    out = io.StringIO()
+    log = AccessLogGenerator(out)
+    log("http", "complete", {"client": "10.0.0.5:5000", "method": "GET", "path": f"/classroom/?token={TOKEN}",
+                             "status": 302, "size": 0})
+    log("http", "complete", {"client": "10.0.0.5:5000", "method": "GET", "path": "/runs/?a=1&token=x&b=2",
+                             "status": 200, "size": 10})
+    text = out.getvalue()
+    assert TOKEN not in text and "/classroom/?token=… " in text.replace('"', " ")
+    assert "/runs/?a=1&token=…&b=2" in text
