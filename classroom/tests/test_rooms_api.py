@@ -71,6 +71,7 @@ def test_the_join_page_boots_the_follower_and_gives_the_browser_a_student_id(cli
     boot = page.context["boot"]
     assert boot["code"] == code and boot["run"] == run.pk and boot["ws"] == f"/ws/rooms/{code}/"
     assert boot["position"] == {"run": run.pk, "seq": 0, "playing": False, "speed": 1.0, "message": None}
+    assert boot["instructor"] is True, "no token applies in this test: everyone is the instructor"
     assert 'id="room-boot"' in page.content.decode()
     student = client.session[STUDENT_KEY]
     client.get(f"/join/{code}/")
