@@ -98,6 +98,9 @@ def test_reads_stay_open_to_everyone(client, classroom_token):
     for path in ("/", "/runs/", "/api/runs/", "/api/workflows/", f"/api/rooms/{code}/", f"/join/{code}/"):
         assert client.get(path).status_code == 200, path
     assert client.get("/").context["instructor"] is False
+    joined = client.get(f"/join/{code}/")
+    assert joined.context["boot"]["instructor"] is False and joined.context["instructor"] is False
+    assert TOKEN not in joined.content.decode()
 
 
 def test_tokens_are_compared_in_constant_time(client, classroom_token, monkeypatch):
