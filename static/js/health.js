@@ -25,7 +25,8 @@ function showState(bar) {
   const button = bar.querySelector(".broker-summary");
   if (!button) return;
   button.setAttribute("aria-expanded", String(open));
-  button.querySelector(".broker-summary-more").textContent = down ? "" : open ? "hide ▴" : "details ▾";
+  button.querySelector(".broker-summary-more").textContent = down ? "" : open ? "▴" : "▾";
+  button.title = down ? "A broker is not reachable: its details stay open" : open ? "Hide the brokers' details" : "Show the brokers' details";
   for (const el of bar.querySelectorAll(".broker")) {
     const chip = bar.querySelector(`.broker-chip[data-protocol="${el.dataset.protocol}"]`);
     if (!chip) continue;

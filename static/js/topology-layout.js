@@ -34,6 +34,8 @@ export const SIZES = {
 };
 const LINE = 1.3; // line height, in font sizes
 export const MIN_SCALE = 0.75; // 17 px names stay ≥ 12.75 px, 15 px labels ≥ 11.25 px
+export const MAX_SCALE = 1.5; // a small graph grows for the back of the room, no more
+const MAX_COLUMN_GAP = 320;
 
 /** "group:billing/member-1" → "group:billing"; null when the actor is in no cluster. */
 export function clusterOf(actor) {
@@ -117,7 +119,7 @@ export function lineOffsets(lines, h) {
  * Blocks of one column: a cluster (frame, optional head, member grid) or a lone node.
  * items: [{actor, column, row, index}] already sorted.
  */
-function columnBlocks(items, heads) {
+function columnBlocks(items, heads, titleWidth) {
   const blocks = [];
   const byCluster = new Map();
   for (const item of items) {
@@ -125,7 +127,7 @@ function columnBlocks(items, heads) {
     if (key) {
       let block = byCluster.get(key);
       if (!block) {
-        block = { key, head: heads.get(key) || null, members: [] };
+        block = { key, head: heads.get(key) || null, members: [], titleW: titleWidth(key) };
         byCluster.set(key, block);
         blocks.push(block);
       }
@@ -156,13 +158,14 @@ function gridOf(block, sizes, maxH) {
   const rows = Math.ceil(n / cols);
   const gridW = cols * cellW + (cols - 1) * s.gapX;
   const gridH = rows * cellH + (rows - 1) * s.gapY;
-  const innerW = Math.max(gridW, head ? head.w : 0);
+  const titleW = head ? 0 : (block.titleW || 0);
+  const innerW = Math.max(gridW, head ? head.w : 0, titleW - 2 * s.framePad);
   return { cols, rows, cellW, cellH, headH, innerW, top, w: innerW + 2 * s.framePad, h: top + headH + gridH + s.framePad };
 }
 
 /** One candidate layout: every column wraps (grids, then sub-columns) to stay within maxH. */
-function layoutWith(columns, sizes, maxH) {
-  const s = SIZES;
+function layoutWith(columns, sizes, maxH, columnGap = SIZES.columnGap) {
+  const s = { ...SIZES, columnGap };
   const placed = new Map();
   const frames = [];
   let x = 0;
@@ -253,7 +256,8 @@ export function layoutGraph(nodes, box, measure = estimateWidth) {
   }
   const rank = (n) => (Number.isInteger(n.row) ? n.row : 1e6 + order.get(n.actor));
   const columns = [...byColumn.keys()].sort((a, b) => a - b)
-    .map((c) => columnBlocks(byColumn.get(c).sort((a, b) => rank(a) - rank(b) || order.get(a.actor) - order.get(b.actor)), heads));
+    .map((c) => columnBlocks(byColumn.get(c).sort((a, b) => rank(a) - rank(b) || order.get(a.actor) - order.get(b.actor)), heads,
+      (key) => Math.ceil(measure(clusterLabel(key), s.frame, true)) + 2 * s.framePad + 4));
   // Heads whose cluster has no member drawn yet stand alone in their own column.
   for (const [key, head] of heads) {
     if (!members.some((n) => clusterOf(n.actor) === key)) {
@@ -266,12 +270,13 @@ export function layoutGraph(nodes, box, measure = estimateWidth) {
   const rowH = Math.max(...[...sizes.values()].map((z) => z.h)) + s.gapY;
   let best = null;
   for (let rows = 1; rows <= 16; rows += 1) {
-    const layout = layoutWith(columns, sizes, rows * rowH + 2 * s.frameTitle);
+    const maxH = rows * rowH + 2 * s.frameTitle;
+    const layout = layoutWith(columns, sizes, maxH);
     const w = layout.width + 2 * margin;
-    const h = layout.height + 2 * margin;
+    const h = layout.height + 2 * margin + 4 * Math.ceil(SIZES.label * LINE);
     const widthFit = box.width / w;
     const fit = Math.min(1, widthFit, box.height ? box.height / h : 1);
-    const candidate = { fit, w, h, layout, legible: widthFit >= MIN_SCALE };
+    const candidate = { fit, w, h, layout, maxH, legible: widthFit >= MIN_SCALE };
     const better = !best
       || (candidate.legible && !best.legible)
       || (candidate.legible === best.legible && (candidate.legible
@@ -279,18 +284,43 @@ export function layoutGraph(nodes, box, measure = estimateWidth) {
         : widthFit > box.width / best.w));
     if (better) best = candidate;
   }
-  const { layout } = best;
+  // The scale: as large as fits (up to MAX_SCALE) when the whole graph fits; else as wide as
+  // the box, never below MIN_SCALE (the box scrolls).
+  const fitsBoth = best.legible && (!box.height || box.height / best.h >= MIN_SCALE);
+  const scale = fitsBoth
+    ? Math.max(MIN_SCALE, Math.min(MAX_SCALE, box.width / best.w, box.height ? box.height / best.h : MAX_SCALE))
+    : Math.max(MIN_SCALE, Math.min(1, box.width / best.w));
+  // Spare width goes between the columns: room for the edge labels.
+  let { layout } = best;
+  const gaps = columnCount(layout);
+  const spare = box.width / scale - best.w;
+  if (gaps > 0 && spare > 1) {
+    const gap = Math.min(MAX_COLUMN_GAP, s.columnGap + spare / gaps);
+    layout = layoutWith(columns, sizes, best.maxH, gap);
+  }
+  // Room above and below for labels of edges that bend past the first and last rows.
+  const marginY = margin + 2 * Math.ceil(SIZES.label * LINE);
   for (const p of layout.nodes.values()) {
     p.x += margin;
-    p.y += margin;
+    p.y += marginY;
   }
   for (const f of layout.frames) {
     f.x += margin;
-    f.y += margin;
+    f.y += marginY;
   }
   for (const [actor, p] of layout.nodes) p.lines = lines.get(actor);
-  const scale = Math.max(MIN_SCALE, Math.min(1, box.width / best.w));
-  return { width: best.w, height: best.h, scale, nodes: layout.nodes, frames: layout.frames };
+  return { width: layout.width + 2 * margin, height: layout.height + 2 * marginY, scale, nodes: layout.nodes, frames: layout.frames };
+}
+
+/** How many gaps between columns (and sub-columns) a layout has. */
+function columnCount(layout) {
+  let gaps = -1;
+  let right = -Infinity;
+  for (const p of [...layout.nodes.values()].sort((a, b) => a.x - a.w / 2 - (b.x - b.w / 2))) {
+    if (p.x - p.w / 2 > right + 1) gaps += 1;
+    right = Math.max(right, p.x + p.w / 2);
+  }
+  return Math.max(0, gaps);
 }
 
 /** Whether two boxes {x, y, w, h} overlap by more than a hair. */
@@ -305,7 +335,7 @@ export function curvePoint(s, c, e, t) {
 }
 
 const ALONG = [0.5, 0.38, 0.62, 0.26, 0.74, 0.16, 0.84];
-const ACROSS = [0, -1, 1, -2, 2];
+const ACROSS = [0, -1, 1, -2, 2, -3, 3];
 
 /**
  * Place edge labels: each at the first spot along its curve (middle first, then outwards,
@@ -325,12 +355,18 @@ export function placeLabels(labels, obstacles, measure = estimateWidth, bounds =
     const seen = `${label.to}\u0000${label.text}`;
     let spot = null;
     if (label.text && !shown.has(seen)) {
+      // Only what lies near this curve can be in the way: check those alone.
+      const { s: a, c, e } = label.curve;
+      const near = { x: Math.min(a.x, c.x, e.x) - w, y: Math.min(a.y, c.y, e.y) - 3 * h,
+        w: Math.abs(Math.max(a.x, c.x, e.x) - Math.min(a.x, c.x, e.x)) + 2 * w,
+        h: Math.abs(Math.max(a.y, c.y, e.y) - Math.min(a.y, c.y, e.y)) + 6 * h };
+      const nearby = obstacles.filter((o) => overlaps(o, near)).concat(placed.filter((o) => overlaps(o, near)));
       search: for (const t of ALONG) {
         const p = curvePoint(label.curve.s, label.curve.c, label.curve.e, t);
         for (const k of ACROSS) {
           const box = { x: p.x - w / 2, y: p.y + k * (h + 1) - h / 2, w, h };
           if (bounds && (box.x < bounds.x || box.y < bounds.y || box.x + w > bounds.x + bounds.w || box.y + h > bounds.y + bounds.h)) continue;
-          if (obstacles.some((o) => overlaps(box, o)) || placed.some((o) => overlaps(box, o))) continue;
+          if (nearby.some((o) => overlaps(box, o))) continue;
           spot = { x: p.x, y: box.y + h / 2, w, h, box };
           break search;
         }
