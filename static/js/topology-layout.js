@@ -119,7 +119,7 @@ export function lineOffsets(lines, h) {
  * Blocks of one column: a cluster (frame, optional head, member grid) or a lone node.
  * items: [{actor, column, row, index}] already sorted.
  */
-function columnBlocks(items, heads, titleWidth) {
+function columnBlocks(items, heads, titleOf) {
   const blocks = [];
   const byCluster = new Map();
   for (const item of items) {
@@ -127,7 +127,7 @@ function columnBlocks(items, heads, titleWidth) {
     if (key) {
       let block = byCluster.get(key);
       if (!block) {
-        block = { key, head: heads.get(key) || null, members: [], titleW: titleWidth(key) };
+        block = { key, head: heads.get(key) || null, members: [], ...titleOf(key) };
         byCluster.set(key, block);
         blocks.push(block);
       }
@@ -139,8 +139,8 @@ function columnBlocks(items, heads, titleWidth) {
   return blocks;
 }
 
-/** A block's grid: as few grid columns as keep it within maxH (a lone node is 1 × 1). */
-function gridOf(block, sizes, maxH) {
+/** A block's grid: as few grid columns as keep it within maxH and clusterRows rows (a lone node is 1 × 1). */
+function gridOf(block, sizes, maxH, clusterRows = Infinity) {
   const s = SIZES;
   const n = block.members.length;
   const cellW = Math.max(...block.members.map((m) => sizes.get(m.actor).w));
@@ -148,9 +148,9 @@ function gridOf(block, sizes, maxH) {
   if (!block.key) return { cols: 1, rows: 1, cellW, cellH, w: cellW, h: cellH, headH: 0, top: 0 };
   const head = block.head ? sizes.get(block.head.actor) : null;
   // A cluster with a head shows the head's box on top instead of a title line.
-  const top = head ? s.framePad : s.frameTitle;
+  const top = head ? s.framePad : s.frameTitle * block.titleLines.length;
   const headH = head ? head.h + s.gapY : 0;
-  let cols = 1;
+  let cols = Math.max(1, Math.ceil(n / clusterRows));
   for (; cols < n; cols += 1) {
     const rows = Math.ceil(n / cols);
     if (top + headH + rows * cellH + (rows - 1) * s.gapY + s.framePad <= maxH) break;
@@ -164,7 +164,7 @@ function gridOf(block, sizes, maxH) {
 }
 
 /** One candidate layout: every column wraps (grids, then sub-columns) to stay within maxH. */
-function layoutWith(columns, sizes, maxH, columnGap = SIZES.columnGap) {
+function layoutWith(columns, sizes, { maxH, clusterRows }, columnGap = SIZES.columnGap, center = true) {
   const s = { ...SIZES, columnGap };
   const placed = new Map();
   const frames = [];
@@ -174,7 +174,7 @@ function layoutWith(columns, sizes, maxH, columnGap = SIZES.columnGap) {
   for (const blocks of columns) {
     let stack = null;
     for (const block of blocks) {
-      const grid = gridOf(block, sizes, maxH);
+      const grid = gridOf(block, sizes, maxH, clusterRows);
       if (!stack || (stack.blocks.length && stack.h + s.blockGap + grid.h > maxH)) {
         if (stack) x += stack.w + s.columnGap / 2;
         stack = { x, w: 0, h: 0, blocks: [] };
@@ -190,7 +190,7 @@ function layoutWith(columns, sizes, maxH, columnGap = SIZES.columnGap) {
   const width = Math.max(0, x - s.columnGap);
   for (const stack of stacks) height = Math.max(height, stack.h);
   for (const stack of stacks) {
-    const top = (height - stack.h) / 2;
+    const top = center ? (height - stack.h) / 2 : 0;
     for (const { block, grid, y } of stack.blocks) {
       const left = stack.x + (stack.w - grid.w) / 2;
       if (!block.key) {
@@ -199,7 +199,8 @@ function layoutWith(columns, sizes, maxH, columnGap = SIZES.columnGap) {
         placed.set(m.actor, { x: left + grid.w / 2, y: top + y + grid.h / 2, w: size.w, h: size.h, own: size.w });
         continue;
       }
-      const frame = { key: block.key, label: block.head ? "" : clusterLabel(block.key), x: left, y: top + y, w: grid.w, h: grid.h };
+      const lines = block.head ? [] : block.titleLines;
+      const frame = { key: block.key, label: lines.join(""), lines, x: left, y: top + y, w: grid.w, h: grid.h };
       frames.push(frame);
       const inner = left + s.framePad;
       if (block.head) {
@@ -228,7 +229,7 @@ function layoutWith(columns, sizes, maxH, columnGap = SIZES.columnGap) {
  * Lay out the graph's nodes.
  * nodes: [{actor, column, row (int|null), texts: {status, note}, minW}] in order of appearance;
  * box: {width, height} the space on screen; measure(text, size, bold) → width.
- * → {width, height, scale, nodes: Map(actor → {x, y, w, h, own, lines}), frames: [{key, label, x, y, w, h}]}
+ * → {width, height, scale, nodes: Map(actor → {x, y, w, h, own, lines}), frames: [{key, label, lines, x, y, w, h}]}
  * (w: the box as drawn, own: what the node itself needs)
  * with a margin included (coordinates start at 0,0).
  */
@@ -257,7 +258,11 @@ export function layoutGraph(nodes, box, measure = estimateWidth) {
   const rank = (n) => (Number.isInteger(n.row) ? n.row : 1e6 + order.get(n.actor));
   const columns = [...byColumn.keys()].sort((a, b) => a - b)
     .map((c) => columnBlocks(byColumn.get(c).sort((a, b) => rank(a) - rank(b) || order.get(a.actor) - order.get(b.actor)), heads,
-      (key) => Math.ceil(measure(clusterLabel(key), s.frame, true)) + 2 * s.framePad + 4));
+      (key) => {
+        // A long title wraps like a long name: two lines, never cut.
+        const titleLines = wrapName(clusterLabel(key), s.maxNameChars + 4);
+        return { titleLines, titleW: Math.ceil(Math.max(...titleLines.map((l) => measure(l, s.frame, true)))) + 2 * s.framePad + 4 };
+      }));
   // Heads whose cluster has no member drawn yet stand alone in their own column.
   for (const [key, head] of heads) {
     if (!members.some((n) => clusterOf(n.actor) === key)) {
@@ -265,18 +270,22 @@ export function layoutGraph(nodes, box, measure = estimateWidth) {
       columns.splice(Math.min(at, columns.length), 0, [{ key: null, head: null, members: [head] }]);
     }
   }
-  // Try heights of 1…16 rows of boxes: the shortest layout that fits the box's width at a
-  // legible scale wins; if none is that narrow, the narrowest (the box then scrolls).
+  // Try shapes (a column's height in rows of boxes × a cluster's rows): the one that fits the
+  // box at the largest scale wins, the smaller area on a tie; if none fits the box's width at
+  // a legible scale, the narrowest (the box then scrolls).
   const rowH = Math.max(...[...sizes.values()].map((z) => z.h)) + s.gapY;
   let best = null;
-  for (let rows = 1; rows <= 16; rows += 1) {
-    const maxH = rows * rowH + 2 * s.frameTitle;
-    const layout = layoutWith(columns, sizes, maxH);
+  const shapes = [];
+  for (const rows of [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40]) {
+    for (const clusterRows of [2, 4, 8, Infinity]) shapes.push({ maxH: rows * rowH + 2 * s.frameTitle, clusterRows });
+  }
+  for (const shape of shapes) {
+    const layout = layoutWith(columns, sizes, shape);
     const w = layout.width + 2 * margin;
     const h = layout.height + 2 * margin + 4 * Math.ceil(SIZES.label * LINE);
     const widthFit = box.width / w;
     const fit = Math.min(1, widthFit, box.height ? box.height / h : 1);
-    const candidate = { fit, w, h, layout, maxH, legible: widthFit >= MIN_SCALE };
+    const candidate = { fit, w, h, layout, shape, legible: widthFit >= MIN_SCALE };
     const better = !best
       || (candidate.legible && !best.legible)
       || (candidate.legible === best.legible && (candidate.legible
@@ -291,13 +300,11 @@ export function layoutGraph(nodes, box, measure = estimateWidth) {
     ? Math.max(MIN_SCALE, Math.min(MAX_SCALE, box.width / best.w, box.height ? box.height / best.h : MAX_SCALE))
     : Math.max(MIN_SCALE, Math.min(1, box.width / best.w));
   // Spare width goes between the columns: room for the edge labels.
-  let { layout } = best;
-  const gaps = columnCount(layout);
+  // A graph taller than the box starts at the top (the box scrolls down), a smaller one is centred.
+  const gaps = columnCount(best.layout);
   const spare = box.width / scale - best.w;
-  if (gaps > 0 && spare > 1) {
-    const gap = Math.min(MAX_COLUMN_GAP, s.columnGap + spare / gaps);
-    layout = layoutWith(columns, sizes, best.maxH, gap);
-  }
+  const gap = gaps > 0 && spare > 1 ? Math.min(MAX_COLUMN_GAP, s.columnGap + spare / gaps) : s.columnGap;
+  const layout = layoutWith(columns, sizes, best.shape, gap, fitsBoth);
   // Room above and below for labels of edges that bend past the first and last rows.
   const marginY = margin + 2 * Math.ceil(SIZES.label * LINE);
   for (const p of layout.nodes.values()) {

@@ -168,7 +168,8 @@ class Topology {
     this.frames = result.frames;
     this.layers.frames.replaceChildren(...result.frames.map((f) => h("svg:g", { class: "frame", dataset: { cluster: f.key } },
       h("svg:rect", { x: String(f.x), y: String(f.y), width: String(f.w), height: String(f.h), rx: "12", ry: "12" }),
-      f.label ? h("svg:text", { class: "frame-title", x: String(f.x + SIZES.framePad), y: String(f.y + SIZES.frame + 2) }, f.label) : null)));
+      f.lines.length ? h("svg:text", { class: "frame-title" }, f.lines.map((line, i) => h("svg:tspan",
+        { x: String(f.x + SIZES.framePad), y: String(f.y + SIZES.frame + 2 + i * SIZES.frameTitle) }, line))) : null)));
     for (const node of this.nodes.values()) {
       const p = result.nodes.get(node.actor);
       if (!p) continue;
@@ -204,7 +205,8 @@ class Topology {
   declutter() {
     const obstacles = [...this.nodes.values()].map((n) => ({ x: n.x - n.w / 2, y: n.y - n.h / 2, w: n.w, h: n.h }));
     for (const f of (this.frames || []).filter((frame) => frame.label)) {
-      obstacles.push({ x: f.x, y: f.y, w: this.measure(f.label, SIZES.frame, true) + 2 * SIZES.framePad, h: SIZES.frameTitle });
+      const w = Math.max(...f.lines.map((line) => this.measure(line, SIZES.frame, true)));
+      obstacles.push({ x: f.x, y: f.y, w: w + 2 * SIZES.framePad, h: SIZES.frameTitle * f.lines.length });
     }
     const edges = [...this.edges.values()].filter((e) => e.curve);
     const labels = edges.map((e) => ({ key: e.key, text: e.shown || "", to: e.to, curve: e.curve }));

@@ -66,7 +66,7 @@ test("4 groups × 8 members and 32 partitions: every box drawn once, none overla
   assert.deepEqual(layout.frames.map((f) => f.key).sort(),
     ["group:analytics", "group:audit", "group:billing", "group:shipping", "topic:orders"]);
   for (const frame of layout.frames) {
-    assert.ok(estimateWidth(frame.label, SIZES.frame, true) + SIZES.framePad <= frame.w, `the title fits frame ${frame.key}`);
+    for (const line of frame.lines) assert.ok(estimateWidth(line, SIZES.frame, true) + SIZES.framePad <= frame.w, `title fits ${frame.key}`);
     for (const [actor, p] of layout.nodes) {
       const inside = p.x - p.w / 2 >= frame.x && p.x + p.w / 2 <= frame.x + frame.w
         && p.y - p.h / 2 >= frame.y && p.y + p.h / 2 <= frame.y + frame.h;
@@ -99,6 +99,20 @@ test("boxes are as wide as their text: names and notes are never cut", () => {
   const ys = [at.type, ...at.name, at.status, ...at.note];
   for (let i = 1; i < ys.length; i += 1) assert.ok(ys[i] > ys[i - 1], `lines in order: ${ys}`);
   assert.ok(ys[0] > -p.h / 2 && ys[ys.length - 1] < p.h / 2, "every line inside the box");
+});
+
+test("6 queues × 4 consumers with a 29-character queue name fit the box's width, titles whole", () => {
+  const queues = ["billing", "shipping", "eu", "alerts", "invoices-archive-eu.west-2026", "audit"];
+  const nodes = [{ actor: "producer", column: 0, row: 0 }, { actor: "exchange:orders", column: 1, row: 0 }];
+  queues.forEach((q, i) => nodes.push({ actor: `queue:${q}`, column: 2, row: i, texts: { status: "⇢ enqueue" } }));
+  queues.forEach((q, i) => [1, 2, 3, 4].forEach((n) => nodes.push({ actor: `consumer:${q}/${n}`, column: 3, row: i,
+    texts: { status: "✓ ack" } })));
+  const layout = layoutGraph(nodes, PROJECTOR_BOX);
+  assert.ok(layout.width * layout.scale <= PROJECTOR_BOX.width + 1, `${layout.width} × ${layout.scale}`);
+  assertNoOverlap(boxes(layout));
+  const long = layout.frames.find((f) => f.key === "consumer:invoices-archive-eu.west-2026");
+  assert.equal(long.lines.join(""), "consumer invoices-archive-eu.west-2026");
+  assert.deepEqual(layout.nodes.get("queue:invoices-archive-eu.west-2026").lines.name.join(""), "invoices-archive-eu.west-2026");
 });
 
 test("a small topology grows for the back of the room and spreads over the box", () => {
