@@ -348,8 +348,8 @@ const ACROSS = [0, -1, 1, -2, 2, -3, 3];
  * Place edge labels: each at the first spot along its curve (middle first, then outwards,
  * then off to either side) that overlaps no obstacle (node boxes, frame titles) and no label
  * placed before; else nowhere. A label with the same text as a label already placed on an
- * edge into the same node is not repeated.
- * labels: [{key, text, to, curve: {s, c, e}}]; → Map(key → {x, y, w, h} | null), x/y the centre.
+ * edge into or out of the same node is not repeated.
+ * labels: [{key, text, from, to, curve: {s, c, e}}]; → Map(key → {x, y, w, h} | null), x/y the centre.
  */
 export function placeLabels(labels, obstacles, measure = estimateWidth, bounds = null) {
   const size = SIZES.label;
@@ -359,9 +359,10 @@ export function placeLabels(labels, obstacles, measure = estimateWidth, bounds =
   const result = new Map();
   for (const label of labels) {
     const w = Math.ceil(measure(label.text, size, true)) + 6;
-    const seen = `${label.to}\u0000${label.text}`;
+    // One label per bundle: the same text into the same node, or out of the same node, is shown once.
+    const seen = [`to\u0000${label.to}\u0000${label.text}`, `from\u0000${label.from}\u0000${label.text}`];
     let spot = null;
-    if (label.text && !shown.has(seen)) {
+    if (label.text && !seen.some((key) => shown.has(key))) {
       // Only what lies near this curve can be in the way: check those alone.
       const { s: a, c, e } = label.curve;
       const near = { x: Math.min(a.x, c.x, e.x) - w, y: Math.min(a.y, c.y, e.y) - 3 * h,
@@ -381,7 +382,7 @@ export function placeLabels(labels, obstacles, measure = estimateWidth, bounds =
     }
     if (spot) {
       placed.push(spot.box);
-      shown.add(seen);
+      for (const key of seen) shown.add(key);
       result.set(label.key, { x: spot.x, y: spot.y, w, h });
     } else {
       result.set(label.key, null);

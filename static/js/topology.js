@@ -209,7 +209,7 @@ class Topology {
       obstacles.push({ x: f.x, y: f.y, w: w + 2 * SIZES.framePad, h: SIZES.frameTitle * f.lines.length });
     }
     const edges = [...this.edges.values()].filter((e) => e.curve);
-    const labels = edges.map((e) => ({ key: e.key, text: e.shown || "", to: e.to, curve: e.curve }));
+    const labels = edges.map((e) => ({ key: e.key, text: e.shown || "", from: e.from, to: e.to, curve: e.curve }));
     const bounds = this.size ? { x: 0, y: 0, w: this.size.width, h: this.size.height } : null;
     const spots = placeLabels(labels, obstacles, this.measure, bounds);
     for (const edge of edges) {
