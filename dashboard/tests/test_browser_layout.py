@@ -170,3 +170,42 @@ def test_run_page_fits_a_projector_and_a_phone(daphne_server, browser_page, slug
     page.wait_for_function("() => innerWidth === 390")
     phone = settled(page)
     assert phone["width"] <= phone["inner"], f"page is {phone['width']} px wide at 390: {phone['wide']}"
+
+
+def test_broker_line_opens_on_click_and_by_itself_when_a_broker_is_down(daphne_server, chromium_browser):
+    from playwright.sync_api import expect
+
+    page, errors = browser.new_page(chromium_browser)
+    try:
+        page.goto(daphne_server.url + "/")
+        page.wait_for_function("() => document.getElementById('broker-bar').dataset.checkedAt")
+        bar = page.locator("#broker-bar")
+        # All brokers answer: one line, the cards folded away.
+        expect(bar).to_have_attribute("data-expanded", "false")
+        expect(page.locator('.broker-chip[data-protocol="kafka"]')).to_have_attribute("data-ok", "true")
+        expect(page.locator("#broker-list")).to_be_hidden()
+        page.click("#broker-summary")
+        expect(page.locator('.broker[data-protocol="kafka"]')).to_be_visible()
+        expect(page.locator("#broker-summary")).to_have_attribute("aria-expanded", "true")
+        page.reload()  # remembered
+        expect(page.locator('.broker[data-protocol="kafka"]')).to_be_visible()
+        page.click("#broker-summary")
+        expect(page.locator("#broker-list")).to_be_hidden()
+    finally:
+        page.context.close()
+    assert not errors, errors
+
+    # A broker that does not answer: the cards open by themselves, with its error, and stay open.
+    with browser.LiveServer(extra_env={"MQTT_URL": f"mqtt://127.0.0.1:{browser.free_port()}"}) as down:
+        page, errors = browser.new_page(chromium_browser)
+        try:
+            page.goto(down.url + "/")
+            mqtt = page.locator('.broker[data-protocol="mqtt"]')
+            expect(mqtt).to_have_attribute("data-ok", "false")
+            expect(mqtt).to_be_visible()
+            expect(mqtt.locator(".broker-error")).not_to_be_empty()
+            expect(page.locator('.broker-chip[data-protocol="mqtt"]')).to_have_attribute("data-ok", "false")
+            page.click("#broker-summary")
+            expect(mqtt).to_be_visible()
+        finally:
+            page.context.close()
