@@ -145,7 +145,8 @@ class Topology {
     this.nodes.set(actor, node);
     this.layers.nodes.append(node.g);
     this.emptyText.style.display = "none";
-    this.layout();
+    // One layout per frame, however many actors a burst of events brings (a replay of a big run).
+    this.layoutSoon();
     return node;
   }
 
@@ -414,6 +415,7 @@ class Topology {
   }
 
   place(token, t) {
+    if (!token.edge.curve) return; // its nodes are placed in the next frame
     const length = token.edge.path.getTotalLength();
     const point = token.edge.path.getPointAtLength(length * t);
     token.g.setAttribute("transform", `translate(${point.x},${point.y})`);
