@@ -14,10 +14,13 @@ from flows.transports import describe_all
 from .params_display import run_param_views, short_items
 
 RUNS_PAGE_SIZE = 100
+# What the broker bar calls each protocol's broker.
+BROKER_LABELS = {"amqp": "AMQP / Celery", "kafka": "Kafka", "mqtt": "MQTT", "redis": "Live updates"}
 
 
 def _base_context() -> dict:
-    return {"brokers": describe_all()}
+    return {"brokers": {protocol: {**b, "label": BROKER_LABELS.get(protocol, protocol)}
+                        for protocol, b in describe_all().items()}}
 
 
 @ensure_csrf_cookie

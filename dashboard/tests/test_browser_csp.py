@@ -46,7 +46,8 @@ def test_no_page_violates_the_policy(daphne_server, page):
     assert violations(page) == [], f"run {run_id}"
 
     # Big runs switch the latency chart to WebGL (scattergl), which compiles shaders: draw
-    # one here so that path is under the policy too.
+    # one here so that path is under the policy too. plotly.js arrives after the page is live.
+    page.wait_for_function("() => window.Plotly")
     drawn = page.evaluate("""async () => {
         const div = document.createElement("div");
         document.body.appendChild(div);

@@ -41,7 +41,7 @@ class Counters {
     if (value) return value;
     const [label, category, help] = this.spec[name] || [name, "other", "reported by the server's summary"];
     value = h("output", { class: "counter-value", dataset: { counter: name } }, "0");
-    this.root.append(h("div", { class: `counter cat-${category}`, dataset: { counterCard: name } },
+    this.root.append(h("div", { class: `counter cat-${category}`, title: help, dataset: { counterCard: name } },
       h("div", { class: "counter-head" }, swatch(category), value, h("span", { class: "counter-label" }, label)),
       h("div", { class: "counter-help" }, help)));
     this.cells.set(name, value);

@@ -58,7 +58,7 @@ function kindChip(ev) {
 function renderLegend(root) {
   root.replaceChildren(
     ...Object.entries(CATEGORIES).map(([key, c]) =>
-      h("li", { class: `chip cat-${key}`, dataset: { category: key } }, swatch(key), h("strong", {}, c.label),
+      h("li", { class: `chip cat-${key}`, dataset: { category: key }, title: `${c.label}: ${c.help}` }, swatch(key), h("strong", {}, c.label),
         h("span", { class: "muted small" }, c.help)))
   );
 }

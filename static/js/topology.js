@@ -5,9 +5,11 @@
    queue/partition/route → consumer/group/member/subscriber/worker → anything else.
    A workflow panel may place actors itself (panel.layout(actor) → {column, row}) and
    choose where a message came from (panel.route(ev, guess) → actor or null).
-   See static/js/README.md for the API panels use. */
+   Where boxes, cluster frames and edge labels go is topology-layout.js (pure, unit-tested);
+   this module draws it. See static/js/README.md for the API panels use. */
 import { h, onFrame, reducedMotion } from "./dom.js";
 import * as legend from "./legend.js";
+import { layoutGraph, lineOffsets, placeLabels, SIZES, splitActor } from "./topology-layout.js";
 
 const COLUMN_BY_PREFIX = {
   client: 0, producer: 0, publisher: 0,
@@ -16,16 +18,31 @@ const COLUMN_BY_PREFIX = {
   consumer: 3, group: 3, member: 3, subscriber: 3, worker: 3,
 };
 const HIDDEN_ACTORS = new Set(["", "runner"]);
-const NODE_H = 96; // type, name, last event, panel note
-const ROW_H = 150; // a node plus room for the edge labels between rows
-const TOP = 62; // room for the labels of edges bending above the first row
 const MAX_TOKENS = 80;
-const CURVE = 52;
-const LABEL_CHARS = 26; // longer edge labels are cut; the event log has the whole story
+const CURVE = 0.12; // how far an edge bends, as a share of its length
+const LABEL_CHARS = 40; // longer edge labels are cut; the edge's title and the event log have it all
+const DEFAULT_BOX_H = 420;
 
-function splitActor(actor) {
-  const colon = actor.indexOf(":");
-  return colon < 0 ? { type: "", name: actor } : { type: actor.slice(0, colon), name: actor.slice(colon + 1) };
+/** Text widths as the browser draws them (canvas uses the page's font); an estimate without one. */
+function textMeasurer(svg) {
+  const canvas = document.createElement("canvas");
+  const context = canvas.getContext && canvas.getContext("2d");
+  const family = getComputedStyle(svg).fontFamily || "sans-serif";
+  const cache = new Map();
+  return (text, size, bold) => {
+    const key = `${bold ? 1 : 0}${size}|${text}`;
+    let width = cache.get(key);
+    if (width === undefined) {
+      if (context) {
+        context.font = `${bold ? 700 : 400} ${size}px ${family}`;
+        width = context.measureText(String(text)).width;
+      } else {
+        width = String(text).length * size * 0.68;
+      }
+      cache.set(key, width);
+    }
+    return width;
+  };
 }
 
 function defaultColumn(actor) {
@@ -44,8 +61,11 @@ class Topology {
     this.layoutFn = null;
     this.routeFn = null;
     this.reducedMotion = reducedMotion();
+    this.measure = textMeasurer(svg);
     this.layers = {
+      frames: h("svg:g", { class: "frames" }),
       edges: h("svg:g", { class: "edges" }),
+      labels: h("svg:g", { class: "edge-labels" }),
       nodes: h("svg:g", { class: "nodes" }),
       tokens: h("svg:g", { class: "tokens" }),
     };
@@ -53,14 +73,15 @@ class Topology {
       h("svg:defs", {},
         h("svg:marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7",
           orient: "auto-start-reverse" }, h("svg:path", { d: "M0,0 L10,5 L0,10 z", class: "arrow-head" }))),
-      this.layers.edges, this.layers.nodes, this.layers.tokens,
+      this.layers.frames, this.layers.edges, this.layers.nodes, this.layers.labels, this.layers.tokens,
       (this.emptyText = h("svg:text", { class: "topology-empty", x: "20", y: "40" }, "Waiting for the first event…")));
     this.tick = this.tick.bind(this);
     this.declutterKey = `topology-declutter-${Math.random()}`;
     this.flushKey = `topology-flush-${Math.random()}`;
+    this.layoutKey = `topology-layout-${Math.random()}`;
     this.reset();
     if (window.ResizeObserver) {
-      new ResizeObserver(() => onFrame("topology-layout", () => this.layout())).observe(svg.parentElement);
+      new ResizeObserver(() => this.layoutSoon()).observe(svg.parentElement);
     }
   }
 
@@ -82,7 +103,9 @@ class Topology {
     this.messages = new Map();
     this.highlighted = new Set();
     this.dirty = new Set();
+    this.layers.frames.replaceChildren();
     this.layers.edges.replaceChildren();
+    this.layers.labels.replaceChildren();
     this.layers.nodes.replaceChildren();
     this.layers.tokens.replaceChildren();
     this.emptyText.style.display = "";
@@ -98,64 +121,79 @@ class Topology {
     if (HIDDEN_ACTORS.has(actor)) return null;
     let node = this.nodes.get(actor);
     if (node) return node;
-    const { type, name } = splitActor(actor);
     const place = (this.layoutFn && this.layoutFn(actor)) || {};
     node = {
       actor,
       column: Number.isInteger(place.column) ? place.column : defaultColumn(actor),
       row: Number.isInteger(place.row) ? place.row : null,
       rect: h("svg:rect", { rx: "10", ry: "10" }),
-      typeText: h("svg:text", { class: "node-type", "text-anchor": "middle" }, type),
-      nameText: h("svg:text", { class: "node-name", "text-anchor": "middle" }, name),
+      typeText: h("svg:text", { class: "node-type", "text-anchor": "middle" }),
+      nameText: h("svg:text", { class: "node-name", "text-anchor": "middle" }),
       statusText: h("svg:text", { class: "node-status", "text-anchor": "middle" }, ""),
       noteText: h("svg:text", { class: "node-note", "text-anchor": "middle" }, ""),
-      name,
+      status: "",
+      note: "",
       x: 0,
       y: 0,
-      w: 160,
+      w: 0,
+      h: 0,
     };
-    node.g = h("svg:g", { class: "node cat-other", dataset: { actor } },
-      h("svg:title", {}, actor), node.rect, node.typeText, node.nameText, node.statusText, node.noteText);
+    // Focusable, with the whole actor name: what a box shows is never all there is to know.
+    node.title = h("svg:title", {}, actor);
+    node.g = h("svg:g", { class: "node cat-other", tabindex: "0", role: "img", "aria-label": actor, dataset: { actor } },
+      node.title, node.rect, node.typeText, node.nameText, node.statusText, node.noteText);
     this.nodes.set(actor, node);
     this.layers.nodes.append(node.g);
     this.emptyText.style.display = "none";
-    this.layout();
+    // One layout per frame, however many actors a burst of events brings (a replay of a big run).
+    this.layoutSoon();
     return node;
   }
 
+  layoutSoon() {
+    onFrame(this.layoutKey, () => this.layout());
+  }
+
+  /** The room on screen: the wrapper's width and the height CSS allows it (max-height). */
+  box() {
+    const wrap = this.svg.parentElement;
+    const maxHeight = parseFloat(getComputedStyle(wrap).maxHeight);
+    return { width: Math.max(280, wrap.clientWidth || 800), height: Number.isFinite(maxHeight) ? maxHeight : DEFAULT_BOX_H };
+  }
+
   layout() {
-    const width = Math.max(480, this.svg.parentElement.clientWidth || 800);
-    const columns = [...new Set([...this.nodes.values()].map((n) => n.column))].sort((a, b) => a - b);
-    const rowsUsed = new Map();
-    let rows = 1;
+    const box = this.box();
+    const input = [...this.nodes.values()].map((n) => ({
+      actor: n.actor, column: n.column, row: n.row, texts: { status: n.status, note: n.note } }));
+    const result = layoutGraph(input, box, this.measure);
+    this.frames = result.frames;
+    this.layers.frames.replaceChildren(...result.frames.map((f) => h("svg:g", { class: "frame", dataset: { cluster: f.key } },
+      h("svg:rect", { x: String(f.x), y: String(f.y), width: String(f.w), height: String(f.h), rx: "12", ry: "12" }),
+      f.lines.length ? h("svg:text", { class: "frame-title" }, f.lines.map((line, i) => h("svg:tspan",
+        { x: String(f.x + SIZES.framePad), y: String(f.y + SIZES.frame + 2 + i * SIZES.frameTitle) }, line))) : null)));
     for (const node of this.nodes.values()) {
-      const taken = rowsUsed.get(node.column) || 0;
-      node.slot = node.row !== null ? node.row : taken;
-      rowsUsed.set(node.column, Math.max(taken, node.slot + 1));
-      rows = Math.max(rows, node.slot + 1);
+      const p = result.nodes.get(node.actor);
+      if (!p) continue;
+      Object.assign(node, { x: p.x, y: p.y, w: p.w, h: p.h });
+      const at = lineOffsets(p.lines, p.h);
+      node.g.setAttribute("transform", `translate(${p.x},${p.y})`);
+      node.rect.setAttribute("x", String(-p.w / 2));
+      node.rect.setAttribute("y", String(-p.h / 2));
+      node.rect.setAttribute("width", String(p.w));
+      node.rect.setAttribute("height", String(p.h));
+      node.typeText.textContent = p.lines.type;
+      node.typeText.setAttribute("y", String(at.type ?? 0));
+      node.nameText.replaceChildren(...p.lines.name.map((line, i) => h("svg:tspan", { x: "0", y: String(at.name[i]) }, line)));
+      node.statusText.setAttribute("y", String(at.status));
+      node.noteText.replaceChildren(...p.lines.note.map((line, i) => h("svg:tspan", { x: "0", y: String(at.note[i]) }, line)));
     }
-    const colWidth = width / Math.max(1, columns.length);
-    const nodeWidth = Math.min(250, Math.max(120, colWidth * 0.66));
-    for (const node of this.nodes.values()) {
-      node.x = colWidth * (columns.indexOf(node.column) + 0.5);
-      node.y = TOP + node.slot * ROW_H + NODE_H / 2;
-      node.w = nodeWidth;
-      node.g.setAttribute("transform", `translate(${node.x},${node.y})`);
-      node.rect.setAttribute("x", String(-nodeWidth / 2));
-      node.rect.setAttribute("y", String(-NODE_H / 2));
-      node.rect.setAttribute("width", String(nodeWidth));
-      node.rect.setAttribute("height", String(NODE_H));
-      const typed = Boolean(node.typeText.textContent);
-      node.typeText.setAttribute("y", "-24");
-      node.nameText.setAttribute("y", typed ? "-2" : "-12");
-      node.statusText.setAttribute("y", typed ? "19" : "13");
-      node.noteText.setAttribute("y", typed ? "39" : "36");
-      const maxChars = Math.max(6, Math.floor(nodeWidth / 11));
-      node.nameText.textContent = node.name.length > maxChars ? `${node.name.slice(0, maxChars - 1)}…` : node.name;
-    }
-    const height = TOP + rows * ROW_H;
-    // CSS sizes the SVG to its container's width, so one viewBox unit is one pixel.
-    this.svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    this.size = { width: result.width, height: result.height };
+    // The drawing keeps its natural proportions: it shrinks to the box's width down to a
+    // legible scale, and the box scrolls beyond that (CSS: .topology-wrap).
+    this.svg.setAttribute("viewBox", `0 0 ${result.width} ${result.height}`);
+    this.svg.setAttribute("width", String(Math.round(result.width * result.scale)));
+    this.svg.setAttribute("height", String(Math.round(result.height * result.scale)));
+    this.svg.dataset.scale = result.scale.toFixed(3);
     for (const edge of this.edges.values()) this.placeEdge(edge);
     this.declutterSoon();
   }
@@ -164,27 +202,26 @@ class Topology {
     onFrame(this.declutterKey, () => this.declutter());
   }
 
-  /** Nudge edge labels off each other and, where there is room, off the nodes. */
+  /** Put each edge label where it touches no box, no frame title and no other label, or hide it. */
   declutter() {
-    const nodes = [...this.nodes.values()].map((n) => ({ x: n.x - n.w / 2, y: n.y - NODE_H / 2, w: n.w, h: NODE_H }));
-    const hits = (a, boxes) => boxes.some((b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h - 1 && b.y + 1 < a.y + a.h);
-    // Read every box first (getBBox ignores the element's own transform), then write: one layout.
-    let measured;
-    try {
-      measured = [...this.edges.values()].filter((e) => e.label.textContent).map((e) => [e, e.label.getBBox()]);
-    } catch (e) {
-      return; // not rendered yet; the next layout tries again
+    const obstacles = [...this.nodes.values()].map((n) => ({ x: n.x - n.w / 2, y: n.y - n.h / 2, w: n.w, h: n.h }));
+    for (const f of (this.frames || []).filter((frame) => frame.label)) {
+      const w = Math.max(...f.lines.map((line) => this.measure(line, SIZES.frame, true)));
+      obstacles.push({ x: f.x, y: f.y, w: w + 2 * SIZES.framePad, h: SIZES.frameTitle * f.lines.length });
     }
-    const labels = [];
-    for (const [edge, box] of measured) {
-      const at = (shift) => ({ x: box.x, y: box.y + shift, w: box.width, h: box.height });
-      const shifts = [0];
-      for (let i = 1; i <= 10; i += 1) shifts.push((i % 2 ? 1 : -1) * Math.ceil(i / 2) * (box.height + 2));
-      // Free of labels and nodes if possible, else at least free of other labels.
-      const shift = shifts.find((d) => !hits(at(d), labels) && !hits(at(d), nodes))
-        ?? shifts.find((d) => !hits(at(d), labels)) ?? 0;
-      edge.label.setAttribute("transform", `translate(0,${shift})`);
-      labels.push(at(shift));
+    const edges = [...this.edges.values()].filter((e) => e.curve);
+    const labels = edges.map((e) => ({ key: e.key, text: e.shown || "", from: e.from, to: e.to, curve: e.curve }));
+    const bounds = this.size ? { x: 0, y: 0, w: this.size.width, h: this.size.height } : null;
+    const spots = placeLabels(labels, obstacles, this.measure, bounds);
+    for (const edge of edges) {
+      const spot = spots.get(edge.key);
+      if (spot) {
+        edge.label.removeAttribute("display");
+        edge.label.setAttribute("x", String(spot.x));
+        edge.label.setAttribute("y", String(spot.y + SIZES.label * 0.35));
+      } else {
+        edge.label.setAttribute("display", "none");
+      }
     }
   }
 
@@ -193,14 +230,16 @@ class Topology {
     let edge = this.edges.get(key);
     if (edge) return edge;
     edge = {
-      key, from, to, count: 0,
+      key, from, to, count: 0, text: "", shown: "",
       path: h("svg:path", { class: "edge-line", "marker-end": "url(#arrow)" }),
-      label: h("svg:text", { class: "edge-label", "text-anchor": "middle" }),
+      label: h("svg:text", { class: "edge-label", "text-anchor": "middle", dataset: { from, to } }),
+      title: h("svg:title", {}, `${from} → ${to}`),
       lastToken: null,
     };
-    edge.g = h("svg:g", { class: "edge cat-other", dataset: { from, to } }, edge.path, edge.label);
+    edge.g = h("svg:g", { class: "edge cat-other", dataset: { from, to } }, edge.title, edge.path);
     this.edges.set(key, edge);
     this.layers.edges.append(edge.g);
+    this.layers.labels.append(edge.label);
     this.placeEdge(edge);
     return edge;
   }
@@ -208,7 +247,7 @@ class Topology {
   placeEdge(edge) {
     const a = this.nodes.get(edge.from);
     const b = this.nodes.get(edge.to);
-    if (!a || !b) return;
+    if (!a || !b || !a.w || !b.w) return;
     const dx = b.x - a.x;
     const dy = b.y - a.y;
     const length = Math.hypot(dx, dy) || 1;
@@ -217,21 +256,17 @@ class Topology {
     const nx = -uy;
     const ny = ux;
     const clip = (node) => Math.min(Math.abs(ux) > 1e-6 ? node.w / 2 / Math.abs(ux) : Infinity,
-      Math.abs(uy) > 1e-6 ? NODE_H / 2 / Math.abs(uy) : Infinity) + 4;
-    const sx = a.x + ux * clip(a) + nx * 12;
-    const sy = a.y + uy * clip(a) + ny * 12;
-    const ex = b.x - ux * clip(b) + nx * 12;
-    const ey = b.y - uy * clip(b) + ny * 12;
-    const cx = (sx + ex) / 2 + nx * CURVE;
-    const cy = (sy + ey) / 2 + ny * CURVE;
+      Math.abs(uy) > 1e-6 ? node.h / 2 / Math.abs(uy) : Infinity) + 4;
+    // Two edges between the same pair (there and back) bend to opposite sides.
+    const sx = a.x + ux * clip(a) + nx * 8;
+    const sy = a.y + uy * clip(a) + ny * 8;
+    const ex = b.x - ux * clip(b) + nx * 8;
+    const ey = b.y - uy * clip(b) + ny * 8;
+    const bend = Math.min(60, length * CURVE);
+    const cx = (sx + ex) / 2 + nx * bend;
+    const cy = (sy + ey) / 2 + ny * bend;
     edge.path.setAttribute("d", `M${sx},${sy} Q${cx},${cy} ${ex},${ey}`);
-    // The label sits on the outside of the bend, a little past the middle: edges fanning
-    // out of one node then keep their labels apart.
-    const t = 0.6;
-    const mx = (1 - t) ** 2 * sx + 2 * (1 - t) * t * cx + t * t * ex + nx * 20;
-    const my = (1 - t) ** 2 * sy + 2 * (1 - t) * t * cy + t * t * ey + ny * 20 + 6;
-    edge.label.setAttribute("x", String(mx));
-    edge.label.setAttribute("y", String(my));
+    edge.curve = { s: { x: sx, y: sy }, c: { x: cx, y: cy }, e: { x: ex, y: ey } };
   }
 
   /** Where the message was before this event, by the stage each kind belongs to. */
@@ -348,23 +383,39 @@ class Topology {
 
   flush() {
     let labels = false;
+    let grown = false;
     for (const item of this.dirty) {
       if (item.rect) {
         if (this.nodes.get(item.actor) !== item) continue; // dropped by a reset
         item.g.setAttribute("class", `node cat-${item.category}${this.highlighted.has(item.actor) ? " on-path" : ""}`);
         item.statusText.textContent = item.status;
+        item.g.setAttribute("aria-label", [item.actor, item.status, item.note].filter(Boolean).join(" · "));
+        grown = grown || this.outgrows(item);
       } else if (this.edges.get(item.key) === item) {
         const text = item.text.length > LABEL_CHARS ? `${item.text.slice(0, LABEL_CHARS - 1)}…` : item.text;
+        const whole = `${item.text} · ${item.count} in all`;
+        item.shown = `${text} · ${item.count} in all`;
         item.g.setAttribute("class", `edge cat-${item.category}`);
+        item.label.setAttribute("class", `edge-label cat-${item.category}`);
         item.label.replaceChildren(h("svg:tspan", {}, text), h("svg:tspan", { class: "edge-count" }, ` · ${item.count} in all`));
+        item.title.textContent = `${item.from} → ${item.to}: ${whole}`;
         labels = true;
       }
     }
     this.dirty.clear();
-    if (labels) this.declutter();
+    if (grown) this.layout();
+    else if (labels) this.declutter();
+  }
+
+  /** Whether a node's status or note no longer fits its box (then the layout grows it). */
+  outgrows(node) {
+    const room = node.w - 2 * SIZES.padX;
+    const shown = [...node.noteText.querySelectorAll("tspan")].map((t) => t.textContent).join("");
+    return this.measure(node.status, SIZES.status, false) > room || shown !== node.note;
   }
 
   place(token, t) {
+    if (!token.edge.curve) return; // its nodes are placed in the next frame
     const length = token.edge.path.getTotalLength();
     const point = token.edge.path.getPointAtLength(length * t);
     token.g.setAttribute("transform", `translate(${point.x},${point.y})`);
@@ -386,7 +437,9 @@ class Topology {
   /** A panel's own line under an actor's node (e.g. "5 persons · state 3c397e"). */
   setNote(actor, text) {
     const node = this.node(actor);
-    if (node) node.noteText.textContent = text || "";
+    if (!node || node.note === (text || "")) return;
+    node.note = text || "";
+    this.changed(node);
   }
 
   /** Outline these actors (the route of the selected message); empty to clear. */

@@ -85,6 +85,9 @@ const panel = {
 
   layout(actor) {
     if (actor.startsWith("queue:")) return { column: 2, row: Math.max(0, this.queueNames.indexOf(actor.slice(6))) };
+    // A queue's consumers ("consumer:<queue>/<n>") are listed in the queues' order, beside them.
+    const consumer = /^consumer:(.+)\/[^/]+$/.exec(actor);
+    if (consumer && this.queueNames.includes(consumer[1])) return { column: 3, row: this.queueNames.indexOf(consumer[1]) };
     return placeFixed(actor);
   },
 

@@ -72,6 +72,18 @@ function parts(list) {
   return list && list.length ? list.map((p) => `p${p}`).join(", ") : "none";
 }
 
+/** The same, short enough for a topology box: runs of partitions as ranges ("p0–p3, p8"). */
+export function partRanges(list) {
+  if (!list || !list.length) return "none";
+  const runs = [];
+  for (const p of list) {
+    const run = runs[runs.length - 1];
+    if (run && p === run[1] + 1) run[1] = p;
+    else runs.push([p, p]);
+  }
+  return runs.map(([a, b]) => (a === b ? `p${a}` : `p${a}–p${b}`)).join(", ");
+}
+
 const panel = {
   title: "Consumer groups: partitions, commits, rebalances, duplicates",
 
@@ -232,7 +244,7 @@ const panel = {
           g.owners.set(p, who.member);
         }
         this.note(ev, who.group, `${who.member} assigned ${parts(a.partitions)}${a.incremental ? " (incremental)" : ""} → owns ${parts(a.owned)}`, "routed");
-        ctx.topology.setNote(ev.actor, `owns ${parts([...m.owned].sort((x, y) => x - y))}`);
+        ctx.topology.setNote(ev.actor, `owns ${partRanges([...m.owned].sort((x, y) => x - y))}`);
         break;
       }
       case "revoke": {
@@ -246,7 +258,7 @@ const panel = {
         if (a.why === "shutdown" || a.why === LEFT) m.state = "stopped";
         if (a.why === "shutdown") g.ended = true;
         this.note(ev, who.group, `${who.member} revoked ${parts(a.partitions)} (${a.why})`, a.why === "member crashed" ? "error" : "routed");
-        ctx.topology.setNote(ev.actor, m.state === "crashed" ? "✗ crashed" : `owns ${parts([...m.owned].sort((x, y) => x - y))}`);
+        ctx.topology.setNote(ev.actor, m.state === "crashed" ? "✗ crashed" : `owns ${partRanges([...m.owned].sort((x, y) => x - y))}`);
         break;
       }
       case "rebalance": {
