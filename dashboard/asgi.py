@@ -38,6 +38,11 @@ from flows.runner import reap_orphans_at_startup  # noqa: E402
 
 reap_orphans_at_startup()
 
+# The instructor link, with the token, once: the only place the token is ever shown.
+from classroom.startup import announce  # noqa: E402
+
+announce()
+
 # Everything loaded so far lives as long as the server: keep it out of the cyclic garbage
 # collector's full passes. Runs buffer tens of thousands of event objects, which makes
 # full collections frequent; scanning the whole app each time stalled live event delivery

@@ -29,6 +29,14 @@ ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,l
 # Where the server listens (`make run` passes HOST): beyond loopback the default SECRET_KEY
 # is refused (dashboard/checks.py).
 FLOWS_LISTEN_HOST = os.environ.get("FLOWS_LISTEN_HOST", "127.0.0.1")
+FLOWS_LISTEN_PORT = os.environ.get("PORT", "8000")
+# Classroom mode (classroom/auth.py): with a token, only the instructor (Bearer token or the
+# session from /classroom/?token=…) may change state; beyond loopback the app makes one up.
+FLOWS_CLASSROOM_TOKEN = os.environ.get("FLOWS_CLASSROOM_TOKEN", "").strip()
+# Per-client bounds on what costs work, while a classroom token applies (classroom/ratelimit.py).
+FLOWS_RATE_RUNS_PER_MIN = float(os.environ.get("FLOWS_RATE_RUNS_PER_MIN", "10"))
+FLOWS_RATE_ACTIONS_PER_S = float(os.environ.get("FLOWS_RATE_ACTIONS_PER_S", "20"))
+FLOWS_RATE_ANSWERS_PER_S = float(os.environ.get("FLOWS_RATE_ANSWERS_PER_S", "1"))
 # The browser origins (scheme://host:port) that may open a WebSocket or send a POST; any
 # other Origin is refused, whatever ALLOWED_HOSTS says (dashboard/origins.py).
 FLOWS_ALLOWED_ORIGINS = [o.strip() for o in os.environ.get("FLOWS_ALLOWED_ORIGINS", "").split(",") if o.strip()] or [
@@ -41,9 +49,11 @@ CSRF_TRUSTED_ORIGINS = FLOWS_ALLOWED_ORIGINS + [
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.contenttypes",
+    "django.contrib.sessions",
     "django.contrib.staticfiles",
     "channels",
     "flows",
+    "classroom",
     "dashboard",
 ]
 
@@ -52,6 +62,9 @@ MIDDLEWARE = [
     "dashboard.middleware.ContentSecurityPolicyMiddleware",
     "dashboard.middleware.ForeignOriginMiddleware",
     "dashboard.middleware.ApiRequestGuard",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "classroom.middleware.InstructorOnlyMiddleware",
+    "classroom.middleware.RateLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -69,6 +82,7 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.template.context_processors.csrf",
+                "classroom.context_processors.instructor",
             ]
         },
     }
@@ -217,6 +231,9 @@ USE_TZ = True
 
 CSRF_COOKIE_HTTPONLY = False  # API clients read the token from the csrftoken cookie
 SESSION_COOKIE_SAMESITE = "Lax"
+# Sessions hold only the instructor's token fingerprint and a student's random id: signed
+# cookies, no table to grow. A forged cookie cannot name the instructor without the token.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 

@@ -1,5 +1,7 @@
 from django.urls import include, path
 
+from classroom.urls import api_urlpatterns as classroom_api
+
 from . import views
 
 urlpatterns = [
@@ -8,6 +10,8 @@ urlpatterns = [
     path("runs/", views.runs_page, name="runs-page"),
     path("runs/<int:run_id>/", views.run_page, name="run-page"),
     path("api/", include("flows.urls")),
+    path("api/", include(classroom_api)),
+    path("", include("classroom.urls")),
 ]
 
 handler404 = "dashboard.views.not_found"
