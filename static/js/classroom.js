@@ -103,7 +103,7 @@ class InstructorRoom {
     this.timer = null;
     this.question = null;
     this.lessonTruth = null;
-    this.openButton = h("button", { type: "button", class: "primary", dataset: { room: "open" } }, "👥 Open a room");
+    this.openButton = h("button", { type: "button", class: "primary", dataset: { room: "open" } }, "⇶ Open a room");
     this.openButton.addEventListener("click", () => this.open());
     this.said = h("span", { class: "form-error", role: "alert" });
     this.panel = h("div", { class: "room-panel", hidden: true });
@@ -165,6 +165,8 @@ class InstructorRoom {
           h("p", {}, large, " ", leave))),
       this.askForm(), overlay);
     this.panel.hidden = false;
+    const strip = this.flowRun.lesson;
+    if (strip && strip.asked) this.prefill(strip.asked);
     this.socket = new RoomSocket(room.code, (m) => this.received(m), (state) => this.socketState(state));
   }
 
@@ -181,9 +183,9 @@ class InstructorRoom {
       if (source) this.choicesInput.value = choices.join("\n");
       from.value = "";
     });
-    const ask = h("button", { type: "button", class: "primary", dataset: { room: "ask" } }, "❓ Ask the room");
+    const ask = h("button", { type: "button", class: "primary", dataset: { room: "ask" } }, "? Ask the room");
     ask.addEventListener("click", () => this.ask());
-    this.revealButton = h("button", { type: "button", dataset: { room: "reveal" }, disabled: true }, "👁 Reveal");
+    this.revealButton = h("button", { type: "button", dataset: { room: "reveal" }, disabled: true }, "◉ Reveal");
     this.revealButton.addEventListener("click", () => this.socket.send({ type: "reveal" }));
     this.askError = h("p", { class: "form-error", role: "alert" });
     return h("div", { class: "room-ask" },
@@ -286,7 +288,7 @@ class Follower {
     this.pending = null;
     this.state = h("span", { class: "badge room-connection", dataset: { state: "connecting" } }, "… connecting");
     this.overlay = h("div", { class: "room-question", hidden: true, role: "dialog", "aria-label": "The instructor's question" });
-    root.append(h("p", { class: "follow-banner" }, "👥 Following room ", h("strong", { class: "room-code" }, code),
+    root.append(h("p", { class: "follow-banner" }, "⇶ Following room ", h("strong", { class: "room-code" }, code),
       ": the instructor drives this screen. ", this.state), this.overlay);
     root.hidden = false;
     document.addEventListener("flow:player", () => { if (this.pending) queueMicrotask(() => this.apply(this.pending)); });
@@ -340,7 +342,7 @@ class Follower {
         button.addEventListener("click", () => this.socket.send({ type: "answer", choice }));
         return button;
       }));
-    this.overlay.replaceChildren(h("p", { class: "q-text" }, "❓ ", message.question), this.buttons, this.mine, this.said, this.tally);
+    this.overlay.replaceChildren(h("p", { class: "q-text" }, "? ", message.question), this.buttons, this.mine, this.said, this.tally);
     this.overlay.hidden = false;
   }
 

@@ -41,17 +41,19 @@ class LessonStrip {
     const { lesson, n, step } = this;
     const last = n >= lesson.steps.length;
     this.status = h("p", { class: "lesson-status", "aria-live": "polite" },
-      step.pause_at ? `⏸ The player will pause after the first event matching ${step.pause_at.query}.` : "");
+      step.pause_at ? `❚❚ The player will pause after the first event matching ${step.pause_at.query}.` : "");
     this.questionBox = h("div", { class: "lesson-question", hidden: true });
     this.next = h("button", { type: "button", class: "primary", dataset: { lesson: "next" } },
       last ? "✓ Lesson done: all lessons" : `Next: step ${n + 1} ▶`);
     this.error = h("span", { class: "form-error", role: "alert" });
     this.next.addEventListener("click", () => this.goNext());
     this.root.append(
-      h("p", { class: "lesson-where" }, h("a", { href: `/lessons/${lesson.slug}/` }, lesson.title),
-        ` · step ${n} of ${lesson.steps.length}`),
+      h("div", { class: "lesson-head" },
+        h("p", { class: "lesson-where" }, h("a", { href: `/lessons/${lesson.slug}/` }, lesson.title),
+          ` · step ${n} of ${lesson.steps.length}`),
+        h("p", { class: "lesson-nav" }, this.error, " ", this.next)),
       h("p", { class: "narration" }, step.narration),
-      this.status, this.questionBox, h("p", { class: "lesson-nav" }, this.next, " ", this.error),
+      this.status, this.questionBox,
     );
     this.root.hidden = false;
   }
@@ -67,7 +69,7 @@ class LessonStrip {
         this.pausedEvent = events[at];
         if (state.index !== at + 1) this.player.scrubTo(at + 1);
         else this.player.pause();
-        this.status.textContent = `⏸ Paused after event ${at + 1}: ${this.pausedEvent.kind} of ${this.pausedEvent.message_id || this.pausedEvent.actor}.`;
+        this.status.textContent = `❚❚ Paused after event ${at + 1}: ${this.pausedEvent.kind} of ${this.pausedEvent.message_id || this.pausedEvent.actor}.`;
         if (this.question) this.ask();
       } else if (at < 0 && state.finished && state.atEnd) {
         this.paused = true;
@@ -84,15 +86,15 @@ class LessonStrip {
     const text = fillTemplate(this.question.text, this.pausedEvent);
     this.choicesRow = h("div", { class: "choices", role: "group", "aria-label": "Your answer" });
     this.mine = h("p", { class: "your-answer", "aria-live": "polite" }, "Your prediction? Pick one, then reveal.");
-    this.revealButton = h("button", { type: "button", dataset: { lesson: "reveal" } }, "👁 Reveal");
+    this.revealButton = h("button", { type: "button", dataset: { lesson: "reveal" } }, "◉ Reveal");
     this.revealButton.addEventListener("click", () => this.reveal());
     this.truth = h("p", { class: "truth", "aria-live": "polite" });
-    this.questionBox.replaceChildren(h("p", { class: "q-text" }, "❓ ", text), this.choicesRow, this.mine,
-      this.revealButton, this.truth);
+    this.questionBox.replaceChildren(h("div", { class: "question-row" }, h("p", { class: "q-text" }, "? ", text),
+      this.choicesRow, this.revealButton, this.mine), this.truth);
     this.questionBox.hidden = false;
     this.renderChoices();
-    document.dispatchEvent(new CustomEvent("flow:lesson-question",
-      { detail: { text, choices: questionChoices(this.question, this.player.events) } }));
+    this.asked = { text, choices: questionChoices(this.question, this.player.events) };
+    document.dispatchEvent(new CustomEvent("flow:lesson-question", { detail: this.asked }));
   }
 
   renderChoices() {
