@@ -172,7 +172,7 @@ class InstructorRoom {
 
   askForm() {
     this.questionInput = h("input", { type: "text", class: "ask-question", maxlength: "300", placeholder: "e.g. Will m-4 be processed again?", "aria-label": "Question" });
-    this.choicesInput = h("textarea", { class: "ask-choices", rows: "3", placeholder: "choices, one per line", "aria-label": "Choices, one per line" });
+    this.choicesInput = h("textarea", { class: "ask-choices", rows: "2", placeholder: "choices, one per line", "aria-label": "Choices, one per line" });
     const from = h("select", { class: "ask-from", "aria-label": "Take the choices from the run" },
       h("option", { value: "" }, "choices from the run…"),
       ...["queues", "consumers", "members", "subscribers", "partitions", "numbers", "yes/no"].map((s) => h("option", { value: s }, s)));
