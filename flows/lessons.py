@@ -23,188 +23,131 @@ from . import registry
 CHOICE_SOURCES = ("queues", "consumers", "members", "subscribers", "partitions")
 
 YES_NO = ["yes", "no"]
+COUNTS = ["0", "1", "2"]
+GRPC_CODES = ["OK", "DEADLINE_EXCEEDED", "NOT_FOUND"]
+
+
+def step(workflow: str, params: dict[str, Any], narration: str, pause: str | None = None,
+         question: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One step as the API gives it; ``pause`` is the pause_at query."""
+    found: dict[str, Any] = {"workflow": workflow, "params": params, "narration": narration}
+    if pause:
+        found["pause_at"] = {"query": pause}
+    if question:
+        found["question"] = question
+    return found
+
+
+def ask(text: str, choices: list[str] | str, answer: str | None = None, count: str | None = None,
+        values: tuple[str, str] | None = None) -> dict[str, Any]:
+    """A question: ``choices`` a list, or the name of a CHOICE_SOURCES entry; the truth is
+    ``answer``, and/or ``count`` (how many events match that query) or ``values`` ((query,
+    attribute): that attribute's distinct values)."""
+    question: dict[str, Any] = {"text": text}
+    question["choices" if isinstance(choices, list) else "choices_from"] = choices
+    if answer is not None:
+        question["answer"] = answer
+    if count:
+        question["answer_from"] = {"count": count}
+    elif values:
+        question["answer_from"] = {"values": values[0], "attr": values[1]}
+    return question
+
+
+def lesson(slug: str, title: str, *steps: dict[str, Any]) -> dict[str, Any]:
+    return {"slug": slug, "title": title, "steps": list(steps)}
+
 
 LESSONS: list[dict[str, Any]] = [
-    {
-        "slug": "sync-waits",
-        "title": "1 · Sync: the caller waits for the whole processing",
-        "steps": [
-            {
-                "workflow": "http-crud",
-                "params": {"persons": 2, "repeat": 2, "delay_ms": 400, "rate": 2},
-                "narration": "With HTTP the client sends a request and waits for the answer. The server "
-                             "takes 400 ms to handle each one. Watch the client's first response arrive.",
-                "pause_at": {"query": "kind:response"},
-                "question": {"text": "The server worked 400 ms on this request. How long did the client wait?",
-                             "choices": ["almost nothing", "about 400 ms", "more than 2 s"],
-                             "answer": "about 400 ms"},
-            },
-            {
-                "workflow": "grpc-person",
-                "params": {"calls": 6, "concurrency": 1, "delay_ms": 300, "deadline_ms": 2000,
-                           "error_rate": 0, "rate": 2},
-                "narration": "gRPC is synchronous too: each call waits for the server's answer. On the "
-                             "latency charts, perceived and end-to-end lie on top of each other.",
-                "pause_at": {"query": "kind:response"},
-                "question": {"text": "Did the gRPC client wait for the server's 300 ms of work?",
-                             "choices": YES_NO, "answer": "yes"},
-            },
-        ],
-    },
-    {
-        "slug": "async-hand-over",
-        "title": "2 · Async: the caller returns at the hand-over",
-        "steps": [
-            {
-                "workflow": "celery-order",
-                "params": {"orders": 3, "rate": 1, "work_ms": 1500, "workers": 1, "crash_at": 0},
-                "narration": "The client POSTs an order; the server puts a task on the queue and answers "
-                             "202 at once. A worker does the 1.5 s of work later.",
-                "pause_at": {"query": "kind:response"},
-                "question": {"text": "The client has its 202 for {message}. Has the order been processed?",
-                             "choices": ["yes, it is done", "no, it waits for a worker"],
-                             "answer": "no, it waits for a worker"},
-            },
-        ],
-    },
-    {
-        "slug": "put-idempotent",
-        "title": "3 · PUT is idempotent, POST is not",
-        "steps": [
-            {
-                "workflow": "http-crud",
-                "params": {"persons": 1, "repeat": 3, "delay_ms": 100, "rate": 3},
-                "narration": "The client sends the same PUT three times, reading the server's state after "
-                             "the first and after the last.",
-                "pause_at": {"query": "kind:response method:PUT"},
-                "question": {"text": "After the same PUT three times, is the server's state different from "
-                                     "after the first?", "choices": YES_NO, "answer": "no"},
-            },
-            {
-                "workflow": "http-crud",
-                "params": {"persons": 1, "repeat": 3, "delay_ms": 100, "rate": 3},
-                "narration": "Then it sends the same POST three times. A POST creates.",
-                "pause_at": {"query": "kind:response method:POST"},
-                "question": {"text": "The same POST is sent three times. How many persons does it create?",
-                             "choices": ["1", "3"], "answer": "3"},
-            },
-        ],
-    },
-    {
-        "slug": "grpc-contract",
-        "title": "4 · gRPC: a contract agreed in advance",
-        "steps": [
-            {
-                "workflow": "grpc-person",
-                "params": {"calls": 4, "concurrency": 1, "delay_ms": 300, "deadline_ms": 100,
-                           "error_rate": 0, "rate": 2},
-                "narration": "Client and server share protos/person.proto. This client gives each call a "
-                             "100 ms deadline; the server needs 300 ms.",
-                "pause_at": {"query": "kind:response"},
-                "question": {"text": "What does the client get back?",
-                             "choices": ["OK", "DEADLINE_EXCEEDED", "NOT_FOUND"],
-                             "answer_from": {"values": "kind:response message:{message}", "attr": "code"}},
-            },
-            {
-                "workflow": "grpc-person",
-                "params": {"calls": 6, "concurrency": 1, "delay_ms": 30, "deadline_ms": 1000,
-                           "error_rate": 0.5, "methods": "GetPerson", "rate": 2},
-                "narration": "Half of these GetPerson calls ask for an id the server does not know. The "
-                             "contract says what comes back.",
-                "pause_at": {"query": "kind:error"},
-                "question": {"text": "Which status did {message} end with?",
-                             "choices": ["OK", "DEADLINE_EXCEEDED", "NOT_FOUND"],
-                             "answer_from": {"values": "kind:response message:{message}", "attr": "code"}},
-            },
-        ],
-    },
-    {
-        "slug": "topics-exchanges",
-        "title": "5 · MQTT topics; AMQP exchanges, bindings, push and pull",
-        "steps": [
-            {
-                "workflow": "amqp-routing",
-                "params": {"exchange_type": "topic", "messages": 6, "rate": 1, "consumers": 1},
-                "narration": "The publisher only knows the exchange. The exchange routes each message "
-                             "through the bindings to queues.",
-                "pause_at": {"query": "kind:publish"},
-                "question": {"text": "Which queue will get {message} (key {routing_key})?",
-                             "choices_from": "queues",
-                             "answer_from": {"values": "kind:route message:{message}", "attr": "queue"}},
-            },
-            {
-                "workflow": "mqtt-qos",
-                "params": {"messages": 6, "rate": 1, "qos": 1, "disconnect_at": 0, "away_messages": 0},
-                "narration": "MQTT subscribers choose topics with filters: + matches one level, # any "
-                             "number of levels.",
-                "pause_at": {"query": "kind:publish"},
-                "question": {"text": "Which subscriber gets {topic}?",
-                             "choices_from": "subscribers",
-                             "answer_from": {"values": "kind:deliver message:{message}", "attr": "subscriber"}},
-            },
-        ],
-    },
-    {
-        "slug": "kafka-partitions",
-        "title": "6 · Kafka partitions and consumer groups",
-        "steps": [
-            {
-                "workflow": "kafka-partitions",
-                "params": {"partitions": 3, "keys": 3, "messages": 9, "rate": 2},
-                "narration": "The producer hashes each key to a partition. Watch where the messages of "
-                             "one key go.",
-                "pause_at": {"query": "kind:publish"},
-                "question": {"text": "Which partition will the next messages with key {key} go to?",
-                             "choices": ["the same partition", "any partition"],
-                             "answer": "the same partition"},
-            },
-            {
-                "workflow": "kafka-consumer-groups",
-                "params": {"partitions": 4, "messages": 30, "rate": 4, "groups": 2, "members": 2,
-                           "crash_at": 8},
-                "narration": "Two groups of two members split four partitions. One member is about to "
-                             "crash.",
-                "pause_at": {"query": "kind:crash"},
-                "question": {"text": "Does every group still process every message?",
-                             "choices": YES_NO, "answer": "yes"},
-            },
-        ],
-    },
-    {
-        "slug": "exactly-once",
-        "title": "7 · Exactly-once consumption cannot be guaranteed",
-        "steps": [
-            {
-                "workflow": "amqp-redelivery",
-                "params": {"messages": 10, "crash_at": 4, "consumers": 2, "rate": 2},
-                "narration": "A consumer handles a message, then crashes before its ack. The broker "
-                             "cannot know the work was done.",
-                "pause_at": {"query": "kind:crash"},
-                "question": {"text": "Will {message} be processed again?", "choices": YES_NO,
-                             "answer": "yes",
-                             "answer_from": {"count": "kind:process message:{message}"}},
-            },
-            {
-                "workflow": "amqp-redelivery",
-                "params": {"messages": 10, "crash_at": 4, "consumers": 2, "rate": 2, "idempotent": True},
-                "narration": "The same run with the consumer's inbox on: it remembers which messages "
-                             "already took effect.",
-                "pause_at": {"query": "kind:crash"},
-                "question": {"text": "How many times does {message} take effect?", "choices": ["0", "1", "2"],
-                             "answer_from": {"count": "kind:process message:{message} effect:true"}},
-            },
-            {
-                "workflow": "celery-order",
-                "params": {"orders": 4, "rate": 2, "work_ms": 500, "workers": 2, "acks_late": True,
-                           "crash_at": 2},
-                "narration": "With acks_late a worker killed mid-task leaves the task unacked, and it "
-                             "runs again.",
-                "pause_at": {"query": "kind:crash"},
-                "question": {"text": "How many times is {message} charged?", "choices": ["0", "1", "2"],
-                             "answer_from": {"count": "kind:process message:{message} effect:true"}},
-            },
-        ],
-    },
+    lesson(
+        "sync-waits", "1 · Sync: the caller waits for the whole processing",
+        step("http-crud", {"persons": 2, "repeat": 2, "delay_ms": 400, "rate": 2},
+             "With HTTP the client sends a request and waits for the answer. The server takes 400 ms to "
+             "handle each one. Watch the client's first response arrive.",
+             "kind:response", ask("The server worked 400 ms on this request. How long did the client wait?",
+                                  ["almost nothing", "about 400 ms", "more than 2 s"], answer="about 400 ms")),
+        step("grpc-person", {"calls": 6, "concurrency": 1, "delay_ms": 300, "deadline_ms": 2000, "error_rate": 0,
+                             "rate": 2},
+             "gRPC is synchronous too: each call waits for the server's answer. On the latency charts, "
+             "perceived and end-to-end lie on top of each other.",
+             "kind:response", ask("Did the gRPC client wait for the server's 300 ms of work?", YES_NO, answer="yes")),
+    ),
+    lesson(
+        "async-hand-over", "2 · Async: the caller returns at the hand-over",
+        step("celery-order", {"orders": 3, "rate": 1, "work_ms": 1500, "workers": 1, "crash_at": 0},
+             "The client POSTs an order; the server puts a task on the queue and answers 202 at once. A "
+             "worker does the 1.5 s of work later.",
+             "kind:response", ask("The client has its 202 for {message}. Has the order been processed?",
+                                  ["yes, it is done", "no, it waits for a worker"],
+                                  answer="no, it waits for a worker")),
+    ),
+    lesson(
+        "put-idempotent", "3 · PUT is idempotent, POST is not",
+        step("http-crud", {"persons": 1, "repeat": 3, "delay_ms": 100, "rate": 3},
+             "The client sends the same PUT three times, reading the server's state after the first and "
+             "after the last.",
+             "kind:response method:PUT",
+             ask("After the same PUT three times, is the server's state different from after the first?",
+                 YES_NO, answer="no")),
+        step("http-crud", {"persons": 1, "repeat": 3, "delay_ms": 100, "rate": 3},
+             "Then it sends the same POST three times. A POST creates.",
+             "kind:response method:POST",
+             ask("The same POST is sent three times. How many persons does it create?", ["1", "3"], answer="3")),
+    ),
+    lesson(
+        "grpc-contract", "4 · gRPC: a contract agreed in advance",
+        step("grpc-person", {"calls": 4, "concurrency": 1, "delay_ms": 300, "deadline_ms": 100, "error_rate": 0,
+                             "rate": 2},
+             "Client and server share protos/person.proto. This client gives each call a 100 ms deadline; "
+             "the server needs 300 ms.",
+             "kind:response", ask("What does the client get back?", GRPC_CODES,
+                                  values=("kind:response message:{message}", "code"))),
+        step("grpc-person", {"calls": 6, "concurrency": 1, "delay_ms": 30, "deadline_ms": 1000, "error_rate": 0.5,
+                             "methods": "GetPerson", "rate": 2},
+             "Half of these GetPerson calls ask for an id the server does not know. The contract says what "
+             "comes back.",
+             "kind:error", ask("Which status did {message} end with?", GRPC_CODES,
+                               values=("kind:response message:{message}", "code"))),
+    ),
+    lesson(
+        "topics-exchanges", "5 · MQTT topics; AMQP exchanges, bindings, push and pull",
+        step("amqp-routing", {"exchange_type": "topic", "messages": 6, "rate": 1, "consumers": 1},
+             "The publisher only knows the exchange. The exchange routes each message through the bindings "
+             "to queues.",
+             "kind:publish", ask("Which queue will get {message} (key {routing_key})?", "queues",
+                                 values=("kind:route message:{message}", "queue"))),
+        step("mqtt-qos", {"messages": 6, "rate": 1, "qos": 1, "disconnect_at": 0, "away_messages": 0},
+             "MQTT subscribers choose topics with filters: + matches one level, # any number of levels.",
+             "kind:publish", ask("Which subscriber gets {topic}?", "subscribers",
+                                 values=("kind:deliver message:{message}", "actor"))),
+    ),
+    lesson(
+        "kafka-partitions", "6 · Kafka partitions and consumer groups",
+        step("kafka-partitions", {"partitions": 3, "keys": 3, "messages": 9, "rate": 2},
+             "The producer hashes each key to a partition. Watch where the messages of one key go.",
+             "kind:publish", ask("Which partition will the next messages with key {key} go to?",
+                                 ["the same partition", "any partition"], answer="the same partition")),
+        step("kafka-consumer-groups", {"partitions": 4, "messages": 30, "rate": 4, "groups": 2, "members": 2,
+                                       "crash_at": 8},
+             "Two groups of two members split four partitions. One member is about to crash.",
+             "kind:crash", ask("Does every group still process every message?", YES_NO, answer="yes")),
+    ),
+    lesson(
+        "exactly-once", "7 · Exactly-once consumption cannot be guaranteed",
+        step("amqp-redelivery", {"messages": 10, "crash_at": 4, "consumers": 2, "rate": 2},
+             "A consumer handles a message, then crashes before its ack. The broker cannot know the work "
+             "was done.",
+             "kind:crash", ask("Will {message} be processed again?", YES_NO, answer="yes",
+                               count="kind:process message:{message}")),
+        step("amqp-redelivery", {"messages": 10, "crash_at": 4, "consumers": 2, "rate": 2, "idempotent": True},
+             "The same run with the consumer's inbox on: it remembers which messages already took effect.",
+             "kind:crash", ask("How many times does {message} take effect?", COUNTS,
+                               count="kind:process message:{message} effect:true")),
+        step("celery-order", {"orders": 4, "rate": 2, "work_ms": 500, "workers": 2, "acks_late": True, "crash_at": 2},
+             "With acks_late a worker killed mid-task leaves the task unacked, and it runs again.",
+             "kind:crash", ask("How many times is {message} charged?", COUNTS,
+                               count="kind:process message:{message} effect:true")),
+    ),
 ]
 
 

@@ -95,14 +95,9 @@ function renderTally(root, choices, tally, truth) {
 
 class InstructorRoom {
   constructor(root, flowRun) {
-    this.root = root;
     this.flowRun = flowRun;
-    this.socket = null;
-    this.lastSent = null;
-    this.sentAt = 0;
-    this.timer = null;
-    this.question = null;
-    this.lessonTruth = null;
+    // The socket once a room is open; the last position sent, when, and the pending send.
+    Object.assign(this, { socket: null, lastSent: null, sentAt: 0, timer: null, question: null });
     this.openButton = h("button", { type: "button", class: "primary", dataset: { room: "open" } }, "⇶ Open a room");
     this.openButton.addEventListener("click", () => this.open());
     this.said = h("span", { class: "form-error", role: "alert" });
