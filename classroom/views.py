@@ -85,5 +85,7 @@ def join_page(request: HttpRequest, code: str) -> HttpResponse:
         "room_url": reverse("room-detail", args=[room.code]),
         "join_url": join_url(request, room.code),
         "position": room.position(),
+        # True for the instructor (and everyone without a token): the page may offer controls.
+        "instructor": auth.is_instructor(request),
     }
     return render(request, "dashboard/join.html", {**base_context(), "room": room, "boot": boot})

@@ -38,9 +38,11 @@ from flows.runner import reap_orphans_at_startup  # noqa: E402
 
 reap_orphans_at_startup()
 
-# The instructor link, with the token, once: the only place the token is ever shown.
-from classroom.startup import announce  # noqa: E402
+# The instructor link, with the token, once: the only place the token is ever shown (the
+# access log writes "token=…" instead).
+from classroom.startup import announce, redact_access_log  # noqa: E402
 
+redact_access_log()
 announce()
 
 # Everything loaded so far lives as long as the server: keep it out of the cyclic garbage
