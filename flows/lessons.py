@@ -86,13 +86,14 @@ LESSONS: list[dict[str, Any]] = [
         step("http-crud", {"persons": 1, "repeat": 3, "delay_ms": 100, "rate": 3},
              "The client sends the same PUT three times, reading the server's state after the first and "
              "after the last.",
-             "kind:response method:PUT",
+             "kind:response step:repeat-put",
              ask("After the same PUT three times, is the server's state different from after the first?",
                  YES_NO, answer="no")),
         step("http-crud", {"persons": 1, "repeat": 3, "delay_ms": 100, "rate": 3},
              "Then it sends the same POST three times. A POST creates.",
-             "kind:response method:POST",
-             ask("The same POST is sent three times. How many persons does it create?", ["1", "3"], answer="3")),
+             "kind:response step:repeat-post",
+             ask("The same POST is sent three times. How many persons does it create?", ["1", "3"],
+                 count="kind:response step:repeat-post status:201")),
     ),
     lesson(
         "grpc-contract", "4 · gRPC: a contract agreed in advance",
