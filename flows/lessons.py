@@ -115,11 +115,11 @@ LESSONS: list[dict[str, Any]] = [
         step("amqp-routing", {"exchange_type": "topic", "messages": 6, "rate": 1, "consumers": 1},
              "The publisher only knows the exchange. The exchange routes each message through the bindings "
              "to queues.",
-             "kind:publish", ask("Which queue will get {message} (key {routing_key})?", "queues",
+             "kind:publish", ask("Which queues will get {message} (key {routing_key})?", "queues",
                                  values=("kind:route message:{message}", "queue"))),
         step("mqtt-qos", {"messages": 6, "rate": 1, "qos": 1, "disconnect_at": 0, "away_messages": 0},
              "MQTT subscribers choose topics with filters: + matches one level, # any number of levels.",
-             "kind:publish", ask("Which subscriber gets {topic}?", "subscribers",
+             "kind:publish", ask("Which subscribers get {topic}?", "subscribers",
                                  values=("kind:deliver message:{message}", "actor"))),
     ),
     lesson(

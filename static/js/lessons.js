@@ -44,6 +44,8 @@ function choicesFrom(source, events) {
       if (p !== undefined && p !== null) seen.add(`partition ${p}`);
       continue;
     }
+    // A queue is often only named in attributes (AMQP consumers' assign, routes, deliveries).
+    if (source === "queues" && ev.attrs && typeof ev.attrs.queue === "string") seen.add(ev.attrs.queue);
     const prefixes = ACTOR_PREFIXES[source] || [];
     if (ev.actor && prefixes.some((prefix) => ev.actor.startsWith(prefix))) {
       if (source !== "members" || ev.actor.includes("/")) seen.add(shortName(ev.actor));
@@ -71,7 +73,7 @@ function truthOf(question, events, pausedEvent) {
     const query = fillTemplate(from.count, pausedEvent);
     const test = compileQuery(query);
     computed = String(events.filter((ev) => test(ev)).length);
-    evidence = `${computed} event${computed === "1" ? "" : "s"} match “${query}”`;
+    evidence = `${computed} ${computed === "1" ? "event matches" : "events match"} “${query}”`;
   } else if (from && from.values) {
     const query = fillTemplate(from.values, pausedEvent);
     const test = compileQuery(query);

@@ -33,6 +33,8 @@ test("the question's words are filled from the paused event; unknown names stay 
 
 test("choices from the run: queues, consumers, members, partitions, by short name", () => {
   assert.deepEqual(choicesFrom("queues", redelivery), ["work"]);
+  const assigns = [ev(1, "assign", "consumer:billing/1", "", { queue: "billing" }), ev(2, "assign", "consumer:eu/1", "", { queue: "eu" })];
+  assert.deepEqual(choicesFrom("queues", assigns), ["billing", "eu"], "queues named only in attributes");
   assert.deepEqual(choicesFrom("consumers", redelivery), ["work/1", "work/2"]);
   assert.deepEqual(choicesFrom("members", redelivery), ["billing/member-2"]);
   assert.deepEqual(choicesFrom("partitions", redelivery), ["partition 2"]);
@@ -46,6 +48,7 @@ test("the truth: a fixed answer with the run's count as evidence, or the count i
   assert.deepEqual(again, { answer: "yes", evidence: "2 events match “kind:process message:m-4”" });
   const effects = truthOf({ answer_from: { count: "kind:process message:{message} effect:true" } }, redelivery, crash);
   assert.equal(effects.answer, "1");
+  assert.equal(effects.evidence, "1 event matches “kind:process message:m-4 effect:true”");
 });
 
 test("the truth as the distinct values of an attribute, and which choices it makes right", () => {
