@@ -160,6 +160,14 @@ def test_follower_follows_the_instructor_and_the_qr_code_decodes_to_the_join_url
         follower.locator(".room-question .tally-row[data-choice='yes']", has_text="1 (100%)").wait_for()
         instructor.locator(".room-ask .tally-row[data-choice='no']", has_text="0 (0%)").wait_for()
         browser.screenshot(instructor, "classroom-instructor")
+
+        # The instructor goes on to another run (a lesson's Next): the room goes along, and so do the students.
+        status, second = daphne_server.post_json("/api/runs/", {"workflow": "amqp-redelivery",
+                                                                "params": {"messages": 3, "crash_at": 0, "rate": 0}})
+        assert status == 201, second
+        instructor.goto(f"{daphne_server.url}/runs/{second['id']}/")
+        instructor.locator(f".room-join .room-code:text-is('{code}')").wait_for()
+        follower.wait_for_url(re.compile(rf"/runs/{second['id']}/\?follow={code}$"))
     finally:
         instructor.context.close()
         follower.context.close()
