@@ -318,7 +318,9 @@ class Follower {
     }
     this.pending = null;
     if (player.speed !== plan.speed) player.setSpeed(plan.speed);
-    if (plan.seekTo !== null) player.scrubTo(plan.seekTo);
+    // One step forward animates like the instructor's; anything else rebuilds at the target.
+    if (plan.seekTo === state.index + 1) player.stepForward();
+    else if (plan.seekTo !== null) player.scrubTo(plan.seekTo);
     const atFinishedEnd = state.finished && player.index === player.events.length;
     if (plan.playing && !atFinishedEnd) player.play();
     else player.pause();
