@@ -7,6 +7,8 @@ from . import views
 urlpatterns = [
     path("", views.catalog, name="catalog"),
     path("workflows/<slug:slug>/", views.workflow_page, name="workflow-page"),
+    path("lessons/", views.lessons_page, name="lessons-page"),
+    path("lessons/<slug:slug>/", views.lesson_page, name="lesson-page"),
     path("runs/", views.runs_page, name="runs-page"),
     path("runs/<int:run_id>/", views.run_page, name="run-page"),
     path("api/", include("flows.urls")),

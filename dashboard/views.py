@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from flows import registry, run_query
+from flows import lessons, registry, run_query
 from flows.models import Run
 from flows.transports import describe_all
 
@@ -16,6 +18,8 @@ from .params_display import run_param_views, short_items
 RUNS_PAGE_SIZE = 100
 # What the broker bar calls each protocol's broker.
 BROKER_LABELS = {"amqp": "AMQP / Celery", "kafka": "Kafka", "mqtt": "MQTT", "redis": "Live updates"}
+# A lesson question's "{message}": filled from the run on the run page, an ellipsis before it.
+PLACEHOLDER = re.compile(r"\{[\w.-]+\}")
 
 
 def _base_context() -> dict:
@@ -52,6 +56,23 @@ def runs_page(request: HttpRequest) -> HttpResponse:
         "filtered": bool(filters), "workflows": contracts, "states": Run.State.values,
         "page_size": RUNS_PAGE_SIZE, "any_runs": bool(rows) or Run.objects.exists(),
     })
+
+
+def lessons_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/lessons.html", {**_base_context(), "lessons": lessons.all_lessons()})
+
+
+@ensure_csrf_cookie
+def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
+    lesson = lessons.get(slug)
+    if lesson is None:
+        raise Http404(f"no lesson {slug}")
+    contracts = {cls.slug: cls.contract() for cls in registry.all_workflows()}
+    steps = [{**step, "n": n, "title": contracts[step["workflow"]]["title"],
+              "question_text": PLACEHOLDER.sub("…", (step.get("question") or {}).get("text", "")),
+              "items": short_items(step["workflow"], step["params"], contracts[step["workflow"]]["params"])}
+             for n, step in enumerate(lesson["steps"], 1)]
+    return render(request, "dashboard/lesson.html", {**_base_context(), "lesson": lesson, "steps": steps})
 
 
 def panel_module(slug: str) -> str | None:

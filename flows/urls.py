@@ -4,6 +4,7 @@ from . import views
 
 urlpatterns = [
     path("workflows/", views.workflows, name="workflows"),
+    path("lessons/", views.lessons_list, name="lessons"),
     path("runs/", views.runs, name="runs"),
     path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
     path("runs/<int:run_id>/events/", views.run_events, name="run-events"),

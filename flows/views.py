@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
-from . import eventstore, export, registry, run_query, safejson, transports
+from . import eventstore, export, lessons, registry, run_query, safejson, transports
 from .context import Outcome
 from .models import Run
 from .runner import CANCEL_ACTION, ActionRefused, RunnerError, get_runner
@@ -109,6 +109,11 @@ def run_links(run: Run) -> dict[str, Any]:
 @require_http_methods(["GET"])
 def workflows(request: HttpRequest) -> JsonResponse:
     return JsonResponse([cls.contract() for cls in registry.all_workflows()], safe=False)
+
+
+@require_http_methods(["GET"])
+def lessons_list(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(lessons.all_lessons(), safe=False)
 
 
 @require_http_methods(["GET", "POST"])

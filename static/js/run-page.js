@@ -10,6 +10,8 @@ import { EventLog } from "./event-log.js";
 import "./health.js";
 import "./run-again.js";
 import { LatencyCharts } from "./latency-charts.js";
+import { mountLessonStrip } from "./lesson-strip.js";
+import { mountClassroom } from "./classroom.js";
 import { LiveActions } from "./live-actions.js";
 import { Presentation } from "./presentation.js";
 import { MessageInspector, messageParam, messagesOf } from "./message-inspector.js";
@@ -24,6 +26,8 @@ const $ = (selector) => document.querySelector(selector);
 const SPEED_KEY = "flow-speed";
 // A reload mid-run jumps to live when it would otherwise replay more than this.
 const CATCH_UP_REPLAY_MS = 2000;
+// /runs/<id>/?follow=<room code>: a student's screen, driven by the instructor (classroom.js).
+const FOLLOWING = new URLSearchParams(window.location.search).has("follow");
 
 function storedSpeed() {
   try {
@@ -72,7 +76,12 @@ function boot(panel) {
     events: (id) => log.messageEvents(id),
     eventAt: (seq) => log.eventAt(seq),
   }, {
-    changed: (id) => { log.markSelected(id); highlightRoute(id); },
+    changed: (id) => {
+      log.markSelected(id);
+      highlightRoute(id);
+      // A room follows the instructor's inspector (classroom.js).
+      document.dispatchEvent(new CustomEvent("flow:inspect", { detail: id }));
+    },
     filter: (id) => log.showOnly(id),
     row: (id) => log.rowOf(id),
   });
@@ -193,6 +202,8 @@ function boot(panel) {
     else mode = state.finished ? `replaying at ${state.speed}×` : `${state.total - state.index} events behind live`;
     $("#player-status").textContent = `event ${state.index} of ${state.total} · t = ${state.t_ms.toFixed(1)} ms · ${mode}`;
     $("#player-speed").value = String(state.speed);
+    // The lesson strip and the classroom follow the player through this (last: views are drawn).
+    document.dispatchEvent(new CustomEvent("flow:player", { detail: state }));
   }
 
   function bindPlayer() {
@@ -298,6 +309,7 @@ function boot(panel) {
   }
 
   function position(first) {
+    if (FOLLOWING) return; // the instructor's position decides
     // A finished run opens at its end (the same view it finished with); Replay restarts it.
     if (FINAL_STATES.has(first.state)) return;
     const events = player.events;
@@ -334,7 +346,7 @@ function boot(panel) {
       renderConnection(state, text);
       if (state === "complete") {
         player.setFinished(true);
-        if (summary && player.index === 0 && !player.playing) {
+        if (summary && player.index === 0 && !player.playing && !FOLLOWING) {
           player.jumpToEnd();
           player.pause();
         }
@@ -342,7 +354,8 @@ function boot(panel) {
     },
   });
 
-  bindPlayer();
+  if (FOLLOWING) document.body.classList.add("following");
+  else bindPlayer();
   liveActions.refresh();
   renderState(run);
   renderNumbers();
@@ -352,6 +365,8 @@ function boot(panel) {
   // A deliberate hook, documented in README.md: the browser tests and the console read the
   // live objects behind this page here (modules keep everything else off window).
   window.flowRun = { run, stream, player, model, received, topology, log, inspector, charts, counters, panel, ctx };
+  mountLessonStrip(window.flowRun);
+  mountClassroom(window.flowRun, FOLLOWING);
 }
 
 /** The workflow's panel: the module the page names in #panel[data-module], if it has one. */
