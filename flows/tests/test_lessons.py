@@ -16,7 +16,7 @@ def test_every_step_names_a_workflow_and_valid_params():
 
 def test_problems_are_found():
     bad = {"slug": "bad", "title": "bad", "steps": [
-        {"workflow": "amqp-redelivery", "params": {"messages": 0}, "narration": "x"},
+        {"workflow": "amqp-redelivery", "params": {"messages": -1}, "narration": "x"},
         {"workflow": "no-such-flow", "params": {}, "narration": "x"},
     ]}
     lessons.LESSONS.append(bad)
