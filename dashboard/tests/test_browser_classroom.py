@@ -145,9 +145,14 @@ def test_follower_follows_the_instructor_and_the_qr_code_decodes_to_the_join_url
 
         # The inspector the instructor opens opens on the follower's screen.
         instructor.locator("#event-log tbody tr[data-message]").first.click()
-        opened = instructor.evaluate("() => window.flowRun.log.selected")
-        wait_until(lambda: follower.evaluate("() => window.flowRun.log.selected") == opened, timeout=15,
+        opened = instructor.evaluate("() => window.flowRun.inspector.selected")
+        assert opened
+        wait_until(lambda: follower.evaluate("() => window.flowRun.inspector.selected") == opened, timeout=15,
                    what="the follower's inspector opens the instructor's message")
+        # ...and closes when the instructor closes it (the drawer covers the room controls).
+        instructor.keyboard.press("Escape")
+        wait_until(lambda: follower.evaluate("() => window.flowRun.inspector.selected") is None, timeout=15,
+                   what="the follower's inspector closes with the instructor's")
 
         # Predict, then reveal.
         instructor.fill(".ask-question", "Will the crashed message be processed again?")
