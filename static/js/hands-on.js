@@ -1,0 +1,291 @@
+/* Driving an interactive run by hand: the Publish bar under the topology, a compact form per
+   other hands-on action (bind, add a consumer, slow, crash…) and Finish.
+
+   Every control is built from the actions' contract (`actions`: name → {label, target,
+   picks, hands_on, params}), the same way the start form is built from a workflow's params:
+   first from the workflow's contract in the page's boot data, then from the run's own menu
+   (GET /api/runs/<id>/actions/, which LiveActions asks for) — it also gives the targets
+   each action applies to now and may leave out params this run does not use. The server
+   answers each request with what really happened (202 `result`) or why not (400 `errors`
+   by field); the answer is shown next to the form, the field it names marked. */
+import { h } from "./dom.js";
+import { answerText, targetOptions } from "./live-actions.js";
+
+export const PUBLISH = "publish";
+export const FINISH = "finish";
+export const REMEMBERED = 10;
+
+/** One param as a form field: which input it needs and what to say about it. */
+export function fieldModel(name, param) {
+  const p = param || {};
+  const input = p.type === "bool" ? "checkbox" : p.type === "choice" ? "select"
+    : p.type === "int" || p.type === "float" ? "number" : p.type === "json" ? "json" : "text";
+  return { name, label: p.label || name.replace(/_/g, " "), input, help: p.help || "", default: p.default,
+    min: p.min ?? null, max: p.max ?? null, choices: p.choices || null, step: p.type === "float" ? "any" : "1" };
+}
+
+/** The controls an actions mapping asks for: the publish bar, the other forms, a Finish button. */
+export function controlsModel(actions) {
+  const hands = Object.entries(actions || {}).filter(([, spec]) => spec && spec.hands_on);
+  const form = ([name, spec]) => ({ name, label: spec.label || name, target: spec.target || null,
+    picks: Boolean(spec.picks), fields: Object.entries(spec.params || {}).map(([key, p]) => fieldModel(key, p)) });
+  const publish = hands.find(([name]) => name === PUBLISH);
+  return {
+    publish: publish ? form(publish) : null,
+    forms: hands.filter(([name]) => name !== PUBLISH && name !== FINISH).map(form),
+    finish: hands.some(([name]) => name === FINISH),
+  };
+}
+
+/** A model's shape (action → its field names), to rebuild the forms only when it changes. */
+export function shapeOf(model) {
+  const forms = [model.publish, ...model.forms].filter(Boolean);
+  return JSON.stringify(forms.map((f) => [f.name, f.target, f.fields.map((x) => x.name)]));
+}
+
+/** What the inputs hold, typed for the API: {params, errors}. Empty optional fields are left
+    out (the server fills in the default); JSON that does not parse is an error by field. */
+export function paramsFrom(fields, values) {
+  const params = {};
+  const errors = {};
+  for (const field of fields) {
+    const raw = values[field.name];
+    if (field.input === "checkbox") {
+      params[field.name] = Boolean(raw);
+    } else if (raw === undefined || raw === "") {
+      continue;
+    } else if (field.input === "number") {
+      params[field.name] = Number(raw);
+    } else if (field.input === "json") {
+      try {
+        params[field.name] = JSON.parse(raw);
+      } catch (e) {
+        errors[field.name] = "is not valid JSON";
+      }
+    } else {
+      params[field.name] = raw;
+    }
+  }
+  return { params, errors };
+}
+
+/** The remembered keys after using `key`: newest first, no repeats, at most `max`. */
+export function remember(list, key, max = REMEMBERED) {
+  if (typeof key !== "string" || !key.trim()) return list.slice(0, max);
+  return [key, ...list.filter((k) => k !== key)].slice(0, max);
+}
+
+export function storageKey(workflow) {
+  return `flows.hands-on.keys.${workflow}`;
+}
+
+/** The remembered keys as stored; whatever is not a list of strings counts as none. */
+export function recalled(raw) {
+  try {
+    const list = JSON.parse(raw || "[]");
+    return Array.isArray(list) ? list.filter((k) => typeof k === "string").slice(0, REMEMBERED) : [];
+  } catch (e) {
+    return [];
+  }
+}
+
+/** The field a refusal names first among the form's, to mark and focus it. */
+export function blamedField(fields, data) {
+  const errors = (data && data.errors) || {};
+  return (fields.find((f) => f.name in errors) || {}).name || null;
+}
+
+/** The value a remembered entry is kept under: the first field of the publish bar. */
+function keyField(model) {
+  return model.publish && model.publish.fields.length ? model.publish.fields[0].name : null;
+}
+
+/** The browser's localStorage, or null where it is refused (a sandboxed frame, private mode). */
+export function browserStorage() {
+  try {
+    return window.localStorage;
+  } catch (e) {
+    return null;
+  }
+}
+
+export class HandsOn {
+  /** root: the (hidden) container under the topology; actions: the workflow's contract actions. */
+  constructor(root, { runId, workflow, actions, api, liveActions, storage }) {
+    this.root = root;
+    this.runId = runId;
+    this.api = api;
+    this.liveActions = liveActions;
+    this.storage = storage || null;
+    this.key = storageKey(workflow);
+    this.keys = recalled(this.read());
+    this.live = true;
+    this.shape = "";
+    this.build(controlsModel(actions));
+    root.hidden = false;
+    liveActions.watch((offered, live) => this.update(offered, live));
+  }
+
+  read() {
+    try {
+      return this.storage ? this.storage.getItem(this.key) : null;
+    } catch (e) {
+      return null; // storage refused (private mode): nothing remembered
+    }
+  }
+
+  /** Focus the publish bar's first field: what a user types first after Start. */
+  focus() {
+    const first = this.root.querySelector(".hands-on-publish input, .hands-on-publish textarea");
+    if (first) first.focus();
+  }
+
+  update(offered, live) {
+    this.live = live;
+    if (offered) {
+      const model = controlsModel(offered);
+      if (shapeOf(model) !== this.shape) this.build(model);
+      this.offered = offered;
+      for (const select of this.root.querySelectorAll("select[data-hands-on-target]")) {
+        const chosen = select.value;
+        const options = targetOptions(offered[select.dataset.handsOnTarget]);
+        select.replaceChildren(...options.map((o) => h("option", { value: o.value, disabled: Boolean(o.disabled) }, o.label)));
+        if (options.some((o) => o.value === chosen && !o.disabled)) select.value = chosen;
+      }
+    }
+    for (const control of this.root.querySelectorAll("input, select, textarea, button")) control.disabled = !live;
+    this.root.classList.toggle("ended", !live);
+  }
+
+  build(model) {
+    const hadFocus = this.root.contains(document.activeElement);
+    this.model = model;
+    this.shape = shapeOf(model);
+    const parts = [];
+    if (model.publish) parts.push(this.publishBar(model.publish));
+    if (model.forms.length) {
+      parts.push(h("details", { class: "hands-on-more", open: true },
+        h("summary", {}, "Change the run: bindings, consumers, faults"),
+        h("div", { class: "hands-on-forms" }, ...model.forms.map((f) => this.actionForm(f)))));
+    }
+    if (model.finish) {
+      parts.push(h("div", { class: "hands-on-end" },
+        h("button", { type: "button", class: "hands-on-finish", "data-hands-on-finish": "", onclick: () => this.finish() }, "■ Finish"),
+        h("span", { class: "muted small" }, "ends the run: what is in flight settles, then the summary freezes")));
+    }
+    this.root.replaceChildren(h("h3", { class: "hands-on-title" }, "Drive the run by hand"), ...parts);
+    if (hadFocus) this.focus();
+  }
+
+  input(form, field, extra) {
+    const id = `hands-on-${form.name}-${field.name}`;
+    const common = { id, name: field.name, title: field.help, "aria-describedby": `${id}-answer`, ...extra };
+    let control;
+    if (field.input === "select") {
+      control = h("select", common, ...(field.choices || []).map((c) => h("option", { value: String(c), selected: c === field.default }, String(c))));
+    } else if (field.input === "checkbox") {
+      control = h("input", { ...common, type: "checkbox", checked: Boolean(field.default) });
+    } else if (field.input === "number") {
+      control = h("input", { ...common, type: "number", value: String(field.default ?? ""), min: field.min ?? null,
+        max: field.max ?? null, step: field.step, class: "num" });
+    } else {
+      const placeholder = field.input === "json" ? JSON.stringify(field.default) : field.help.split(/[;(]/)[0];
+      control = h("input", { ...common, type: "text", placeholder, autocomplete: "off", spellcheck: "false" });
+    }
+    return h("label", { class: `hands-on-field field-${field.input}` }, h("span", {}, field.label), control);
+  }
+
+  publishBar(form) {
+    const keyName = keyField(this.model);
+    const list = h("datalist", { id: "hands-on-keys" }, ...this.keys.map((k) => h("option", { value: k })));
+    const fields = form.fields.map((f) => this.input(form, f, f.name === keyName ? { list: "hands-on-keys" } : {}));
+    const answer = h("output", { class: "hands-on-answer", id: `hands-on-${form.name}-answer`, "aria-live": "polite" },
+      "Enter publishes one real message through the broker");
+    const el = h("form", { class: "hands-on-publish", "data-hands-on": form.name, "aria-label": form.label },
+      ...fields, list, h("button", { type: "submit", class: "primary" }, `⏎ ${form.label}`), answer);
+    el.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.send(form, el, answer);
+    });
+    return el;
+  }
+
+  actionForm(form) {
+    const answer = h("output", { class: "hands-on-answer", id: `hands-on-${form.name}-answer`, "aria-live": "polite" });
+    const target = form.target
+      ? h("label", { class: "hands-on-field" }, h("span", {}, form.target),
+        h("select", { name: "target", "data-hands-on-target": form.name, "aria-label": `What ${form.label.toLowerCase()} applies to` },
+          ...targetOptions(this.offered && this.offered[form.name]).map((o) => h("option", { value: o.value, disabled: Boolean(o.disabled) }, o.label))))
+      : null;
+    const el = h("form", { class: "hands-on-action", "data-hands-on": form.name, "aria-label": form.label },
+      target, ...form.fields.map((f) => this.input(form, f)),
+      h("button", { type: "submit" }, form.label), answer);
+    el.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.send(form, el, answer);
+    });
+    return el;
+  }
+
+  valuesOf(el, form) {
+    const values = {};
+    for (const field of form.fields) {
+      const control = el.elements[field.name];
+      values[field.name] = field.input === "checkbox" ? control.checked : control.value.trim();
+    }
+    return values;
+  }
+
+  async send(form, el, answer) {
+    if (!this.live) return;
+    const { params, errors } = paramsFrom(form.fields, this.valuesOf(el, form));
+    const target = el.elements.target ? el.elements.target.value : "";
+    for (const control of el.querySelectorAll("[aria-invalid]")) control.removeAttribute("aria-invalid");
+    if (Object.keys(errors).length) return this.show(form, el, answer, false, { errors });
+    answer.textContent = `${form.label.toLowerCase()}…`;
+    try {
+      const reply = await this.api.action(this.runId, form.name, target, params);
+      this.show(form, el, answer, reply.ok, reply.data);
+      const keyName = keyField(this.model);
+      if (reply.ok && form.name === PUBLISH && keyName) {
+        this.remembered(this.valuesOf(el, form)[keyName]);
+        el.elements[keyName].select(); // Enter again publishes the same; typing replaces it
+      }
+    } catch (e) {
+      this.show(form, el, answer, false, { errors: { server: "the dashboard server is not reachable" } });
+    }
+    this.liveActions.refresh(); // the targets may have changed (a consumer added, one crashed)
+  }
+
+  show(form, el, answer, ok, data) {
+    answer.textContent = answerText(ok, data);
+    answer.dataset.ok = String(ok);
+    const blamed = ok ? null : blamedField(form.fields, data);
+    if (blamed) {
+      el.elements[blamed].setAttribute("aria-invalid", "true");
+      el.elements[blamed].focus();
+    }
+  }
+
+  remembered(key) {
+    if (typeof key !== "string") return;
+    this.keys = remember(this.keys, key);
+    try {
+      if (this.storage) this.storage.setItem(this.key, JSON.stringify(this.keys));
+    } catch (e) {
+      /* storage full or refused: remembered for this page only */
+    }
+    const list = this.root.querySelector("#hands-on-keys");
+    if (list) list.replaceChildren(...this.keys.map((k) => h("option", { value: k })));
+  }
+
+  async finish() {
+    const answer = this.root.querySelector(".hands-on-end .muted");
+    try {
+      const reply = await this.api.action(this.runId, FINISH, "", {});
+      answer.textContent = answerText(reply.ok, reply.data);
+    } catch (e) {
+      answer.textContent = "✗ the dashboard server is not reachable";
+    }
+  }
+}
