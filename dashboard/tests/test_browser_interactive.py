@@ -40,7 +40,9 @@ def test_publish_bind_publish_finish_replay(daphne_server, browser_page):
     expect(key).to_have_attribute("aria-invalid", "true")
 
     bind = hands.locator('form[data-hands-on="bind"]')
-    bind.locator('input[name="queue"]').fill("alerts")
+    queue = bind.locator('select[name="queue"]')  # the run's own queues, from its actions menu
+    expect(queue.locator("option")).to_have_text(["billing", "shipping", "eu", "alerts"])
+    queue.select_option("alerts")
     bind.locator('input[name="binding_key"]').fill("refund.#")
     bind.locator('button[type="submit"]').click()
     expect(bind.locator("output")).to_have_text("✓ bound alerts to orders (refund.#)")

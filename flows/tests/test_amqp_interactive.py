@@ -87,7 +87,11 @@ class InteractiveContract(BrokerModeClass):
                  ("publish", "order.paid")]
         expected: dict[str, set[str]] = {}
         with self.start() as run:
-            assert set(run.menu()) >= {"publish", "bind", "unbind", "add_consumer", "slow", "crash", "finish"}
+            menu = run.menu()
+            assert set(menu) >= {"publish", "bind", "unbind", "add_consumer", "slow", "crash", "finish"}
+            # This run's own queues to choose from; a topic run's publish takes no headers.
+            assert menu["bind"]["params"]["queue"]["choices"] == ["billing", "shipping", "audit"]
+            assert set(menu["publish"]["params"]) == {"routing_key", "body"}
             for what, arg in steps:
                 if what == "publish":
                     answer = run.do("publish", routing_key=arg)

@@ -429,16 +429,20 @@ class AmqpRouting(AmqpWorkflow):
         return {}
 
     def menu(self) -> dict[str, dict[str, Any]]:
-        """The run's actions with only the params its exchange type uses (headers or keys)."""
+        """The run's actions with only the params its exchange type uses (headers or keys),
+        and its queues to choose from."""
         offered = super().menu()
         headers = getattr(getattr(self, "spec", None), "exchange_type", "") == "headers"
         unused = {"publish": ("routing_key",) if headers else ("headers",),
                   "bind": ("binding_key",) if headers else ("arguments",)}
         unused["unbind"] = unused["bind"]
-        for name, drop in unused.items():
-            if name in offered:
-                offered[name] = {**offered[name], "params": {k: v for k, v in offered[name]["params"].items()
-                                                             if k not in drop}}
+        queues = list(getattr(getattr(self, "spec", None), "consumers", ()))
+        for name, spec in offered.items():
+            params = {k: v for k, v in spec["params"].items() if k not in unused.get(name, ())}
+            if "queue" in params and queues:
+                # The run's queues are known: offered as a choice (any other is refused anyway).
+                params["queue"] = {**params["queue"], "type": "choice", "choices": queues, "default": queues[0]}
+            offered[name] = {**spec, "params": params}
         return offered
 
     # -- the result ---------------------------------------------------------------------

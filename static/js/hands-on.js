@@ -40,7 +40,7 @@ export function controlsModel(actions) {
 /** A model's shape (action → its field names), to rebuild the forms only when it changes. */
 export function shapeOf(model) {
   const forms = [model.publish, ...model.forms].filter(Boolean);
-  return JSON.stringify(forms.map((f) => [f.name, f.target, f.fields.map((x) => x.name)]));
+  return JSON.stringify(forms.map((f) => [f.name, f.target, f.fields.map((x) => [x.name, x.input, x.choices])]));
 }
 
 /** What the inputs hold, typed for the API: {params, errors}. Empty optional fields are left
@@ -109,6 +109,19 @@ export function browserStorage() {
   }
 }
 
+function capitalised(word) {
+  return word.charAt(0).toUpperCase() + word.slice(1);
+}
+
+/** A target select's options (live-actions.js decides them); with none it says so, readably. */
+function fillTargets(select, entry) {
+  const options = targetOptions(entry);
+  const none = !options.some((o) => !o.disabled);
+  select.replaceChildren(...options.map((o) => h("option", { value: o.value, disabled: !none && Boolean(o.disabled) }, o.label)));
+  select.dataset.none = String(none);
+  return select;
+}
+
 export class HandsOn {
   /** root: the (hidden) container under the topology; actions: the workflow's contract actions. */
   constructor(root, { runId, workflow, actions, api, liveActions, storage }) {
@@ -148,13 +161,21 @@ export class HandsOn {
       this.offered = offered;
       for (const select of this.root.querySelectorAll("select[data-hands-on-target]")) {
         const chosen = select.value;
-        const options = targetOptions(offered[select.dataset.handsOnTarget]);
-        select.replaceChildren(...options.map((o) => h("option", { value: o.value, disabled: Boolean(o.disabled) }, o.label)));
-        if (options.some((o) => o.value === chosen && !o.disabled)) select.value = chosen;
+        fillTargets(select, offered[select.dataset.handsOnTarget]);
+        if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
       }
     }
     for (const control of this.root.querySelectorAll("input, select, textarea, button")) control.disabled = !live;
+    // Nothing to apply to right now (no crashed consumer to restart): that form waits.
+    for (const select of this.root.querySelectorAll("select[data-hands-on-target]")) {
+      if (select.dataset.none === "true") {
+        select.disabled = true;
+        select.form.querySelector("button").disabled = true;
+      }
+    }
     this.root.classList.toggle("ended", !live);
+    const title = this.root.querySelector(".hands-on-title");
+    if (title) title.textContent = live ? "Drive the run by hand" : "Driven by hand — the run has ended; it replays like any other";
   }
 
   build(model) {
@@ -177,9 +198,11 @@ export class HandsOn {
     if (hadFocus) this.focus();
   }
 
-  input(form, field, extra) {
+  input(form, field, extra = {}) {
     const id = `hands-on-${form.name}-${field.name}`;
-    const common = { id, name: field.name, title: field.help, "aria-describedby": `${id}-answer`, ...extra };
+    const attrs = { ...extra };
+    delete attrs.placeholder; // applied to text inputs only, below
+    const common = { id, name: field.name, title: field.help, "aria-describedby": `hands-on-${form.name}-answer`, ...attrs };
     let control;
     if (field.input === "select") {
       control = h("select", common, ...(field.choices || []).map((c) => h("option", { value: String(c), selected: c === field.default }, String(c))));
@@ -189,7 +212,8 @@ export class HandsOn {
       control = h("input", { ...common, type: "number", value: String(field.default ?? ""), min: field.min ?? null,
         max: field.max ?? null, step: field.step, class: "num" });
     } else {
-      const placeholder = field.input === "json" ? JSON.stringify(field.default) : field.help.split(/[;(]/)[0];
+      // The help is the field's title; a placeholder shows what JSON looks like, or the bar's hint.
+      const placeholder = field.input === "json" ? JSON.stringify(field.default) : extra.placeholder || null;
       control = h("input", { ...common, type: "text", placeholder, autocomplete: "off", spellcheck: "false" });
     }
     return h("label", { class: `hands-on-field field-${field.input}` }, h("span", {}, field.label), control);
@@ -198,7 +222,8 @@ export class HandsOn {
   publishBar(form) {
     const keyName = keyField(this.model);
     const list = h("datalist", { id: "hands-on-keys" }, ...this.keys.map((k) => h("option", { value: k })));
-    const fields = form.fields.map((f) => this.input(form, f, f.name === keyName ? { list: "hands-on-keys" } : {}));
+    const fields = form.fields.map((f) => this.input(form, f, f.name === keyName
+      ? { list: "hands-on-keys", placeholder: "type a key, Enter publishes" } : { placeholder: f.help.split(/[;(]/)[0].trim() }));
     const answer = h("output", { class: "hands-on-answer", id: `hands-on-${form.name}-answer`, "aria-live": "polite" },
       "Enter publishes one real message through the broker");
     const el = h("form", { class: "hands-on-publish", "data-hands-on": form.name, "aria-label": form.label },
@@ -213,9 +238,9 @@ export class HandsOn {
   actionForm(form) {
     const answer = h("output", { class: "hands-on-answer", id: `hands-on-${form.name}-answer`, "aria-live": "polite" });
     const target = form.target
-      ? h("label", { class: "hands-on-field" }, h("span", {}, form.target),
-        h("select", { name: "target", "data-hands-on-target": form.name, "aria-label": `What ${form.label.toLowerCase()} applies to` },
-          ...targetOptions(this.offered && this.offered[form.name]).map((o) => h("option", { value: o.value, disabled: Boolean(o.disabled) }, o.label))))
+      ? h("label", { class: "hands-on-field" }, h("span", {}, capitalised(form.target)),
+        fillTargets(h("select", { name: "target", "data-hands-on-target": form.name,
+          "aria-label": `What ${form.label.toLowerCase()} applies to` }), this.offered && this.offered[form.name]))
       : null;
     const el = h("form", { class: "hands-on-action", "data-hands-on": form.name, "aria-label": form.label },
       target, ...form.fields.map((f) => this.input(form, f)),
