@@ -216,8 +216,6 @@ class Workflow:
         names the field; ``check_action`` adds what depends on the run's state now.
         """
         handler = self.handler_of(name)
-        if not hasattr(self, "p"):  # asked between the run's creation and its thread's start
-            return {}, {"action": "the run is still starting; try again in a moment"}
         if handler.action_hands_on and not self.p.get("interactive"):
             return {}, {"action": f"{name} is offered by interactive runs only; start one with interactive on"}
         refusal = self.refusal(name, target)

@@ -135,6 +135,8 @@ class Runner:
                     f"{len(self._live)} runs are live (limit {settings.FLOWS_MAX_LIVE_RUNS}); wait or cancel one"
                 )
             workflow = workflow_cls()
+            # Actions may be asked for before the run's thread starts: they are judged by these.
+            workflow.p = params
             run = Run.objects.create(
                 workflow=slug,
                 params=params,

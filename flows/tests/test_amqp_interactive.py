@@ -228,6 +228,7 @@ class TestInteractiveRabbitMQ(InteractiveContract):
 
     def test_headers_bindings_by_hand(self) -> None:
         with interactive_run("amqp-routing", messages=0, exchange_type="headers", work_ms=0) as run:
+            run.events(lambda evs: sum(e["kind"] == "assign" for e in evs) == 3, WAIT_S, "consumers to subscribe")
             assert "routing_key" not in run.menu()["publish"]["params"]
             run.do("bind", queue="audit", arguments={"x-match": "all", "type": "refund"})
             first = run.do("publish", headers={"type": "refund"})

@@ -432,11 +432,12 @@ class AmqpRouting(AmqpWorkflow):
         """The run's actions with only the params its exchange type uses (headers or keys),
         and its queues to choose from."""
         offered = super().menu()
-        headers = getattr(getattr(self, "spec", None), "exchange_type", "") == "headers"
+        p = getattr(self, "p", {})
+        headers = p.get("exchange_type") == "headers"
         unused = {"publish": ("routing_key",) if headers else ("headers",),
                   "bind": ("binding_key",) if headers else ("arguments",)}
         unused["unbind"] = unused["bind"]
-        queues = list(getattr(getattr(self, "spec", None), "consumers", ()))
+        queues = list(dict.fromkeys(str(b["queue"]) for b in p.get("bindings", ())))
         for name, spec in offered.items():
             params = {k: v for k, v in spec["params"].items() if k not in unused.get(name, ())}
             if "queue" in params and queues:
