@@ -207,8 +207,13 @@ class TestInteractiveEmbedded(InteractiveContract):
     def test_a_burst_of_actions_is_rate_limited(self, settings) -> None:
         settings.FLOWS_ACTIONS_PER_S = 10
         with self.start() as run:
-            statuses = [run.act("publish", routing_key="k" * 300).status_code for _ in range(30)]
+            answers = [run.act("publish", routing_key="k" * 300) for _ in range(30)]
+            statuses = [a.status_code for a in answers]
             assert statuses.count(429) >= 10 and set(statuses) == {400, 429}, statuses
+            limited = next(a.json() for a in answers if a.status_code == 429)
+            assert limited["errors"]["action"].startswith("too many actions"), limited
+            # Whoever flooded the run can still stop it.
+            assert run.act("cancel").status_code == 202
 
     def test_an_idle_run_ends_by_itself(self, settings) -> None:
         from flows.runner import get_runner
