@@ -178,8 +178,50 @@ export class HandsOn {
     if (title) title.textContent = live ? "Drive the run by hand" : "Driven by hand — the run has ended; it replays like any other";
   }
 
+  /** What the user has in the forms now: values, answers and the focused field with its caret. */
+  snapshot() {
+    const values = new Map();
+    for (const control of this.root.querySelectorAll("form [name]")) {
+      values.set(`${control.form.dataset.handsOn}/${control.name}`, control.type === "checkbox" ? control.checked : control.value);
+    }
+    const answers = new Map([...this.root.querySelectorAll("form output")].map((o) => [o.id, [o.textContent, o.dataset.ok]]));
+    const active = this.root.contains(document.activeElement) ? document.activeElement : null;
+    const focused = active && active.form && active.name
+      ? { key: `${active.form.dataset.handsOn}/${active.name}`, start: active.selectionStart, end: active.selectionEnd } : null;
+    return { values, answers, focused, hadFocus: Boolean(active) };
+  }
+
+  /** Put back what ``snapshot`` saw, where the rebuilt forms have the same field (or answer). */
+  restore({ values, answers, focused, hadFocus }) {
+    for (const control of this.root.querySelectorAll("form [name]")) {
+      const key = `${control.form.dataset.handsOn}/${control.name}`;
+      if (!values.has(key)) continue;
+      if (control.type === "checkbox") control.checked = values.get(key);
+      else if (control.tagName !== "SELECT" || [...control.options].some((o) => o.value === values.get(key))) control.value = values.get(key);
+    }
+    for (const output of this.root.querySelectorAll("form output")) {
+      if (!answers.has(output.id)) continue;
+      [output.textContent] = answers.get(output.id);
+      if (answers.get(output.id)[1] !== undefined) output.dataset.ok = answers.get(output.id)[1];
+    }
+    const again = focused && [...this.root.querySelectorAll("form [name]")]
+      .find((c) => `${c.form.dataset.handsOn}/${c.name}` === focused.key);
+    if (again) {
+      again.focus();
+      if (typeof again.setSelectionRange === "function" && focused.start !== null) {
+        try {
+          again.setSelectionRange(focused.start, focused.end);
+        } catch (e) {
+          /* not a text field */
+        }
+      }
+    } else if (hadFocus) {
+      this.focus();
+    }
+  }
+
   build(model) {
-    const hadFocus = this.root.contains(document.activeElement);
+    const before = this.snapshot();
     this.model = model;
     this.shape = shapeOf(model);
     const parts = [];
@@ -194,8 +236,10 @@ export class HandsOn {
         h("button", { type: "button", class: "hands-on-finish", "data-hands-on-finish": "", onclick: () => this.finish() }, "■ Finish"),
         h("span", { class: "muted small" }, "ends the run: what is in flight settles, then the summary freezes")));
     }
+    // The run's own menu may differ from the contract (its queues to choose from, params it
+    // does not use): rebuilt under the user's hands, the forms keep what was typed and focused.
     this.root.replaceChildren(h("h3", { class: "hands-on-title" }, "Drive the run by hand"), ...parts);
-    if (hadFocus) this.focus();
+    this.restore(before);
   }
 
   input(form, field, extra = {}) {
@@ -261,32 +305,42 @@ export class HandsOn {
     return values;
   }
 
+  /** The form of ``name`` on the page now (a rebuild replaces the elements, not the form). */
+  current(name) {
+    const el = this.root.querySelector(`form[data-hands-on="${name}"]`);
+    const form = el && [this.model.publish, ...this.model.forms].find((f) => f && f.name === name);
+    return el && form ? { form, el, answer: el.querySelector("output") } : null;
+  }
+
   async send(form, el, answer) {
     if (!this.live) return;
     const { params, errors } = paramsFrom(form.fields, this.valuesOf(el, form));
     const target = el.elements.target ? el.elements.target.value : "";
     for (const control of el.querySelectorAll("[aria-invalid]")) control.removeAttribute("aria-invalid");
-    if (Object.keys(errors).length) return this.show(form, el, answer, false, { errors });
+    if (Object.keys(errors).length) return this.show({ form, el, answer }, false, { errors });
     answer.textContent = `${form.label.toLowerCase()}…`;
+    let reply;
     try {
-      const reply = await this.api.action(this.runId, form.name, target, params);
-      this.show(form, el, answer, reply.ok, reply.data);
-      const keyName = keyField(this.model);
-      if (reply.ok && form.name === PUBLISH && keyName) {
-        this.remembered(this.valuesOf(el, form)[keyName]);
-        el.elements[keyName].select(); // Enter again publishes the same; typing replaces it
-      }
+      reply = await this.api.action(this.runId, form.name, target, params);
     } catch (e) {
-      this.show(form, el, answer, false, { errors: { server: "the dashboard server is not reachable" } });
+      reply = { ok: false, data: { errors: { server: "the dashboard server is not reachable" } } };
+    }
+    // The forms may have been rebuilt meanwhile: answer in the one on the page now.
+    const now = this.current(form.name) || { form, el, answer };
+    this.show(now, reply.ok, reply.data);
+    const keyName = keyField(this.model);
+    if (reply.ok && form.name === PUBLISH && keyName && now.el.elements[keyName]) {
+      this.remembered(this.valuesOf(now.el, now.form)[keyName]);
+      now.el.elements[keyName].select(); // Enter again publishes the same; typing replaces it
     }
     this.liveActions.refresh(); // the targets may have changed (a consumer added, one crashed)
   }
 
-  show(form, el, answer, ok, data) {
+  show({ form, el, answer }, ok, data) {
     answer.textContent = answerText(ok, data);
     answer.dataset.ok = String(ok);
     const blamed = ok ? null : blamedField(form.fields, data);
-    if (blamed) {
+    if (blamed && el.elements[blamed]) {
       el.elements[blamed].setAttribute("aria-invalid", "true");
       el.elements[blamed].focus();
     }
