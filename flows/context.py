@@ -61,6 +61,8 @@ class RunContext:
         self.on_cancel: Callable[[str], None] | None = None
         self._cancel_lock = threading.Lock()
         self.actions: queue.Queue[Action] = queue.Queue()
+        # Set when an action is queued: a run holding for actions wakes at once, not at its next step.
+        self.action_arrived = threading.Event()
         # An interactive run ends by itself after FLOWS_IDLE_S without an action.
         self.last_action_at = time.monotonic()
         self.actions_taken = 0
@@ -149,6 +151,11 @@ class RunContext:
         return Pacer(self, rate)
 
     # -- fault injection -----------------------------------------------------------
+
+    def ask(self, action: Action) -> None:
+        """Queue an action for the run thread (from a web thread) and wake it if it holds."""
+        self.actions.put(action)
+        self.action_arrived.set()
 
     def take_action(self) -> Action | None:
         """The next action the user sent, if any (``Workflow.tick`` hands it to its handler)."""

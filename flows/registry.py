@@ -172,7 +172,8 @@ class Workflow:
                 self.ended_by = f"idle: ended by itself after {idle_s:g} s without an action"
                 return
             try:
-                self.ctx.wait_until(lambda: self.finishing, min(idle_s - quiet_for, 1.0), "finish", step=0.02)
+                self.ctx.wait_until(lambda: self.finishing, min(idle_s - quiet_for, 1.0), "finish",
+                                    wake=self.ctx.action_arrived, step=0.02)
             except TimeoutError:
                 pass
 

@@ -175,12 +175,13 @@ class Runner:
         run-level and answered at once.
         """
         live = self._live_run(run_id)
-        if not live.bucket.take():
-            raise TooManyActions(f"too many actions: at most {settings.FLOWS_ACTIONS_PER_S:g} a second per run")
+        # Cancel is never rate-limited: whoever flooded the run can always stop it.
         if name == CANCEL_ACTION:
             already = live.ctx.cancelled.is_set()
             live.ctx.cancel("cancelled by the user")
             return Outcome(f"the run is already stopping ({live.ctx.stop_reason})" if already else "run cancelled")
+        if not live.bucket.take():
+            raise TooManyActions(f"too many actions: at most {settings.FLOWS_ACTIONS_PER_S:g} a second per run")
         if name not in live.workflow.actions:
             known = ", ".join([CANCEL_ACTION, *live.workflow.actions])
             raise RunnerError(f"unknown action {name!r} for {live.run.workflow}; known: {known}")
@@ -190,7 +191,7 @@ class Runner:
         if errors:
             raise ActionRefused(errors)
         pending = Action(name, target, cleaned)
-        live.ctx.actions.put(pending)
+        live.ctx.ask(pending)
         return pending.outcome
 
     def action_menu(self, run_id: int) -> dict[str, dict[str, Any]]:

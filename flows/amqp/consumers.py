@@ -62,6 +62,10 @@ class QueueConsumer:
         self.logical = logical or name  # the queue this consumer stands for (the logical consumer)
         self.on_exit = on_exit  # run on the consumer's thread as it ends (e.g. close its DB connection)
         self.stopping = threading.Event()
+        self.killed = threading.Event()
+        # Set by stop() and kill(): a pause (work, a slow-down) ends early for either.
+        self._interrupt = threading.Event()
+        self.on_killed: Callable[[QueueConsumer], None] | None = None
         self.ready = threading.Event()
         self._revive = threading.Event()
         self.crashes = 0
@@ -75,6 +79,27 @@ class QueueConsumer:
 
     def stop(self) -> None:
         self.stopping.set()
+        self._interrupt.set()
+
+    def kill(self, on_killed: Callable[[QueueConsumer], None] | None = None) -> None:
+        """Crash at the next chance, from any thread: at once when idle, or as soon as the
+        handler's ``pause`` is cut short; what it holds unacked stays unacked (the broker
+        requeues it). ``on_killed`` runs on the consumer's thread just before it dies."""
+        self.on_killed = on_killed
+        self.killed.set()
+        self._interrupt.set()
+
+    def pause(self, seconds: float) -> None:
+        """Spend ``seconds`` (a handler's work), cut short by stop() or kill(); dies if killed."""
+        if seconds > 0:
+            self._interrupt.wait(seconds)
+        self.die_if_killed()
+
+    def die_if_killed(self) -> None:
+        if self.killed.is_set():
+            if self.on_killed is not None:
+                self.on_killed(self)
+            raise ConsumerCrashed("killed")
 
     def join(self, timeout: float = 5.0) -> None:
         self._thread.join(timeout)
@@ -145,6 +170,7 @@ class QueueConsumer:
         consumer.consume()
         self.ready.set()
         while not self.stopping.is_set():
+            self.die_if_killed()
             try:
                 conn.drain_events(timeout=DRAIN_TIMEOUT_S)
             except TimeoutError:
@@ -155,6 +181,7 @@ class QueueConsumer:
         bound = self.queue(channel)
         self.ready.set()
         while not self.stopping.is_set():
+            self.die_if_killed()
             message = bound.get(no_ack=False, accept=["json"])
             if message is None:
                 self.stopping.wait(PULL_IDLE_S)

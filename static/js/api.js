@@ -31,6 +31,7 @@ export const api = {
   result: (id) => request("GET", `/api/runs/${id}/result/`),
   events: (id, after, limit) => request("GET", `/api/runs/${id}/events/?after=${after}&limit=${limit || 1000}`),
   actions: (id) => request("GET", `/api/runs/${id}/actions/`),
-  action: (id, action, target) => request("POST", `/api/runs/${id}/actions/`, { action, target: target || "" }),
+  action: (id, action, target, params) =>
+    request("POST", `/api/runs/${id}/actions/`, { action, target: target || "", ...(params ? { params } : {}) }),
   health: () => request("GET", "/api/health/"),
 };

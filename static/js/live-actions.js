@@ -37,6 +37,7 @@ export class LiveActions {
     this.lastAsked = 0;
     this.asking = null;
     this.offered = null; // the last GET …/actions/ answer
+    this.watchers = []; // other controls built from the same answer (hands-on.js)
     for (const select of this.selects()) {
       select.addEventListener("focus", () => this.refresh());
       select.addEventListener("pointerdown", () => this.refresh());
@@ -45,6 +46,16 @@ export class LiveActions {
       const button = event.target.closest("[data-action]");
       if (button) this.send(button.dataset.action);
     });
+  }
+
+  /** fn(offered, live) on every new answer and every change of live: one menu, one asking. */
+  watch(fn) {
+    this.watchers.push(fn);
+    fn(this.offered, this.live);
+  }
+
+  tell() {
+    for (const fn of this.watchers) fn(this.offered, this.live);
   }
 
   selects() {
@@ -56,6 +67,7 @@ export class LiveActions {
     this.live = live;
     for (const control of this.root.querySelectorAll("[data-action], select[data-action-target]")) control.disabled = !live;
     if (live && this.offered) this.show(this.offered);
+    else this.tell();
   }
 
   /** Called as the run changes (summaries): asks again, at most every REFRESH_EVERY_MS. */
@@ -92,6 +104,7 @@ export class LiveActions {
       const button = this.root.querySelector(`[data-action="${name}"]`);
       if (button) button.disabled = !this.live || !options.some((o) => !o.disabled);
     }
+    this.tell();
   }
 
   async send(name) {

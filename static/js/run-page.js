@@ -18,6 +18,7 @@ import { MessageInspector, messageParam, messagesOf } from "./message-inspector.
 import { renderLegend } from "./legend.js";
 import { keyCommand, keyContext } from "./run-keys.js";
 import { compareSummaries, progressOf, progressText, RunModel } from "./run-model.js";
+import { browserStorage, HandsOn } from "./hands-on.js";
 import { FINAL_STATES, RunStream } from "./run-stream.js";
 import { SPEEDS, Timeline } from "./timeline.js";
 import { Topology } from "./topology.js";
@@ -257,6 +258,11 @@ function boot(panel) {
   // -- state, actions, connection ------------------------------------------------------
 
   const liveActions = new LiveActions($("#actions"), $("#action-result"), run.id, api);
+  // An interactive run, live: the publish bar and the other hands-on controls, focused.
+  if (run.params && run.params.interactive && !FINAL_STATES.has(run.state) && $("#hands-on")) {
+    new HandsOn($("#hands-on"), { runId: run.id, workflow: run.workflow, actions: workflow.actions, api, liveActions,
+      storage: browserStorage() }).focus();
+  }
 
   function renderState(current) {
     const state = current.state;

@@ -6,7 +6,9 @@
    queue to the consumer, an unroutable message goes to the "returned" box. Queues show
    ready (routed + requeued − delivered) and unacked (delivered − acked − requeued) as the
    events say; at the end the broker's own ready count (a passive queue.declare) is shown
-   beside it. Clicking a message row shows its whole route. */
+   beside it. Clicking a message row shows its whole route. In an interactive run the graph
+   follows the bindings and consumers changed by hand (assign/revoke at queue:<name> and
+   consumer:<name>), so a token travels along a binding added a moment ago. */
 import { fmtMs, h, onActivate, onFrame, reducedMotion } from "../dom.js";
 import { swatch } from "../legend.js";
 import { entry, keepSelection, lessonLine, placeActors, renderSoon, tableHead, verdict } from "./kit.js";
@@ -26,6 +28,31 @@ function bindingLabel(type, b) {
   return b.key === "" ? '""' : b.key;
 }
 
+/** queue → its consumers' names as the run started: q/1 … q/n. */
+export function initialConsumers(queues, counts) {
+  return new Map(queues.map((q) => [q, Array.from({ length: counts[q] || 0 }, (_, k) => `${q}/${k + 1}`)]));
+}
+
+/** Add a consumer by hand (or one restarted): true when the graph gains a line. */
+export function addConsumer(byQueue, queue, name) {
+  const names = byQueue.get(queue) || [];
+  if (names.includes(name)) return false;
+  byQueue.set(queue, [...names, name]);
+  return true;
+}
+
+export function removeConsumer(byQueue, queue, name) {
+  const names = byQueue.get(queue) || [];
+  if (!names.includes(name)) return false;
+  byQueue.set(queue, names.filter((n) => n !== name));
+  return true;
+}
+
+/** The bindings with one bound by hand (at its own index; a repeated event changes nothing). */
+export function withBinding(bindings, binding) {
+  return bindings.some((b) => b.index === binding.index) ? bindings : [...bindings, binding];
+}
+
 function keyText(m) {
   if (m.headers) return Object.entries(m.headers).map(([k, v]) => `${k}=${v}`).join(", ") || "{}";
   return m.key === "" ? '""' : m.key;
@@ -43,10 +70,12 @@ const panel = {
     this.ctx = ctx;
     const p = ctx.run.params || {};
     this.type = p.exchange_type || "topic";
-    this.bindings = (p.bindings || []).map((b, i) => ({ ...b, index: i, label: bindingLabel(this.type, b) }));
+    this.initialBindings = (p.bindings || []).map((b, i) => ({ ...b, index: i, label: bindingLabel(this.type, b) }));
+    this.bindings = [...this.initialBindings];
     this.queueNames = [...new Set(this.bindings.map((b) => b.queue))];
     const overrides = p.consumers_by_queue || {};
     this.consumerCount = Object.fromEntries(this.queueNames.map((q) => [q, q in overrides ? overrides[q] : p.consumers]));
+    this.consumerNames = initialConsumers(this.queueNames, this.consumerCount);
     this.mode = p.consumer_mode || "push";
     this.prefetch = p.prefetch;
     this.state = freshState();
@@ -79,6 +108,8 @@ const panel = {
 
   reset() {
     this.state = keepSelection(this.state, freshState());
+    this.bindings = [...this.initialBindings];
+    this.consumerNames = initialConsumers(this.queueNames, this.consumerCount);
     this.buildGraph();
     this.render();
   },
@@ -147,7 +178,24 @@ const panel = {
         break;
       }
       case "assign":
-        if (a.consumer) this.consumer(a.consumer, a.queue);
+        if (a.by_hand && ev.actor.startsWith("queue:")) {
+          this.bindings = withBinding(this.bindings, { ...a, index: a.binding_index, label: a.binding });
+          this.buildGraph();
+        } else if (a.consumer) {
+          this.consumer(a.consumer, a.queue).down = false;
+          if (addConsumer(this.consumerNames, a.queue, a.consumer)) this.buildGraph();
+        }
+        break;
+      case "revoke":
+        if (a.by_hand && ev.actor.startsWith("queue:")) {
+          this.bindings = this.bindings.filter((b) => b.index !== a.binding_index);
+          this.buildGraph();
+        } else if (a.consumer && removeConsumer(this.consumerNames, a.queue, a.consumer)) {
+          this.buildGraph();
+        }
+        break;
+      case "crash":
+        if (a.consumer) this.consumer(a.consumer, a.queue).down = true;
         break;
       case "deliver": {
         const m = this.message(ev.message_id);
@@ -232,11 +280,12 @@ const panel = {
         key: b.label });
       const label = h("svg:text", { class: "amqp-binding-label", "text-anchor": "middle", dataset: { bindingIndex: String(b.index) },
         x: String(sx + (ex - sx) * 0.68), y: String(ey - 6) }, b.label);
-      this.bindingLabels.set(b.index, { label, path: p });
+      this.bindingLabels.set(b.index, { label, path: p, text: b.label });
       edges.append(label);
     }
     for (const [i, q] of queues.entries()) {
-      const n = this.consumerCount[q] || 0;
+      const names = this.consumerNames.get(q) || [];
+      const n = names.length;
       const g = box(x.q, qY(i), 176, 74, "amqp-box amqp-queue", { queue: q }, `queue ${q}`, "", "");
       this.queueText.set(q, g.querySelectorAll("text"));
       nodes.append(g);
@@ -244,8 +293,8 @@ const panel = {
         nodes.append(h("svg:text", { class: "amqp-box-line amqp-nobody", x: String(x.c), y: String(qY(i) + 5), "text-anchor": "middle" },
           "no consumer: messages wait"));
       }
-      for (let k = 1; k <= n; k += 1) {
-        const name = `${q}/${k}`;
+      for (const [k0, name] of names.entries()) {
+        const k = k0 + 1;
         const cy = qY(i) + (k - 1 - (n - 1) / 2) * 22;
         path(`deliver-${name}`, `M${x.q + 90},${qY(i)} L${x.c - 62},${cy}`, "amqp-edge amqp-deliver", { consumer: name });
         const t = h("svg:text", { class: "amqp-consumer", x: String(x.c - 58), y: String(cy + 5), dataset: { consumer: name } }, name);
@@ -310,11 +359,12 @@ const panel = {
     }
     for (const [name, text] of this.consumerText) {
       const c = this.state.consumers.get(name);
-      text.textContent = `${name} ▼${c ? c.delivered : 0} ✓${c ? c.acked : 0}`;
+      text.textContent = `${name} ▼${c ? c.delivered : 0} ✓${c ? c.acked : 0}${c && c.down ? " ✗ crashed" : ""}`;
+      text.classList.toggle("down", Boolean(c && c.down));
     }
-    for (const [index, { label, path }] of this.bindingLabels) {
+    for (const [index, { label, path, text }] of this.bindingLabels) {
       const hits = this.state.bindingHits.get(index) || 0;
-      label.textContent = `${this.bindings[index].label} · ${hits}`;
+      label.textContent = `${text} · ${hits}`;
       path.classList.toggle("hit", hits > 0);
       path.dataset.hits = String(hits);
     }
