@@ -105,14 +105,13 @@ class Workflow:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        declared: dict[str, str] = {}
-        takes_hands = "interactive" in cls.params
-        for klass in reversed(cls.__mro__):
-            for name, member in vars(klass).items():
-                label = getattr(member, "action_label", None)
-                if label is not None and (takes_hands or not member.action_hands_on):
-                    declared[name.removeprefix("on_")] = label
-        cls.actions = declared
+        handlers = {name.removeprefix("on_"): member for klass in reversed(cls.__mro__)
+                    for name, member in vars(klass).items() if getattr(member, "action_label", None) is not None}
+        takes_hands = any(h.action_hands_on for name, h in handlers.items() if name != "finish")
+        if takes_hands and "interactive" not in cls.params:
+            # A workflow with hands-on actions can be driven by hand: it takes the contract's ``interactive``.
+            cls.params = {**cls.params, "interactive": INTERACTIVE}
+        cls.actions = {name: h.action_label for name, h in handlers.items() if takes_hands or not h.action_hands_on}
 
     @classmethod
     def handler_of(cls, name: str) -> Callable[..., Reply]:

@@ -26,7 +26,7 @@ from .. import inbox
 from ..amqp.ledger import Ledger
 from ..amqp.workflow import AmqpWorkflow
 from ..params import Param, bool_param, float_param, int_param
-from ..registry import INTERACTIVE, action
+from ..registry import action
 
 PRODUCER = "producer"
 EXCHANGE, EXCHANGE_TYPE, QUEUE, KEY = "tasks", "direct", "work", "work"
@@ -57,7 +57,6 @@ class AmqpRedelivery(AmqpWorkflow):
         "prefetch": int_param(1, 1, 100, "Unacked messages the broker may push to each consumer ahead"),
         "work_ms": int_param(150, 0, 5000, "Time a consumer spends on each message"),
         "restart_ms": int_param(800, 0, 10000, "A crashed consumer comes back after this long"),
-        "interactive": INTERACTIVE,
     }
 
     def expected(self, params: dict[str, Any]) -> int:

@@ -30,7 +30,7 @@ from ..amqp.ledger import Ledger
 from ..amqp.routing_rules import Binding, matching_bindings
 from ..amqp.workflow import AmqpWorkflow
 from ..params import Param, choice_param, float_param, int_param
-from ..registry import INTERACTIVE, Reply, action
+from ..registry import Reply, action
 
 PRODUCER = "producer"
 
@@ -64,7 +64,6 @@ class AmqpRouting(AmqpWorkflow):
         "consumer_mode": choice_param("push", ("push", "pull"), "push: basic.consume; pull: basic.get in a loop"),
         "prefetch": int_param(1, 0, 1000, "Push only: unacked messages the broker may send a consumer ahead (0 = no limit)"),
         "work_ms": int_param(40, 0, 5000, "Time a consumer spends on each message"),
-        "interactive": INTERACTIVE,
     }
 
     @classmethod

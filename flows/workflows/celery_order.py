@@ -27,7 +27,7 @@ from typing import Any
 
 from ..ledger import DeliveryLedger
 from ..params import Param, ParamError, bool_param, choice_param, float_param, int_param
-from ..registry import INTERACTIVE, Workflow, action
+from ..registry import Workflow, action
 
 MIN_CRASH_WORK_MS = 200
 MAX_WORKERS = 4  # a run grows to at most this many live workers by hand
@@ -69,7 +69,6 @@ class CeleryOrder(Workflow):
         "crash_at": int_param(2, 0, 200, "Kill the worker while it sends the receipt of the N-th order, after "
                                          "charging (0 = never)"),
         "idempotent": bool_param(False, "The task keeps an inbox and charges each order once"),
-        "interactive": INTERACTIVE,
     }
 
     @classmethod

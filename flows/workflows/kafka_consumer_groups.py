@@ -20,7 +20,7 @@ from typing import Any
 from ..context import RunContext
 from ..kafka.hands import SLOW_PARAMS, HandPublishing
 from ..params import bool_param, choice_param, float_param, int_param
-from ..registry import INTERACTIVE, Workflow, action
+from ..registry import Workflow, action
 
 TOPIC_LABEL = "orders"
 GROUP_LABELS = ("billing", "shipping", "analytics", "audit")
@@ -67,7 +67,6 @@ class KafkaConsumerGroups(HandPublishing, Workflow):
         "idempotent": bool_param(False, "Idempotent consumers: an inbox per group suppresses duplicates"),
         "process_ms": int_param(50, 0, 2000, "Time a member spends handling one message (ms)"),
         "message_bytes": int_param(100, 32, 100_000, "Size of each message value in bytes"),
-        "interactive": INTERACTIVE,
     }
 
     def expected(self, params: dict[str, Any]) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 from ..context import RunContext
 from ..kafka.hands import SLOW_PARAMS, HandPublishing, dawdle
 from ..params import bool_param, choice_param, float_param, int_param
-from ..registry import INTERACTIVE, Workflow, action
+from ..registry import Workflow, action
 
 TOPIC_LABEL = "orders"
 READER = "consumer:reader"
@@ -51,7 +51,6 @@ class KafkaPartitions(HandPublishing, Workflow):
         "idempotent": bool_param(False, "Idempotent producer: the broker drops a retried duplicate and keeps "
                                         "per-partition order (needs acks=all)", label="Idempotent producer"),
         "message_bytes": int_param(100, 32, 100_000, "Size of each message value in bytes"),
-        "interactive": INTERACTIVE,
     }
 
     @classmethod

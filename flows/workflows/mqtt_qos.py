@@ -47,7 +47,7 @@ from ..mqtt.spec import (
 )
 from ..mqtt.topic_match import matches
 from ..params import Param, bool_param, choice_param, float_param, int_param
-from ..registry import INTERACTIVE, Workflow, action
+from ..registry import Workflow, action
 from ..transports import BrokerUnavailable
 
 PUBLISHER = "publisher"
@@ -195,7 +195,6 @@ class MqttQos(Workflow):
         "lose_ack": bool_param(True, "Leave by dropping the connection after handling a message but before "
                                      "acknowledging it (PUBACK / PUBCOMP never sent)"),
         "idempotent": bool_param(False, "Subscribers keep an inbox of handled message ids and skip duplicates"),
-        "interactive": INTERACTIVE,
     }
 
     @classmethod
