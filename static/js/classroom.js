@@ -98,12 +98,17 @@ class InstructorRoom {
     this.flowRun = flowRun;
     // The socket once a room is open; the last position sent, when, and the pending send.
     Object.assign(this, { socket: null, lastSent: null, sentAt: 0, timer: null, question: null });
-    this.openButton = h("button", { type: "button", class: "primary", dataset: { room: "open" } }, "⇶ Open a room");
+    this.openButton = h("button", { type: "button", class: "room-open", dataset: { room: "open" },
+      title: "Students' screens follow this page (a join link and a QR code)" }, "⇶ Open a room");
     this.openButton.addEventListener("click", () => this.open());
     this.said = h("span", { class: "form-error", role: "alert" });
     this.panel = h("div", { class: "room-panel", hidden: true });
-    root.append(h("div", { class: "room-bar" }, this.openButton, " ", this.said), this.panel);
-    root.hidden = false;
+    // The button sits in the player, beside Present, so the first screen keeps its room; the
+    // room's panel (join link, QR code, questions) takes a row of its own only once it is open.
+    this.root = root;
+    const bar = h("span", { class: "room-bar" }, this.openButton, this.said);
+    (root.ownerDocument.querySelector("#player") || root).append(bar);
+    root.append(this.panel);
     document.addEventListener("flow:player", () => this.moved());
     document.addEventListener("flow:inspect", () => this.moved());
     document.addEventListener("flow:lesson-question", (event) => this.prefill(event.detail));
@@ -160,6 +165,7 @@ class InstructorRoom {
           h("p", {}, large, " ", leave))),
       this.askForm(), overlay);
     this.panel.hidden = false;
+    this.root.hidden = false;
     const strip = this.flowRun.lesson;
     if (strip && strip.asked) this.prefill(strip.asked);
     this.socket = new RoomSocket(room.code, (m) => this.received(m), (state) => this.socketState(state));
@@ -266,6 +272,7 @@ class InstructorRoom {
     if (this.socket) this.socket.close();
     this.socket = null;
     this.panel.hidden = true;
+    this.root.hidden = true;
     this.panel.replaceChildren();
     this.openButton.hidden = false;
     this.openButton.disabled = false;
