@@ -154,11 +154,13 @@ class Topology {
     onFrame(this.layoutKey, () => this.layout());
   }
 
-  /** The room on screen: the wrapper's width and the height CSS allows it (max-height). */
+  /** The room on screen: the wrapper's width and the height CSS allows it (max-height; in
+      presentation mode, none: the wrapper's own height, which the screen's grid gives it). */
   box() {
     const wrap = this.svg.parentElement;
     const maxHeight = parseFloat(getComputedStyle(wrap).maxHeight);
-    return { width: Math.max(280, wrap.clientWidth || 800), height: Number.isFinite(maxHeight) ? maxHeight : DEFAULT_BOX_H };
+    const height = Number.isFinite(maxHeight) ? maxHeight : wrap.clientHeight || DEFAULT_BOX_H;
+    return { width: Math.max(280, wrap.clientWidth || 800), height };
   }
 
   layout() {
