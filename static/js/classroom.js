@@ -103,11 +103,12 @@ class InstructorRoom {
     this.openButton.addEventListener("click", () => this.open());
     this.said = h("span", { class: "form-error", role: "alert" });
     this.panel = h("div", { class: "room-panel", hidden: true });
-    // The button sits in the player, beside Present, so the first screen keeps its room; the
-    // room's panel (join link, QR code, questions) takes a row of its own only once it is open.
+    // The button sits in the topology's title line, where there is room, so the first screen
+    // keeps its layout; the room's panel (join link, QR code, questions) takes a row of its
+    // own only once it is open.
     this.root = root;
     const bar = h("span", { class: "room-bar" }, this.openButton, this.said);
-    (root.ownerDocument.querySelector("#player") || root).append(bar);
+    (root.ownerDocument.querySelector(".topology-box .box-head") || root).append(bar);
     root.append(this.panel);
     document.addEventListener("flow:player", () => this.moved());
     document.addEventListener("flow:inspect", () => this.moved());

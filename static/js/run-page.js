@@ -191,7 +191,9 @@ function boot(panel) {
     const play = root.querySelector('[data-player="play"]');
     const replay = state.finished && state.atEnd;
     play.textContent = state.playing && !replay ? "❚❚ Pause" : replay ? "⟲ Replay" : "▶ Play";
-    root.querySelector('[data-player="live"]').textContent = state.finished ? "⇥ Jump to end" : "⇥ Jump to live";
+    const jump = root.querySelector('[data-player="live"]');
+    jump.textContent = state.finished ? "⇥ End" : "⇥ Live";
+    jump.setAttribute("aria-label", state.finished ? "Jump to the end (End)" : "Jump to live (End)");
     root.querySelector('[data-player="live"]').disabled = state.atEnd;
     const seek = $("#player-seek");
     seek.max = String(state.total);
