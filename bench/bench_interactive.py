@@ -32,9 +32,21 @@ class Case:
     arrival: str = "deliver"  # the event kind that says the message reached its consumer
 
 
+NOTHING_SCRIPTED = {"messages": 0}
+
 CASES = [
-    Case("amqp-routing", {"routing_key": "order.created.eu"}, "embedded", {"work_ms": 0}),
-    Case("amqp-routing", {"routing_key": "order.created.eu"}, "external", {"work_ms": 0}),
+    Case("amqp-routing", {"routing_key": "order.created.eu"}, "embedded", {**NOTHING_SCRIPTED, "work_ms": 0}),
+    Case("amqp-routing", {"routing_key": "order.created.eu"}, "external", {**NOTHING_SCRIPTED, "work_ms": 0}),
+    Case("amqp-redelivery", {}, "embedded", {**NOTHING_SCRIPTED, "work_ms": 0, "crash_at": 0}),
+    Case("amqp-redelivery", {}, "external", {**NOTHING_SCRIPTED, "work_ms": 0, "crash_at": 0}),
+    Case("celery-order", {}, "embedded", {"orders": 0, "work_ms": 0, "crash_at": 0}),
+    Case("celery-order", {}, "external", {"orders": 0, "work_ms": 0, "crash_at": 0}),
+    # No external Kafka on this machine: the embedded broker is Tansu, a real Kafka-protocol broker.
+    Case("kafka-partitions", {"key": "order-1"}, "embedded", {**NOTHING_SCRIPTED, "partitions": 4}),
+    Case("kafka-consumer-groups", {"key": "order-1"}, "embedded",
+         {**NOTHING_SCRIPTED, "partitions": 4, "groups": 1, "members": 1, "process_ms": 0}),
+    Case("mqtt-qos", {"topic": "home/kitchen/temp", "qos": 1}, "embedded", NOTHING_SCRIPTED),
+    Case("mqtt-qos", {"topic": "home/kitchen/temp", "qos": 1}, "external", NOTHING_SCRIPTED),
 ]
 
 
@@ -64,7 +76,7 @@ def measure(case: Case) -> list[float]:
     transports.get_broker(protocol).check(3.0)
     client = Client(HTTP_HOST="127.0.0.1")  # as the dashboard's own page would ask
     started = client.post("/api/runs/", content_type="application/json", data=json.dumps(
-        {"workflow": case.slug, "params": {"interactive": True, "messages": 0, **case.run_params}}))
+        {"workflow": case.slug, "params": {"interactive": True, **case.run_params}}))
     assert started.status_code == 201, started.json()
     run_id = started.json()["id"]
     try:

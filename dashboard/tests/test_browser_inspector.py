@@ -2,7 +2,7 @@
 
 A duplicated message's journey shows the crash that caused the redelivery (by its seq, with a
 jump to it) and the duplicate's reason in full; ``?message=`` opens it; Escape closes it and
-gives the focus back; a panel row opens it too.
+gives the focus back; a panel row and a topology token open it too.
 """
 
 from __future__ import annotations
@@ -127,3 +127,13 @@ def test_a_shared_link_opens_the_inspector_and_a_panel_row_opens_it_too(daphne_s
     page.keyboard.press("Escape")
     expect(inspector).to_be_hidden()
     expect(panel_row).to_be_focused()
+
+    # A token travelling on the topology opens its message too. Tokens move and vanish within
+    # 1.4 s, so the click is dispatched on one at once rather than waiting for it to stand still.
+    page.locator("#player-speed").select_option("0.1")
+    page.keyboard.press("Home")
+    page.locator('#player [data-player="play"]').click()
+    token = page.locator("#topology-svg .token[data-message]").first
+    token.wait_for(state="attached")
+    clicked = token.evaluate("(el) => { el.dispatchEvent(new MouseEvent('click', { bubbles: true })); return el.dataset.message; }")
+    expect(inspector).to_have_attribute("data-message", clicked)

@@ -342,6 +342,8 @@ class Topology {
       this.pulse(from, ev.actor, {
         label: legend.describe(ev),
         category,
+        message: ev.message_id,
+        seq: ev.seq,
         animate: !options || options.animate !== false,
         duration: Math.min(1400, Math.max(350, gap / speed)),
       });
@@ -364,7 +366,8 @@ class Topology {
       edge,
       start: performance.now(),
       duration: opts.duration || 600,
-      g: h("svg:g", { class: `token cat-${category}` },
+      // A token of a message opens it in the inspector (run-page.js listens for clicks on [data-message]).
+      g: h("svg:g", { class: `token cat-${category}`, dataset: opts.message ? { message: opts.message, seq: String(opts.seq || "") } : {} },
         h("svg:circle", { r: "12" }),
         h("svg:text", { class: "token-icon", "text-anchor": "middle", y: "5" }, legend.info(category).icon),
         h("svg:text", { class: "token-label", x: "18", y: "-12" }, opts.label || "")),
