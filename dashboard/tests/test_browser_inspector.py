@@ -135,5 +135,6 @@ def test_a_shared_link_opens_the_inspector_and_a_panel_row_opens_it_too(daphne_s
     page.locator('#player [data-player="play"]').click()
     token = page.locator("#topology-svg .token[data-message]").first
     token.wait_for(state="attached")
-    clicked = token.evaluate("(el) => { el.dispatchEvent(new MouseEvent('click', { bubbles: true })); return el.dataset.message; }")
+    clicked = token.evaluate(
+        "(el) => { el.dispatchEvent(new MouseEvent('click', { bubbles: true })); return el.dataset.message; }")
     expect(inspector).to_have_attribute("data-message", clicked)
