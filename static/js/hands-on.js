@@ -228,7 +228,7 @@ export class HandsOn {
     if (model.publish) parts.push(this.publishBar(model.publish));
     if (model.forms.length) {
       parts.push(h("details", { class: "hands-on-more", open: true },
-        h("summary", {}, "Change the run: bindings, consumers, faults"),
+        h("summary", {}, "Change the run: routes, consumers, faults"),
         h("div", { class: "hands-on-forms" }, ...model.forms.map((f) => this.actionForm(f)))));
     }
     if (model.finish) {
