@@ -133,8 +133,10 @@ def test_a_shared_link_opens_the_inspector_and_a_panel_row_opens_it_too(daphne_s
     page.locator("#player-speed").select_option("0.1")
     page.keyboard.press("Home")
     page.locator('#player [data-player="play"]').click()
-    token = page.locator("#topology-svg .token[data-message]").first
-    token.wait_for(state="attached")
-    clicked = token.evaluate(
-        "(el) => { el.dispatchEvent(new MouseEvent('click', { bubbles: true })); return el.dataset.message; }")
+    # Found and clicked in one turn of the page's script, so the token is still there.
+    clicked = page.wait_for_function("""() => {
+        const token = document.querySelector("#topology-svg .token[data-message]");
+        if (!token) return null;
+        token.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+        return token.dataset.message; }""").json_value()
     expect(inspector).to_have_attribute("data-message", clicked)

@@ -39,7 +39,8 @@ def largest_kafka_partitions_result() -> dict:
         part = hash(key) % partitions
         by_key[key].append(((n - 1) // keys + 1, part, ends[part]))
         ends[part] += 1
-    producer = SimpleNamespace(keys=key_list, placements=range(messages), failed=0, sent=messages, end_offsets=ends)
+    producer = SimpleNamespace(all_keys=lambda: key_list, placements=range(messages), failed=0, sent=messages,
+                               end_offsets=ends)
     reader = SimpleNamespace(by_key=by_key, end_offsets=ends, per_partition=ends, count=messages)
     return KafkaPartitions._result({**params, "acks": "all", "idempotent": False}, "flows.run-1.orders",
                                    producer, reader, 10.0)

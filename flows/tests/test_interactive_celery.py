@@ -44,7 +44,8 @@ class InteractiveCeleryContract(BrokerModeClass):
             takers = {of(events, "deliver", o)[0]["attrs"]["worker"] for o in placed}
             assert takers == {"w1", "w2"}
 
-            run.do("remove_consumer", target="worker:w2", queue="orders")  # warm: its task finishes first
+            run.events(lambda ev: all(of(ev, "ack", o) for o in placed), 30, "both orders acked")
+            run.do("remove_consumer", target="worker:w2", queue="orders")  # warm: an idle worker stops at once
             last = run.do("publish")["message_id"]
             events = run.events(lambda ev: of(ev, "process", last), 30, f"{last} processed")
             assert of(events, "deliver", last)[0]["attrs"]["worker"] == "w1"
