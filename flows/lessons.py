@@ -135,12 +135,12 @@ LESSONS: list[dict[str, Any]] = [
     ),
     lesson(
         "exactly-once", "7 · Exactly-once consumption cannot be guaranteed",
-        step("amqp-redelivery", {"messages": 10, "crash_at": 4, "consumers": 2, "rate": 2},
+        step("amqp-redelivery", {"messages": 10, "crash_at": 4, "consumers": 1, "rate": 2},
              "A consumer handles a message, then crashes before its ack. The broker cannot know the work "
              "was done.",
              "kind:crash", ask("Will {message} be processed again?", YES_NO, answer="yes",
                                count="kind:process message:{message}")),
-        step("amqp-redelivery", {"messages": 10, "crash_at": 4, "consumers": 2, "rate": 2, "idempotent": True},
+        step("amqp-redelivery", {"messages": 10, "crash_at": 4, "consumers": 1, "rate": 2, "idempotent": True},
              "The same run with the consumer's inbox on: it remembers which messages already took effect.",
              "kind:crash", ask("How many times does {message} take effect?", COUNTS,
                                count="kind:process message:{message} effect:true")),
