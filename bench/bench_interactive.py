@@ -73,7 +73,9 @@ def measure(case: Case) -> list[float]:
     setting, value = transports.setting_for(protocol, case.mode)
     setattr(settings, setting, value)
     transports.reset()
-    transports.get_broker(protocol).check(3.0)
+    broker = transports.get_broker(protocol)
+    broker.start()  # embedded brokers (Tansu, Mosquitto) start on first use, as a run's ctx.broker() does
+    broker.check(10.0)
     client = Client(HTTP_HOST="127.0.0.1")  # as the dashboard's own page would ask
     started = client.post("/api/runs/", content_type="application/json", data=json.dumps(
         {"workflow": case.slug, "params": {"interactive": True, **case.run_params}}))
