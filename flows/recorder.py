@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 KINDS = frozenset(
     "request response publish route enqueue deliver process ack nack requeue commit "
-    "assign revoke rebalance crash retry error done".split()
+    "assign revoke rebalance crash retry error done backlog outage".split()
 )
 
 # (seq, t_ms, kind, actor, message_id, attempt, duplicate, attrs)
