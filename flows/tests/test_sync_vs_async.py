@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from django.test import Client
 
-from flows import registry
-from flows.compare.lane import PROTOCOLS
+from flows import eventstore, registry
+from flows.compare.lane import LANES, PROTOCOLS
+from flows.compare.lanes.grpc import GrpcLane
+from flows.compare.lanes.http import HttpLane
 from flows.compare.outage import outage_delay_s
 from flows.compare.verdict import verdict
 from flows.models import Run
+from flows.runner import get_runner, wait_until_finished
 
 from .sync_vs_async_support import SLUG, SyncVsAsyncContract
 
@@ -32,6 +36,53 @@ def test_grpc_slow_calls_end_with_deadline_exceeded_while_http_waits():
     assert all("deadline exceeded" in e["attrs"]["reason"] for e in lane_events(finished, "grpc", "error"))
     # The server finished the work the callers gave up on.
     assert grpc["completed"] == 4
+
+
+# -- failures on the lanes' threads ---------------------------------------------------------------
+
+TORN_DOWN: list[str] = []
+
+
+class BrokenCallerLane(HttpLane):
+    def call(self, order):
+        raise RuntimeError("the caller's client broke")
+
+    def teardown(self):
+        super().teardown()
+        TORN_DOWN.append("http")
+        raise RuntimeError("the teardown broke too")
+
+
+class CountedGrpcLane(GrpcLane):
+    def teardown(self):
+        super().teardown()
+        TORN_DOWN.append("grpc")
+
+
+def test_a_broken_caller_fails_the_run_at_once_and_every_lane_is_torn_down(monkeypatch):
+    monkeypatch.setitem(LANES, "http", f"{__name__}:BrokenCallerLane")
+    monkeypatch.setitem(LANES, "grpc", f"{__name__}:CountedGrpcLane")
+    TORN_DOWN.clear()
+    params, errors = registry.get(SLUG).validate({"protocols": "http,grpc", "orders": 50, "rate": 5})
+    assert not errors
+    started = time.monotonic()
+    run = wait_until_finished(get_runner().start(SLUG, params).pk, 30)
+    assert run.state == "failed"
+    # The caller's own failure, not the teardown's that followed it; and not a 10 s wait for the orders.
+    assert "the http caller failed: the caller's client broke" in run.error
+    assert time.monotonic() - started < 5
+    assert TORN_DOWN == ["http", "grpc"]
+    reasons = [e["attrs"]["reason"] for e in eventstore.read_events(run.pk, 0, 10_000) if e["kind"] == "error"]
+    assert "the http lane's teardown failed: the teardown broke too" in reasons
+
+
+def test_a_lane_missing_from_the_build_fails_the_run_saying_which(monkeypatch):
+    monkeypatch.setitem(LANES, "mqtt", "flows.compare.lanes.not_built:MqttLane")
+    params, errors = registry.get(SLUG).validate({"protocols": "http,mqtt", "orders": 2})
+    assert not errors
+    run = wait_until_finished(get_runner().start(SLUG, params).pk, 30)
+    assert run.state == "failed"
+    assert "the mqtt lane is not part of this build" in run.error
 
 
 # -- params -------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ with it instead of waiting out its deadline.
 
 from __future__ import annotations
 
+import sys
 import threading
 from importlib import import_module
 from typing import Any
@@ -88,6 +89,7 @@ class SyncVsAsync(Workflow):
         self.failures: list[tuple[str, BaseException]] = []
         self.stopping = threading.Event()
         self.outage: Outage | None = None
+        self.sampler: BacklogSampler | None = None
         self.fulfilment = Fulfilment(p["downstream"], p["work_ms"], p["outage_ms"], p["flaky_rate"])
         self.ledger = DeliveryLedger()
         classes = [lane_class(protocol) for protocol in p["protocols"]]
@@ -95,7 +97,7 @@ class SyncVsAsync(Workflow):
             lane = cls(self.ctx, self.fulfilment, self.ledger)
             self.lanes.append(lane)  # before its setup: teardown undoes a half-done one too
             lane.setup()
-        self.sampler = BacklogSampler(self.lanes, self.ctx.elapsed_ms, self._failed("backlog sampler"))
+        self.sampler = BacklogSampler(self.lanes, self.ctx.elapsed_ms, self._failed("the backlog sampler"))
 
     def start_consumers(self) -> None:
         for lane in self.lanes:
@@ -105,7 +107,7 @@ class SyncVsAsync(Workflow):
         self.sampler.start()
         if self.p["downstream"] == "down":
             self.outage = Outage(self.lanes, self.fulfilment, outage_delay_s(self.p["orders"], self.p["rate"]),
-                                 self.ctx.emit, self.ctx.elapsed_ms, self._failed("outage"))
+                                 self.ctx.emit, self.ctx.elapsed_ms, self._failed("the outage"))
             self.outage.start()
         for lane in self.lanes:
             caller = threading.Thread(target=self._place_orders, args=(lane,), name=f"caller-{lane.protocol}",
@@ -146,18 +148,21 @@ class SyncVsAsync(Workflow):
 
     def teardown(self) -> None:
         self.stopping.set()
-        failures: list[BaseException] = []
-        for stop in (getattr(self, "sampler", None), self.outage if hasattr(self, "outage") else None):
-            if stop is not None:
-                stop.stop()
-        for caller in getattr(self, "callers", []):
+        for helper in (self.sampler, self.outage):
+            if helper is not None:
+                helper.stop()
+        for caller in self.callers:
             caller.join(self.fulfilment.work_s * 3 + 2.0)
-        for lane in getattr(self, "lanes", []):
+        failures = []
+        for lane in self.lanes:
             try:
                 lane.teardown()
-            except Exception as exc:  # noqa: BLE001 - every lane is torn down; the first failure is raised after
+            except Exception as exc:  # noqa: BLE001 - every lane is torn down, whatever one of them does
                 failures.append(exc)
-        if failures:
+                self.ctx.emit("error", "runner", reason=f"the {lane.protocol} lane's teardown failed: {exc}",
+                              protocol=lane.protocol)
+        # A teardown failure fails the run, but never hides the failure that is ending it already.
+        if failures and sys.exc_info()[1] is None:
             raise failures[0]
 
     # -- the threads -------------------------------------------------------------------------
