@@ -114,6 +114,8 @@ class SyncVsAsyncContract:
             backlog = lane_events(finished, protocol, "backlog")
             assert max(e["attrs"]["depth"] for e in backlog) == figures["backlog_max"]
             assert backlog[-1]["attrs"]["depth"] == 0, "the backlog drained"
+            assert figures["drained_ms"] is not None and f"drained {figures['drained_ms'] / 1000:.1f} s after" \
+                in figures["verdict"]
 
     def test_flaky_async_lanes_show_duplicates_with_reasons_sync_lanes_retry(self) -> None:
         finished = run_compare(self.protocols, downstream="flaky", flaky_rate=0.3)

@@ -121,6 +121,8 @@ class SyncVsAsync(Workflow):
         timeout = (paced_s + p["outage_ms"] / 1000.0 + p["orders"] * self.fulfilment.work_s * WORK_FACTOR
                    + SETTLE_MARGIN_S)
         self.ctx.wait_until(self._settled, timeout, "every caller to finish and every accepted order to complete")
+        # Its last sample is the drained backlog: part of the record, and of drained_ms.
+        self.sampler.stop()
 
     def report(self) -> dict[str, Any]:
         outage = self.outage.window() if self.outage else None
