@@ -234,3 +234,16 @@ def test_verdict_of_an_async_lane_through_an_outage():
 def test_verdict_of_an_async_lane_with_duplicates():
     said = verdict("amqp", figures(perceived={"p50": 2.0}, duplicates=1), sync=False, orders=20, outage=False)
     assert "1 duplicate delivered" in said and said.startswith("AMQP: callers waited 2 ms; 0 lost")
+
+
+def test_a_run_names_the_brokers_of_its_lanes_and_only_those():
+    from importlib.util import find_spec
+
+    from flows.workflows.sync_vs_async import BROKER_OF, SyncVsAsync, lane_class
+
+    assert SyncVsAsync.brokers_of({"protocols": ["http", "grpc"]}) == []
+    assert SyncVsAsync.brokers_of({"protocols": ["http", "celery", "kafka", "amqp"]}) == ["amqp", "kafka"]
+    # The table agrees with the lanes built so far (a lane's class says which transport it needs).
+    for protocol, path in LANES.items():
+        if find_spec(path.partition(":")[0]) is not None:
+            assert lane_class(protocol).broker == BROKER_OF[protocol], protocol

@@ -29,6 +29,8 @@ from ..params import choice_param, float_param, int_param, multi_param
 from ..registry import Workflow
 
 MODES = ("up", "slow", "down", "flaky")
+# The transport each lane needs (its class's ``broker``; a test keeps the two in step).
+BROKER_OF = {"http": None, "grpc": None, "celery": "amqp", "amqp": "amqp", "kafka": "kafka", "mqtt": "mqtt"}
 # settle's deadline: the paced orders, the outage, the work done one at a time (twice over, for
 # redeliveries), and a margin for brokers to hand back what they kept.
 WORK_FACTOR, SETTLE_MARGIN_S = 2.0, 15.0
@@ -75,6 +77,11 @@ class SyncVsAsync(Workflow):
         if not errors and cleaned["downstream"] == "down" and cleaned["outage_ms"] <= 0:
             errors["outage_ms"] = "must be more than 0 when downstream is down"
         return cleaned, errors
+
+    @classmethod
+    def brokers_of(cls, params: dict[str, Any]) -> list[str]:
+        # Named here, not read from the lane classes: the web thread that creates a run imports no lane.
+        return sorted({BROKER_OF[p] for p in params["protocols"] if BROKER_OF.get(p)})
 
     def expected(self, params: dict[str, Any]) -> int:
         # The first processing of every order in every lane (progress counts first ``process`` events).
