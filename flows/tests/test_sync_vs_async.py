@@ -247,3 +247,13 @@ def test_a_run_names_the_brokers_of_its_lanes_and_only_those():
     for protocol, path in LANES.items():
         if find_spec(path.partition(":")[0]) is not None:
             assert lane_class(protocol).broker == BROKER_OF[protocol], protocol
+
+
+def test_the_run_history_shows_the_protocols_as_a_list():
+    from dashboard.params_display import run_param_views
+
+    declared = registry.get(SLUG).contract()["params"]
+    views = {v.name: v for v in run_param_views(SLUG, {"protocols": ["http", "grpc"], "orders": 20}, declared)}
+    assert views["protocols"].text == "http, grpc" and not views["protocols"].is_default
+    everything = {v.name: v for v in run_param_views(SLUG, {"protocols": list(PROTOCOLS)}, declared)}
+    assert everything["protocols"].is_default

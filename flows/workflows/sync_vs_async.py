@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -190,7 +191,8 @@ class SyncVsAsync(Workflow):
         except Exception as exc:  # noqa: BLE001 - handed to the run thread, which fails the run with it
             self.failures.append((f"the {lane.protocol} caller", exc))
 
-    def _failed(self, who: str):  # a callback for a helper thread's failure
+    def _failed(self, who: str) -> Callable[[BaseException], None]:
+        """What a helper thread calls with its failure: the run thread fails the run with it."""
         return lambda exc: self.failures.append((who, exc))
 
     def _settled(self) -> bool:
