@@ -206,9 +206,12 @@ class SyncVsAsync(Workflow):
         return all(self._lane_settled(lane) for lane in self.lanes)
 
     def _lane_settled(self, lane: Lane) -> bool:
-        """Every accepted order processed, and every crashed handling delivered again (async)."""
+        """Every accepted order processed, every crashed handling delivered again, and the
+        broker's own backlog read empty (a Kafka lag counts the last commit too) (async)."""
         if lane.sync:
             return True
+        if not self.sampler.drained(lane.protocol):
+            return False
         completed = set(lane.tally.completed)
         if not lane.tally.accepted <= completed:
             return False
