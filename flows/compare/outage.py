@@ -80,10 +80,13 @@ class Outage:
             self.fulfilment.down.set()
             each_lane(self.lanes, "stop_downstream")
             self._stop.wait(self.fulfilment.outage_ms / 1000.0)
+            # The window is the outage itself: every downstream is started again from here, and
+            # what a protocol adds to come back (a Kafka member rejoining its group takes
+            # seconds) shows in its own lane, not as a longer outage for all.
+            self.end_ms = self._announce("up")
+            self.fulfilment.down.clear()
             # Back even when the run is stopping: teardown finds every downstream as it left it.
             each_lane(self.lanes, "start_downstream")
-            self.fulfilment.down.clear()
-            self.end_ms = self._announce("up")
         except Exception as exc:  # noqa: BLE001 - handed to the run thread, which fails the run with it
             self.on_failure(exc)
         finally:
