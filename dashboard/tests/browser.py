@@ -285,6 +285,10 @@ def start_run(page: Any, server: LiveServer, slug: str, params: dict[str, Any]) 
             field.set_checked(bool(value))
         elif kind == "choice":
             field.select_option(label=str(value))
+        elif kind == "multi":  # a checkbox per choice: exactly the given ones checked
+            wanted = set(value.split(",") if isinstance(value, str) else value)
+            for box in field.locator("input[type=checkbox]").all():
+                box.set_checked(box.get_attribute("value") in wanted)
         elif kind == "json":
             field.fill(json.dumps(value))
         else:
