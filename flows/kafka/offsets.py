@@ -9,6 +9,7 @@ record (it reports the last batch's base offset + 1), so nothing here uses it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -68,14 +69,63 @@ def lag(end_offsets: Mapping[int, int], committed: Mapping[int, int]) -> dict[in
 
 def fetch_committed(bootstrap: str, group_id: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
     """The group's committed offsets on ``topic`` as the broker reports them (OffsetFetch)."""
-    from confluent_kafka import ConsumerGroupTopicPartitions
-
     from .clients import admin_client
 
-    admin = admin_client(bootstrap)  # held: its futures never resolve once it is gone
+    return committed_by(admin_client(bootstrap), group_id, topic, timeout)
+
+
+def committed_by(admin: Any, group_id: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """``fetch_committed`` through an admin client the caller holds (and keeps until this returns:
+    its futures never resolve once it is gone)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
     futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group_id)], request_timeout=timeout)
     answer = futures[group_id].result(timeout=timeout)
     return {tp.partition: tp.offset for tp in answer.topic_partitions if tp.topic == topic and tp.offset >= 0}
+
+
+class LagProbe:
+    """A group's lag on a topic, asked of the broker as often as a sampler likes.
+
+    ``fetch_end_offsets`` and ``fetch_committed`` build a client per call, too dear ten times
+    a second. The probe holds both: a reader that keeps fetching every partition from the
+    start (its fetch responses carry the end offsets, see the module doc) and an admin
+    client for OffsetFetch. Any thread; one read at a time.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, group_id: str) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        from .clients import admin_client, reader_config
+
+        self.topic, self.partitions, self.group_id = topic, partitions, group_id
+        self._lock = threading.Lock()
+        self._admin = admin_client(bootstrap)
+        self._reader = Consumer(reader_config(bootstrap, f"{topic}.lag", client_id="flows-lag-probe"))
+        self._reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+
+    def read(self, timeout: float = 5.0) -> tuple[dict[int, int], dict[int, int]]:
+        """(end offsets, committed offsets) per partition, the end offsets once every partition had a fetch answer."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                # The records themselves are not wanted; taking them keeps the reader fetching.
+                self._reader.consume(num_messages=10_000, timeout=0)
+                ends = cached_end_offsets(self._reader, self.topic, range(self.partitions))
+                if len(ends) == self.partitions:
+                    break
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"no fetch response for {self.topic} within {timeout:g} s")
+                self._reader.consume(num_messages=10_000, timeout=0.05)
+            return ends, committed_by(self._admin, self.group_id, self.topic, max(0.5, deadline - time.monotonic()))
+
+    def lag(self, timeout: float = 5.0) -> int:
+        """Records the group has not committed yet, over all partitions."""
+        return sum(lag(*self.read(timeout)).values())
+
+    def close(self) -> None:
+        with self._lock:
+            self._reader.close()
 
 
 def topic_figures(topic: str, partitions: int, fetched: Mapping[Any, int], confirmed: Mapping[int, int]) -> dict[str, Any]:
