@@ -298,6 +298,15 @@ def start_run(page: Any, server: LiveServer, slug: str, params: dict[str, Any]) 
     return int(re.search(r"/runs/(\d+)/$", page.url).group(1))
 
 
+def compare_protocols() -> list[str]:
+    """The sync-vs-async lanes this build has (each lane's module is there), in the workflow's order."""
+    import importlib.util
+
+    from flows.compare.lane import LANES, PROTOCOLS
+
+    return [p for p in PROTOCOLS if importlib.util.find_spec(LANES[p].partition(":")[0]) is not None]
+
+
 def wait_until_finished(page: Any, timeout_s: float = 60.0) -> str:
     """Wait until the run is in a final state and the stream has every event; return the state."""
     page.wait_for_function(

@@ -171,20 +171,31 @@ export function laneFigures(lane, ended) {
   };
 }
 
-/** The table's columns: [key, title, figure(f) → number | null, kind]. */
+/** The table's columns: [key, group, title, figure(f) → number | null, kind]; a group heads its columns. */
 export const TABLE_COLUMNS = [
-  ["pattern", "pattern", (f) => f.pattern, "text"],
-  ["perceived.p50", "perceived p50", (f) => f.perceived && f.perceived.p50, "ms"],
-  ["perceived.p95", "p95", (f) => f.perceived && f.perceived.p95, "ms"],
-  ["perceived.p99", "p99", (f) => f.perceived && f.perceived.p99, "ms"],
-  ["end_to_end.p50", "end-to-end p50", (f) => f.end_to_end && f.end_to_end.p50, "ms"],
-  ["end_to_end.p95", "p95", (f) => f.end_to_end && f.end_to_end.p95, "ms"],
-  ["completed", "completed", (f) => f.completed, "count"],
-  ["errors", "errors", (f) => f.errors, "count"],
-  ["lost", "lost", (f) => f.lost, "count"],
-  ["duplicates", "duplicates", (f) => f.duplicates, "count"],
-  ["backlog_max", "backlog max", (f) => f.backlog_max, "count"],
+  ["pattern", "", "pattern", (f) => f.pattern, "text"],
+  ["perceived.p50", "perceived", "p50", (f) => f.perceived && f.perceived.p50, "ms"],
+  ["perceived.p95", "perceived", "p95", (f) => f.perceived && f.perceived.p95, "ms"],
+  ["perceived.p99", "perceived", "p99", (f) => f.perceived && f.perceived.p99, "ms"],
+  ["end_to_end.p50", "end-to-end", "p50", (f) => f.end_to_end && f.end_to_end.p50, "ms"],
+  ["end_to_end.p95", "end-to-end", "p95", (f) => f.end_to_end && f.end_to_end.p95, "ms"],
+  ["completed", "", "completed", (f) => f.completed, "count"],
+  ["errors", "", "errors", (f) => f.errors, "count"],
+  ["lost", "", "lost", (f) => f.lost, "count"],
+  ["duplicates", "", "duplicates", (f) => f.duplicates, "count"],
+  ["backlog_max", "", "backlog max", (f) => f.backlog_max, "count"],
 ];
+
+/** The table head's first row: [title, span] — a group once over its columns, else the column's own title. */
+export function headGroups(columns = TABLE_COLUMNS) {
+  const groups = [];
+  for (const [, group, title] of columns) {
+    const last = groups[groups.length - 1];
+    if (group && last && last.group === group) last.span += 1;
+    else groups.push({ group, title: group || title, span: 1 });
+  }
+  return groups;
+}
 
 /** The rows of the table: [{protocol, source, figures}], from the result once the run ended with one. */
 export function tableRows(book, result) {

@@ -14,7 +14,7 @@
 import { cssVar, fmtMs, h } from "../dom.js";
 import { swatch } from "../legend.js";
 import {
-  backlogSteps, errorMarks, LaneBook, laneFigures, laneOfActor, liveVerdict, niceTicks, protocolName, TABLE_COLUMNS,
+  backlogSteps, errorMarks, headGroups, LaneBook, laneFigures, laneOfActor, liveVerdict, niceTicks, protocolName, TABLE_COLUMNS,
   tableRows, tickLabel, timeDomain, timeScale, trips, waitBars, workBars,
 } from "../compare-lanes.js";
 import { lessonLine, renderSoon } from "./kit.js";
@@ -27,8 +27,9 @@ const WORK = { y: 41, h: 16 }; // the downstream's track
 const MIN_BAR_PX = 2; // a 3 ms hand-over is still seen
 const MAX_MARKS = 150; // per lane and kind: beyond, the table and the log have the rest
 const CHART_GAP_MS = 700;
-// The topology: a row per protocol, the caller, its broker, its downstream in three columns.
-const ROLE_COLUMN = { client: 0, queue: 1, topic: 1, exchange: 1, broker: 1, server: 2, consumer: 2, worker: 2, subscriber: 2, group: 2 };
+// The topology: the callers, then what they talk to (a sync caller its server, an async one its
+// broker), then the async consumers: sync is one hop, async two. Rows follow the lanes' order.
+const ROLE_COLUMN = { client: 0, server: 1, queue: 1, topic: 1, exchange: 1, broker: 1, consumer: 2, worker: 2, subscriber: 2, group: 2 };
 const MARKS = [["p50", "line-ns-open", 20], ["p95", "diamond-open", 12], ["p99", "x-thin-open", 12]];
 const SERIES = [["perceived", "perceived: the caller waited", "--c-published"], ["end_to_end", "end-to-end: until the work was done", "--c-acked"]];
 
@@ -167,6 +168,7 @@ const panel = {
       if (first) svg.append(h(`${SVG}text`, { class: "sva-outage-label", x: (x0 + 4).toFixed(1), y: (WAIT.y + WAIT.h + WORK.y) / 2 + 5 }, "✗ downstream down"));
     }
     const samples = lane.backlog;
+    const top = samples.reduce((best, s) => (!best || s.depth > best.depth ? s : best), null);
     if (samples.length) {
       const peak = Math.max(1, lane.backlogMax);
       const y = (depth) => LANE_H - 2 - (depth / peak) * (LANE_H - 8);
@@ -174,7 +176,6 @@ const panel = {
       const d = steps.map(([t, depth], i) => `${i ? "L" : "M"}${x(t).toFixed(1)} ${y(depth).toFixed(1)}`).join("") + "z";
       svg.append(h(`${SVG}path`, { class: "sva-backlog", d }));
       if (lane.backlogMax > 0) {
-        const top = samples.reduce((best, s) => (s.depth > best.depth ? s : best), samples[0]);
         const tx = Math.min(width - 70, Math.max(2, x(top.t) + 4));
         svg.append(h(`${SVG}text`, { class: "sva-backlog-label", x: tx.toFixed(1), y: 13 }, `backlog ${lane.backlogMax}`));
       }
@@ -203,6 +204,8 @@ const panel = {
         protocol: lane.protocol, pattern: f.pattern || "", waits: String(waits.length), handlings: String(work.length),
         errors: String(f.errors), duplicates: String(f.duplicates), backlogMax: String(lane.backlogMax),
         backlogSamples: String(samples.length), backlogSource: lane.backlogSource,
+        // When the backlog peaked and where it is now (the browser tests read these).
+        backlogPeakT: top ? String(top.t) : "", backlogLast: samples.length ? String(samples[samples.length - 1].depth) : "",
       },
     },
     h("div", { class: "sva-lane-head" },
@@ -241,11 +244,17 @@ const panel = {
   renderTable(rows) {
     const source = rows.length && rows.every((r) => r.source === "result") ? "result" : "live";
     this.tableEl.dataset.source = source;
-    const head = h("thead", {}, h("tr", {}, h("th", {}, "protocol"),
-      ...TABLE_COLUMNS.map(([key, title, , kind]) => h("th", { class: kind === "text" ? "" : "num", dataset: { figure: key } }, title))));
+    // Two head rows: "perceived" and "end-to-end" over their percentiles, the rest spanning both.
+    const groups = headGroups();
+    const head = h("thead", {},
+      h("tr", {}, h("th", { rowspan: 2, scope: "col" }, "protocol"),
+        ...groups.map((g) => (g.group
+          ? h("th", { colspan: g.span, scope: "colgroup", class: "sva-group" }, g.title)
+          : h("th", { rowspan: 2, scope: "col", class: g.title === "pattern" ? "" : "num" }, g.title)))),
+      h("tr", {}, ...TABLE_COLUMNS.filter(([, group]) => group).map(([key, , title]) => h("th", { class: "num", scope: "col", dataset: { figure: key } }, title))));
     const body = h("tbody", {}, ...rows.map(({ protocol, figures }) => h("tr", { dataset: { protocol, source } },
       h("th", { scope: "row" }, protocolName(protocol)),
-      ...TABLE_COLUMNS.map(([key, , get, kind]) => {
+      ...TABLE_COLUMNS.map(([key, , , get, kind]) => {
         const value = get(figures);
         return h("td", { class: kind === "text" ? "" : "num", dataset: { figure: key, value: value === null || value === undefined ? "" : String(value) } },
           key === "lost" && value === null ? h("span", { title: "known once the run ended" }, "…") : figureText(value, kind));

@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  backlogSteps, drainedAfter, errorMarks, LaneBook, laneFigures, laneOfActor, liveVerdict, niceTicks, tableRows,
-  tickLabel, timeDomain, timeScale, trips, waitBars, workBars,
+  backlogSteps, drainedAfter, errorMarks, headGroups, LaneBook, laneFigures, laneOfActor, liveVerdict, niceTicks, tableRows,
+  TABLE_COLUMNS, tickLabel, timeDomain, timeScale, trips, waitBars, workBars,
 } from "../compare-lanes.js";
 
 let seq = 0;
@@ -194,4 +194,15 @@ test("a reset book forgets everything but its protocols", () => {
   assert.equal(b.lane("http").orders.size, 0);
   assert.deepEqual(b.outages, []);
   assert.equal(b.ended, false);
+});
+
+test("the table's columns read result.protocols[p], with perceived and end-to-end over their percentiles", () => {
+  const figures = laneFigures(book().lane("kafka"), true);
+  const values = Object.fromEntries(TABLE_COLUMNS.map(([key, , , get]) => [key, get(figures)]));
+  assert.deepEqual(values, {
+    pattern: "async", "perceived.p50": 3, "perceived.p95": 3, "perceived.p99": 3, "end_to_end.p50": 760,
+    "end_to_end.p95": 931, completed: 3, errors: 0, lost: 0, duplicates: 0, backlog_max: 2,
+  });
+  assert.deepEqual(headGroups().map((g) => [g.title, g.span]), [["pattern", 1], ["perceived", 3], ["end-to-end", 2],
+    ["completed", 1], ["errors", 1], ["lost", 1], ["duplicates", 1], ["backlog max", 1]]);
 });
