@@ -98,6 +98,14 @@ def test_lanes_draw_one_row_per_protocol_and_the_table_is_the_api(daphne_server,
     box = page.locator("#sva-lanes").bounding_box()
     assert box is not None and box["y"] < 720 and box["x"] + box["width"] <= 1280, box
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    browser.screenshot(page, "sync-vs-async-present")
+
+    # "Edit and run again" ticks the run's protocols, and only those.
+    page.goto(f"{daphne_server.url}/workflows/sync-vs-async/?from={run['id']}")
+    expect(page.locator("#prefill-note")).to_have_attribute("data-from", str(run["id"]))
+    ticked = page.evaluate("""() => [...document.querySelectorAll("#param-protocols input:checked")].map((b) => b.value)""")
+    assert ticked == protocols
+    browser.screenshot(page, "sync-vs-async-form")
 
 
 def test_the_backlog_area_rises_during_an_outage_and_drains_after(daphne_server, browser_page):
@@ -131,3 +139,27 @@ def test_the_backlog_area_rises_during_an_outage_and_drains_after(daphne_server,
     browser.screenshot(page, "sync-vs-async-down")
     page.locator("#panel").scroll_into_view_if_needed()
     browser.screenshot(page, "sync-vs-async-down-panel")
+
+
+def test_the_protocols_field_is_a_checkbox_per_protocol(daphne_server, browser_page):
+    page = browser_page
+    page.goto(f"{daphne_server.url}/workflows/sync-vs-async/")
+    group = page.locator("#param-protocols")
+    expect(group).to_have_attribute("role", "group")
+    assert group.get_attribute("aria-labelledby") == "param-protocols-label"
+    boxes = group.locator("input[type=checkbox]")
+    assert [b.get_attribute("value") for b in boxes.all()] == ["http", "grpc", "celery", "amqp", "kafka", "mqtt"]
+    assert all(b.is_checked() for b in boxes.all())  # the default: all six
+    # The keyboard alone: Tab reaches each box, Space toggles it.
+    page.focus("#param-protocols-http")
+    page.keyboard.press("Space")
+    expect(page.locator("#param-protocols-http")).not_to_be_checked()
+    page.keyboard.press("Tab")
+    expect(page.locator("#param-protocols-grpc")).to_be_focused()
+    # None ticked: the server says why, next to the field; nothing starts.
+    group.locator("button.multi-none").click()
+    page.click("#start")
+    expect(page.locator('[data-error-for="protocols"]')).not_to_be_empty()
+    assert "/workflows/" in page.url
+    group.locator("button.multi-all").click()
+    assert all(b.is_checked() for b in boxes.all())
