@@ -234,8 +234,8 @@ const panel = {
   renderVerdicts(rows) {
     const outage = this.book.outages[0] || null;
     this.verdictsEl.replaceChildren(...rows.map(({ protocol, source, figures }) => {
-      const text = source === "result" && figures.verdict
-        ? figures.verdict : liveVerdict(this.book.lane(protocol), source === "result" ? figures : laneFigures(this.book.lane(protocol), this.book.ended), outage);
+      // The row's figures are the result's or the live ones, in one shape: the live sentence reads either.
+      const text = figures.verdict || liveVerdict(this.book.lane(protocol), figures, outage);
       const category = verdictCategory(figures);
       return h("li", { class: `sva-verdict cat-${category}`, dataset: { protocol, source } }, swatch(category), text);
     }));
