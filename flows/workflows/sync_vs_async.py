@@ -14,7 +14,9 @@ with it instead of waiting out its deadline.
 
 from __future__ import annotations
 
+import sys
 import threading
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -28,6 +30,8 @@ from ..params import choice_param, float_param, int_param, multi_param
 from ..registry import Workflow
 
 MODES = ("up", "slow", "down", "flaky")
+# The transport each lane needs (its class's ``broker``; a test keeps the two in step).
+BROKER_OF = {"http": None, "grpc": None, "celery": "amqp", "amqp": "amqp", "kafka": "kafka", "mqtt": "mqtt"}
 # settle's deadline: the paced orders, the outage, the work done one at a time (twice over, for
 # redeliveries), and a margin for brokers to hand back what they kept.
 WORK_FACTOR, SETTLE_MARGIN_S = 2.0, 15.0
@@ -75,6 +79,11 @@ class SyncVsAsync(Workflow):
             errors["outage_ms"] = "must be more than 0 when downstream is down"
         return cleaned, errors
 
+    @classmethod
+    def brokers_of(cls, params: dict[str, Any]) -> list[str]:
+        # Named here, not read from the lane classes: the web thread that creates a run imports no lane.
+        return sorted({BROKER_OF[p] for p in params["protocols"] if BROKER_OF.get(p)})
+
     def expected(self, params: dict[str, Any]) -> int:
         # The first processing of every order in every lane (progress counts first ``process`` events).
         return params["orders"] * len(params["protocols"])
@@ -88,6 +97,7 @@ class SyncVsAsync(Workflow):
         self.failures: list[tuple[str, BaseException]] = []
         self.stopping = threading.Event()
         self.outage: Outage | None = None
+        self.sampler: BacklogSampler | None = None
         self.fulfilment = Fulfilment(p["downstream"], p["work_ms"], p["outage_ms"], p["flaky_rate"])
         self.ledger = DeliveryLedger()
         classes = [lane_class(protocol) for protocol in p["protocols"]]
@@ -95,7 +105,7 @@ class SyncVsAsync(Workflow):
             lane = cls(self.ctx, self.fulfilment, self.ledger)
             self.lanes.append(lane)  # before its setup: teardown undoes a half-done one too
             lane.setup()
-        self.sampler = BacklogSampler(self.lanes, self.ctx.elapsed_ms, self._failed("backlog sampler"))
+        self.sampler = BacklogSampler(self.lanes, self.ctx.elapsed_ms, self._failed("the backlog sampler"))
 
     def start_consumers(self) -> None:
         for lane in self.lanes:
@@ -105,7 +115,7 @@ class SyncVsAsync(Workflow):
         self.sampler.start()
         if self.p["downstream"] == "down":
             self.outage = Outage(self.lanes, self.fulfilment, outage_delay_s(self.p["orders"], self.p["rate"]),
-                                 self.ctx.emit, self.ctx.elapsed_ms, self._failed("outage"))
+                                 self.ctx.emit, self.ctx.elapsed_ms, self._failed("the outage"))
             self.outage.start()
         for lane in self.lanes:
             caller = threading.Thread(target=self._place_orders, args=(lane,), name=f"caller-{lane.protocol}",
@@ -119,6 +129,8 @@ class SyncVsAsync(Workflow):
         timeout = (paced_s + p["outage_ms"] / 1000.0 + p["orders"] * self.fulfilment.work_s * WORK_FACTOR
                    + SETTLE_MARGIN_S)
         self.ctx.wait_until(self._settled, timeout, "every caller to finish and every accepted order to complete")
+        # Its last sample is the drained backlog: part of the record, and of drained_ms.
+        self.sampler.stop()
 
     def report(self) -> dict[str, Any]:
         outage = self.outage.window() if self.outage else None
@@ -146,18 +158,21 @@ class SyncVsAsync(Workflow):
 
     def teardown(self) -> None:
         self.stopping.set()
-        failures: list[BaseException] = []
-        for stop in (getattr(self, "sampler", None), self.outage if hasattr(self, "outage") else None):
-            if stop is not None:
-                stop.stop()
-        for caller in getattr(self, "callers", []):
+        for helper in (self.sampler, self.outage):
+            if helper is not None:
+                helper.stop()
+        for caller in self.callers:
             caller.join(self.fulfilment.work_s * 3 + 2.0)
-        for lane in getattr(self, "lanes", []):
+        failures = []
+        for lane in self.lanes:
             try:
                 lane.teardown()
-            except Exception as exc:  # noqa: BLE001 - every lane is torn down; the first failure is raised after
+            except Exception as exc:  # noqa: BLE001 - every lane is torn down, whatever one of them does
                 failures.append(exc)
-        if failures:
+                self.ctx.emit("error", "runner", reason=f"the {lane.protocol} lane's teardown failed: {exc}",
+                              protocol=lane.protocol)
+        # A teardown failure fails the run, but never hides the failure that is ending it already.
+        if failures and sys.exc_info()[1] is None:
             raise failures[0]
 
     # -- the threads -------------------------------------------------------------------------
@@ -176,7 +191,8 @@ class SyncVsAsync(Workflow):
         except Exception as exc:  # noqa: BLE001 - handed to the run thread, which fails the run with it
             self.failures.append((f"the {lane.protocol} caller", exc))
 
-    def _failed(self, who: str):  # a callback for a helper thread's failure
+    def _failed(self, who: str) -> Callable[[BaseException], None]:
+        """What a helper thread calls with its failure: the run thread fails the run with it."""
         return lambda exc: self.failures.append((who, exc))
 
     def _settled(self) -> bool:
