@@ -46,6 +46,7 @@ class KafkaLane(Lane):
     sync = False
     broker = "kafka"
     backlog_source = "consumer lag: the partition's end offset minus the group's committed offset, from the broker"
+    backlog_actor = f"topic:{TOPIC_LABEL}/p0"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
