@@ -151,6 +151,7 @@ class Lane:
     sync: ClassVar[bool]
     broker: ClassVar[str | None] = None  # the transport this lane needs (flows.transports), if any
     backlog_source: ClassVar[str] = ""  # what ``backlog`` counts, in words, for the view
+    backlog_actor: ClassVar[str] = ""  # where the backlog sits, the actor of ``backlog`` events ("queue:amqp.orders")
 
     def __init__(self, ctx: RunContext, fulfilment: Fulfilment, ledger: DeliveryLedger) -> None:
         self.ctx = ctx
