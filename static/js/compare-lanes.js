@@ -343,15 +343,17 @@ function mainReason(lane) {
  */
 export function liveVerdict(lane, figures, outage = null) {
   const name = protocolName(lane.protocol);
-  const waited = figures.perceived.p50;
-  if (waited === null) return `${name}: no order answered yet.`;
   const parts = [];
   if (figures.pattern === "sync") {
-    parts.push(`callers waited ${ms(waited)} (median), the whole work included`);
+    // A call refused in 1 ms says nothing about the wait for the work: the answered calls do.
+    const answered = [...lane.orders.values()].filter((o) => o.outcome === "ok" && o.perceived !== null);
+    const waited = latencyStats(answered.map((o) => o.perceived)).p50;
+    parts.push(waited === null ? "no call answered yet" : `callers waited ${ms(waited)} for the whole work (median of answered calls)`);
     if (figures.errors) parts.push(`${figures.errors} failed${mainReason(lane) ? ` (${mainReason(lane)})` : ""}`);
     if (figures.retries) parts.push(`${figures.retries} retried`);
   } else {
-    parts.push(`callers waited ${ms(waited)} (median)`);
+    if (figures.perceived.p50 === null) return `${name}: no order handed over yet.`;
+    parts.push(`callers waited ${ms(figures.perceived.p50)} (median)`);
     if (figures.end_to_end.p50 !== null) parts.push(`the work was done ${ms(figures.end_to_end.p50)} after placing`);
     if (figures.errors) parts.push(`${figures.errors} failed${mainReason(lane) ? ` (${mainReason(lane)})` : ""}`);
     if (figures.lost !== null) parts.push(`${figures.lost} lost`);

@@ -168,12 +168,14 @@ test("a live verdict per lane says how long callers waited and what went wrong, 
   const outage = b.outages[0];
   const http = b.lane("http");
   assert.equal(liveVerdict(http, laneFigures(http, true), outage),
-    "HTTP: callers waited 105 ms (median), the whole work included; 2 failed (connection refused); 1 retried.");
+    "HTTP: callers waited 156 ms for the whole work (median of answered calls); 2 failed (connection refused); 1 retried.");
   const kafka = b.lane("kafka");
   assert.equal(liveVerdict(kafka, laneFigures(kafka, true), outage),
     "Kafka: callers waited 3 ms (median); the work was done 760 ms after placing; 0 lost; backlog peaked at 2, drained 300 ms after recovery.");
   const empty = new LaneBook(["grpc"]).lane("grpc");
-  assert.equal(liveVerdict(empty, laneFigures(empty, false)), "gRPC: no order answered yet.");
+  assert.equal(liveVerdict(empty, laneFigures(empty, false)), "gRPC: no call answered yet.");
+  const kafkaEmpty = new LaneBook(["kafka"]).lane("kafka");
+  assert.equal(liveVerdict(kafkaEmpty, laneFigures(kafkaEmpty, false)), "Kafka: no order handed over yet.");
 });
 
 test("each topology actor belongs to its protocol's row", () => {
