@@ -285,6 +285,10 @@ def start_run(page: Any, server: LiveServer, slug: str, params: dict[str, Any]) 
             field.set_checked(bool(value))
         elif kind == "choice":
             field.select_option(label=str(value))
+        elif kind == "multi":  # a checkbox per choice: exactly the given ones checked
+            wanted = set(value.split(",") if isinstance(value, str) else value)
+            for box in field.locator("input[type=checkbox]").all():
+                box.set_checked(box.get_attribute("value") in wanted)
         elif kind == "json":
             field.fill(json.dumps(value))
         else:
@@ -292,6 +296,15 @@ def start_run(page: Any, server: LiveServer, slug: str, params: dict[str, Any]) 
     page.click("#start")
     page.wait_for_url(re.compile(r"/runs/\d+/$"))
     return int(re.search(r"/runs/(\d+)/$", page.url).group(1))
+
+
+def compare_protocols() -> list[str]:
+    """The sync-vs-async lanes this build has (each lane's module is there), in the workflow's order."""
+    import importlib.util
+
+    from flows.compare.lane import LANES, PROTOCOLS
+
+    return [p for p in PROTOCOLS if importlib.util.find_spec(LANES[p].partition(":")[0]) is not None]
 
 
 def wait_until_finished(page: Any, timeout_s: float = 60.0) -> str:

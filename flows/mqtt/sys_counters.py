@@ -38,8 +38,10 @@ class Snapshot:
 
 
 class SysCounters:
-    def __init__(self, host: str, port: int, flavour: str, client_id: str) -> None:
-        self.topics = TOPICS[flavour]
+    def __init__(self, host: str, port: int, flavour: str, client_id: str,
+                 topics: dict[str, str] | None = None) -> None:
+        # name → $SYS topic of each value kept; the PUBLISH counters unless told otherwise
+        self.topics = topics or TOPICS[flavour]
         self.conn = Connection(client_id, host, port, clean_session=True)
         self.conn.client.on_message = self._on_message
         self._cond = threading.Condition()

@@ -1,10 +1,12 @@
 /* The workflow page: a form generated from the workflow's parameter contract. Start posts
    JSON to /api/runs/; a 400 puts each field's message next to the field; 201 opens the run.
    A JSON param whose contract names an `editor` (AMQP bindings, MQTT subscribers) gets a
-   row editor over its textarea (param-editor.js); the textarea stays what is submitted. */
+   row editor over its textarea (param-editor.js); the textarea stays what is submitted.
+   A `multi` param (a subset of its choices) is a group of checkboxes (multi-choice.js). */
 import { api } from "./api.js";
 import { h } from "./dom.js";
 import "./health.js";
+import { fillMulti, multiBounds, multiBoxes, multiControl, multiValue } from "./multi-choice.js";
 import { RowEditor, SHAPES } from "./param-editor.js";
 
 function labelFor(name, param) {
@@ -13,6 +15,7 @@ function labelFor(name, param) {
 }
 
 function boundsText(param) {
+  if (param.type === "multi") return multiBounds(param);
   const parts = [];
   if (param.min != null && param.max != null) parts.push(`from ${param.min} to ${param.max}`);
   else if (param.min != null) parts.push(`at least ${param.min}`);
@@ -28,6 +31,8 @@ function control(name, param) {
   switch (param.type) {
     case "bool":
       return h("input", { ...common, type: "checkbox", checked: Boolean(param.default) });
+    case "multi":
+      return multiControl(name, param, { labelId: `${id}-label`, describedBy: common["aria-describedby"] });
     case "choice":
       return h("select", common, ...(param.choices || []).map((choice, i) =>
         h("option", { value: String(i), selected: choice === param.default }, String(choice))));
@@ -48,7 +53,8 @@ function control(name, param) {
 function field(name, param) {
   const id = `param-${name}`;
   return h("div", { class: `field${param.type === "json" ? " wide" : ""}`, dataset: { param: name, type: param.type } },
-    h("label", { for: id }, labelFor(name, param)),
+    // A group of checkboxes is named by its label through aria-labelledby, not `for`.
+    h("label", { for: param.type === "multi" ? null : id, id: `${id}-label` }, labelFor(name, param)),
     h("div", { class: "control" }, control(name, param), param.type === "bool" ? h("span", {}, "on") : null),
     h("div", { class: "help", id: `${id}-help` }, param.help || ""),
     h("div", { class: "bounds" }, boundsText(param)),
@@ -61,6 +67,8 @@ function valueOf(form, name, param) {
   switch (param.type) {
     case "bool":
       return el.checked;
+    case "multi":
+      return multiValue(multiBoxes(form, name).filter((box) => box.checked).map((box) => box.value), param.choices || []);
     case "choice":
       return (param.choices || [])[Number(el.value)];
     case "json":
@@ -82,6 +90,7 @@ function fill(form, params, values = {}) {
     const el = form.elements[name];
     const value = Object.hasOwn(values, name) ? values[name] : param.default;
     if (param.type === "bool") el.checked = Boolean(value);
+    else if (param.type === "multi") fillMulti(form, name, param, value);
     else if (param.type === "choice") el.value = String(Math.max(0, (param.choices || []).indexOf(value)));
     else if (param.type === "json") {
       el.value = JSON.stringify(value, null, 2);
