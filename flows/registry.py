@@ -29,6 +29,7 @@ WORKFLOWS: dict[str, str] = {
     "amqp-redelivery": "flows.workflows.amqp_redelivery:AmqpRedelivery",
     "celery-order": "flows.workflows.celery_order:CeleryOrder",
     "mqtt-qos": "flows.workflows.mqtt_qos:MqttQos",
+    "outbox": "flows.workflows.outbox:Outbox",
 }
 
 
@@ -266,6 +267,11 @@ class Workflow:
             self.ctx.emit("error", "runner", reason=reason)
             return reason
         return getattr(self, f"on_{name}")(target, **(params or {})) or f"{name} done"
+
+    @classmethod
+    def broker_for(cls, params: Mapping[str, Any]) -> str | None:
+        """The broker a run with ``params`` needs: ``broker``, unless a parameter chooses it."""
+        return cls.broker
 
     @classmethod
     def caveats(cls) -> list[str]:

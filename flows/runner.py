@@ -142,7 +142,7 @@ class Runner:
                 workflow=slug,
                 params=params,
                 expected=workflow.expected(params),
-                brokers=self._brokers_for(workflow_cls),
+                brokers=self._brokers_for(workflow_cls, params),
                 owner=owner_id(),
             )
             recorder = Recorder(run.pk, self.pipeline)
@@ -159,10 +159,11 @@ class Runner:
         return run
 
     @staticmethod
-    def _brokers_for(workflow_cls: type[registry.Workflow]) -> dict[str, Any]:
+    def _brokers_for(workflow_cls: type[registry.Workflow], params: dict[str, Any]) -> dict[str, Any]:
         described = describe_all()
-        if workflow_cls.broker:
-            return {workflow_cls.broker: described.get(workflow_cls.broker, {})}
+        protocol = workflow_cls.broker_for(params)
+        if protocol:
+            return {protocol: described.get(protocol, {})}
         return {}
 
     # -- controlling ------------------------------------------------------------------
@@ -256,7 +257,7 @@ class Runner:
         run, ctx = live.run, live.ctx
         watchdog = threading.Timer(deadline_s, ctx.cancel, args=(f"timed out after {deadline_s:g} s",))
         watchdog.daemon = True
-        watch = BrokerWatch(ctx, live.workflow.broker)
+        watch = BrokerWatch(ctx, live.workflow.broker_for(ctx.params))
         state, error, result = Run.State.FAILED, "", {}
         try:
             run.state = Run.State.RUNNING
