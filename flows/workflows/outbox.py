@@ -184,7 +184,7 @@ class Outbox(Workflow):
 
     # -- actions -----------------------------------------------------------------------------
 
-    @action("Crash relay (after its next publish, before marking the row sent)")
+    @action("Crash relay")
     def on_crash(self, target: str) -> str:
         self.crash_armed = True
         return "the relay will crash after its next publish, before marking the row sent"
