@@ -17,6 +17,7 @@ from flows.models import InboxEntry, OutboxRow, Run, ServiceOrder
 from flows.outbox.outcomes import LOST, OK, PHANTOM, SUPPRESSED, outcome
 
 from .amqp_support import BrokerModeClass, Finished, run_workflow
+from .interactive_support import interactive_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -146,19 +147,27 @@ def test_outcome_of_an_order(stored_, effects, suppressed, expected) -> None:
 
 
 def test_the_crash_button_is_refused_in_dual_write_naming_mode(broker_mode) -> None:
-    from flows.runner import ActionRefused, get_runner, wait_until_finished
-
     broker_mode("amqp", "embedded")
-    runner = get_runner()
-    run = runner.start("outbox", {**FAST, "mode": "dual-write", "order": "commit-then-publish", "broker": "amqp",
-                                  "interactive": True})
-    try:
-        with pytest.raises(ActionRefused) as refused:
-            runner.act(run.pk, "crash")
-        assert list(refused.value.errors) == ["mode"]
-    finally:
-        runner.act(run.pk, "cancel")
-        wait_until_finished(run.pk, 30)
+    with interactive_run("outbox", **FAST, mode="dual-write") as run:
+        refused = run.act("crash")
+        assert refused.status_code == 400 and list(refused.json()["errors"]) == ["mode"]
+
+
+def test_by_hand_the_crash_relay_button_makes_the_next_order_a_suppressed_duplicate(broker_mode) -> None:
+    broker_mode("amqp", "embedded")
+    with interactive_run("outbox", **{**FAST, "crash_at": 0}) as run:
+        run.events(lambda events: sum(e["kind"] == "process" for e in events) >= ORDERS, 30, "the scripted orders")
+        run.do("crash")
+        placed = run.do("order")
+        assert placed["message_id"] == f"m-{ORDERS + 1}"
+        run.events(lambda events: any(e["kind"] == "process" and e["duplicate"] for e in events), 30,
+                   "the duplicate of the order placed by hand")
+        summary = run.finish()
+    r = summary["result"]
+    assert summary["state"] == "succeeded" and r["lost"] == 0
+    assert r["outcomes"][f"order-{ORDERS + 1}"] == SUPPRESSED and r["effects"] == ORDERS + 1
+    assert [c["who"] for c in r["crashes"]] == ["relay"]
+    assert summary["progress"] == {"done": ORDERS, "expected": ORDERS}  # the hand-placed order is outside the plan
 
 
 def test_retention_deletes_a_runs_orders_and_outbox_rows(broker_mode) -> None:
