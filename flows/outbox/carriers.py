@@ -122,16 +122,12 @@ class AmqpCarrier:
         return self.consumer.error if self.consumer is not None else None
 
     def close(self) -> None:
+        from ..amqp.resources import delete_and_release
+
         if self.consumer is not None:
             self.consumer.stop()
             self.consumer.join(5.0)
-        try:
-            if self.topology is not None and self.admin is not None:
-                self.topology.delete(self.admin.channel())
-        finally:
-            for conn in (self.publisher, self.admin):
-                if conn is not None:
-                    conn.release()
+        delete_and_release(self.topology, self.admin, self.publisher)
 
 
 class KafkaCarrier:
