@@ -22,6 +22,8 @@ def test_outbox_rows_change_state_and_the_relay_crash_shows(daphne_server, brows
     expect(row).to_have_attribute("data-state", "pending")
     # …until the restarted relay publishes it again and marks it sent.
     expect(row).to_have_attribute("data-state", "sent", timeout=15_000)
+    # A run-level action: its button has no target to choose.
+    expect(page.locator('select[data-action-target="crash"]')).to_have_count(0)
     assert browser.wait_until_finished(page) == "succeeded"
     browser.reveal_all(page)
     rows = page.locator("#outbox-rows tbody tr")
