@@ -155,6 +155,16 @@ LESSONS: list[dict[str, Any]] = [
              "With acks_late a worker killed mid-task leaves the task unacked, and it runs again.",
              "kind:crash", ask("How many times is {message} charged?", COUNTS,
                                count="kind:process message:{message} effect:true")),
+        step("outbox", {"messages": 6, "mode": "dual-write", "order": "commit-then-publish", "crash_at": 3, "rate": 2},
+             "The producing side has the same problem. This service commits each order, then publishes "
+             "\"order placed\": two writes, no transaction around both. It crashes between them.",
+             "kind:crash", ask("How many times does the consumer process {message}?", COUNTS,
+                               count="kind:process message:{message}")),
+        step("outbox", {"messages": 6, "mode": "outbox", "crash_at": 3, "rate": 2},
+             "With an outbox the order and its message are one transaction; a relay publishes the row, then "
+             "marks it sent. Here the relay crashes between the two, restarts, and publishes it again.",
+             "kind:crash", ask("How many times does {message} take effect?", COUNTS,
+                               count="kind:process message:{message} effect:true")),
     ),
 ]
 

@@ -89,3 +89,43 @@ class InboxEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "consumer", "message_id"], name="inbox_unique_message")
         ]
+
+
+class ServiceOrder(models.Model):
+    """The ``outbox`` workflow's service table: one row per order the service stored.
+
+    Tagged by run, so runs sharing a database never see each other's orders (and the run's
+    deletion takes them along).
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="service_orders")
+    order_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "order_id"], name="service_order_unique")]
+
+
+class OutboxRow(models.Model):
+    """A message the service wrote in the same transaction as its order; the relay publishes it.
+
+    ``state`` goes pending → sent once the relay has published it and marked it; a relay
+    that dies between the two leaves it pending, and publishes it again after its restart.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="outbox_rows")
+    message_id = models.CharField(max_length=64)
+    order_id = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    publishes = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["run", "message_id"], name="outbox_row_unique")]
+        indexes = [models.Index(fields=["run", "state"], name="outbox_run_state")]

@@ -30,6 +30,7 @@ WORKFLOWS: dict[str, str] = {
     "celery-order": "flows.workflows.celery_order:CeleryOrder",
     "mqtt-qos": "flows.workflows.mqtt_qos:MqttQos",
     "sync-vs-async": "flows.workflows.sync_vs_async:SyncVsAsync",
+    "outbox": "flows.workflows.outbox:Outbox",
 }
 
 

@@ -55,6 +55,7 @@ MAX_TOPOLOGY: dict[str, dict[str, Any]] = {
     # Every lane this build has, the downstream down: ~18 actors and the outage drawn.
     "sync-vs-async": {"protocols": browser.compare_protocols(), "orders": 6, "rate": 20, "work_ms": 20,
                       "downstream": "down", "outage_ms": 300},
+    "outbox": {"messages": 12, "mode": "outbox", "crash_at": 3, "rate": 0, "restart_ms": 100, "broker": "kafka"},
 }
 # Defaults, but quick: rates and delays that only pace the run.
 DEFAULT_QUICK: dict[str, dict[str, Any]] = {
@@ -68,6 +69,7 @@ DEFAULT_QUICK: dict[str, dict[str, Any]] = {
     "mqtt-qos": {"rate": 0},
     # The default protocols are all six: this build's lanes stand for them until every lane is merged.
     "sync-vs-async": {"protocols": browser.compare_protocols(), "rate": 0, "work_ms": 20},
+    "outbox": {"rate": 0, "restart_ms": 100},
 }
 CASES = [(slug, "default", DEFAULT_QUICK[slug]) for slug in WORKFLOWS] + [(slug, "max", MAX_TOPOLOGY[slug]) for slug in WORKFLOWS]
 

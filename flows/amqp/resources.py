@@ -38,6 +38,17 @@ def delete_all(channel: Any, queues: Sequence[str], exchanges: Sequence[str]) ->
             log.warning("could not delete exchange %s", exchange, exc_info=True)
 
 
+def delete_and_release(topology: Any, admin: Any, *connections: Any) -> None:
+    """Delete ``topology`` through ``admin`` (when both exist), then release every connection, whatever happens."""
+    try:
+        if topology is not None and admin is not None:
+            topology.delete(admin.channel())
+    finally:
+        for conn in (*connections, admin):
+            if conn is not None:
+                conn.release()
+
+
 class RunTopology:
     def __init__(self, namespace: str, exchange: str, exchange_type: str, bindings: Sequence[Binding]) -> None:
         from kombu import Exchange, Queue

@@ -51,11 +51,7 @@ class AmqpWorkflow(Workflow):
                               reason=f"{type(consumer.error).__name__}: {consumer.error}")
 
     def teardown(self) -> None:
+        from .resources import delete_and_release
+
         self.halt_consumers()
-        try:
-            if self.topology is not None and self.admin is not None:
-                self.topology.delete(self.admin.channel())
-        finally:
-            for conn in (self.publisher, self.admin):
-                if conn is not None:
-                    conn.release()
+        delete_and_release(self.topology, self.admin, self.publisher)

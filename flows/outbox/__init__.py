@@ -1,0 +1,1 @@
+"""The ``outbox`` workflow's parts: the carriers that take its "order placed" message to a broker."""
