@@ -258,6 +258,13 @@ def daphne_server() -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
+def rabbitmq_server(rabbitmq_url: str) -> Iterator[LiveServer]:
+    """daphne with AMQP on RabbitMQ, for workflows the embedded broker cannot run (``needs_external``)."""
+    with LiveServer(extra_env={"AMQP_URL": rabbitmq_url}) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def chromium_browser() -> Iterator[Any]:
     with chromium() as browser:
         yield browser
