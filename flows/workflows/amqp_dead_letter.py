@@ -179,7 +179,7 @@ class AmqpDeadLetter(AmqpWorkflow):
         return self._result(self.topology.ready_counts(self.channel), held)
 
     def teardown(self) -> None:
-        if self.watcher is not None:
+        if getattr(self, "watcher", None) is not None:  # setup may have failed before it existed
             self.watcher.stop()
         super().teardown()
 
@@ -281,11 +281,11 @@ class AmqpDeadLetter(AmqpWorkflow):
         """A retried message back from its TTL queue: record the broker's route back; its wait."""
         with self._lock:
             sent = self.retry_sent.pop(message_id, None)
-        if sent is None:
-            return {}
-        number, at, delay = sent
-        waited = round((time.perf_counter() - at) * 1000.0, 3)
-        self.waited_ms.setdefault(message_id, []).append(waited)
+            if sent is None:
+                return {}
+            number, at, delay = sent
+            waited = round((time.perf_counter() - at) * 1000.0, 3)
+            self.waited_ms.setdefault(message_id, []).append(waited)
         x_death = self.topology.x_death(message.headers)
         self.ctx.emit("route", f"exchange:{EXCHANGE}", message_id, queue=WORK, binding=KEY,
                       from_queue=retry_queue(number), expired=True, reason="expired", delay_ms=delay,
@@ -388,6 +388,7 @@ class AmqpDeadLetter(AmqpWorkflow):
         with self._lock:
             outcome = dict(self.outcome)
             published = list(self.published_ids)
+            waited = {m: list(w) for m, w in self.waited_ms.items()}
         tally = Counter(outcome.get(m, "") for m in published)
         good = [m for m in published if m not in self.poison_ids]
         attempts = {m: self.ledger.deliveries.attempts_of(WORK, m) for m in self.poison_ids}
@@ -402,7 +403,7 @@ class AmqpDeadLetter(AmqpWorkflow):
             "retry_delays_ms": self.delays_ms,
             "poison_ids": sorted(self.poison_ids, key=lambda m: int(m[1:])),
             "attempts": attempts,
-            "waited_ms": self.waited_ms,
+            "waited_ms": waited,
             "retries": sum(max(0, n - 1) for n in attempts.values()) if self.mode != "requeue" else 0,
             "queue_counts": queues,
             "counts_agree": all(q["agrees"] for q in queues.values()),
