@@ -62,3 +62,16 @@ def test_replay_from_the_dlq_in_an_interactive_run(rabbitmq_server, browser_page
     assert browser.wait_until_finished(page) == "succeeded"
     summary = rabbitmq_server.get_json(f"/api/runs/{run_id}/")
     assert sorted(summary["result"]["replayed"]) == ["m2", "m4"] and summary["result"]["queue_counts"]["dlq"]["broker_ready"] == 0
+
+
+def test_the_embedded_broker_says_so_on_the_form_and_refuses_to_start(daphne_server, browser_page):
+    page = browser_page
+    page.goto(f"{daphne_server.url}/workflows/{SLUG}/")
+    caveats = page.locator("#workflow-caveats")
+    expect(caveats).to_be_visible()
+    expect(caveats).to_contain_text("needs RabbitMQ")
+    expect(caveats).to_contain_text("cannot dead-letter")
+    page.click("#start")
+    expect(page.locator("#form-error")).to_contain_text("broker: amqp-dead-letter needs RabbitMQ")
+    assert page.url.endswith(f"/workflows/{SLUG}/")  # no run page: nothing started
+    browser.screenshot(page, "amqp-dead-letter-form-embedded")
