@@ -12,7 +12,7 @@ The fixtures are registered for every test under ``dashboard/tests`` by its conf
         browser.wait_until_finished(browser_page)
         browser.reveal_all(browser_page)
         summary = daphne_server.get_json(f"/api/runs/{run_id}/")
-        assert browser.read_counters(browser_page) == {k: summary["counts"][k] for k in summary["counts"]}
+        assert browser.read_counters(browser_page) == {k: summary["counts"][k] for k in browser.read_counters(browser_page)}
 
 ``browser_page`` fails the test on any uncaught page error (``pageerror``) or console error.
 Talk to the server through HTTP (``daphne_server.get_json``), not the ORM: it is another
