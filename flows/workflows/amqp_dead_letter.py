@@ -96,7 +96,7 @@ class AmqpDeadLetter(AmqpWorkflow):
         cleaned, errors = super().validate(given)
         if "messages" in cleaned and "poison" in cleaned and cleaned["poison"] > cleaned["messages"]:
             errors["poison"] = f"at most messages ({cleaned['messages']}): {cleaned['poison']} of them cannot be poison"
-        if "retry_delay_ms" in cleaned and "max_attempts" in cleaned:
+        if "retry_delay_ms" in cleaned and "max_attempts" in cleaned and cleaned.get("on_failure") != "requeue":
             total = sum(backoff_ms(cleaned["retry_delay_ms"], cleaned["max_attempts"]))
             if total > MAX_BACKOFF_MS:
                 errors["retry_delay_ms"] = (f"the retries of one message would wait {total / 1000:g} s in all "
@@ -168,8 +168,9 @@ class AmqpDeadLetter(AmqpWorkflow):
                 self.ctx.emit("error", f"queue:{DLQ}", queue=DLQ, reason=f"the DLQ watcher failed: {self.watcher.error}")
 
     def report(self) -> dict[str, Any]:
-        held = {WORK: sum(1 for o in self.outcome.values() if o == LOOPING),
-                DLQ: len(self.dlq) - len(self.replayed)}
+        with self._lock:
+            held = {WORK: sum(1 for o in self.outcome.values() if o == LOOPING),
+                    DLQ: len(self.dlq) - len(self.replayed)}
         # Closing a channel gives its unacked messages back; wait until the broker counts them ready.
         try:
             self.ctx.wait_until(lambda: self._broker_agrees(held), 5.0, "the broker to count the held messages again",
@@ -308,9 +309,10 @@ class AmqpDeadLetter(AmqpWorkflow):
             ctx.emit("nack", actor, message_id, attempt, attempt > 1, requeue=True, **common)
             self.ledger.deliveries.expect_again(WORK, message_id, "requeued by the consumer (basic.reject, requeue=true): "
                                                 "the broker delivers it again at once")
-            message.reject(requeue=True)
+            # Recorded first: another consumer may get it back before this thread could say so.
             ctx.emit("requeue", f"queue:{WORK}", message_id, queue=WORK, consumer=name,
                      reason="rejected with requeue: back in the work queue, delivered again at once")
+            message.reject(requeue=True)
             return
         if attempt < self.p["max_attempts"]:
             self._retry(consumer, message, message_id, attempt, why)
