@@ -49,9 +49,9 @@ def good_ones_processed_once(run: Finished, messages: int, poison: set[str]) -> 
 class TestOnRabbitMQ(BrokerModeClass):
     mode = "external"
 
-    @pytest.mark.parametrize("max_attempts", [1, 3])
-    def test_every_poison_message_reaches_the_dlq_after_exactly_max_attempts(self, max_attempts) -> None:
-        run = run_workflow(SLUG, messages=8, poison=3, max_attempts=max_attempts, **FAST)
+    @pytest.mark.parametrize(("max_attempts", "consumers"), [(1, 1), (3, 1), (3, 3)])
+    def test_every_poison_message_reaches_the_dlq_after_exactly_max_attempts(self, max_attempts, consumers) -> None:
+        run = run_workflow(SLUG, messages=8, poison=3, max_attempts=max_attempts, **{**FAST, "consumers": consumers})
         poison = poison_ids(8, 3)
         r, counts = run.result, run.counts
         # The broker's DLQ depth (passive declare) is the dashboard's count of dead-letterings.
@@ -96,8 +96,9 @@ class TestOnRabbitMQ(BrokerModeClass):
             duplicates = [d for d in of(run, "deliver", message_id) if d["duplicate"]]
             assert len(duplicates) == 3 and all("retry" in d["attrs"]["reason"] for d in duplicates)
 
-    def test_requeue_forever_is_bounded_by_the_run_and_reported(self) -> None:
-        run = run_workflow(SLUG, messages=6, poison=2, on_failure="requeue", **FAST)
+    @pytest.mark.parametrize("consumers", [1, 2])
+    def test_requeue_forever_is_bounded_by_the_run_and_reported(self, consumers) -> None:
+        run = run_workflow(SLUG, messages=6, poison=2, on_failure="requeue", **{**FAST, "consumers": consumers})
         poison = poison_ids(6, 2)
         r = run.result
         assert run.counts["dead_lettered"] == 0 and "dlq" not in r["queue_counts"]

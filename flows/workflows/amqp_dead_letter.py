@@ -240,6 +240,10 @@ class AmqpDeadLetter(AmqpWorkflow):
     # -- the consumer ------------------------------------------------------------------
 
     def _handle(self, consumer: Any, message: Any) -> None:
+        if consumer.stopping.is_set():
+            # The run is over: a message another stopping consumer just gave back (a stopped
+            # loop) is left unacked, so the broker keeps it when this connection closes too.
+            return
         ctx, name = self.ctx, consumer.name
         message_id = message_id_of(message)
         actor = f"consumer:{name}"
