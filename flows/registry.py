@@ -27,6 +27,7 @@ WORKFLOWS: dict[str, str] = {
     "kafka-consumer-groups": "flows.workflows.kafka_consumer_groups:KafkaConsumerGroups",
     "amqp-routing": "flows.workflows.amqp_routing:AmqpRouting",
     "amqp-redelivery": "flows.workflows.amqp_redelivery:AmqpRedelivery",
+    "amqp-dead-letter": "flows.workflows.amqp_dead_letter:AmqpDeadLetter",
     "celery-order": "flows.workflows.celery_order:CeleryOrder",
     "mqtt-qos": "flows.workflows.mqtt_qos:MqttQos",
     "sync-vs-async": "flows.workflows.sync_vs_async:SyncVsAsync",
@@ -95,6 +96,9 @@ class Workflow:
     actions: ClassVar[Mapping[str, str]] = {}
     # Which broker (flows.transports) this workflow needs; None for brokerless ones.
     broker: ClassVar[str | None] = None
+    # What the embedded broker lacks that this workflow cannot do without ('' when it runs
+    # embedded too): then the form says so before Start and a run is refused with a 400.
+    needs_external: ClassVar[str] = ""
 
     @classmethod
     def brokers_of(cls, params: Mapping[str, Any]) -> list[str]:
@@ -278,7 +282,21 @@ class Workflow:
     @classmethod
     def caveats(cls) -> list[str]:
         """What the configured broker gets wrong for this lesson, said before Start (never starts it)."""
-        return []
+        refusal = cls.broker_refusal()
+        return [refusal] if refusal else []
+
+    @classmethod
+    def broker_refusal(cls) -> str:
+        """Why the configured broker cannot run this workflow at all; '' when it can (never starts it)."""
+        if not cls.needs_external or cls.broker is None:
+            return ""
+        from .transports import BROKERS, get_broker
+
+        broker = get_broker(cls.broker)
+        if not broker.embedded:
+            return ""
+        return (f"{cls.slug} needs {broker.external_name}: {cls.needs_external}. Point the dashboard at "
+                f"{broker.external_name} ({BROKERS[cls.broker][1]}=… or FLOWS_BROKERS=external).")
 
     @classmethod
     def contract(cls) -> dict[str, Any]:
@@ -296,7 +314,11 @@ class Workflow:
 
     @classmethod
     def validate(cls, given: Any) -> tuple[dict[str, Any], dict[str, str]]:
-        return validate(cls.params, given)
+        """The run's params, cleaned, and what is wrong, by field; ``broker`` when the broker
+        configured here cannot run this workflow at all."""
+        cleaned, errors = validate(cls.params, given)
+        refusal = cls.broker_refusal()
+        return cleaned, {**errors, "broker": refusal} if refusal else errors
 
 
 class UnknownWorkflow(KeyError):

@@ -10,6 +10,8 @@ Rules (docs/contracts.md, "Run summary"):
 - processed: ``process`` events; effects: ``process`` events whose ``effect`` attr is not
   false (an idempotent consumer marks a suppressed duplicate ``effect: false``);
 - lost: reported by the workflow on its ``done`` event after checking with the broker;
+- dead_lettered: ``route`` events with ``dead_letter: true`` (the broker routed a rejected
+  message through a dead-letter exchange to a DLQ);
 - completed: responses (sync) and first processings (async) that are not duplicates;
   planned: those of them whose ``planned`` attr is not false, i.e. the completions of the
   workflow's plan, which ``expected`` counts: the run's progress (never above expected);
@@ -114,6 +116,7 @@ class SummaryBuilder:
         self.first_processed = 0
         self.planned = {"response": 0, "process": 0}
         self.lost = 0
+        self.dead_lettered = 0
         self.errors = 0
         self.last_seq = 0
         self.last_t_ms = 0.0
@@ -140,6 +143,9 @@ class SummaryBuilder:
             self.processed += 1
             if attrs.get("effect", True) is not False:
                 self.effects += 1
+        elif kind == "route":
+            if attrs.get("dead_letter") is True:
+                self.dead_lettered += 1
         elif kind == "error":
             self.errors += 1
         elif kind == "done":
@@ -189,6 +195,7 @@ class SummaryBuilder:
                 "effects": self.effects,
                 "duplicates": self.duplicates,
                 "lost": self.lost,
+                "dead_lettered": self.dead_lettered,
                 "errors": self.errors,
                 "events": self.last_seq,
             },

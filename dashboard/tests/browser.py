@@ -12,7 +12,7 @@ The fixtures are registered for every test under ``dashboard/tests`` by its conf
         browser.wait_until_finished(browser_page)
         browser.reveal_all(browser_page)
         summary = daphne_server.get_json(f"/api/runs/{run_id}/")
-        assert browser.read_counters(browser_page) == {k: summary["counts"][k] for k in summary["counts"]}
+        assert browser.read_counters(browser_page) == {k: summary["counts"][k] for k in browser.read_counters(browser_page)}
 
 ``browser_page`` fails the test on any uncaught page error (``pageerror``) or console error.
 Talk to the server through HTTP (``daphne_server.get_json``), not the ORM: it is another
@@ -254,6 +254,13 @@ def new_page(browser: Any, **context_options: Any) -> tuple[Any, PageErrors]:
 @pytest.fixture(scope="session")
 def daphne_server() -> Iterator[LiveServer]:
     with LiveServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(rabbitmq_url: str) -> Iterator[LiveServer]:
+    """daphne with AMQP on RabbitMQ, for workflows the embedded broker cannot run (``needs_external``)."""
+    with LiveServer(extra_env={"AMQP_URL": rabbitmq_url}) as server:
         yield server
 
 

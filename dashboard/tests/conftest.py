@@ -1,3 +1,3 @@
 """Browser-test fixtures for every test module here (see browser.py)."""
 
-from dashboard.tests.browser import browser_page, chromium_browser, daphne_server  # noqa: F401
+from dashboard.tests.browser import browser_page, chromium_browser, daphne_server, rabbitmq_server  # noqa: F401

@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from dashboard.tests import browser
+from flows import registry
 from flows.registry import WORKFLOWS
 from flows.tests.polling import wait_until
 
@@ -43,6 +44,8 @@ MAX_TOPOLOGY: dict[str, dict[str, Any]] = {
     },
     "amqp-redelivery": {"messages": 8, "rate": 0, "consumers": 4, "crash_at": 3, "work_ms": 20, "restart_ms": 100},
     "celery-order": {"orders": 6, "rate": 0, "work_ms": 200, "workers": 3, "crash_at": 2},
+    "amqp-dead-letter": {"messages": 8, "poison": 3, "max_attempts": 8, "retry_delay_ms": 10, "consumers": 4,
+                         "rate": 0, "work_ms": 0},
     "mqtt-qos": {
         "messages": 12, "rate": 0, "disconnect_at": 4, "away_messages": 2,
         "topics": [f"home/room-{i}/temp" for i in range(1, 11)] + ["alerts/smoke", "alerts/water-leak/basement"],
@@ -65,6 +68,7 @@ DEFAULT_QUICK: dict[str, dict[str, Any]] = {
     "kafka-consumer-groups": {"rate": 0, "process_ms": 0},
     "amqp-routing": {"rate": 0, "work_ms": 0},
     "amqp-redelivery": {"rate": 0, "work_ms": 20, "restart_ms": 100},
+    "amqp-dead-letter": {"rate": 0, "work_ms": 20, "retry_delay_ms": 50},
     "celery-order": {"rate": 0, "work_ms": 200},
     "mqtt-qos": {"rate": 0},
     # The default protocols are all six: this build's lanes stand for them until every lane is merged.
@@ -139,10 +143,12 @@ def run_to_end(server: browser.LiveServer, slug: str, params: dict[str, Any]) ->
 
 
 @pytest.mark.parametrize(("slug", "size", "params"), CASES, ids=[f"{s}-{n}" for s, n, _ in CASES])
-def test_run_page_fits_a_projector_and_a_phone(daphne_server, browser_page, slug, size, params):
+def test_run_page_fits_a_projector_and_a_phone(daphne_server, browser_page, request, slug, size, params):
     page = browser_page
-    run_id = run_to_end(daphne_server, slug, params)
-    page.goto(f"{daphne_server.url}/runs/{run_id}/")
+    # A workflow the embedded broker cannot run is shown on a RabbitMQ-backed server.
+    server = request.getfixturevalue("rabbitmq_server") if registry.get(slug).needs_external else daphne_server
+    run_id = run_to_end(server, slug, params)
+    page.goto(f"{server.url}/runs/{run_id}/")
     browser.wait_until_finished(page)
     browser.reveal_all(page)
     page.evaluate("window.scrollTo(0, 0)")

@@ -25,7 +25,7 @@ def test_a_lesson_page_shows_each_step_with_a_start_button_and_its_data():
     response = Client().get("/lessons/exactly-once/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.count("data-start-step=") == len(lessons.get("exactly-once")["steps"]) == 5
+    assert html.count("data-start-step=") == len(lessons.get("exactly-once")["steps"]) == 6
     assert "Will … be processed again?" in html  # the run fills in the message
     assert "<code>kind:crash</code>" in html
     boot = re.search(r'<script id="lesson-boot" type="application/json">(.*?)</script>', html, re.S).group(1)

@@ -12,9 +12,12 @@ const ASYNC = {
   effects: ["Effects", "acked", "process events that applied a side effect (effect not false)"],
   duplicates: ["Duplicates", "duplicate", "deliver events marked duplicate: a 2nd+ delivery of a message to the same logical consumer (queue, group, subscriber, task)"],
   lost: ["Lost", "lost", "confirmed to the broker but never processed (checked at the end of the run)"],
+  dead_lettered: ["Dead-lettered", "lost", "route events with dead_letter true: the broker routed a rejected message through a dead-letter exchange to a DLQ"],
   errors: ["Errors", "error", "error events: failures the workflow observed"],
   events: ["Events", "other", "every event recorded so far (the last seq)"],
 };
+// Counters only some workflows can move: their card appears once they do, so the others keep their room.
+const WHEN_NONZERO = new Set(["dead_lettered"]);
 const SYNC = {
   published: ["Requests", "published", "request events the client sent (first attempts only)"],
   responses: ["Responses", "acked", "response events: calls the client got an answer to"],
@@ -33,7 +36,7 @@ class Counters {
     this.checkEl = checkEl;
     this.spec = pattern === "sync" ? SYNC : ASYNC;
     this.cells = new Map();
-    for (const name of Object.keys(this.spec)) this.cell(name);
+    for (const name of Object.keys(this.spec)) if (!WHEN_NONZERO.has(name)) this.cell(name);
   }
 
   cell(name) {
@@ -56,6 +59,7 @@ class Counters {
     }
     for (const [name, value] of Object.entries(values)) {
       if (name === "responses" && !(name in this.spec)) continue;
+      if (WHEN_NONZERO.has(name) && !value && !this.cells.has(name)) continue;
       const el = this.cell(name);
       if (el.textContent !== String(value)) el.textContent = String(value);
     }

@@ -8,6 +8,7 @@
    - delivered: deliver events; duplicates: deliver events marked duplicate;
    - processed: process events; effects: process events whose attr effect is not false;
    - errors: error events; lost: attr lost of the done event;
+   - dead_lettered: route events whose attr dead_letter is true;
    - completed: non-duplicate response events (sync) / process events (async);
      planned: those of them whose attr planned is not false (the workflow's plan, which
      the run's expected counts): the progress, never above expected;
@@ -54,6 +55,7 @@ class RunModel {
     this.firstProcessed = 0;
     this.planned = { response: 0, process: 0 };
     this.lost = 0;
+    this.deadLettered = 0;
     this.errors = 0;
     this.lastSeq = 0;
     this.lastTms = 0;
@@ -79,6 +81,8 @@ class RunModel {
     } else if (kind === "process") {
       this.processed += 1;
       if (attrs.effect !== false) this.effects += 1;
+    } else if (kind === "route") {
+      if (attrs.dead_letter === true) this.deadLettered += 1;
     } else if (kind === "error") {
       this.errors += 1;
     } else if (kind === "done") {
@@ -109,6 +113,7 @@ class RunModel {
       effects: this.effects,
       duplicates: this.duplicates,
       lost: this.lost,
+      dead_lettered: this.deadLettered,
       errors: this.errors,
       events: this.lastSeq,
     };

@@ -192,7 +192,7 @@ function caveatsBox(contract) {
   if (!caveats.length) return null;
   return h("section", { class: "caveats field wide", id: "workflow-caveats", role: "note",
     "aria-labelledby": "caveats-title" },
-    h("h2", { id: "caveats-title" }, "⚠ Before you start: the broker here breaks these protocol rules"),
+    h("h2", { id: "caveats-title" }, "⚠ Before you start: where the broker here falls short"),
     h("ul", {}, ...caveats.map((text) => h("li", {}, text))),
     contract.protocol === "mqtt"
       ? h("p", { class: "muted" }, "No mosquitto binary was found, so embedded MQTT runs on amqtt. Install Mosquitto ",
