@@ -33,6 +33,8 @@ def catalog(request: HttpRequest) -> HttpResponse:
     groups = [
         ("Sync", "The caller waits for the whole processing.", [w for w in workflows if w["pattern"] == "sync"]),
         ("Async", "The caller returns once the broker has the message.", [w for w in workflows if w["pattern"] == "async"]),
+        ("Compare", "Both side by side: the same work through sync and async protocols at once.",
+         [w for w in workflows if w["pattern"] == "compare"]),
     ]
     return render(request, "dashboard/catalog.html", {**_base_context(), "groups": groups})
 

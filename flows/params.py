@@ -21,7 +21,7 @@ class ParamError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    type: str  # int | float | bool | choice | text | json
+    type: str  # int | float | bool | choice | multi | text | json
     default: Any
     help: str = ""
     min: float | None = None
@@ -35,6 +35,7 @@ class Param:
     # what an empty value stands for, per value of another param: {"by": name, "values": {…}}.
     editor: str = ""
     examples: Mapping[str, Any] | None = field(default=None, compare=False)
+    item: str = ""  # what one of a multi param's choices is called, in its errors ("protocol")
 
     def contract(self) -> dict[str, Any]:
         contract = {
@@ -128,6 +129,25 @@ def _clean_choice(param: Param, value: Any) -> Any:
     raise ParamError(f"must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 
+def _clean_multi(param: Param, value: Any) -> list[Any]:
+    """Some of the choices, in the declared order, each once: a list, or a comma-separated string (forms, CLI)."""
+    choices = param.choices or ()
+    noun = param.item or "choice"
+    if isinstance(value, str):
+        value = [part for part in (piece.strip() for piece in value.split(",")) if part]
+    if not isinstance(value, (list, tuple)):
+        raise ParamError(f"must be a list of {', '.join(map(str, choices))}; got {type(value).__name__}")
+    picked = set()
+    for item in value:
+        match = next((c for c in choices if item == c or (isinstance(item, str) and str(c) == item.strip())), None)
+        if match is None:
+            raise ParamError(f"unknown {noun} {item!r}; choose from {', '.join(map(str, choices))}")
+        picked.add(match)
+    if not picked:
+        raise ParamError(f"choose at least one of {', '.join(map(str, choices))}")
+    return [choice for choice in choices if choice in picked]
+
+
 def _clean_text(param: Param, value: Any) -> str:
     if not isinstance(value, str):
         raise ParamError("must be a string")
@@ -156,6 +176,7 @@ _CLEANERS: dict[str, Callable[[Param, Any], Any]] = {
     "float": _clean_float,
     "bool": _clean_bool,
     "choice": _clean_choice,
+    "multi": _clean_multi,
     "text": _clean_text,
     "json": _clean_json,
 }
@@ -198,3 +219,8 @@ def bool_param(default: bool, help: str, label: str = "") -> Param:
 
 def choice_param(default: Any, choices: tuple[Any, ...], help: str, label: str = "") -> Param:
     return Param("choice", default, help, choices=choices, label=label)
+
+
+def multi_param(default: tuple[Any, ...], choices: tuple[Any, ...], help: str, label: str = "", item: str = "") -> Param:
+    """Some of ``choices``: a list in the contract and in the run's params."""
+    return Param("multi", list(default), help, choices=choices, label=label, item=item)

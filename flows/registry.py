@@ -29,6 +29,7 @@ WORKFLOWS: dict[str, str] = {
     "amqp-redelivery": "flows.workflows.amqp_redelivery:AmqpRedelivery",
     "celery-order": "flows.workflows.celery_order:CeleryOrder",
     "mqtt-qos": "flows.workflows.mqtt_qos:MqttQos",
+    "sync-vs-async": "flows.workflows.sync_vs_async:SyncVsAsync",
 }
 
 
@@ -84,8 +85,8 @@ class Workflow:
 
     slug: ClassVar[str]
     title: ClassVar[str]
-    pattern: ClassVar[str]  # sync | async
-    protocol: ClassVar[str]  # http | grpc | amqp | celery | kafka | mqtt
+    pattern: ClassVar[str]  # sync | async | compare (both side by side)
+    protocol: ClassVar[str]  # http | grpc | amqp | celery | kafka | mqtt | mixed
     lesson: ClassVar[str]
     params: ClassVar[Mapping[str, Param]] = {}
     # Fault injections offered while the run is live: action name → button label. Derived
@@ -93,6 +94,12 @@ class Workflow:
     actions: ClassVar[Mapping[str, str]] = {}
     # Which broker (flows.transports) this workflow needs; None for brokerless ones.
     broker: ClassVar[str | None] = None
+
+    @classmethod
+    def brokers_of(cls, params: Mapping[str, Any]) -> list[str]:
+        """The brokers a run with ``params`` uses (the run's ``brokers``, each watched while it
+        runs): the workflow's own by default; one that mixes protocols says which of them."""
+        return [cls.broker] if cls.broker else []
 
     def expected(self, params: Mapping[str, Any]) -> int:
         """How many completions the run plans: responses (sync) or first processings per

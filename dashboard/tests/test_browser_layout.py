@@ -52,6 +52,7 @@ MAX_TOPOLOGY: dict[str, dict[str, Any]] = {
                        + [{"name": "late", "filter": "#", "qos": 1, "clean_session": True, "late": True}],
         "disconnect": "s1,s2",
     },
+    "sync-vs-async": {"orders": 6, "rate": 0, "work_ms": 20},
 }
 # Defaults, but quick: rates and delays that only pace the run.
 DEFAULT_QUICK: dict[str, dict[str, Any]] = {
@@ -63,6 +64,7 @@ DEFAULT_QUICK: dict[str, dict[str, Any]] = {
     "amqp-redelivery": {"rate": 0, "work_ms": 20, "restart_ms": 100},
     "celery-order": {"rate": 0, "work_ms": 200},
     "mqtt-qos": {"rate": 0},
+    "sync-vs-async": {"rate": 0, "work_ms": 20},
 }
 CASES = [(slug, "default", DEFAULT_QUICK[slug]) for slug in WORKFLOWS] + [(slug, "max", MAX_TOPOLOGY[slug]) for slug in WORKFLOWS]
 

@@ -24,7 +24,8 @@ class LoopbackHttpService:
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         raise NotImplementedError
 
-    def start(self) -> None:
+    def start(self, port: int = 0) -> None:
+        """Listen on ``port`` (0: a free one); a service restarted after ``stop`` can take its old port again."""
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,7 +42,7 @@ class LoopbackHttpService:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name=self.thread_name, daemon=True).start()
 

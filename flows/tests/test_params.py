@@ -67,7 +67,7 @@ def test_every_registered_workflow_declares_a_valid_contract():
     for cls in registry.all_workflows():
         contract = cls.contract()
         assert contract["slug"] in registry.WORKFLOWS
-        assert contract["pattern"] in ("sync", "async")
+        assert contract["pattern"] in ("sync", "async", "compare")
         assert contract["lesson"]
         cleaned, errors = cls.validate({})
         assert errors == {}, f"{cls.slug} defaults do not validate: {errors}"
@@ -101,3 +101,41 @@ def test_a_json_parameter_nested_too_deep_is_refused():
         value = [value]
     _, errors = validate({"x": deep}, {"x": value})
     assert "nest deeper than" in errors["x"]
+
+
+PROTOCOLS = {"protocols": Param("multi", ["http", "grpc", "kafka"], "lanes", choices=("http", "grpc", "kafka"),
+                                item="protocol")}
+
+
+@pytest.mark.parametrize("given, expected", [
+    (["kafka", "http"], ["http", "kafka"]),  # the declared order, whatever order they came in
+    ("grpc, kafka", ["grpc", "kafka"]),  # a form's or the CLI's comma-separated text
+    (" http ,http,", ["http"]),  # each once; blanks between commas ignored
+    (("grpc",), ["grpc"]),
+])
+def test_multi_takes_a_list_or_comma_separated_text(given, expected):
+    cleaned, errors = validate(PROTOCOLS, {"protocols": given})
+    assert errors == {}
+    assert cleaned["protocols"] == expected
+
+
+@pytest.mark.parametrize("given, fragment", [
+    (["http", "smtp"], "unknown protocol 'smtp'; choose from http, grpc, kafka"),
+    ("http,nope", "unknown protocol 'nope'"),
+    ([], "choose at least one of http, grpc, kafka"),
+    ("", "choose at least one"),
+    (" , ", "choose at least one"),
+    (3, "must be a list of http, grpc, kafka"),
+    ([1], "unknown protocol 1"),
+])
+def test_multi_refuses_unknown_and_empty_naming_the_choices(given, fragment):
+    _, errors = validate(PROTOCOLS, {"protocols": given})
+    assert fragment in errors["protocols"]
+
+
+def test_multi_default_and_contract_offer_the_choices():
+    cleaned, errors = validate(PROTOCOLS, {})
+    assert errors == {} and cleaned["protocols"] == ["http", "grpc", "kafka"]
+    contract = PROTOCOLS["protocols"].contract()
+    assert contract["type"] == "multi"
+    assert contract["choices"] == ["http", "grpc", "kafka"] and contract["default"] == ["http", "grpc", "kafka"]
