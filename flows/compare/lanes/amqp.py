@@ -36,6 +36,7 @@ STOP_MARGIN_S = 5.0  # beyond one handling's work, for the consumer to cancel an
 class AmqpLane(AsyncLane):
     protocol = "amqp"
     broker = "amqp"
+    backlog_actor = "queue:amqp.orders"
     backlog_source = "ready messages in the queue (passive queue.declare)"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -82,6 +82,7 @@ def _request_class() -> type:
 class CeleryLane(AsyncLane):
     protocol = "celery"
     broker = "amqp"
+    backlog_actor = "queue:celery.orders"
     backlog_source = "ready tasks in the Celery task queue (passive queue.declare)"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
