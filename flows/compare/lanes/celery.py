@@ -106,7 +106,7 @@ class CeleryLane(AsyncLane):
         self.amqp = self.ctx.broker("amqp")
         self.app = get_app(self.amqp.celery_config())
         # Registered once per app (a second call returns the same task).
-        self.app.task(name=TASK, bind=True, acks_late=True, Request=_request_class())(_fulfil_task)
+        self.app.task(name=TASK, bind=True, acks_late=True, shared=False, Request=_request_class())(_fulfil_task)
         self.queue = task_queue(f"{self.ctx.namespace}.celery.orders")
         self.tasks = BrokerQueue(self.amqp, self.queue)
         self.tasks.declare()
