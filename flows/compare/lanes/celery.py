@@ -14,11 +14,16 @@ there. When the fulfilment crashes a handling, the task raises ``Reject(requeue=
 the message goes back to the head of the queue unacked, with ``redelivered`` set, and the
 worker runs it again, a duplicate.
 
-The outage stops the worker: the task being handled finishes and is acked first; a task
-the worker receives while it stops is handed back unhandled (``Reject(requeue=True)``
-before any work), which is not counted as a delivery. A new worker starts when the outage
+The outage stops the worker: the task being handled finishes and is acked first (the
+task's ``Request`` tells the lane when its message is acked), then the worker shuts itself
+down on its own thread (a py-amqp connection is not thread-safe). A task it still receives
+meanwhile is handed back unhandled (``Reject(requeue=True)`` before any work; RabbitMQ marks
+it ``redelivered``) and is not counted as a delivery. A new worker starts when the outage
 ends and takes up the backlog. ``backlog`` is the task queue's ready messages as the broker
 reports them (a passive ``queue.declare``).
+
+Celery logs each ``Reject`` as a warning with its traceback: for this lane those are the
+crashes the run asked for, recorded as ``crash`` events.
 """
 
 from __future__ import annotations
@@ -91,8 +96,9 @@ class CeleryLane(AsyncLane):
         self.view: Any = None
         self.worker: Any = None
         self._http: http.client.HTTPConnection | None = None
+        self.stopped: list[Any] = []  # workers told to stop, joined at teardown
         self._state = threading.Condition()  # guards the two below
-        self._stopping = False  # the outage began: hand every task back unhandled
+        self._retired: set[str] = set()  # names of the workers told to stop: they hand tasks back unhandled
         self._holding = ""  # the order whose task is running or not yet acked
 
     # -- setup and teardown ---------------------------------------------------------------
@@ -117,6 +123,10 @@ class CeleryLane(AsyncLane):
 
     def teardown(self) -> None:
         self.stop_downstream()
+        for worker in self.stopped:
+            worker.join()
+        if self.tasks is not None:
+            self.app.amqp.queues.pop(self.queue.name, None)
         if self.view is not None:
             self.view.stop()
         if self._http is not None:
@@ -155,9 +165,8 @@ class CeleryLane(AsyncLane):
     def start_downstream(self) -> None:
         from ...celeryapp.workers import ThreadWorker
 
-        with self._state:
-            self._stopping = False
-        worker = ThreadWorker("celery", self.ctx.run_id, self.app, self.queue)
+        # A new worker each time, with a name of its own: the one told to stop may still be winding down.
+        worker = ThreadWorker(f"celery-{len(self.stopped) + 1}", self.ctx.run_id, self.app, self.queue)
         worker.start()  # returns once the worker consumes the task queue
         self.worker = worker
 
@@ -166,20 +175,22 @@ class CeleryLane(AsyncLane):
         if worker is None:
             return
         with self._state:
-            self._stopping = True
-            # The task in hand finishes and is acked; a stop now would requeue a handled task.
+            self._retired.add(worker.name)
+            # The task in hand finishes and is acked first: stopping now would requeue a handled task.
             self._state.wait_for(lambda: not self._holding, self.fulfilment.work_s + STOP_MARGIN_S)
-        worker.stop()
+        worker.stop_on_its_thread()
+        self.stopped.append(worker)
 
     def run_task(self, task: Any, order: str) -> None:
         """On the worker's thread: one handling of ``order``'s task."""
-        from celery.exceptions import Reject, WorkerShutdown
+        from celery.exceptions import Reject
+
+        from ...celeryapp.tasks import worker_name
 
         with self._state:
-            if self._stopping:
-                # Received while the worker stops: never handled, so not a delivery here. The
-                # worker stops on its own thread, the message unacked: it goes back to the queue.
-                raise WorkerShutdown(0)
+            if worker_name(task) in self._retired:
+                # Received by a worker told to stop: never handled, so not a delivery here.
+                raise Reject("the worker is stopping: the task goes back to the queue unhandled", requeue=True)
             self._holding = order
         redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
         self.wait_recorded(order)
