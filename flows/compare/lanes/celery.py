@@ -125,13 +125,12 @@ class CeleryLane(AsyncLane):
         self.stop_downstream()
         for worker in self.stopped:
             worker.join()
-        if self.tasks is not None:
-            self.app.amqp.queues.pop(self.queue.name, None)
         if self.view is not None:
             self.view.stop()
         if self._http is not None:
             self._http.close()
         if self.tasks is not None:
+            self.app.amqp.queues.pop(self.queue.name, None)
             with _lanes_lock:
                 _lanes.pop(self.queue.name, None)
             self.tasks.delete()
@@ -187,15 +186,16 @@ class CeleryLane(AsyncLane):
 
         from ...celeryapp.tasks import worker_name
 
+        worker = worker_name(task)
         with self._state:
-            if worker_name(task) in self._retired:
+            if worker in self._retired:
                 # Received by a worker told to stop: never handled, so not a delivery here.
                 raise Reject("the worker is stopping: the task goes back to the queue unhandled", requeue=True)
             self._holding = order
         redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
         self.wait_recorded(order)
         try:
-            self.fulfil(order, WORKER, REDELIVERED if redelivered else DELIVERED_AGAIN, task=TASK,
+            self.fulfil(order, WORKER, REDELIVERED if redelivered else DELIVERED_AGAIN, task=TASK, worker=worker,
                         redelivered=redelivered)
         except HandlingCrashed as crashed:
             raise Reject(str(crashed), requeue=True) from None
