@@ -135,10 +135,13 @@ class ThreadWorker(Worker):
         from celery.contrib.testing.worker import TestWorkController
 
         self.app.amqp.queues.add(self.queue)
+        # No event loop (the memory transport has none anyway): on RabbitMQ, Celery's event loop
+        # with the solo pool leaves the next message, read ahead into py-amqp's buffer with the
+        # last ack, waiting for the loop's 1 s poll timeout; the plain loop drains it at once.
         self.worker = TestWorkController(
             app=self.app, concurrency=1, hostname=self.hostname, pool="solo", loglevel="WARNING", logfile=None,
             ready_callback=None, without_heartbeat=True, without_mingle=True, without_gossip=True,
-            queues=[self.queue.name])
+            queues=[self.queue.name], use_eventloop=False)
         self.thread = threading.Thread(target=self._main, name=f"celery-{self.hostname}", daemon=True)
         self.thread.start()
         if not self.worker._on_started.wait(START_TIMEOUT_S):
@@ -191,8 +194,29 @@ class ThreadWorker(Worker):
             self.thread.join(STOP_TIMEOUT_S)
         self.app.amqp.queues.pop(self.queue.name, None)
 
+    def stop_on_its_thread(self) -> None:
+        """Ask for a warm shutdown done by the worker's own thread, and return at once (``join`` waits).
+
+        ``stop`` works from another thread on the memory transport, but a py-amqp connection
+        is not thread-safe: cancelling the consumer from here while the worker's thread reads
+        the same socket mixes up their frames. The worker runs the request at its loop's next
+        turn: after the task in hand, or within its 2 s wait for the next message.
+        """
+        if self.alive:
+            self.worker.consumer.call_soon(_shut_down)
+
+    def join(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+
     def failure(self) -> str:
         return f"embedded celery worker {self.name} stopped"
+
+
+def _shut_down() -> None:
+    from celery.exceptions import WorkerShutdown
+
+    raise WorkerShutdown(0)  # out of the worker's loop, into its warm shutdown, on its own thread
 
 
 def database_url() -> str:

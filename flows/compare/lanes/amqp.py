@@ -21,7 +21,6 @@ delivery, and a new consumer takes up the backlog when the outage ends.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from ..lane import CallFailed, HandlingCrashed
@@ -37,14 +36,14 @@ STOP_MARGIN_S = 5.0  # beyond one handling's work, for the consumer to cancel an
 class AmqpLane(AsyncLane):
     protocol = "amqp"
     broker = "amqp"
+    backlog_actor = "queue:amqp.orders"
     backlog_source = "ready messages in the queue (passive queue.declare)"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.admin: Any = None
+        self.orders: Any = None  # the queue, a BrokerQueue
         self.publisher: Any = None
         self.consumer: Any = None
-        self._admin_lock = threading.Lock()  # the sampler and the run thread share the admin channel
 
     # -- setup and teardown ---------------------------------------------------------------
 
@@ -52,30 +51,26 @@ class AmqpLane(AsyncLane):
         from kombu import Producer, Queue
 
         from ...amqp.resources import QUEUE_EXPIRES_MS
+        from .broker_queue import BrokerQueue
 
         self.amqp = self.ctx.broker("amqp")
         self.confirms = not self.amqp.embedded
-        self.queue = Queue(f"{self.ctx.namespace}.orders", routing_key=f"{self.ctx.namespace}.orders", durable=True,
-                           auto_delete=False, queue_arguments={"x-expires": QUEUE_EXPIRES_MS})
-        self.admin = self.amqp.connection()
-        self.channel = self.admin.channel()
-        self.queue(self.channel).declare()
+        name = f"{self.ctx.namespace}.orders"
+        self.queue = Queue(name, routing_key=name, durable=True, auto_delete=False,
+                           queue_arguments={"x-expires": QUEUE_EXPIRES_MS})
+        self.orders = BrokerQueue(self.amqp, self.queue)
+        self.orders.declare()
         self.publisher = self.amqp.connection(confirm=True)
         self.producer = Producer(self.publisher.channel())
 
     def teardown(self) -> None:
-        from ...amqp.resources import delete_all
-
         self.stop_downstream()
         try:
-            if self.admin is not None:
-                with self._admin_lock:
-                    delete_all(self.admin.channel(), [self.queue.name], [])
+            if self.orders is not None:
+                self.orders.delete()
         finally:
-            for conn in (self.publisher, self.admin):
-                if conn is not None:
-                    conn.release()
-            self.admin = self.publisher = None
+            if self.publisher is not None:
+                self.publisher.release()
 
     # -- the caller -------------------------------------------------------------------------
 
@@ -126,19 +121,8 @@ class AmqpLane(AsyncLane):
 
     # -- what the broker says -------------------------------------------------------------
 
-    def _declare_passive(self) -> Any:
-        with self._admin_lock:
-            return self.channel.queue_declare(queue=self.queue.name, passive=True)
-
     def backlog(self) -> int | None:
-        if self.admin is None:
-            return None
-        return self._declare_passive().message_count
+        return self.orders.depth() if self.orders is not None else None
 
     def broker_counts(self) -> dict[str, Any]:
-        declared = self._declare_passive()
-        counts: dict[str, Any] = {"queue": self.queue.name, "depth": declared.message_count,
-                                  "confirms": self.confirms}
-        if not self.amqp.embedded:  # the memory transport does not count consumers
-            counts["consumers"] = declared.consumer_count
-        return counts
+        return {**self.orders.counts(), "confirms": self.confirms}
