@@ -96,6 +96,11 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return require_service("postgres")
+
+
+@pytest.fixture(scope="session")
 def tansu() -> Iterator[object]:
     """One embedded Tansu broker for the whole session (start-up costs a second or two)."""
     from flows.transports.tansu import TansuBroker
