@@ -9,6 +9,7 @@ compresses plotly (about 20 s); the Dockerfile does it at image build time inste
 from __future__ import annotations
 
 import fcntl
+import sys
 from pathlib import Path
 
 from django.apps import apps
@@ -42,4 +43,6 @@ def ensure_collected() -> None:
     with open(root.parent / "static.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not is_current(root):
+            print(f"collecting static files into {root} (the first time compresses plotly: about 20 s)",
+                  file=sys.stderr, flush=True)
             call_command("collectstatic", interactive=False, verbosity=0)
