@@ -4,9 +4,9 @@ WhiteNoise picks the brotli or gzip copy the browser accepts, answers ``If-None-
 with 304, and marks hashed names cacheable for a year, so the 4.6 MB plotly bundle crosses
 the wire as 1.1 MB once per version instead of whole on every page load. WhiteNoise itself
 speaks WSGI; this is the ASGI side: a file is sent from the event loop in large chunks.
-Django's static view, which ``ASGIStaticFilesHandler`` used, ran on the one shared thread
-that also serves the JSON API and read the whole file into memory there before its first
-byte went out, so a page load held up a live run's first API calls.
+``ASGIStaticFilesHandler`` read each whole file into memory, before its first byte went
+out, on the one shared thread that also serves the JSON API, so a page load held up a live
+run's first API calls.
 """
 
 from __future__ import annotations
