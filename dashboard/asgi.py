@@ -41,6 +41,13 @@ from flows.runner import reap_orphans_at_startup  # noqa: E402
 
 reap_orphans_at_startup()
 
+# Behind a proxy, a request to act on a run may reach another web process: it relays the
+# request here when the run is ours (flows/run_relay.py).
+from flows.run_relay import start_listener  # noqa: E402
+from flows.views import answer_relayed  # noqa: E402
+
+start_listener(answer_relayed)
+
 # The instructor link, with the token, once: the only place the token is ever shown (the
 # access log writes "token=…" instead).
 from classroom.startup import announce, redact_access_log  # noqa: E402

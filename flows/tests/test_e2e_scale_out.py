@@ -109,6 +109,27 @@ def test_a_run_started_on_one_process_is_followed_gaplessly_through_the_other(tw
           f"connected, emit→receive p99 {p99:.1f} ms, median {live[len(live) // 2]:.1f} ms")
 
 
+def test_a_run_on_one_process_is_acted_on_through_the_other(two_web_processes):
+    a, b = two_web_processes
+    status, created = a.post_json("/api/runs/", {"workflow": "grpc-person", "params": {
+        "calls": 20000, "rate": 100.0, "concurrency": 2, "delay_ms": 0, "error_rate": 0.0}})
+    assert status == 201, created
+    run_id = created["id"]
+    wait_until(lambda: a.get_json(f"/api/runs/{run_id}/")["state"] == "running", 60, "the run to start")
+
+    # B has nothing of the run in memory: it relays to A and answers with what A said.
+    menu = b.get_json(f"/api/runs/{run_id}/actions/")["actions"]
+    assert menu == a.get_json(f"/api/runs/{run_id}/actions/")["actions"]
+    status, refused = b.post_json(f"/api/runs/{run_id}/actions/", {"action": "no-such-action"})
+    assert status == 400 and "no-such-action" in refused["errors"]["action"]
+    status, answer = b.post_json(f"/api/runs/{run_id}/actions/", {"action": "cancel"})
+    assert status == 202 and answer["result"] == "run cancelled", answer
+
+    wait_until(lambda: a.get_json(f"/api/runs/{run_id}/")["state"] == "cancelled", 60, "the run to stop")
+    status, late = b.post_json(f"/api/runs/{run_id}/actions/", {"action": "cancel"})
+    assert status == 409, late
+
+
 # -- behind the compose file's proxy --------------------------------------------------------
 
 
