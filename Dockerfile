@@ -7,5 +7,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends mosquitto && rm
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 COPY . .
+# Hashed, compressed static files in the image, so a container starts without compressing plotly.
+RUN python manage.py collectstatic --noinput -v 0
 EXPOSE 8000
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "dashboard.asgi:application"]

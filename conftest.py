@@ -54,6 +54,14 @@ def require_tool():  # returns the checker
     return check
 
 
+@pytest.fixture(scope="session", autouse=True)
+def collected_static_files() -> None:
+    """Pages name hashed static files from the manifest collectstatic writes (once per change)."""
+    from dashboard.static_build import ensure_collected
+
+    ensure_collected()
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup):  # extends pytest-django's own
     """The pipeline thread stops (closing its connection) before the test database is dropped."""
@@ -85,6 +93,11 @@ def mosquitto_url() -> str:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return require_service("redis")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return require_service("postgres")
 
 
 @pytest.fixture(scope="session")

@@ -97,14 +97,15 @@ class BenchServer:
             return json.loads(response.read())
 
     def scenario(self, count: int, rate: float, connections: int = 1, stalled: int = 0, timeout_s: float = 120.0,
-                 sample_rss: bool = False) -> ScenarioResult:
+                 sample_rss: bool = False, follow_through: BenchServer | None = None) -> ScenarioResult:
         """Plan a run, connect the clients, start emitting, wait for every client to finish.
 
         ``stalled`` more connections stop reading after their first batch and read again
-        once the run has been emitted and stored.
+        once the run has been emitted and stored. ``follow_through``: the clients connect
+        to that other web process (same database and channel layer) instead of this one.
         """
         run_id = self._call("POST", "/plans", {"count": count, "rate": rate})["run"]
-        procs = self._start_clients(run_id, count, connections, stalled)
+        procs = (follow_through or self)._start_clients(run_id, count, connections, stalled)
         try:
             result = ScenarioResult(status={}, clients=[], rss_before=self.rss())
             cpu_before, threads_before = self.cpu_s(), self._call("GET", "/threads")

@@ -17,14 +17,17 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from dashboard.checks import enforce_at_startup  # noqa: E402
 from dashboard.origins import OriginValidator  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
+from dashboard.static_build import ensure_collected  # noqa: E402
 from dashboard.static_files import StaticFilesHandler  # noqa: E402
 
 enforce_at_startup()
+ensure_collected()
 
 application = ProtocolTypeRouter(
     {
         # Static files (our JS/CSS and the packaged plotly.min.js) are served by the app
-        # itself so one daphne process is the whole dashboard, offline included.
+        # itself, compressed and cached (WhiteNoise), so one daphne process is the whole
+        # dashboard, offline included; a proxy in front may cache them too.
         "http": StaticFilesHandler(django_asgi_app),
         "websocket": OriginValidator(URLRouter(websocket_urlpatterns)),
     }
@@ -37,6 +40,13 @@ application = ProtocolTypeRouter(
 from flows.runner import reap_orphans_at_startup  # noqa: E402
 
 reap_orphans_at_startup()
+
+# Behind a proxy, a request to act on a run may reach another web process: it relays the
+# request here when the run is ours (flows/run_relay.py).
+from flows.run_relay import start_listener  # noqa: E402
+from flows.views import answer_relayed  # noqa: E402
+
+start_listener(answer_relayed)
 
 # The instructor link, with the token, once: the only place the token is ever shown (the
 # access log writes "token=…" instead).

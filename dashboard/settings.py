@@ -215,19 +215,23 @@ STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
 
-def _plotly_dir() -> str | None:
-    # plotly ships plotly.min.js; serving it from the package keeps the app offline-capable.
-    try:
-        import plotly
-    except ImportError:  # pragma: no cover - plotly is in requirements.txt
-        return None
-    path = Path(plotly.__file__).parent / "package_data"
-    return str(path) if (path / "plotly.min.js").exists() else None
-
-
+# Served from STATIC_ROOT by WhiteNoise (dashboard/static_files.py): `manage.py collectstatic`
+# fills it with content-hashed, gzip- and brotli-compressed copies, and dashboard/static_build.py
+# runs that whenever the sources are newer (server start-up, the test session).
 STATICFILES_DIRS = [BASE_DIR / "static"]
-if _plotly_dir():
-    STATICFILES_DIRS.append(("vendor/plotly", _plotly_dir()))
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    # plotly.min.js from the installed package, so the app works offline.
+    "dashboard.static_storage.PlotlyFinder",
+]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "dashboard.static_storage.HashedCompressedStorage"},
+}
+# Hashed names are cached for a year (immutable); unhashed ones for a minute.
+WHITENOISE_MAX_AGE = 60
+# Our scripts are for our own pages: no "Access-Control-Allow-Origin: *".
+WHITENOISE_ALLOW_ALL_ORIGINS = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 from . import eventstore, export, lessons, registry, run_query, safejson, transports
 from .context import Outcome
 from .models import Run
+from .run_relay import Relayed, runs_elsewhere
 from .runner import CANCEL_ACTION, ActionRefused, RunnerError, get_runner
 
 MAX_EVENTS_PAGE = 5000
@@ -36,10 +37,14 @@ def _clip(text: str) -> str:
 
 
 def error(status: int, errors: dict[str, str]) -> JsonResponse:
+    return JsonResponse(error_body(errors), status=status)
+
+
+def error_body(errors: dict[str, str]) -> dict[str, dict[str, str]]:
     shown = {_clip(str(k)): _clip(str(v)) for k, v in list(errors.items())[:MAX_ERRORS]}
     if len(errors) > MAX_ERRORS:
         shown["more"] = f"{len(errors) - MAX_ERRORS} more problems not shown (of {len(errors)})"
-    return JsonResponse({"errors": shown}, status=status)
+    return {"errors": shown}
 
 
 def is_json_content_type(content_type: str) -> bool:
@@ -229,32 +234,66 @@ async def run_actions(request: HttpRequest, run_id: int) -> JsonResponse:
     Async so that waiting for the run thread to handle the action holds no worker thread.
     """
     if request.method == "GET":
-        return await sync_to_async(_action_menu)(request, run_id)
-    sent = await sync_to_async(_send_action)(request, run_id)
+        sent = await sync_to_async(_action_menu)(request, run_id)
+    else:
+        sent = await sync_to_async(_send_action)(request, run_id)
+    if isinstance(sent, Relayed):  # the run executes in another web process
+        status, body = await sent.ask()
+        return JsonResponse(body, status=status)
     if isinstance(sent, JsonResponse):
         return sent
     name, target, outcome = sent
     deadline = time.monotonic() + ACTION_ANSWER_S
     while not outcome.done.is_set() and time.monotonic() < deadline:
         await asyncio.sleep(ACTION_POLL_S)
+    return JsonResponse(_acted(name, target, outcome), status=202)
+
+
+def _acted(name: str, target: str, outcome: Outcome) -> dict[str, Any]:
     said = outcome.text if outcome.done.is_set() else (
         f"queued: the run has not handled {name} yet; it will at its next step")
-    return JsonResponse({**outcome.extra, "accepted": True, "action": name, "target": target, "result": said},
-                        status=202)
+    return {**outcome.extra, "accepted": True, "action": name, "target": target, "result": said}
+
+
+def _menu(run_id: int) -> tuple[int, dict[str, Any]]:
+    try:
+        return 200, {"actions": get_runner().action_menu(run_id)}
+    except RunnerError as exc:
+        return exc.status, error_body({"run": str(exc)})
+
+
+def _act(run_id: int, name: str, target: str, params: dict[str, Any]) -> Outcome | tuple[int, dict[str, Any]]:
+    try:
+        return get_runner().act(run_id, name, target, params)
+    except ActionRefused as exc:
+        return 400, error_body(exc.errors)
+    except RunnerError as exc:
+        return exc.status, error_body({exc.field: str(exc)})
+
+
+def answer_relayed(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """In the process running the run: what another web process relayed (flows/run_relay.py)."""
+    if request["what"] == "menu":
+        return _menu(request["run"])
+    acted = _act(request["run"], request["action"], request["target"], request["params"])
+    if isinstance(acted, tuple):
+        return acted
+    acted.done.wait(ACTION_ANSWER_S)
+    return 202, _acted(request["action"], request["target"], acted)
 
 
 @with_run
-def _action_menu(request: HttpRequest, run: Run) -> JsonResponse:
+def _action_menu(request: HttpRequest, run: Run) -> JsonResponse | Relayed:
     if not run.live:
         return error(409, {"run": f"run {run.pk} is {run.state}; actions apply to live runs only"})
-    try:
-        return JsonResponse({"actions": get_runner().action_menu(run.pk)})
-    except RunnerError as exc:
-        return error(exc.status, {"run": str(exc)})
+    if runs_elsewhere(run.owner):
+        return Relayed(run.owner, {"what": "menu", "run": run.pk}, ACTION_ANSWER_S)
+    status, body = _menu(run.pk)
+    return JsonResponse(body, status=status)
 
 
 @with_run
-def _send_action(request: HttpRequest, run: Run) -> JsonResponse | tuple[str, str, Outcome]:
+def _send_action(request: HttpRequest, run: Run) -> JsonResponse | Relayed | tuple[str, str, Outcome]:
     body, problem = json_body(request)
     if problem:
         return problem
@@ -269,14 +308,15 @@ def _send_action(request: HttpRequest, run: Run) -> JsonResponse | tuple[str, st
     params = body.get("params", {})
     if not isinstance(params, dict):
         return error(400, {"params": "must be a JSON object mapping the action's parameters to values"})
-    try:
-        outcome = get_runner().act(run.pk, name, target, params)
-    except ActionRefused as exc:
-        return error(400, exc.errors)
-    except RunnerError as exc:
-        return error(exc.status, {exc.field: str(exc)})
     # Cancel is run-level: whatever target came with it, none is echoed.
-    return name, "" if name == CANCEL_ACTION else target, outcome
+    target = "" if name == CANCEL_ACTION else target
+    if runs_elsewhere(run.owner):
+        return Relayed(run.owner, {"what": "act", "run": run.pk, "action": name, "target": target, "params": params},
+                       ACTION_ANSWER_S)
+    acted = _act(run.pk, name, target, params)
+    if isinstance(acted, tuple):
+        return JsonResponse(acted[1], status=acted[0])
+    return name, target, acted
 
 
 @require_http_methods(["GET"])

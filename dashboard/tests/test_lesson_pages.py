@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from django.templatetags.static import static
 from django.test import Client
 
 from flows import lessons
@@ -30,7 +31,7 @@ def test_a_lesson_page_shows_each_step_with_a_start_button_and_its_data():
     assert "<code>kind:crash</code>" in html
     boot = re.search(r'<script id="lesson-boot" type="application/json">(.*?)</script>', html, re.S).group(1)
     assert json.loads(boot) == lessons.get("exactly-once")
-    assert 'src="/static/js/lessons-page.js"' in html
+    assert f'src="{static("js/lessons-page.js")}"' in html
 
 
 def test_an_unknown_lesson_is_404():

@@ -16,6 +16,8 @@ from dashboard.settings import BASE_DIR, database_from_url
 from flows.transports import BROKERS
 
 COMPOSE = BASE_DIR / "docker-compose.yml"
+# What docker-compose.yml demands from whoever deploys it.
+DEPLOYMENT_SECRETS = {"SECRET_KEY": "a-key-of-the-deployment", "FLOWS_CLASSROOM_TOKEN": "a-token-of-the-deployment"}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,7 @@ def compose_commands() -> list[tuple[str, list[str], bool]]:
 @pytest.mark.parametrize("label,argv,available", compose_commands(), ids=lambda v: v if isinstance(v, str) else "")
 def test_compose_tool_accepts_the_file(label, argv, available, require_tool):
     require_tool(label, available, in_ci=label == "docker-compose")
-    env = {**os.environ, "SECRET_KEY": "a-key-of-the-deployment"}
+    env = {**os.environ, **DEPLOYMENT_SECRETS}
     result = subprocess.run([*argv, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, cwd=Path(BASE_DIR),
                             env=env)
     assert result.returncode == 0, f"{label} rejects docker-compose.yml:\n{result.stderr}"
@@ -95,7 +97,7 @@ def test_a_broken_file_is_rejected(tmp_path, require_tool):
     require_tool(label, available)
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE.read_text().replace("services:", "services:\n  bogus:\n    imagez: nothing\n", 1))
-    env = {**os.environ, "SECRET_KEY": "a-key-of-the-deployment"}
+    env = {**os.environ, **DEPLOYMENT_SECRETS}
     result = subprocess.run([*argv, "-f", str(broken), "config", "-q"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert result.returncode != 0
 
@@ -107,7 +109,27 @@ def test_the_published_stack_needs_its_own_secret_key(compose, require_tool):
     assert env["SECRET_KEY"].startswith("${SECRET_KEY:?"), "no published default key"
     label, argv, available = compose_commands()[0]
     require_tool(label, available)
-    without = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    without = {**{k: v for k, v in os.environ.items() if k != "SECRET_KEY"}, "FLOWS_CLASSROOM_TOKEN": "a-token"}
     result = subprocess.run([*argv, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, cwd=Path(BASE_DIR),
                             env=without)
     assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+def test_two_web_processes_behind_a_proxy_that_passes_websockets(compose):
+    services = compose["services"]
+    webs = [name for name, spec in services.items() if "dashboard.asgi:application" in str(spec.get("command", ""))]
+    assert len(webs) >= 2, "the web tier runs as two processes"
+    for name in webs:
+        assert "ports" not in services[name], f"{name} is reached through the proxy only"
+        assert services[name]["environment"]["REDIS_URL"].startswith("redis://"), "a channel layer both share"
+        assert "migrate" not in services[name]["command"], "one migrate service, not a race between web processes"
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    proxy = services["proxy"]
+    assert proxy["ports"] == ["8000:8000"]
+    source = proxy["volumes"][0].split(":")[0]
+    config = (BASE_DIR / source).read_text()
+    upstream = config[config.index("upstream"):config.index("}")]
+    assert {line.split()[1].rstrip(";") for line in upstream.splitlines() if line.strip().startswith("server ")} == {
+        f"{name}:8000" for name in webs}
+    assert "proxy_set_header Upgrade $http_upgrade" in config and "proxy_http_version 1.1" in config
+    assert "proxy_set_header Host $http_host" in config, "the app checks Host and Origin against what the browser sent"
