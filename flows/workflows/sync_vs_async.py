@@ -195,11 +195,12 @@ class SyncVsAsync(Workflow):
         return all(self._lane_settled(lane) for lane in self.lanes)
 
     def _lane_settled(self, lane: Lane) -> bool:
-        """Every accepted order processed, and every crashed handling delivered again (async)."""
+        """Every accepted order processed, and every crashed handling delivered again (async),
+        unless the broker dropped it."""
         if lane.sync:
             return True
-        completed = set(lane.tally.completed)
-        if not lane.tally.accepted <= completed:
+        completed, dropped = set(lane.tally.completed), lane.dropped_by_broker()
+        if not lane.tally.accepted <= completed | dropped:
             return False
-        crashed = (order for order in completed if self.fulfilment.crashes(order, 1))
+        crashed = (order for order in completed - dropped if self.fulfilment.crashes(order, 1))
         return all(self.ledger.attempts_of(lane.protocol, order) >= 2 for order in crashed)

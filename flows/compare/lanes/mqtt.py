@@ -73,7 +73,8 @@ class MqttLane(Lane):
         self._lock = threading.Lock()
         self._pubacked: set[str] = set()
         self._taken: set[str] = set()  # orders the handler started on at least once
-        self._left_behind: set[str] = set()  # received on a connection that ended before the handler took them
+        # Unacknowledged when their connection ended: received but not taken, or crashed on.
+        self._unacked_at_drop: set[str] = set()
         self.figures = {"dup_deliveries": 0, "retain_flag_deliveries": 0, "left_behind": 0, "foreign": 0,
                         "pubacks_sent": 0, "connects": 0, "session_resumed": 0, "session_lost": 0}
         self.subscriber: Connection | None = None
@@ -170,11 +171,10 @@ class MqttLane(Lane):
         with self._handling:
             conn = self.subscriber
             if conn is None or self._down or generation != self._generation or not conn.online.is_set():
-                # Its connection ended before the handler got to it: the broker still owes it.
+                # Its connection ended before the handler got to it: the broker owes it again.
                 if order is not None:
                     self._count(left_behind=1)
-                    with self._lock:
-                        self._left_behind.add(order)
+                    self._unacked_when_the_connection_ended(order, "received but not handled")
                 return
             if order is None:
                 self._count(foreign=1)  # not this run's (amqtt sends retained messages of other topics)
@@ -189,9 +189,23 @@ class MqttLane(Lane):
                 self.fulfil(order, SUBSCRIBER, DUP_REASON if msg.dup else AGAIN_REASON, **flags)
             except HandlingCrashed:
                 self._come_back(conn)
+                if not self.resends_unacked:  # Mosquitto's DUP=1 copy says the rest; amqtt sends none
+                    self._unacked_when_the_connection_ended(order, "crashed on")
+                else:
+                    with self._lock:
+                        self._unacked_at_drop.add(order)
                 return
             conn.client.ack(msg.mid, msg.qos)
             self._count(pubacks_sent=1)
+
+    def _unacked_when_the_connection_ended(self, order: str, how: str) -> None:
+        with self._lock:
+            self._unacked_at_drop.add(order)
+        if self.resends_unacked:
+            why = f"{how} when the subscriber's connection ended: the broker sends it again (MQTT 3.1.1 §4.4)"
+        else:
+            why = f"{how} when the subscriber's connection ended, and amqtt drops it: it will not come again"
+        self.emit("revoke", SUBSCRIBER, order, subscriber="mqtt", action="unacked", reason=why)
 
     def _order_of(self, msg: Any) -> str | None:
         if msg.topic != self.topic:
@@ -216,15 +230,26 @@ class MqttLane(Lane):
     # -- the backlog and the broker's side ------------------------------------------------------
 
     def backlog(self) -> int:
+        dropped = self.dropped_by_broker()
         with self._lock:
-            # Left behind on a gone connection: waiting in the broker's session, unless it dropped them.
-            dropped = set() if self.resends_unacked else self._left_behind
             return len(self._pubacked - self._taken - dropped)
 
-    def broker_counts(self) -> dict[str, Any]:
+    def dropped_by_broker(self) -> set[str]:
+        """amqtt's: the orders unacknowledged when their connection ended that never came again.
+
+        Mosquitto owes every one of them (MQTT 3.1.1 §4.4): none is given up on there."""
+        if self.resends_unacked:
+            return set()
         with self._lock:
+            unacked = set(self._unacked_at_drop)
+        return {order for order in unacked if self.ledger.attempts_of(self.protocol, order) <= 1}
+
+    def broker_counts(self) -> dict[str, Any]:
+        # The run may settle on a redelivery's arrival: let that handling finish and send its PUBACK first.
+        with self._handling, self._lock:
             counted = {**self.figures, "pubacked": len(self._pubacked), "taken": len(self._taken),
-                       "never_sent_again": len(self._left_behind - self._taken)}
+                       "unacked_at_drop": len(self._unacked_at_drop)}
+        counted["dropped_by_broker"] = len(self.dropped_by_broker())
         counted["waiting"] = self.backlog()
         counts: dict[str, Any] = {"impl": self.mqtt.impl, "counted_by_lane": counted, "broker_held": self._held_counts()}
         if not self.resends_unacked:
