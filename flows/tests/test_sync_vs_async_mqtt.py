@@ -130,12 +130,16 @@ class TestMqttLaneEmbeddedAmqtt(MqttLaneChecks):
         assert figures["errors"] == 0 and figures["backlog_max"] > 0, figures
         assert counted["session_resumed"] == 1
         # Queued for the absent session and sent on its return, marked RETAIN=1 (amqtt's quirk).
-        assert counted["retain_flag_deliveries"] > 0
+        marked = [e for e in lane_events(finished, "mqtt", "deliver") if e["attrs"].get("retain")]
+        assert counted["retain_flag_deliveries"] == len(marked)
+        assert all(e["t_ms"] >= finished.result["outage"]["end_ms"] - 50 for e in marked), marked
         # Those in flight to the subscriber when it left are gone: lost, never sent again.
         assert figures["completed"] + figures["lost"] == QUICK["orders"]
 
     def test_flaky_async_lanes_show_duplicates_with_reasons_sync_lanes_retry(self) -> None:
-        finished = run_compare(self.protocols, downstream="flaky", flaky_rate=0.3)
+        # One crash: amqtt can hold on to a dropped connection for its 5 s PUBACK timeout, and
+        # the subscriber waits for that before it comes back (``EmbeddedAmqtt.holds_connection``).
+        finished = run_compare(self.protocols, downstream="flaky", flaky_rate=0.1)
         self.check_common(finished)
         figures = finished.result["protocols"]["mqtt"]
         crashed = {e["message_id"] for e in lane_events(finished, "mqtt", "crash")}
