@@ -80,6 +80,13 @@ LESSONS: list[dict[str, Any]] = [
              "kind:response", ask("The client has its 202 for {message}. Has the order been processed?",
                                   ["yes, it is done", "no, it waits for a worker"],
                                   answer="no, it waits for a worker")),
+        step("sync-vs-async", {"orders": 12, "work_ms": 300, "rate": 3, "protocols": ["http", "amqp"],
+                               "downstream": "down", "outage_ms": 2000},
+             "Side by side: the same orders and the same 300 ms of work, over HTTP and over AMQP at once. A "
+             "quarter of the way in, the downstream stops for 2 s, then comes back.",
+             "kind:outage state:up",
+             ask("The downstream is back. How many AMQP orders failed while it was away?", COUNTS,
+                 count="kind:error protocol:amqp")),
     ),
     lesson(
         "put-idempotent", "3 · PUT is idempotent, POST is not",

@@ -95,6 +95,12 @@ class Workflow:
     # Which broker (flows.transports) this workflow needs; None for brokerless ones.
     broker: ClassVar[str | None] = None
 
+    @classmethod
+    def brokers_of(cls, params: Mapping[str, Any]) -> list[str]:
+        """The brokers a run with ``params`` uses (the run's ``brokers``, each watched while it
+        runs): the workflow's own by default; one that mixes protocols says which of them."""
+        return [cls.broker] if cls.broker else []
+
     def expected(self, params: Mapping[str, Any]) -> int:
         """How many completions the run plans: responses (sync) or first processings per
         (logical consumer, message) (async). ``progress.done`` counts those that happened; a

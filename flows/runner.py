@@ -142,7 +142,7 @@ class Runner:
                 workflow=slug,
                 params=params,
                 expected=workflow.expected(params),
-                brokers=self._brokers_for(workflow_cls),
+                brokers=self._brokers_for(workflow_cls, params),
                 owner=owner_id(),
             )
             recorder = Recorder(run.pk, self.pipeline)
@@ -159,11 +159,9 @@ class Runner:
         return run
 
     @staticmethod
-    def _brokers_for(workflow_cls: type[registry.Workflow]) -> dict[str, Any]:
+    def _brokers_for(workflow_cls: type[registry.Workflow], params: dict[str, Any]) -> dict[str, Any]:
         described = describe_all()
-        if workflow_cls.broker:
-            return {workflow_cls.broker: described.get(workflow_cls.broker, {})}
-        return {}
+        return {name: described.get(name, {}) for name in workflow_cls.brokers_of(params)}
 
     # -- controlling ------------------------------------------------------------------
 
@@ -256,14 +254,15 @@ class Runner:
         run, ctx = live.run, live.ctx
         watchdog = threading.Timer(deadline_s, ctx.cancel, args=(f"timed out after {deadline_s:g} s",))
         watchdog.daemon = True
-        watch = BrokerWatch(ctx, live.workflow.broker)
+        watches = [BrokerWatch(ctx, name) for name in live.workflow.brokers_of(ctx.params)]
         state, error, result = Run.State.FAILED, "", {}
         try:
             run.state = Run.State.RUNNING
             run.started_at = timezone.now()
             run.save(update_fields=["state", "started_at"])
             watchdog.start()
-            watch.start()
+            for watch in watches:
+                watch.start()
             result = live.workflow.run(ctx) or {}
             if ctx.cancelled.is_set():
                 raise RunCancelled(ctx.stop_reason)
@@ -279,11 +278,14 @@ class Runner:
             error = f"{type(exc).__name__}: {exc}"
         finally:
             watchdog.cancel()
-            watch.stop()
-        if state != Run.State.SUCCEEDED and watch.broke(recheck=state == Run.State.FAILED):
+            for watch in watches:
+                watch.stop()
+        broken = None if state == Run.State.SUCCEEDED else next(
+            (watch for watch in watches if watch.broke(recheck=state == Run.State.FAILED)), None)
+        if broken is not None:
             # The broker died: that is the run's error, whatever the workflow raised on its way out.
             self.pipeline.flush(live.recorder, timeout=10.0)
-            state, (error, result) = Run.State.FAILED, watch.outcome(result)
+            state, (error, result) = Run.State.FAILED, broken.outcome(result)
         # Whatever the outcome: read the broker's figures, then delete what the run left there.
         result = run_resources.release_into(run.pk, result)
         if live.claim():

@@ -59,6 +59,10 @@ class BacklogSampler:
                 lane.emit("backlog", lane.backlog_actor or f"queue:{lane.protocol}.orders", depth=depth,
                           source=lane.backlog_source)
 
+    def drained(self, protocol: str) -> bool:
+        """Whether the broker's own count for the lane last read empty (or it has none to read)."""
+        return self._last.get(protocol, 0) in (0, None)
+
     def drained_after(self, protocol: str, since_ms: float) -> float | None:
         """Milliseconds from ``since_ms`` until the lane's backlog was first seen empty again; None if never."""
         for at, depth in self.samples.get(protocol, []):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -109,6 +110,7 @@ class Tally:
         self.accepted: set[str] = set()  # handed over and acknowledged to the caller (async) or answered (sync)
         self.completed: set[str] = set()  # first processing of each order
         self.errors = 0
+        self.reasons: Counter[str] = Counter()  # errors by what the caller was told
         self.retries = 0
         self.duplicates = 0
         self.backlog_max = 0
@@ -125,6 +127,11 @@ class Tally:
                 else:
                     setattr(self, name, held + value)
 
+    def failed(self, reason: str) -> None:
+        with self._lock:
+            self.errors += 1
+            self.reasons[reason] += 1
+
     def figures(self, sync: bool) -> dict[str, Any]:
         with self._lock:
             lost = 0 if sync else len(self.accepted - self.completed)
@@ -132,8 +139,10 @@ class Tally:
                 "perceived": _stats(self.perceived),
                 "end_to_end": _stats(self.end_to_end),
                 "placed": len(self.placed),
+                "accepted": len(self.accepted),
                 "completed": len(self.completed),
                 "errors": self.errors,
+                "error_reasons": dict(self.reasons.most_common()),
                 "retries": self.retries,
                 "lost": lost,
                 "duplicates": self.duplicates,
@@ -223,7 +232,7 @@ class Lane:
             try:
                 attrs = self.call(order)
             except CallFailed as failed:
-                self.tally.add(errors=1)
+                self.tally.failed(failed.reason)
                 last = not failed.retry or attempt == SYNC_ATTEMPTS
                 waited = self._waited_ms(started)
                 self.emit("error", self.caller, order, attempt, reason=failed.reason, retrying=not last,
@@ -243,7 +252,8 @@ class Lane:
             attrs = self.hand_over(order)
         except CallFailed as failed:
             waited = self._waited_ms(started)
-            self.tally.add(errors=1, perceived=[waited])
+            self.tally.failed(failed.reason)
+            self.tally.add(perceived=[waited])
             self.emit("error", self.caller, order, reason=failed.reason, perceived_ms=waited, **failed.attrs)
             return
         waited = self._waited_ms(started)

@@ -18,6 +18,27 @@ def outage_delay_s(orders: int, rate: float) -> float:
     return (orders / 4) / rate if rate > 0 else 0.0
 
 
+def each_lane(lanes: Sequence[Lane], step: str) -> None:
+    """``step`` on every lane at once: a Kafka member takes seconds to rejoin its group, and
+    the other lanes must not stay down that much longer for it. Raises the first failure."""
+    failures: list[BaseException] = []
+
+    def one(lane: Lane) -> None:
+        try:
+            getattr(lane, step)()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, on the outage thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=one, args=(lane,), name=f"{step}-{lane.protocol}", daemon=True)
+               for lane in lanes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
 class Outage:
     def __init__(self, lanes: Sequence[Lane], fulfilment: Fulfilment, delay_s: float, emit: Callable[..., int],
                  elapsed_ms: Callable[[], float], on_failure: Callable[[BaseException], None]) -> None:
@@ -57,14 +78,15 @@ class Outage:
                 return
             self.start_ms = self._announce("down")
             self.fulfilment.down.set()
-            for lane in self.lanes:
-                lane.stop_downstream()
+            each_lane(self.lanes, "stop_downstream")
             self._stop.wait(self.fulfilment.outage_ms / 1000.0)
-            # Back even when the run is stopping: teardown finds every downstream as it left it.
-            for lane in self.lanes:
-                lane.start_downstream()
-            self.fulfilment.down.clear()
+            # The window is the outage itself: every downstream is started again from here, and
+            # what a protocol adds to come back (a Kafka member rejoining its group takes
+            # seconds) shows in its own lane, not as a longer outage for all.
             self.end_ms = self._announce("up")
+            self.fulfilment.down.clear()
+            # Back even when the run is stopping: teardown finds every downstream as it left it.
+            each_lane(self.lanes, "start_downstream")
         except Exception as exc:  # noqa: BLE001 - handed to the run thread, which fails the run with it
             self.on_failure(exc)
         finally:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from flows.summary import latency_stats
+
 from .amqp_support import Finished, run_workflow
 
 SLUG = "sync-vs-async"
@@ -59,6 +61,14 @@ class SyncVsAsyncContract:
             firsts = [e for e in lane_events(finished, protocol, "process") if not e["duplicate"]]
             assert len(firsts) == figures["completed"]
             assert figures["duplicates"] == sum(e["duplicate"] for e in lane_events(finished, protocol, "deliver"))
+            # Every wait the caller felt is on the event that ended it, and the figures are those waits'.
+            waits = [e["attrs"]["perceived_ms"] for e in finished.events
+                     if e["attrs"].get("protocol") == protocol and "perceived_ms" in e["attrs"]]
+            assert len(waits) == figures["placed"]
+            assert latency_stats(waits)["p50"] == figures["perceived"]["p50"]
+            errors = lane_events(finished, protocol, "error")
+            assert figures["errors"] == len(errors) == sum(figures["error_reasons"].values())
+            assert {e["attrs"]["reason"] for e in errors} == set(figures["error_reasons"])
 
     def test_up_sync_callers_wait_the_work_async_callers_do_not(self) -> None:
         finished = run_compare(self.protocols, downstream="up")
@@ -104,6 +114,8 @@ class SyncVsAsyncContract:
             backlog = lane_events(finished, protocol, "backlog")
             assert max(e["attrs"]["depth"] for e in backlog) == figures["backlog_max"]
             assert backlog[-1]["attrs"]["depth"] == 0, "the backlog drained"
+            assert figures["drained_ms"] is not None and f"drained {figures['drained_ms'] / 1000:.1f} s after" \
+                in figures["verdict"]
 
     def test_flaky_async_lanes_show_duplicates_with_reasons_sync_lanes_retry(self) -> None:
         finished = run_compare(self.protocols, downstream="flaky", flaky_rate=0.3)

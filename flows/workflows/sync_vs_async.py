@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -29,6 +30,8 @@ from ..params import choice_param, float_param, int_param, multi_param
 from ..registry import Workflow
 
 MODES = ("up", "slow", "down", "flaky")
+# The transport each lane needs (its class's ``broker``; a test keeps the two in step).
+BROKER_OF = {"http": None, "grpc": None, "celery": "amqp", "amqp": "amqp", "kafka": "kafka", "mqtt": "mqtt"}
 # settle's deadline: the paced orders, the outage, the work done one at a time (twice over, for
 # redeliveries), and a margin for brokers to hand back what they kept.
 WORK_FACTOR, SETTLE_MARGIN_S = 2.0, 15.0
@@ -76,6 +79,11 @@ class SyncVsAsync(Workflow):
             errors["outage_ms"] = "must be more than 0 when downstream is down"
         return cleaned, errors
 
+    @classmethod
+    def brokers_of(cls, params: dict[str, Any]) -> list[str]:
+        # Named here, not read from the lane classes: the web thread that creates a run imports no lane.
+        return sorted({BROKER_OF[p] for p in params["protocols"] if BROKER_OF.get(p)})
+
     def expected(self, params: dict[str, Any]) -> int:
         # The first processing of every order in every lane (progress counts first ``process`` events).
         return params["orders"] * len(params["protocols"])
@@ -121,6 +129,8 @@ class SyncVsAsync(Workflow):
         timeout = (paced_s + p["outage_ms"] / 1000.0 + p["orders"] * self.fulfilment.work_s * WORK_FACTOR
                    + SETTLE_MARGIN_S)
         self.ctx.wait_until(self._settled, timeout, "every caller to finish and every accepted order to complete")
+        # Its last sample is the drained backlog: part of the record, and of drained_ms.
+        self.sampler.stop()
 
     def report(self) -> dict[str, Any]:
         outage = self.outage.window() if self.outage else None
@@ -181,7 +191,8 @@ class SyncVsAsync(Workflow):
         except Exception as exc:  # noqa: BLE001 - handed to the run thread, which fails the run with it
             self.failures.append((f"the {lane.protocol} caller", exc))
 
-    def _failed(self, who: str):  # a callback for a helper thread's failure
+    def _failed(self, who: str) -> Callable[[BaseException], None]:
+        """What a helper thread calls with its failure: the run thread fails the run with it."""
         return lambda exc: self.failures.append((who, exc))
 
     def _settled(self) -> bool:
@@ -195,10 +206,13 @@ class SyncVsAsync(Workflow):
         return all(self._lane_settled(lane) for lane in self.lanes)
 
     def _lane_settled(self, lane: Lane) -> bool:
-        """Every accepted order processed, and every crashed handling delivered again (async),
-        unless the broker dropped it."""
+        """Every accepted order processed, every crashed handling delivered again, and the
+        broker's own backlog read empty (a Kafka lag counts the last commit too) (async);
+        save what the lane says its broker dropped."""
         if lane.sync:
             return True
+        if not self.sampler.drained(lane.protocol):
+            return False
         completed, dropped = set(lane.tally.completed), lane.dropped_by_broker()
         if not lane.tally.accepted <= completed | dropped:
             return False

@@ -69,7 +69,7 @@ class HttpLane(Lane):
             response = conn.getresponse()
             body = response.read()
         except ConnectionRefusedError:
-            raise CallFailed("connection refused: the server is not listening", status=None) from None
+            raise CallFailed("connection refused", status=None) from None
         except TimeoutError:
             raise CallFailed(f"timed out after {self.timeout_s * 1000:.0f} ms", status=None) from None
         except (http.client.RemoteDisconnected, ConnectionResetError):
