@@ -196,6 +196,11 @@ class Lane:
         """Async lanes: orders waiting at the broker now, read from the broker (queue depth, lag)."""
         return None
 
+    def dropped_by_broker(self) -> set[str]:
+        """Async lanes: accepted orders the broker will not deliver (again), as far as the lane can tell
+        (a broker that forgets unacknowledged messages): the run stops waiting for them."""
+        return set()
+
     def broker_counts(self) -> dict[str, Any]:
         """At the end: the broker's own numbers to cross-check the tally (queue depth, end offsets)."""
         return {}

@@ -72,6 +72,18 @@ class EmbeddedAmqtt:
         server = broker._servers.get("default")
         return bool(server is not None and server.instance.is_serving())
 
+    def holds_connection(self, client_id: str) -> bool:
+        """Whether amqtt still counts ``client_id`` as connected.
+
+        amqtt notices a dropped socket a little late; a client reconnecting meanwhile takes
+        over its session, which amqtt then marks offline when it gets to the old connection:
+        everything published to it is queued, not sent, until it reconnects once more.
+        A client coming back waits for this to turn false first.
+        """
+        broker = self._broker
+        held = broker._sessions.get(client_id) if broker is not None else None
+        return bool(held is not None and held[0].transitions.is_connected())
+
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"

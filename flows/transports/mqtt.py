@@ -66,6 +66,14 @@ class MqttBroker(Broker):
 
         return list(AMQTT_CAVEATS)
 
+    def holds_connection(self, client_id: str) -> bool:
+        """Whether the broker still counts ``client_id`` as connected after its socket dropped.
+
+        Only amqtt lags (``EmbeddedAmqtt.holds_connection``); Mosquitto takes a reconnect over
+        at once, so for it this is always false."""
+        holds = getattr(self._server, "holds_connection", None)
+        return bool(holds is not None and holds(client_id))
+
     # -- where ------------------------------------------------------------------------------
 
     @property

@@ -207,13 +207,14 @@ class SyncVsAsync(Workflow):
 
     def _lane_settled(self, lane: Lane) -> bool:
         """Every accepted order processed, every crashed handling delivered again, and the
-        broker's own backlog read empty (a Kafka lag counts the last commit too) (async)."""
+        broker's own backlog read empty (a Kafka lag counts the last commit too) (async);
+        save what the lane says its broker dropped."""
         if lane.sync:
             return True
         if not self.sampler.drained(lane.protocol):
             return False
-        completed = set(lane.tally.completed)
-        if not lane.tally.accepted <= completed:
+        completed, dropped = set(lane.tally.completed), lane.dropped_by_broker()
+        if not lane.tally.accepted <= completed | dropped:
             return False
-        crashed = (order for order in completed if self.fulfilment.crashes(order, 1))
+        crashed = (order for order in completed - dropped if self.fulfilment.crashes(order, 1))
         return all(self.ledger.attempts_of(lane.protocol, order) >= 2 for order in crashed)

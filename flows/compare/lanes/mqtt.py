@@ -42,13 +42,16 @@ TAKE_STEP_S = 0.1  # how often the handler looks up from an empty queue to see i
 # The embedded brokers publish $SYS every second: one more publication after the run, at most this long.
 SYS_SETTLE_S = 3.0
 DISCONNECT_WAIT_S = 5.0
+# amqtt can hold on to a dropped connection until the PUBACKs it waits for on it time out (5 s).
+RELEASE_WAIT_S = 8.0
 
 DUP_REASON = ("redelivered with DUP=1: the broker never got the subscriber's PUBACK "
               "(the connection dropped after the work, before the ack)")
 AGAIN_REASON = "delivered again (DUP=0) after the subscriber came back to its session"
 AMQTT_DROPS = ("amqtt drops a QoS 1 message whose PUBACK had not come when the subscriber's connection ended "
                "instead of sending it again with DUP=1: a crashed order shows no duplicate, and orders in flight "
-               "to the subscriber when it left (outage or crash) are lost")
+               "to the subscriber when it left (outage or crash) are lost; it can also hold on to a dropped "
+               "connection until its 5 s PUBACK timeout, and the crashed subscriber waits for that to come back")
 
 
 class MqttLane(Lane):
@@ -73,7 +76,8 @@ class MqttLane(Lane):
         self._lock = threading.Lock()
         self._pubacked: set[str] = set()
         self._taken: set[str] = set()  # orders the handler started on at least once
-        self._left_behind: set[str] = set()  # received on a connection that ended before the handler took them
+        # Unacknowledged when their connection ended: received but not taken, or crashed on.
+        self._unacked_at_drop: set[str] = set()
         self.figures = {"dup_deliveries": 0, "retain_flag_deliveries": 0, "left_behind": 0, "foreign": 0,
                         "pubacks_sent": 0, "connects": 0, "session_resumed": 0, "session_lost": 0}
         self.subscriber: Connection | None = None
@@ -116,6 +120,8 @@ class MqttLane(Lane):
         with self._handling:
             if self.subscriber is None:
                 self.subscriber = self._new_subscriber()
+            else:
+                self._wait_released()
             present = self.subscriber.connect()
             if not present:
                 # A new session (or one the broker forgot): it has to subscribe again.
@@ -170,11 +176,10 @@ class MqttLane(Lane):
         with self._handling:
             conn = self.subscriber
             if conn is None or self._down or generation != self._generation or not conn.online.is_set():
-                # Its connection ended before the handler got to it: the broker still owes it.
+                # Its connection ended before the handler got to it: the broker owes it again.
                 if order is not None:
                     self._count(left_behind=1)
-                    with self._lock:
-                        self._left_behind.add(order)
+                    self._unacked_when_the_connection_ended(order, "received but not handled")
                 return
             if order is None:
                 self._count(foreign=1)  # not this run's (amqtt sends retained messages of other topics)
@@ -189,9 +194,23 @@ class MqttLane(Lane):
                 self.fulfil(order, SUBSCRIBER, DUP_REASON if msg.dup else AGAIN_REASON, **flags)
             except HandlingCrashed:
                 self._come_back(conn)
+                if not self.resends_unacked:  # Mosquitto's DUP=1 copy says the rest; amqtt sends none
+                    self._unacked_when_the_connection_ended(order, "crashed on")
+                else:
+                    with self._lock:
+                        self._unacked_at_drop.add(order)
                 return
             conn.client.ack(msg.mid, msg.qos)
             self._count(pubacks_sent=1)
+
+    def _unacked_when_the_connection_ended(self, order: str, how: str) -> None:
+        with self._lock:
+            self._unacked_at_drop.add(order)
+        if self.resends_unacked:
+            why = f"{how} when the subscriber's connection ended: the broker sends it again (MQTT 3.1.1 §4.4)"
+        else:
+            why = f"{how} when the subscriber's connection ended, and amqtt drops it: it will not come again"
+        self.emit("revoke", SUBSCRIBER, order, subscriber="mqtt", action="unacked", reason=why)
 
     def _order_of(self, msg: Any) -> str | None:
         if msg.topic != self.topic:
@@ -206,7 +225,16 @@ class MqttLane(Lane):
         """The crash: the connection drops with the PUBACK unsent, and the restarted subscriber reconnects."""
         conn.drop()
         conn.wait_offline(DISCONNECT_WAIT_S)
+        self._wait_released()
         conn.connect()
+
+    def _wait_released(self) -> None:
+        """Come back only once the broker let go of the old connection (amqtt lags: ``holds_connection``)."""
+        try:
+            self.ctx.wait_until(lambda: not self.mqtt.holds_connection(self.client_id), RELEASE_WAIT_S,
+                                "the broker to let go of the subscriber's old connection", tend=False)
+        except TimeoutError:
+            pass  # come back anyway: a broker that never lets go would keep the subscriber away for ever
 
     def _count(self, **changes: int) -> None:
         with self._lock:
@@ -216,15 +244,26 @@ class MqttLane(Lane):
     # -- the backlog and the broker's side ------------------------------------------------------
 
     def backlog(self) -> int:
+        dropped = self.dropped_by_broker()
         with self._lock:
-            # Left behind on a gone connection: waiting in the broker's session, unless it dropped them.
-            dropped = set() if self.resends_unacked else self._left_behind
             return len(self._pubacked - self._taken - dropped)
 
-    def broker_counts(self) -> dict[str, Any]:
+    def dropped_by_broker(self) -> set[str]:
+        """amqtt's: the orders unacknowledged when their connection ended that never came again.
+
+        Mosquitto owes every one of them (MQTT 3.1.1 §4.4): none is given up on there."""
+        if self.resends_unacked:
+            return set()
         with self._lock:
+            unacked = set(self._unacked_at_drop)
+        return {order for order in unacked if self.ledger.attempts_of(self.protocol, order) <= 1}
+
+    def broker_counts(self) -> dict[str, Any]:
+        # The run may settle on a redelivery's arrival: let that handling finish and send its PUBACK first.
+        with self._handling, self._lock:
             counted = {**self.figures, "pubacked": len(self._pubacked), "taken": len(self._taken),
-                       "never_sent_again": len(self._left_behind - self._taken)}
+                       "unacked_at_drop": len(self._unacked_at_drop)}
+        counted["dropped_by_broker"] = len(self.dropped_by_broker())
         counted["waiting"] = self.backlog()
         counts: dict[str, Any] = {"impl": self.mqtt.impl, "counted_by_lane": counted, "broker_held": self._held_counts()}
         if not self.resends_unacked:
