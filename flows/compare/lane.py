@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..ledger import DeliveryLedger
@@ -168,6 +168,9 @@ class Lane:
         self.ledger = ledger
         self.tally = Tally()
         self.caller = f"client:{self.protocol}"
+        # Async: the orders whose caller side is in the log (``fulfil`` waits for it, below).
+        self._recorded: set[str] = set()
+        self._recorded_changed = threading.Condition()
 
     # -- hooks a protocol fills in ---------------------------------------------------
 
@@ -220,8 +223,13 @@ class Lane:
         self.tally.add(placed={order})
         if self.sync:
             self._call(order, started)
-        else:
+            return
+        try:
             self._hand_over(order, started)
+        finally:
+            with self._recorded_changed:
+                self._recorded.add(order)
+                self._recorded_changed.notify_all()
 
     def _waited_ms(self, started: float) -> float:
         return round((time.perf_counter() - started) * 1000.0, 3)
@@ -262,6 +270,15 @@ class Lane:
 
     # -- the downstream's side, the same for every lane -------------------------------
 
+    def _wait_recorded(self, order: str, timeout: float = 2.0) -> None:
+        """An async caller records its ``publish`` once the broker's acceptance is back (a
+        confirm, a PUBACK, a 202), and the broker may hand the order to the consumer before
+        that: the consumer waits for the caller's record so the log reads publish, then
+        deliver. Briefly at most, never past ``timeout`` (a caller that died mid-publish must
+        not stop the consumer)."""
+        with self._recorded_changed:
+            self._recorded_changed.wait_for(lambda: order in self._recorded, timeout)
+
     def fulfil(self, order: str, actor: str, default_reason: str = "", **attrs: Any) -> None:
         """One handling of ``order`` by ``actor``: deliver, work, process; raise
         ``HandlingCrashed`` when this handling crashes before its ack or response.
@@ -269,6 +286,8 @@ class Lane:
         Called on the downstream's own thread. ``default_reason`` says why a second
         delivery happens when no crash was noted (the protocol's words).
         """
+        if not self.sync:
+            self._wait_recorded(order)
         delivery = self.ledger.delivered(self.protocol, order, default_reason, holder=actor)
         attempt, duplicate = delivery.attempt, delivery.duplicate
         extra = {"reason": delivery.reason, **({"cause_seq": delivery.cause_seq} if delivery.cause_seq else {})} \
@@ -294,3 +313,25 @@ class Lane:
             seq = self.emit("crash", actor, order, attempt, reason=why, message_ids=[order])
             self.ledger.caused_by(self.protocol, order, seq)
             raise HandlingCrashed(why)
+
+
+def each_lane(lanes: Sequence[Lane], step: str) -> None:
+    """``step`` on every lane at once, each on a thread of its own: a Kafka member takes
+    seconds to join its group, and the other lanes must not wait that long for it (nor
+    stay down that much longer after an outage). Raises the first failure."""
+    failures: list[BaseException] = []
+
+    def one(lane: Lane) -> None:
+        try:
+            getattr(lane, step)()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, on the outage thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=one, args=(lane,), name=f"{step}-{lane.protocol}", daemon=True)
+               for lane in lanes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]

@@ -10,33 +10,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from .lane import Fulfilment, Lane
+from .lane import Fulfilment, Lane, each_lane
 
 
 def outage_delay_s(orders: int, rate: float) -> float:
     """Seconds after the first order until the outage: when a quarter of the orders are due."""
     return (orders / 4) / rate if rate > 0 else 0.0
-
-
-def each_lane(lanes: Sequence[Lane], step: str) -> None:
-    """``step`` on every lane at once: a Kafka member takes seconds to rejoin its group, and
-    the other lanes must not stay down that much longer for it. Raises the first failure."""
-    failures: list[BaseException] = []
-
-    def one(lane: Lane) -> None:
-        try:
-            getattr(lane, step)()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, on the outage thread
-            failures.append(exc)
-
-    threads = [threading.Thread(target=one, args=(lane,), name=f"{step}-{lane.protocol}", daemon=True)
-               for lane in lanes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
 
 
 class Outage:

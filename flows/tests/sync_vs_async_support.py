@@ -69,6 +69,11 @@ class SyncVsAsyncContract:
             errors = lane_events(finished, protocol, "error")
             assert figures["errors"] == len(errors) == sum(figures["error_reasons"].values())
             assert {e["attrs"]["reason"] for e in errors} == set(figures["error_reasons"])
+            if protocol not in SYNC:
+                # The log reads in causal order: an order's publish before its first delivery.
+                published = {e["message_id"]: e["seq"] for e in lane_events(finished, protocol, "publish")}
+                for deliver in lane_events(finished, protocol, "deliver"):
+                    assert published[deliver["message_id"]] < deliver["seq"], deliver
 
     def test_up_sync_callers_wait_the_work_async_callers_do_not(self) -> None:
         finished = run_compare(self.protocols, downstream="up")

@@ -21,7 +21,7 @@ from importlib import import_module
 from typing import Any
 
 from ..compare.backlog import BacklogSampler
-from ..compare.lane import LANES, PROTOCOLS, Fulfilment, Lane, order_id
+from ..compare.lane import LANES, PROTOCOLS, Fulfilment, Lane, each_lane, order_id
 from ..compare.outage import Outage, outage_delay_s
 from ..compare.verdict import verdict
 from ..context import RunCancelled
@@ -108,8 +108,7 @@ class SyncVsAsync(Workflow):
         self.sampler = BacklogSampler(self.lanes, self.ctx.elapsed_ms, self._failed("the backlog sampler"))
 
     def start_consumers(self) -> None:
-        for lane in self.lanes:
-            lane.start_downstream()
+        each_lane(self.lanes, "start_downstream")  # at once: a Kafka member takes seconds to join
 
     def produce(self) -> None:
         self.sampler.start()

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..lane import CallFailed, HandlingCrashed
-from .async_lane import AsyncLane
+from ..lane import CallFailed, HandlingCrashed, Lane
 
 CONSUMER = "consumer:amqp"
 REDELIVERED = "delivered again (the broker set redelivered)"
@@ -33,8 +32,9 @@ START_TIMEOUT_S = 10.0
 STOP_MARGIN_S = 5.0  # beyond one handling's work, for the consumer to cancel and close
 
 
-class AmqpLane(AsyncLane):
+class AmqpLane(Lane):
     protocol = "amqp"
+    sync = False
     broker = "amqp"
     backlog_actor = "queue:amqp.orders"
     backlog_source = "ready messages in the queue (passive queue.declare)"
@@ -109,7 +109,6 @@ class AmqpLane(AsyncLane):
             return
         order = message.payload["id"]
         redelivered = bool(message.delivery_info.get("redelivered"))
-        self.wait_recorded(order)
         try:
             self.fulfil(order, CONSUMER, REDELIVERED if redelivered else DELIVERED_AGAIN, queue=self.queue.name,
                         redelivered=redelivered)

@@ -34,8 +34,7 @@ import json
 import threading
 from typing import Any
 
-from ..lane import CallFailed, HandlingCrashed
-from .async_lane import AsyncLane
+from ..lane import CallFailed, HandlingCrashed, Lane
 
 TASK = "sync_vs_async.fulfil"
 WORKER = "worker:celery"
@@ -84,8 +83,9 @@ def _request_class() -> type:
     return LaneRequest
 
 
-class CeleryLane(AsyncLane):
+class CeleryLane(Lane):
     protocol = "celery"
+    sync = False
     broker = "amqp"
     backlog_actor = "queue:celery.orders"
     backlog_source = "ready tasks in the Celery task queue (passive queue.declare)"
@@ -193,7 +193,6 @@ class CeleryLane(AsyncLane):
                 raise Reject("the worker is stopping: the task goes back to the queue unhandled", requeue=True)
             self._holding = order
         redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
-        self.wait_recorded(order)
         try:
             self.fulfil(order, WORKER, REDELIVERED if redelivered else DELIVERED_AGAIN, task=TASK, worker=worker,
                         redelivered=redelivered)
