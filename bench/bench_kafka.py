@@ -32,7 +32,10 @@ ROUNDS = 3
 GOAL_RATIO = 0.8
 GOAL_STARTUP_S = 3.0
 PARAMS = {"messages": MESSAGES, "partitions": PARTITIONS, "keys": KEYS, "message_bytes": MESSAGE_BYTES,
-          "rate": 0.0, "acks": "all", "idempotent": False}
+          "rate": 0.0, "acks": "all", "idempotent": False, "fidelity": "full"}
+# The large run at the default fidelity (auto: sampled, as it plans more than a person can
+# follow): the largest the workflow's messages parameter allows.
+BIG_MESSAGES = 200_000
 
 
 def tansu_startup() -> tuple[Any, list[float]]:
@@ -51,7 +54,7 @@ def tansu_startup() -> tuple[Any, list[float]]:
     return broker, times
 
 
-def bare_messages_per_s(bootstrap: str, round_no: int) -> float:
+def bare_messages_per_s(bootstrap: str, round_no: int, messages: int = MESSAGES) -> float:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
     from flows.kafka.clients import create_topic, poll_batch, producer_config, reader_config
@@ -70,7 +73,7 @@ def bare_messages_per_s(bootstrap: str, round_no: int) -> float:
 
     def reader() -> None:
         nonlocal read
-        while read < MESSAGES:
+        while read < messages:
             read += sum(1 for m in poll_batch(consumer, 500, 0.1) if m.error() is None)
         finished.set()
 
@@ -85,7 +88,7 @@ def bare_messages_per_s(bootstrap: str, round_no: int) -> float:
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     began = time.perf_counter()
-    for n in range(1, MESSAGES + 1):
+    for n in range(1, messages + 1):
         mid, key, seq = plan(n, keys)
         value = encode(Payload(mid, key, seq, 0.0), MESSAGE_BYTES)
         while True:
@@ -97,19 +100,24 @@ def bare_messages_per_s(bootstrap: str, round_no: int) -> float:
         producer.poll(0)
     producer.flush(60)
     if not finished.wait(120):
-        raise RuntimeError(f"bare reader saw {read} of {MESSAGES}")
+        raise RuntimeError(f"bare reader saw {read} of {messages}")
     elapsed = time.perf_counter() - began
     consumer.close()
     if failed:
         raise RuntimeError(f"{failed} bare deliveries failed")
-    return MESSAGES / elapsed
+    return messages / elapsed
 
 
-def instrumented_run() -> dict[str, Any]:
-    finished, wall = run_workflow("kafka-partitions", PARAMS, timeout=110, problem=lambda r: (
-        "" if r["read"] == MESSAGES and not r["lost"] else f"read {r['read']} of {MESSAGES}"))
-    return {"messages_per_s": finished.result["throughput_per_s"], "wall_messages_per_s": MESSAGES / wall,
-            "events": finished.summary["last_seq"]}
+def instrumented_run(messages: int = MESSAGES, fidelity: str = "full") -> dict[str, Any]:
+    params = {**PARAMS, "messages": messages, "fidelity": fidelity}
+    finished, wall = run_workflow("kafka-partitions", params, timeout=280, problem=lambda r: (
+        "" if r["read"] == messages and not r["lost"] else f"read {r['read']} of {messages}"))
+    ends = sum(finished.result["broker_at_end"]["kafka"]["end_offsets"].values())
+    counts = finished.summary["counts"]
+    if not counts["published"] == counts["processed"] == ends == messages:
+        raise RuntimeError(f"summary counts {counts} against the broker's end offsets {ends}")
+    return {"messages_per_s": finished.result["throughput_per_s"], "wall_messages_per_s": messages / wall,
+            "events": finished.summary["last_seq"], "fidelity": finished.summary["fidelity"]}
 
 
 class _Discard:

@@ -29,6 +29,7 @@ MODES = ("full", "sampled", "auto")
 ORDINARY = frozenset("publish route enqueue deliver process ack commit response request".split())
 # An ordinary event carrying one of these (truthy) is an anomaly, or changes the summary's rule: recorded.
 MARKS = ("redelivered", "dup", "unexpected", "reason")
+_MARK_KEYS = frozenset((*MARKS, "effect", "planned"))
 # Messages whose stages are remembered (two generations of this many) to name an edge's ``from``.
 TRAIL_MESSAGES = 50_000
 Edge = tuple[str, str, str]  # (from, to, kind)
@@ -79,13 +80,13 @@ class Fidelity:
     def counts(self, kind: str, actor: str, message_id: str, attempt: int, duplicate: bool,
                attrs: dict[str, Any] | None) -> bool:
         """True if this ordinary event is counted instead of recorded (sampling only)."""
-        if attrs:
-            marked = any(attrs.get(mark) for mark in MARKS) or attrs.get("effect", True) is False \
-                or attrs.get("planned", True) is False
-        else:
-            marked = False
-        source = self._step(kind, actor, message_id, attrs) if message_id else ""
-        if marked or duplicate or attempt != 1 or not message_id or self.traces(message_id):
+        if duplicate or attempt != 1 or not message_id:
+            return False
+        source = self._step(kind, actor, message_id, attrs)
+        # isdisjoint walks the attrs' keys in C: most events carry no mark at all.
+        if attrs and not _MARK_KEYS.isdisjoint(attrs) and _marked(attrs):
+            return False
+        if self.traces(message_id):
             return False
         self.tally(source, actor, kind)
         return True
@@ -195,6 +196,11 @@ class Fidelity:
             attrs["why"] = why
         self._last_frame_ms = now_ms
         return attrs
+
+
+def _marked(attrs: dict[str, Any]) -> bool:
+    return any(attrs.get(mark) for mark in MARKS) or attrs.get("effect", True) is False \
+        or attrs.get("planned", True) is False
 
 
 def stayed_full_why(asked: str, pattern: str) -> str:
