@@ -30,6 +30,8 @@ ORDINARY = frozenset("publish route enqueue deliver process ack commit response 
 # An ordinary event carrying one of these (truthy) is an anomaly, or changes the summary's rule: recorded.
 MARKS = ("redelivered", "dup", "unexpected", "reason")
 _MARK_KEYS = frozenset((*MARKS, "effect", "planned"))
+# How long a rate is measured over before auto switches on it.
+RATE_WINDOW_S = 0.5
 # Messages whose stages are remembered (two generations of this many) to name an edge's ``from``.
 TRAIL_MESSAGES = 50_000
 Edge = tuple[str, str, str]  # (from, to, kind)
@@ -163,7 +165,7 @@ class Fidelity:
             self._rate_mark = (now, seq)
             return ""
         since, at_seq = self._rate_mark
-        if now - since < 1.0:
+        if now - since < RATE_WINDOW_S:
             return ""
         rate = (seq - at_seq) / (now - since)
         self._rate_mark = (now, seq)
@@ -226,6 +228,7 @@ class FlowTicker(threading.Thread):
 
     def run(self) -> None:
         fidelity = self.fidelity
+        fidelity.over_rate(self._seq(), time.monotonic())  # the rate is measured from here
         while not self._halt.wait(fidelity.tick_s):
             why = fidelity.over_rate(self._seq(), time.monotonic())
             if why and fidelity.switch(why):

@@ -134,7 +134,7 @@ def test_auto_switches_on_a_sustained_rate_only_past_the_minimum(settings):
     settings.FLOWS_FIDELITY_MIN_EVENTS = 500
     fast = Fidelity("auto", 10)
     assert fast.over_rate(0, 0.0) == ""
-    assert fast.over_rate(300, 0.5) == ""  # not a second yet
+    assert fast.over_rate(300, 0.3) == ""  # not half a second yet
     assert "events/s" in fast.over_rate(1000, 1.0)
     small = Fidelity("auto", 10)
     small.over_rate(0, 0.0)
