@@ -93,6 +93,15 @@ class Fidelity:
         self.tally(source, actor, kind)
         return True
 
+    def sift(self, events: list[tuple[str, str, str, int, bool, dict[str, Any] | None]]
+             ) -> list[tuple[str, str, str, int, bool, dict[str, Any] | None]]:
+        """The events of a batch (kind, actor, message_id, attempt, duplicate, attrs) to record; the rest are counted.
+
+        For a recorder stamping a fetched batch in one step: call it, while ``sampling``, before stamping.
+        """
+        counts = self.counts
+        return [e for e in events if e[0] not in ORDINARY or not counts(*e)]
+
     def tally(self, source: str, to: str, kind: str, n: int = 1) -> None:
         """Count ``n`` events of ``kind`` on the edge ``source → to`` (for hot paths that count per batch)."""
         try:

@@ -143,3 +143,31 @@ def test_auto_switches_on_a_sustained_rate_only_past_the_minimum(settings):
     slow.over_rate(0, 0.0)
     assert slow.over_rate(600, 10.0) == ""  # 60 events/s
     assert Fidelity("full", 10).over_rate(10**6, 1.0) == ""
+
+
+def test_a_batch_is_sifted_by_the_same_rules():
+    fidelity = Fidelity("sampled")
+    fidelity.every = 10**9
+    batch = [("deliver", "consumer:c", "m-1", 1, False, {"partition": 0}),
+             ("process", "consumer:c", "m-1", 1, False, {}),
+             ("deliver", "consumer:c", "m-2", 2, True, {"reason": "again"}),
+             ("crash", "consumer:c", "", 1, False, {})]
+    kept = fidelity.sift(batch)
+    assert [e[2] for e in kept] == ["m-2", ""]
+    assert fidelity.frame(1.0)["counted"] == 2
+
+
+def test_a_hot_path_can_tally_what_it_does_not_trace():
+    from flows.context import RunContext
+
+    recorder, fidelity = sampled_recorder(every=10**9)
+    ctx = RunContext(1, {}, recorder)
+    assert not ctx.traced("m-1")
+    ctx.tally("topic:t/p0", "consumer:c", "deliver", 500)
+    recorder.emit("done", "runner", attrs={"state": "succeeded", "lost": 0}, last=True)
+    summary, _ = summary_of(recorder)
+    assert summary["counts"]["delivered"] == 500
+    full = RunContext(2, {}, Recorder(2, Keep(), fidelity=Fidelity("full")))
+    assert full.traced("m-1")
+    with pytest.raises(RuntimeError):
+        full.tally("a", "b", "deliver")
