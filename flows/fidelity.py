@@ -30,6 +30,8 @@ ORDINARY = frozenset("publish route enqueue deliver process ack commit response 
 # An ordinary event carrying one of these (truthy) is an anomaly, or changes the summary's rule: recorded.
 MARKS = ("redelivered", "dup", "unexpected", "reason")
 _MARK_KEYS = frozenset((*MARKS, "effect", "planned"))
+# Kinds that happen where the message already is (from == to): no stages to look up.
+_IN_PLACE = frozenset(("process", "ack", "commit"))
 # How long a rate is measured over before auto switches on it.
 RATE_WINDOW_S = 0.5
 # Messages whose stages are remembered (two generations of this many) to name an edge's ``from``.
@@ -81,16 +83,25 @@ class Fidelity:
 
     def counts(self, kind: str, actor: str, message_id: str, attempt: int, duplicate: bool,
                attrs: dict[str, Any] | None) -> bool:
-        """True if this ordinary event is counted instead of recorded (sampling only)."""
+        """True if this ordinary event is counted instead of recorded (sampling only).
+
+        Called for every ordinary event of a sampling run, so the common case (a plain
+        event of a message outside the sample) is a handful of C-level steps.
+        """
         if duplicate or attempt != 1 or not message_id:
             return False
-        source = self._step(kind, actor, message_id, attrs)
         # isdisjoint walks the attrs' keys in C: most events carry no mark at all.
         if attrs and not _MARK_KEYS.isdisjoint(attrs) and _marked(attrs):
             return False
-        if self.traces(message_id):
+        if not zlib.crc32(message_id.encode()) % self.every and self.traces(message_id):
             return False
-        self.tally(source, actor, kind)
+        source = actor if kind in _IN_PLACE else self._step(kind, actor, message_id, attrs)
+        try:
+            table = self._local.table
+        except AttributeError:
+            table = self._new_table()
+        key = (source, actor, kind)
+        table[key] = table.get(key, 0) + 1
         return True
 
     def sift(self, events: list[tuple[str, str, str, int, bool, dict[str, Any] | None]]
@@ -107,11 +118,16 @@ class Fidelity:
         try:
             table = self._local.table
         except AttributeError:
-            table = self._local.table = {}
-            with self._tables_lock:
-                self._tables.append(table)
+            table = self._new_table()
         key = (source, to, kind)
         table[key] = table.get(key, 0) + n
+
+    def _new_table(self) -> dict[Edge, int]:
+        """This thread's counters: written by it alone, read (copied) by the ticker."""
+        table = self._local.table = {}
+        with self._tables_lock:
+            self._tables.append(table)
+        return table
 
     def traces(self, message_id: str) -> bool:
         """Whether ``message_id`` is in the sample (all its events recorded); decided once per message."""
@@ -148,10 +164,8 @@ class Fidelity:
             named = attrs.get("queue") if attrs else None
             came = f"queue:{named}" if named else queue or route or source or last
             consumer = actor
-        elif kind == "response":
+        else:  # response: back from whoever handled it
             came = consumer or last
-        else:  # process, ack, commit: where the message already is
-            came, consumer = actor, actor
         trails[message_id] = (source, route, queue, consumer, actor)
         if len(trails) > TRAIL_MESSAGES:
             self._old_trails, self._trails = trails, {}
