@@ -41,8 +41,8 @@ def routed_per_partition(run: Captured) -> dict[int, int]:
 
 
 @pytest.mark.django_db(transaction=True)
-class TestFidelityExternal:
-    mode = "external"
+class FidelityContract:
+    mode = ""
 
     @pytest.fixture(scope="class")
     def runs(self, django_db_setup, django_db_blocker, tansu):
@@ -105,3 +105,11 @@ class TestFidelityExternal:
             assert len(processed_dups) == len(dups)
             counts = run.summary["counts"]
             assert counts["processed"] == counts["delivered"] == GROUPS["messages"] * GROUPS["groups"] + len(dups)
+
+
+class TestFidelityExternal(FidelityContract):
+    mode = "external"
+
+
+class TestFidelityEmbedded(FidelityContract):
+    mode = "embedded"
