@@ -228,10 +228,12 @@ def _marked(attrs: dict[str, Any]) -> bool:
         or attrs.get("planned", True) is False
 
 
-def stayed_full_why(asked: str, pattern: str) -> str:
+def stayed_full_why(asked: str | None, pattern: str) -> str:
     """Why a run that never sampled recorded every event (the summary's ``fidelity.why``)."""
     if pattern == "sync":
         return "sync workflows record every event"
+    if asked is None:
+        return "recorded before runs had a fidelity: every event"
     if asked == "full":
         return "fidelity=full was asked for"
     return "auto: the run stayed within what a person can follow"

@@ -246,7 +246,7 @@ class Runner:
         # The plan's completions only: a delivery the workflow did not plan never pushes done past expected.
         done = figures["planned"]["response" if pattern == "sync" else "process"]
         if not figures["fidelity"]["why"]:
-            asked = (run.params or {}).get("fidelity", "auto")
+            asked = (run.params or {}).get("fidelity")
             figures["fidelity"] = {**figures["fidelity"], "why": stayed_full_why(asked, pattern)}
         return {
             "id": run.pk,
