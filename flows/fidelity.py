@@ -58,7 +58,6 @@ class Fidelity:
         self.max_rate = _setting("FLOWS_FIDELITY_MAX_RATE", 1000)
         self.min_events = int(_setting("FLOWS_FIDELITY_MIN_EVENTS", 2000))
         self.tick_s = _setting("FLOWS_FLOW_EVERY_S", 0.25)
-        self.sampling = False
         self.why = ""
         max_planned = int(_setting("FLOWS_FIDELITY_MAX_PLANNED", 20_000))
         if asked == "sampled":
