@@ -43,7 +43,7 @@ class KafkaPartitions(HandPublishing, Workflow):
     params = {
         "partitions": int_param(4, 1, 32, "Partitions of the topic"),
         "keys": int_param(6, 1, 64, "Distinct message keys (round robin over the messages)"),
-        "messages": int_param(24, 0, 200_000, "Messages to produce (0 with interactive: only what you publish)"),
+        "messages": int_param(24, 0, 1_000_000, "Messages to produce (0 with interactive: only what you publish)"),
         "rate": float_param(4.0, 0.0, 100_000.0, "Messages per second (0 = as fast as possible)"),
         "acks": choice_param("all", ("0", "1", "all"),
                              "Broker confirmations the producer waits for: 0 = none (no offset comes back), "
