@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .recorder import Recorder
+from .recorder import NewEvent, Recorder
 from .transports import Broker, get_broker
 
 # How long a waiting run thread sleeps between checks at most.
@@ -82,6 +82,10 @@ class RunContext:
         **attrs: Any,
     ) -> int:
         return self.recorder.emit(kind, actor, message_id, attempt, duplicate, attrs)
+
+    def emit_many(self, events: list[NewEvent]) -> int:
+        """Several events, each ``(kind, actor, message_id, attempt, duplicate, attrs)``, stamped in one step."""
+        return self.recorder.emit_many(events)
 
     def elapsed_ms(self) -> float:
         return self.recorder.elapsed_ms()
