@@ -57,9 +57,13 @@ def encode(payload: Payload, size: int, body: bytes = b"") -> bytes:
     return head + b"." * (size - len(head)) if size > len(head) else head
 
 
+_payload = Payload._make  # skips NamedTuple's keyword handling: decode runs twice per message
+
+
 def decode(value: bytes) -> Payload:
     mid, key, seq, published, _ = value.split(b"|", 4)
-    return Payload(mid.decode(), _unquote(key.decode()), int(seq), float(published))
+    text = key.decode()
+    return _payload((mid.decode(), _unquote(text) if "%" in text else text, int(seq), float(published)))
 
 
 def number_of(message_id: str) -> int:
@@ -184,7 +188,10 @@ class KeyedProducer:
         self.placements[mid] = (partition, known)
         if known is not None and known + 1 > self.end_offsets.get(partition, 0):
             self.end_offsets[partition] = known + 1
-        self.ctx.emit("publish", PRODUCER, mid, topic=self.topic, partition=partition, offset=known, key=key,
-                      perceived_ms=waited_ms)
-        self.ctx.emit("route", f"topic:{self.topic_label}/p{partition}", mid, topic=self.topic, partition=partition,
-                      offset=known, key=key)
+        topic = self.topic
+        self.ctx.emit_many([
+            ("publish", PRODUCER, mid, 1, False,
+             {"topic": topic, "partition": partition, "offset": known, "key": key, "perceived_ms": waited_ms}),
+            ("route", f"topic:{self.topic_label}/p{partition}", mid, 1, False,
+             {"topic": topic, "partition": partition, "offset": known, "key": key}),
+        ])

@@ -38,6 +38,10 @@ class Context:
         self.events.append({"seq": len(self.events) + 1, "t_ms": 1.0, "kind": kind, "actor": actor,
                             "message_id": message_id, "attempt": attempt, "duplicate": duplicate, "attrs": attrs})
 
+    def emit_many(self, events) -> None:
+        for kind, actor, message_id, attempt, duplicate, attrs in events:
+            self.emit(kind, actor, message_id, attempt, duplicate, **attrs)
+
 
 def test_a_record_read_twice_is_a_duplicate(monkeypatch):
     monkeypatch.setattr(offsets, "cached_end_offset", lambda consumer, topic, partition: 3)

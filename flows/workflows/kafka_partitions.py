@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 from typing import Any
 
 from ..context import RunContext
@@ -137,14 +138,14 @@ class KafkaPartitions(HandPublishing, Workflow):
 
         keys: dict[str, Any] = {}
         for key in producer.all_keys():
-            seen = reader.by_key.get(key, [])
-            partitions = sorted({part for _seq, part, _off in seen})
-            seqs = [seq for seq, _part, _off in seen]
+            lane = reader.by_key.get(key) or KeyLane()
+            partitions = sorted(set(lane.partitions))
+            seqs = lane.seqs.tolist()
             keys[key] = {
                 "murmur2": murmur2(key.encode()),
                 "expected_partition": partition_for(key.encode(), p["partitions"]),
                 "partitions": partitions,
-                "offsets": [off for _seq, _part, off in seen],
+                "offsets": lane.offsets.tolist(),
                 "seqs": seqs,
                 # Per-key order: the reader, reading each lane from offset 0, saw this key's messages in send order.
                 "in_order": seqs == sorted(seqs) and len(partitions) <= 1,
@@ -184,11 +185,13 @@ class PartitionReader(threading.Thread):
         self.plan = plan  # messages the run scripted (later ids were published by hand); None: all
         self.delay_ms = 0  # the Slow action's extra time per record
         self.count = 0
-        # Reads per message id: a record written twice (a producer retry without idempotence)
-        # is a second delivery to the same logical consumer, a duplicate, not more progress.
-        self.reads: dict[str, int] = {}
+        # Whether message n was read (a byte per message number), and the attempt of each id read
+        # more than once: a record written twice (a producer retry without idempotence) is a second
+        # delivery to the same logical consumer, a duplicate, not more progress.
+        self._seen = bytearray()
+        self.again: dict[str, int] = {}
         self.per_partition: dict[int, int] = {}
-        self.by_key: dict[str, list[tuple[int, int, int]]] = {}  # key → (seq, partition, offset) in read order
+        self.by_key: dict[str, KeyLane] = {}  # key → (seq, partition, offset) columns in read order
         self.end_offsets: dict[int, int] = {}
         self.error: str | None = None
         self.progress = threading.Event()
@@ -228,29 +231,69 @@ class PartitionReader(threading.Thread):
 
     def _read(self, messages: list[Any]) -> None:
         from ..kafka.offsets import cached_end_offset
-        from ..kafka.producer import decode, unplanned
+        from ..kafka.producer import decode
 
-        emit, now, topic = self.ctx.emit, self.ctx.elapsed_ms, self.topic
+        now, topic, plan, seen = self.ctx.elapsed_ms, self.topic, self.plan, self._seen
         ends: dict[int, int | None] = {}  # one watermark look-up per partition per batch
+        events: list[tuple] = []  # the batch's events, stamped together (one lock round trip)
+        read = 0
         for m in messages:
             if m.error() is not None:
                 continue
             if self.delay_ms:
+                self._emit(events)  # a slowed reader shows each record as it goes
                 dawdle(lambda: self.delay_ms, self._halt)
             payload = decode(m.value())
+            mid, key = payload.message_id, payload.key
             partition, offset = m.partition(), m.offset()
             if partition not in ends:
                 ends[partition] = cached_end_offset(self._consumer, topic, partition)
-            attempt = self.reads[payload.message_id] = self.reads.get(payload.message_id, 0) + 1
-            again = {} if attempt == 1 else {"reason": f"the same message again at offset {offset}: written twice by a "
-                                                       "producer retry (idempotent producer off)"}
-            extra = {**again, **unplanned(payload.message_id, self.plan)}
-            emit("deliver", READER, payload.message_id, attempt, attempt > 1, topic=topic, partition=partition,
-                 offset=offset, key=payload.key, member="reader", end_offset=ends[partition], **extra)
-            emit("process", READER, payload.message_id, attempt, attempt > 1, topic=topic, partition=partition,
-                 offset=offset, key=payload.key, member="reader", end_to_end_ms=round(now() - payload.published_ms, 3),
-                 **extra)
-            self.by_key.setdefault(payload.key, []).append((payload.seq, partition, offset))
+            number = int(mid[2:])  # ids are "m-<n>" (producer.message_id)
+            if number >= len(seen):
+                seen.extend(bytes(max(number + 1 - len(seen), len(seen))))
+            if seen[number]:
+                attempt = self.again[mid] = self.again.get(mid, 1) + 1
+            else:
+                seen[number] = attempt = 1
+            duplicate = attempt > 1
+            extra = {} if not duplicate else {
+                "reason": f"the same message again at offset {offset}: written twice by a producer retry "
+                          "(idempotent producer off)"}
+            if plan is not None and number > plan:
+                extra["planned"] = False
+            events.append(("deliver", READER, mid, attempt, duplicate,
+                           {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
+                            "end_offset": ends[partition], **extra}))
+            events.append(("process", READER, mid, attempt, duplicate,
+                           {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
+                            "end_to_end_ms": round(now() - payload.published_ms, 3), **extra}))
+            lane = self.by_key.get(key)
+            if lane is None:
+                lane = self.by_key[key] = KeyLane()
+            lane.add(payload.seq, partition, offset)
             self.per_partition[partition] = self.per_partition.get(partition, 0) + 1
-            self.count += 1
+            read += 1
+        self._emit(events)
+        self.count += read  # counted once recorded: whoever waits for the count finds the events there
         self.progress.set()
+
+    def _emit(self, events: list[tuple]) -> None:
+        if events:
+            self.ctx.emit_many(events)
+            events.clear()
+
+
+class KeyLane:
+    """One key's reads in read order, as three compact columns (no Python object per message)."""
+
+    __slots__ = ("seqs", "partitions", "offsets")
+
+    def __init__(self) -> None:
+        self.seqs = array("q")
+        self.partitions = array("i")
+        self.offsets = array("q")
+
+    def add(self, seq: int, partition: int, offset: int) -> None:
+        self.seqs.append(seq)
+        self.partitions.append(partition)
+        self.offsets.append(offset)
