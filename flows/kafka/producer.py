@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from ..context import RunContext
 from .clients import producer_config
+from .placements import Placements
 
 PRODUCER = "producer"
 # Waiting for the queue to drain when librdkafka's local buffer is full.
@@ -101,7 +102,7 @@ class KeyedProducer:
         self.failed = 0
         self.refused: set[str] = set()  # ids whose delivery report was an error
         # message id → (partition, offset or None when acks=0 gives no offset back)
-        self.placements: dict[str, tuple[int, int | None]] = {}
+        self.placements = Placements()
         # partition → 1 + the highest offset a delivery report confirmed
         self.end_offsets: dict[int, int] = {}
 
@@ -185,7 +186,7 @@ class KeyedProducer:
             return
         partition, offset = msg.partition(), msg.offset()
         known = offset if offset is not None and offset >= 0 else None  # acks=0: no offset comes back
-        self.placements[mid] = (partition, known)
+        self.placements.put(mid, partition, known)
         if known is not None and known + 1 > self.end_offsets.get(partition, 0):
             self.end_offsets[partition] = known + 1
         topic = self.topic

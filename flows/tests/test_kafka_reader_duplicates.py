@@ -55,3 +55,18 @@ def test_a_record_read_twice_is_a_duplicate(monkeypatch):
     assert "offset 2" in again[0]["attrs"]["reason"]
     summary = SummaryBuilder().feed_all(ctx.events).snapshot()
     assert summary["planned"]["process"] == 2 and summary["counts"]["duplicates"] == 1
+
+
+def test_the_reader_keeps_each_keys_reads_in_order_and_marks_hand_published_ones(monkeypatch):
+    monkeypatch.setattr(offsets, "cached_end_offset", lambda consumer, topic, partition: 5)
+    ctx = Context()
+    reader = PartitionReader(ctx, "unused:9092", "t", 2, plan=2)
+    records = [Record(Payload("m-1", "key-1", 1, 0.0), 1, 0), Record(Payload("m-2", "key-2", 1, 0.0), 0, 0),
+               Record(Payload("m-1000", "key-1", 2, 0.0), 1, 1)]  # beyond the plan: published by hand
+    reader._read(records[:2])
+    reader._read(records[2:])
+    assert list(reader.by_key["key-1"]) == [(1, 1, 0), (2, 1, 1)]
+    assert reader.count == 3 and reader.per_partition == {1: 2, 0: 1}
+    unplanned = {e["message_id"] for e in ctx.events if e["attrs"].get("planned") is False}
+    assert unplanned == {"m-1000"} and not any(e["duplicate"] for e in ctx.events)
+    assert [e["kind"] for e in ctx.events] == ["deliver", "process"] * 3

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from array import array
+from collections.abc import Iterator
 from typing import Any
 
 from ..context import RunContext
@@ -138,14 +139,14 @@ class KafkaPartitions(HandPublishing, Workflow):
 
         keys: dict[str, Any] = {}
         for key in producer.all_keys():
-            lane = reader.by_key.get(key) or KeyLane()
-            partitions = sorted(set(lane.partitions))
-            seqs = lane.seqs.tolist()
+            seen = list(reader.by_key.get(key, ()))
+            partitions = sorted({part for _seq, part, _off in seen})
+            seqs = [seq for seq, _part, _off in seen]
             keys[key] = {
                 "murmur2": murmur2(key.encode()),
                 "expected_partition": partition_for(key.encode(), p["partitions"]),
                 "partitions": partitions,
-                "offsets": lane.offsets.tolist(),
+                "offsets": [off for _seq, _part, off in seen],
                 "seqs": seqs,
                 # Per-key order: the reader, reading each lane from offset 0, saw this key's messages in send order.
                 "in_order": seqs == sorted(seqs) and len(partitions) <= 1,
@@ -233,7 +234,7 @@ class PartitionReader(threading.Thread):
         from ..kafka.offsets import cached_end_offset
         from ..kafka.producer import decode
 
-        now, topic, plan, seen = self.ctx.elapsed_ms, self.topic, self.plan, self._seen
+        now, topic, plan, seen, by_key = self.ctx.elapsed_ms, self.topic, self.plan, self._seen, self.by_key
         ends: dict[int, int | None] = {}  # one watermark look-up per partition per batch
         events: list[tuple] = []  # the batch's events, stamped together (one lock round trip)
         read = 0
@@ -267,10 +268,10 @@ class PartitionReader(threading.Thread):
             events.append(("process", READER, mid, attempt, duplicate,
                            {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
                             "end_to_end_ms": round(now() - payload.published_ms, 3), **extra}))
-            lane = self.by_key.get(key)
+            lane = by_key.get(key)
             if lane is None:
-                lane = self.by_key[key] = KeyLane()
-            lane.add(payload.seq, partition, offset)
+                lane = by_key[key] = KeyLane()
+            lane.extend((payload.seq, partition, offset))
             self.per_partition[partition] = self.per_partition.get(partition, 0) + 1
             read += 1
         self._emit(events)
@@ -283,17 +284,12 @@ class PartitionReader(threading.Thread):
             events.clear()
 
 
-class KeyLane:
-    """One key's reads in read order, as three compact columns (no Python object per message)."""
+class KeyLane(array):
+    """One key's reads in read order, (seq, partition, offset) flat in one array: no object per message."""
 
-    __slots__ = ("seqs", "partitions", "offsets")
+    def __new__(cls) -> KeyLane:
+        return super().__new__(cls, "q")
 
-    def __init__(self) -> None:
-        self.seqs = array("q")
-        self.partitions = array("i")
-        self.offsets = array("q")
-
-    def add(self, seq: int, partition: int, offset: int) -> None:
-        self.seqs.append(seq)
-        self.partitions.append(partition)
-        self.offsets.append(offset)
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        flat = self.tolist()
+        return zip(flat[0::3], flat[1::3], flat[2::3])
