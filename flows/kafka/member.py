@@ -392,7 +392,7 @@ class Member(threading.Thread):
 
     def _caused(self, offsets: list[tuple[int, int]], seq: int) -> None:
         for offset in offsets:
-            self.ledger.deliveries.caused_by(self.ledger.label, offset, seq)
+            self.ledger.caused_by(offset, seq)
 
     def _unstore(self, partitions: list[int]) -> None:
         """Put stored offsets back to the last committed ones so close() commits nothing new."""
