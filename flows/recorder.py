@@ -113,16 +113,15 @@ class Recorder:
     def emit_many(self, events: list[NewEvent]) -> int:
         """Stamp and buffer ``events`` (kind, actor, message_id, attempt, duplicate, attrs) in order.
 
-        One lock round trip and at most one wake for the lot, for a consumer handling a
-        fetched batch: each event still gets its own ``seq`` and ``t_ms``, and nothing else
-        is stamped in between. The last ``seq``, or 0 once the recorder is closed.
+        One lock round trip, one clock reading and at most one wake for the lot, for a
+        consumer handling a fetched batch: each event gets its own ``seq``, they share ``t_ms``,
+        and nothing else is stamped in between. The last ``seq``, or 0 once the recorder is closed.
         """
         if not events:
             return self._seq
         for event in events:
             if event[0] not in KINDS:
                 raise ValueError(f"unknown event kind {event[0]!r}")
-        clock, t0 = time.perf_counter, self._t0
         with self._lock:
             if self.closed:
                 self.dropped += len(events)
@@ -131,10 +130,11 @@ class Recorder:
             pending = self._pending
             was_empty = not pending
             append = pending.append
+            # One stamp for the lot: they are recorded in the same instant.
+            t_ms = round((time.perf_counter() - self._t0) * 1000.0, 3)
             for kind, actor, message_id, attempt, duplicate, attrs in events:
                 seq += 1
-                append((seq, round((clock() - t0) * 1000.0, 3), kind, actor, message_id, attempt, duplicate,
-                        attrs or {}))
+                append((seq, t_ms, kind, actor, message_id, attempt, duplicate, attrs or {}))
             self._seq = seq
             size = len(pending)
         if was_empty:
