@@ -52,10 +52,14 @@ def _unquote(key: str) -> str:
 
 def encode(payload: Payload, size: int, body: bytes = b"") -> bytes:
     """The header, then ``body`` (a hand-published value) or padding up to ``size`` bytes."""
-    head = f"{payload.message_id}|{_quote(payload.key)}|{payload.seq}|{payload.published_ms:.3f}|".encode()
+    key = payload.key
+    if "%" in key or "|" in key:
+        key = _quote(key)
+    head = f"{payload.message_id}|{key}|{payload.seq}|{payload.published_ms:.3f}|".encode()
     if body:
         return head + body
-    return head + b"." * (size - len(head)) if size > len(head) else head
+    padding = size - len(head)
+    return head + b"." * padding if padding > 0 else head
 
 
 _payload = Payload._make  # skips NamedTuple's keyword handling: decode runs twice per message

@@ -257,17 +257,20 @@ class PartitionReader(threading.Thread):
             else:
                 seen[number] = attempt = 1
             duplicate = attempt > 1
-            extra = {} if not duplicate else {
-                "reason": f"the same message again at offset {offset}: written twice by a producer retry "
-                          "(idempotent producer off)"}
-            if plan is not None and number > plan:
-                extra["planned"] = False
-            events.append(("deliver", READER, mid, attempt, duplicate,
-                           {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
-                            "end_offset": ends[partition], **extra}))
-            events.append(("process", READER, mid, attempt, duplicate,
-                           {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
-                            "end_to_end_ms": round(now() - payload.published_ms, 3), **extra}))
+            delivered = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
+                         "end_offset": ends[partition]}
+            processed = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
+                         "end_to_end_ms": round(now() - payload.published_ms, 3)}
+            if duplicate or (plan is not None and number > plan):
+                extra = {} if not duplicate else {
+                    "reason": f"the same message again at offset {offset}: written twice by a producer retry "
+                              "(idempotent producer off)"}
+                if plan is not None and number > plan:
+                    extra["planned"] = False
+                delivered.update(extra)
+                processed.update(extra)
+            events.append(("deliver", READER, mid, attempt, duplicate, delivered))
+            events.append(("process", READER, mid, attempt, duplicate, processed))
             lane = by_key.get(key)
             if lane is None:
                 lane = by_key[key] = KeyLane()
