@@ -163,6 +163,8 @@ class RunContext:
 
     def take_action(self) -> Action | None:
         """The next action the user sent, if any (``Workflow.tick`` hands it to its handler)."""
+        if self.actions.empty():  # the usual answer, asked between messages: no exception raised for it
+            return None
         try:
             taken = self.actions.get_nowait()
         except queue.Empty:
