@@ -83,12 +83,12 @@ class RunContext:
     ) -> int:
         return self.recorder.emit(kind, actor, message_id, attempt, duplicate, attrs)
 
+    def elapsed_ms(self) -> float:
+        return self.recorder.elapsed_ms()
+
     def emit_many(self, events: list[NewEvent]) -> int:
         """Several events, each ``(kind, actor, message_id, attempt, duplicate, attrs)``, stamped in one step."""
         return self.recorder.emit_many(events)
-
-    def elapsed_ms(self) -> float:
-        return self.recorder.elapsed_ms()
 
     # -- cancellation ---------------------------------------------------------------
 
