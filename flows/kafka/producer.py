@@ -71,6 +71,11 @@ def decode(value: bytes) -> Payload:
     return _payload((mid.decode(), _unquote(text) if "%" in text else text, int(seq), float(published)))
 
 
+def message_id_of(value: bytes) -> str:
+    """Just the message id at the head of a value, without decoding the rest."""
+    return value[:value.index(b"|")].decode()
+
+
 def number_of(message_id: str) -> int:
     return int(message_id.rpartition("-")[2])
 
@@ -180,19 +185,23 @@ class KeyedProducer:
                             "the delivery reports of every message sent", step=0)
 
     def _delivered(self, err: Any, msg: Any) -> None:
-        payload = decode(msg.value())
-        mid, key = payload.message_id, payload.key
-        waited_ms = round(self.ctx.elapsed_ms() - payload.published_ms, 3)
+        value = msg.value()
         if err is not None:
+            payload = decode(value)
             self.failed += 1
-            self.refused.add(mid)
-            self.ctx.emit("error", PRODUCER, mid, topic=self.topic, key=key, reason=f"produce failed: {err.str()}")
+            self.refused.add(payload.message_id)
+            self.ctx.emit("error", PRODUCER, payload.message_id, topic=self.topic, key=payload.key,
+                          reason=f"produce failed: {err.str()}")
             return
+        # The bookkeeping needs only the id; the rest of the header only for the events.
+        mid = message_id_of(value)
         partition, offset = msg.partition(), msg.offset()
         known = offset if offset is not None and offset >= 0 else None  # acks=0: no offset comes back
         self.placements.put(mid, partition, known)
         if known is not None and known + 1 > self.end_offsets.get(partition, 0):
             self.end_offsets[partition] = known + 1
+        payload = decode(value)
+        key, waited_ms = payload.key, round(self.ctx.elapsed_ms() - payload.published_ms, 3)
         topic = self.topic
         self.ctx.emit_many([
             ("publish", PRODUCER, mid, 1, False,
