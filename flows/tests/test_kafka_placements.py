@@ -6,6 +6,8 @@ import pytest
 
 from flows.kafka.placements import Placements
 
+from .kafka_support import FakeRecord
+
 
 def test_placements_answer_like_the_dict_they_replace():
     placed = Placements()
@@ -24,20 +26,6 @@ def test_a_second_report_for_the_same_message_is_not_counted_twice():
     placed.put("m-1", 0, 0)
     placed.put("m-1", 0, 0)
     assert len(placed) == 1
-
-
-class Report:
-    def __init__(self, value: bytes, partition: int, offset: int) -> None:
-        self._value, self._partition, self._offset = value, partition, offset
-
-    def value(self) -> bytes:
-        return self._value
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
 
 
 class Refusal:
@@ -67,8 +55,8 @@ def test_delivery_reports_place_messages_and_a_refusal_is_an_error():
     producer = object.__new__(KeyedProducer)  # only the report handling, no client
     producer.ctx, producer.topic, producer.topic_label = Recording(), "flows.run1.orders", "orders"
     producer.placements, producer.end_offsets, producer.refused, producer.failed = Placements(), {}, set(), 0
-    producer._delivered(None, Report(encode(Payload("m-1", "key-1", 1, 10.0), 100), 2, 0))
-    producer._delivered(Refusal(), Report(encode(Payload("m-2", "key-2", 1, 11.0), 100), 0, -1))
+    producer._delivered(None, FakeRecord(encode(Payload("m-1", "key-1", 1, 10.0), 100), 2, 0))
+    producer._delivered(Refusal(), FakeRecord(encode(Payload("m-2", "key-2", 1, 11.0), 100), 0, -1))
     assert producer.placements["m-1"] == (2, 0) and producer.end_offsets == {2: 1}
     assert producer.refused == {"m-2"} and producer.failed == 1 and "m-2" not in producer.placements
     publish, route, error = producer.ctx.events

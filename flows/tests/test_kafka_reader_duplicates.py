@@ -7,22 +7,11 @@ from flows.kafka.producer import Payload, encode
 from flows.summary import SummaryBuilder
 from flows.workflows.kafka_partitions import PartitionReader
 
+from .kafka_support import FakeRecord
 
-class Record:
-    def __init__(self, payload: Payload, partition: int, offset: int) -> None:
-        self._value, self._partition, self._offset = encode(payload, 0), partition, offset
 
-    def error(self) -> None:
-        return None
-
-    def value(self) -> bytes:
-        return self._value
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
+def Record(payload: Payload, partition: int, offset: int) -> FakeRecord:  # noqa: N802 - reads as the record it builds
+    return FakeRecord(encode(payload, 0), partition, offset)
 
 
 class Context:

@@ -12,6 +12,8 @@ from flows.models import Event, Run
 from flows.pipeline import EventPipeline
 from flows.recorder import Recorder
 
+from .test_pipeline_backpressure import IdlePipeline
+
 
 class CapturingLayer:
     """Stands in for the channel layer only to observe what the pipeline sends."""
@@ -131,16 +133,8 @@ def test_stop_ends_the_pipeline_thread_and_the_next_track_starts_another():
     assert events_pipeline.stop(timeout=5)
 
 
-class CountingWaker:
-    def __init__(self) -> None:
-        self.wakes = 0
-
-    def wake(self, recorder: Recorder) -> None:
-        self.wakes += 1
-
-
 def test_emit_many_stamps_each_event_in_order_with_one_wake():
-    waker = CountingWaker()
+    waker = IdlePipeline()
     recorder = Recorder(1, waker)
     recorder.emit("publish", "producer", "m-1")
     last = recorder.emit_many([("deliver", "consumer:a", "m-1", 1, False, {"offset": 0}),
@@ -155,14 +149,14 @@ def test_emit_many_stamps_each_event_in_order_with_one_wake():
 
 
 def test_emit_many_refuses_an_unknown_kind_before_stamping_any():
-    recorder = Recorder(1, CountingWaker())
+    recorder = Recorder(1, IdlePipeline())
     with pytest.raises(ValueError, match="unknown event kind"):
         recorder.emit_many([("deliver", "consumer:a", "m-1", 1, False, {}), ("teleport", "x", "", 1, False, {})])
     assert recorder.seq == 0 and recorder.pending == 0
 
 
 def test_emit_many_after_the_last_event_is_dropped():
-    recorder = Recorder(1, CountingWaker())
+    recorder = Recorder(1, IdlePipeline())
     recorder.emit("done", "runner", last=True)
     assert recorder.emit_many([("deliver", "consumer:a", "m-1", 1, False, {})]) == 0
     assert recorder.seq == 1 and recorder.dropped == 1
