@@ -242,7 +242,7 @@ class PartitionReader(threading.Thread):
             if m.error() is not None:
                 continue
             if self.delay_ms:
-                self._emit(events)  # a slowed reader shows each record as it goes
+                read = self._record(events, read)  # a slowed reader shows each record as it goes
                 dawdle(lambda: self.delay_ms, self._halt)
             payload = decode(m.value())
             mid, key = payload.message_id, payload.key
@@ -277,14 +277,19 @@ class PartitionReader(threading.Thread):
             lane.extend((payload.seq, partition, offset))
             self.per_partition[partition] = self.per_partition.get(partition, 0) + 1
             read += 1
-        self._emit(events)
-        self.count += read  # counted once recorded: whoever waits for the count finds the events there
+        self._record(events, read)
         self.progress.set()
 
-    def _emit(self, events: list[tuple]) -> None:
+    def _record(self, events: list[tuple], read: int) -> int:
+        """Stamp the events gathered so far, then count their records as read; 0, what is left to count.
+
+        In this order, whoever waits for the count finds the events already recorded.
+        """
         if events:
             self.ctx.emit_many(events)
             events.clear()
+        self.count += read
+        return 0
 
 
 class KeyLane(array):
