@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .recorder import Recorder
+from .recorder import NewEvent, Recorder
 from .transports import Broker, get_broker
 
 # How long a waiting run thread sleeps between checks at most.
@@ -102,6 +102,10 @@ class RunContext:
     def elapsed_ms(self) -> float:
         return self.recorder.elapsed_ms()
 
+    def emit_many(self, events: list[NewEvent]) -> int:
+        """Several events, each ``(kind, actor, message_id, attempt, duplicate, attrs)``, stamped in one step."""
+        return self.recorder.emit_many(events)
+
     # -- cancellation ---------------------------------------------------------------
 
     def cancel(self, reason: str) -> None:
@@ -175,6 +179,8 @@ class RunContext:
 
     def take_action(self) -> Action | None:
         """The next action the user sent, if any (``Workflow.tick`` hands it to its handler)."""
+        if self.actions.empty():  # the usual answer, asked between messages: no exception raised for it
+            return None
         try:
             taken = self.actions.get_nowait()
         except queue.Empty:

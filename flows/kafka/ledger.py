@@ -4,11 +4,14 @@ Members of a group call in from their own threads; every method takes the ledger
 and does only bookkeeping, so events are emitted outside it.
 
 *Duplicates* are counted per group (the logical consumer of ``flows.ledger``): a second
-delivery of the same (partition, offset) to any member of the group. *Ownership* is rebuilt from the members' assign and revoke
-callbacks (the broker's DescribeGroups is not trusted for it: the embedded Tansu build
-lists no members); whenever every partition has an owner again and something changed, the
-ledger summarises the rebalance: which partitions moved from whom to whom, and how many
-partitions members that stayed in the group had to give up on the way.
+delivery of the same (partition, offset) to any member of the group, kept per partition in
+compact tallies (``offset_tally.py``) so a long run does not hold an object per message.
+
+*Ownership* is rebuilt from the members' assign and revoke callbacks (the broker's
+DescribeGroups is not trusted for it: the embedded Tansu build lists no members); whenever
+every partition has an owner again and something changed, the ledger summarises the
+rebalance: which partitions moved from whom to whom, and how many partitions members that
+stayed in the group had to give up on the way.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..context import RunContext
-from ..ledger import Delivery, DeliveryLedger
+from ..ledger import Delivery
+from .offset_tally import OffsetHolders, OffsetTally
 from .offsets import lag
 
 DUPLICATE_REASON = "uncommitted offset after rebalance"
@@ -34,8 +38,12 @@ class GroupLedger:
         self.strategy = strategy
         self.actor = f"group:{label}"
         self._lock = threading.Lock()
-        self.deliveries = DeliveryLedger()  # attempts per (partition, offset), for this one group
-        self.processed: dict[tuple[int, int], int] = {}
+        # Attempts per (partition, offset) for this one group, and who held each last.
+        self.deliveries = OffsetTally()
+        self._holders = OffsetHolders()
+        # Why the next delivery of an offset is a duplicate: the event (crash, revoke) that will cause it.
+        self._causes_of: dict[tuple[int, int], int] = {}
+        self.processed = OffsetTally()
         self.effects = 0
         self.committed: dict[int, int] = {}
         self.end_offsets: dict[int, int] = {}  # fetch side: high watermarks the members saw
@@ -51,20 +59,31 @@ class GroupLedger:
     # -- messages ---------------------------------------------------------------------
 
     def delivered(self, partition: int, offset: int, member: str, end_offset: int | None) -> Delivery:
-        delivery = self.deliveries.delivered(self.label, (partition, offset), DUPLICATE_REASON, holder=member)
+        """Count one delivery of (partition, offset) to ``member``: the group's first, or a duplicate and why."""
         with self._lock:
+            attempt = self.deliveries.add(partition, offset)
+            previous = self._holders.swap(partition, offset, member)
             if end_offset is not None and end_offset > self.end_offsets.get(partition, -1):
                 self.end_offsets[partition] = end_offset
-        return delivery
+            if attempt == 1:
+                return Delivery(1)
+            cause = self._causes_of.pop((partition, offset), None)
+        return Delivery(attempt, DUPLICATE_REASON, previous, None, cause)
+
+    def caused_by(self, offset: tuple[int, int], seq: int) -> None:
+        """The next delivery of ``offset`` happens because of the event ``seq`` (the first cause noted wins:
+        a crashed member's partitions are also revoked on the way out)."""
+        if seq:
+            with self._lock:
+                self._causes_of.setdefault(offset, seq)
 
     def crashed_member(self, member: str | None) -> bool:
         with self._lock:
             return member in self.crashed_members
 
     def processed_one(self, partition: int, offset: int, effect: bool) -> None:
-        key = (partition, offset)
         with self._lock:
-            self.processed[key] = self.processed.get(key, 0) + 1
+            self.processed.add(partition, offset)
             if effect:
                 self.effects += 1
 
@@ -155,19 +174,19 @@ class GroupLedger:
 
     def result(self, produced: Iterable[tuple[int, int]]) -> dict[str, Any]:
         produced = list(produced)
-        deliveries = self.deliveries.of(self.label)
         with self._lock:
             lost = sorted(o for o in produced if o not in self.processed)
             ends = {p: self.end_offsets[p] for p in sorted(self.end_offsets)}
             committed = {p: self.committed[p] for p in sorted(self.committed)}
+            repeated = list(self.deliveries.more_than_once())
             return {
                 "group": self.label,
                 "group_id": self.group_id,
-                "delivered": sum(deliveries.values()),
-                "processed": sum(self.processed.values()),
+                "delivered": self.deliveries.total,
+                "processed": self.processed.total,
                 "unique_processed": len(self.processed),
-                "duplicates": sum(n - 1 for n in deliveries.values() if n > 1),
-                "duplicate_offsets": sorted([p, o] for (p, o), n in deliveries.items() if n > 1),
+                "duplicates": sum(n - 1 for _o, n in repeated),
+                "duplicate_offsets": [[p, o] for (p, o), _n in repeated],
                 "effects": self.effects,
                 "lost": len(lost),
                 "lost_offsets": [list(o) for o in lost],

@@ -38,6 +38,8 @@ POLL_S = 0.1
 LEFT = "left the group"  # a revoke's why when the member was removed by hand
 COMMIT_MODES = ("after", "before", "auto")
 _OFFSET_INVALID = -1001
+# Message ids kept beyond the uncommitted ones before forgetting the committed (amortises the sweep).
+_KEEP_IDS = 1000
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ class Member(threading.Thread):
 
     def _handle_batch(self, messages: list[Any]) -> bool:
         """Receive, handle and commit one batch in the order the commit mode says; True if crashed."""
+        self._forget_committed()
         records = [m for m in messages if self._usable(m)]
         if self.settings.commit_mode == "before":
             handed = [self._deliver(m) for m in records]
@@ -189,6 +192,16 @@ class Member(threading.Thread):
             if self.settings.commit_mode == "after" and len(self._uncommitted) >= self.settings.commit_every:
                 self._commit_pending("after processing")
         return False
+
+    def _forget_committed(self) -> None:
+        """Keep message ids only for what a crash or revoke could still bring back: the uncommitted.
+
+        Between batches nothing else is in hand, so a long run holds ids for a commit's worth of
+        messages rather than for every message it ever received.
+        """
+        known = self._message_of
+        if len(known) > 2 * len(self._uncommitted) + _KEEP_IDS:
+            self._message_of = {o: known[o] for o in self._uncommitted if o in known}
 
     def _usable(self, message: Any) -> bool:
         error = message.error()
@@ -392,7 +405,7 @@ class Member(threading.Thread):
 
     def _caused(self, offsets: list[tuple[int, int]], seq: int) -> None:
         for offset in offsets:
-            self.ledger.deliveries.caused_by(self.ledger.label, offset, seq)
+            self.ledger.caused_by(offset, seq)
 
     def _unstore(self, partitions: list[int]) -> None:
         """Put stored offsets back to the last committed ones so close() commits nothing new."""

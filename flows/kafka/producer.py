@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from ..context import RunContext
 from .clients import producer_config
+from .placements import Placements
 
 PRODUCER = "producer"
 # Waiting for the queue to drain when librdkafka's local buffer is full.
@@ -51,15 +52,28 @@ def _unquote(key: str) -> str:
 
 def encode(payload: Payload, size: int, body: bytes = b"") -> bytes:
     """The header, then ``body`` (a hand-published value) or padding up to ``size`` bytes."""
-    head = f"{payload.message_id}|{_quote(payload.key)}|{payload.seq}|{payload.published_ms:.3f}|".encode()
+    key = payload.key
+    if "%" in key or "|" in key:
+        key = _quote(key)
+    head = f"{payload.message_id}|{key}|{payload.seq}|{payload.published_ms:.3f}|".encode()
     if body:
         return head + body
-    return head + b"." * (size - len(head)) if size > len(head) else head
+    padding = size - len(head)
+    return head + b"." * padding if padding > 0 else head
+
+
+_payload = Payload._make  # skips NamedTuple's keyword handling: decode runs twice per message
 
 
 def decode(value: bytes) -> Payload:
     mid, key, seq, published, _ = value.split(b"|", 4)
-    return Payload(mid.decode(), _unquote(key.decode()), int(seq), float(published))
+    text = key.decode()
+    return _payload((mid.decode(), _unquote(text) if "%" in text else text, int(seq), float(published)))
+
+
+def message_id_of(value: bytes) -> str:
+    """Just the message id at the head of a value, without decoding the rest."""
+    return value[:value.index(b"|")].decode()
 
 
 def number_of(message_id: str) -> int:
@@ -97,7 +111,7 @@ class KeyedProducer:
         self.failed = 0
         self.refused: set[str] = set()  # ids whose delivery report was an error
         # message id → (partition, offset or None when acks=0 gives no offset back)
-        self.placements: dict[str, tuple[int, int | None]] = {}
+        self.placements = Placements()
         # partition → 1 + the highest offset a delivery report confirmed
         self.end_offsets: dict[int, int] = {}
 
@@ -171,20 +185,27 @@ class KeyedProducer:
                             "the delivery reports of every message sent", step=0)
 
     def _delivered(self, err: Any, msg: Any) -> None:
-        payload = decode(msg.value())
-        mid, key = payload.message_id, payload.key
-        waited_ms = round(self.ctx.elapsed_ms() - payload.published_ms, 3)
+        value = msg.value()
         if err is not None:
+            payload = decode(value)
             self.failed += 1
-            self.refused.add(mid)
-            self.ctx.emit("error", PRODUCER, mid, topic=self.topic, key=key, reason=f"produce failed: {err.str()}")
+            self.refused.add(payload.message_id)
+            self.ctx.emit("error", PRODUCER, payload.message_id, topic=self.topic, key=payload.key,
+                          reason=f"produce failed: {err.str()}")
             return
+        # The bookkeeping needs only the id; the rest of the header only for the events.
+        mid = message_id_of(value)
         partition, offset = msg.partition(), msg.offset()
         known = offset if offset is not None and offset >= 0 else None  # acks=0: no offset comes back
-        self.placements[mid] = (partition, known)
+        self.placements.put(mid, partition, known)
         if known is not None and known + 1 > self.end_offsets.get(partition, 0):
             self.end_offsets[partition] = known + 1
-        self.ctx.emit("publish", PRODUCER, mid, topic=self.topic, partition=partition, offset=known, key=key,
-                      perceived_ms=waited_ms)
-        self.ctx.emit("route", f"topic:{self.topic_label}/p{partition}", mid, topic=self.topic, partition=partition,
-                      offset=known, key=key)
+        payload = decode(value)
+        key, waited_ms = payload.key, round(self.ctx.elapsed_ms() - payload.published_ms, 3)
+        topic = self.topic
+        self.ctx.emit_many([
+            ("publish", PRODUCER, mid, 1, False,
+             {"topic": topic, "partition": partition, "offset": known, "key": key, "perceived_ms": waited_ms}),
+            ("route", f"topic:{self.topic_label}/p{partition}", mid, 1, False,
+             {"topic": topic, "partition": partition, "offset": known, "key": key}),
+        ])

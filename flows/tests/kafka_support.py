@@ -140,3 +140,22 @@ def broker_committed(bootstrap: str, group_id: str, topic: str) -> dict[int, int
     futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group_id)], request_timeout=10)
     answer = futures[group_id].result(timeout=15)
     return {tp.partition: tp.offset for tp in answer.topic_partitions if tp.topic == topic and tp.offset >= 0}
+
+
+class FakeRecord:
+    """A consumed record or a delivery report as confluent-kafka hands it over, for unit tests."""
+
+    def __init__(self, value: bytes, partition: int, offset: int) -> None:
+        self._value, self._partition, self._offset = value, partition, offset
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset

@@ -7,22 +7,11 @@ from flows.kafka.producer import Payload, encode
 from flows.summary import SummaryBuilder
 from flows.workflows.kafka_partitions import PartitionReader
 
+from .kafka_support import FakeRecord
 
-class Record:
-    def __init__(self, payload: Payload, partition: int, offset: int) -> None:
-        self._value, self._partition, self._offset = encode(payload, 0), partition, offset
 
-    def error(self) -> None:
-        return None
-
-    def value(self) -> bytes:
-        return self._value
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
+def Record(payload: Payload, partition: int, offset: int) -> FakeRecord:  # noqa: N802 - reads as the record it builds
+    return FakeRecord(encode(payload, 0), partition, offset)
 
 
 class Context:
@@ -38,6 +27,10 @@ class Context:
         self.events.append({"seq": len(self.events) + 1, "t_ms": 1.0, "kind": kind, "actor": actor,
                             "message_id": message_id, "attempt": attempt, "duplicate": duplicate, "attrs": attrs})
 
+    def emit_many(self, events) -> None:
+        for kind, actor, message_id, attempt, duplicate, attrs in events:
+            self.emit(kind, actor, message_id, attempt, duplicate, **attrs)
+
 
 def test_a_record_read_twice_is_a_duplicate(monkeypatch):
     monkeypatch.setattr(offsets, "cached_end_offset", lambda consumer, topic, partition: 3)
@@ -51,3 +44,18 @@ def test_a_record_read_twice_is_a_duplicate(monkeypatch):
     assert "offset 2" in again[0]["attrs"]["reason"]
     summary = SummaryBuilder().feed_all(ctx.events).snapshot()
     assert summary["planned"]["process"] == 2 and summary["counts"]["duplicates"] == 1
+
+
+def test_the_reader_keeps_each_keys_reads_in_order_and_marks_hand_published_ones(monkeypatch):
+    monkeypatch.setattr(offsets, "cached_end_offset", lambda consumer, topic, partition: 5)
+    ctx = Context()
+    reader = PartitionReader(ctx, "unused:9092", "t", 2, plan=2)
+    records = [Record(Payload("m-1", "key-1", 1, 0.0), 1, 0), Record(Payload("m-2", "key-2", 1, 0.0), 0, 0),
+               Record(Payload("m-1000", "key-1", 2, 0.0), 1, 1)]  # beyond the plan: published by hand
+    reader._read(records[:2])
+    reader._read(records[2:])
+    assert list(reader.by_key["key-1"]) == [(1, 1, 0), (2, 1, 1)]
+    assert reader.count == 3 and reader.per_partition == {1: 2, 0: 1}
+    unplanned = {e["message_id"] for e in ctx.events if e["attrs"].get("planned") is False}
+    assert unplanned == {"m-1000"} and not any(e["duplicate"] for e in ctx.events)
+    assert [e["kind"] for e in ctx.events] == ["deliver", "process"] * 3

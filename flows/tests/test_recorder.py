@@ -12,6 +12,8 @@ from flows.models import Event, Run
 from flows.pipeline import EventPipeline
 from flows.recorder import Recorder
 
+from .test_pipeline_backpressure import IdlePipeline
+
 
 class CapturingLayer:
     """Stands in for the channel layer only to observe what the pipeline sends."""
@@ -129,3 +131,32 @@ def test_stop_ends_the_pipeline_thread_and_the_next_track_starts_another():
     events_pipeline.track(Recorder(2, events_pipeline))
     assert events_pipeline._thread is not first and events_pipeline._thread.is_alive()
     assert events_pipeline.stop(timeout=5)
+
+
+def test_emit_many_stamps_each_event_in_order_with_one_wake():
+    waker = IdlePipeline()
+    recorder = Recorder(1, waker)
+    recorder.emit("publish", "producer", "m-1")
+    last = recorder.emit_many([("deliver", "consumer:a", "m-1", 1, False, {"offset": 0}),
+                               ("process", "consumer:a", "m-1", 1, False, None)])
+    assert last == 3 and waker.wakes == 1  # the buffer was not empty: the first emit's wake covers it
+    events = recorder.take()
+    assert [(e[0], e[2], e[7]) for e in events] == [(1, "publish", {}), (2, "deliver", {"offset": 0}),
+                                                    (3, "process", {})]
+    assert events[1][1] <= events[2][1]  # t_ms never runs backwards along seq
+    recorder.emit_many([("ack", "consumer:a", "m-1", 1, False, {})])
+    assert waker.wakes == 2  # an empty buffer: the batch wakes the pipeline once
+
+
+def test_emit_many_refuses_an_unknown_kind_before_stamping_any():
+    recorder = Recorder(1, IdlePipeline())
+    with pytest.raises(ValueError, match="unknown event kind"):
+        recorder.emit_many([("deliver", "consumer:a", "m-1", 1, False, {}), ("teleport", "x", "", 1, False, {})])
+    assert recorder.seq == 0 and recorder.pending == 0
+
+
+def test_emit_many_after_the_last_event_is_dropped():
+    recorder = Recorder(1, IdlePipeline())
+    recorder.emit("done", "runner", last=True)
+    assert recorder.emit_many([("deliver", "consumer:a", "m-1", 1, False, {})]) == 0
+    assert recorder.seq == 1 and recorder.dropped == 1

@@ -42,12 +42,18 @@ def proto_text() -> str:
 def message_dict(message: Any) -> dict[str, Any]:
     """A protobuf message as a dict of its declared fields, defaults included (proto3 omits them on the wire)."""
     out: dict[str, Any] = {}
-    for field in message.DESCRIPTOR.fields:
-        if field.message_type is not None:
-            out[field.name] = message_dict(getattr(message, field.name)) if message.HasField(field.name) else None
+    for name, nested in _fields(message.DESCRIPTOR):
+        if nested:
+            out[name] = message_dict(getattr(message, name)) if message.HasField(name) else None
         else:
-            out[field.name] = getattr(message, field.name)
+            out[name] = getattr(message, name)
     return out
+
+
+@cache
+def _fields(descriptor: Any) -> tuple[tuple[str, bool], ...]:
+    """(name, is a message) of each declared field: read once per message type, not on every call."""
+    return tuple((field.name, field.message_type is not None) for field in descriptor.fields)
 
 
 @dataclass(frozen=True)
@@ -175,7 +181,10 @@ class CallSession:
     """The client side: worker threads take the next call number, call, and record what they saw."""
 
     def __init__(self, ctx: RunContext, channel: grpc.Channel, known_ids: list[int]) -> None:
+        import grpc
+
         from ..grpc_gen import person_pb2, person_pb2_grpc
+        from ..services.person_grpc import MESSAGE_ID_KEY
 
         self.ctx = ctx
         self.channel = channel
@@ -194,6 +203,8 @@ class CallSession:
         self.codes: Counter[tuple[str, str]] = Counter()
         self.failure: BaseException | None = None
         self.started = self.finished = 0.0
+        # Looked up once here rather than imported again on every call.
+        self.rpc_error, self.id_key = grpc.RpcError, MESSAGE_ID_KEY
 
     def run(self) -> None:
         threads = [
@@ -233,10 +244,6 @@ class CallSession:
 
     def call(self, planned: PlannedCall) -> tuple[str, float]:
         """Make one call; returns the status code name and the milliseconds the client waited."""
-        import grpc
-
-        from ..services.person_grpc import MESSAGE_ID_KEY
-
         emit = self.ctx.emit
         method, message_id = planned.method, planned.message_id
         invoke, request_type = self.methods[method]
@@ -245,8 +252,8 @@ class CallSession:
              request_hex=request.SerializeToString().hex(), deadline_ms=self.deadline_ms, unknown_id=planned.unknown_id)
         started = time.perf_counter()
         try:
-            response = invoke(request, timeout=self.timeout_s, metadata=((MESSAGE_ID_KEY, message_id),))
-        except grpc.RpcError as exc:
+            response = invoke(request, timeout=self.timeout_s, metadata=((self.id_key, message_id),))
+        except self.rpc_error as exc:
             waited_ms = round((time.perf_counter() - started) * 1000, 3)
             status = exc.code()
             code = status.name if status is not None else "UNKNOWN"

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
+from collections.abc import Iterator
 from typing import Any
 
 from ..context import RunContext
@@ -137,7 +139,7 @@ class KafkaPartitions(HandPublishing, Workflow):
 
         keys: dict[str, Any] = {}
         for key in producer.all_keys():
-            seen = reader.by_key.get(key, [])
+            seen = list(reader.by_key.get(key, ()))
             partitions = sorted({part for _seq, part, _off in seen})
             seqs = [seq for seq, _part, _off in seen]
             keys[key] = {
@@ -184,11 +186,13 @@ class PartitionReader(threading.Thread):
         self.plan = plan  # messages the run scripted (later ids were published by hand); None: all
         self.delay_ms = 0  # the Slow action's extra time per record
         self.count = 0
-        # Reads per message id: a record written twice (a producer retry without idempotence)
-        # is a second delivery to the same logical consumer, a duplicate, not more progress.
-        self.reads: dict[str, int] = {}
+        # Whether message n was read (a byte per message number), and the attempt of each id read
+        # more than once: a record written twice (a producer retry without idempotence) is a second
+        # delivery to the same logical consumer, a duplicate, not more progress.
+        self._seen = bytearray()
+        self.again: dict[str, int] = {}
         self.per_partition: dict[int, int] = {}
-        self.by_key: dict[str, list[tuple[int, int, int]]] = {}  # key → (seq, partition, offset) in read order
+        self.by_key: dict[str, KeyLane] = {}  # key → (seq, partition, offset) columns in read order
         self.end_offsets: dict[int, int] = {}
         self.error: str | None = None
         self.progress = threading.Event()
@@ -228,29 +232,72 @@ class PartitionReader(threading.Thread):
 
     def _read(self, messages: list[Any]) -> None:
         from ..kafka.offsets import cached_end_offset
-        from ..kafka.producer import decode, unplanned
+        from ..kafka.producer import decode
 
-        emit, now, topic = self.ctx.emit, self.ctx.elapsed_ms, self.topic
+        now, topic, plan, seen, by_key = self.ctx.elapsed_ms, self.topic, self.plan, self._seen, self.by_key
         ends: dict[int, int | None] = {}  # one watermark look-up per partition per batch
+        events: list[tuple] = []  # the batch's events, stamped together (one lock round trip)
+        read = 0
         for m in messages:
             if m.error() is not None:
                 continue
             if self.delay_ms:
+                read = self._record(events, read)  # a slowed reader shows each record as it goes
                 dawdle(lambda: self.delay_ms, self._halt)
             payload = decode(m.value())
+            mid, key = payload.message_id, payload.key
             partition, offset = m.partition(), m.offset()
             if partition not in ends:
                 ends[partition] = cached_end_offset(self._consumer, topic, partition)
-            attempt = self.reads[payload.message_id] = self.reads.get(payload.message_id, 0) + 1
-            again = {} if attempt == 1 else {"reason": f"the same message again at offset {offset}: written twice by a "
-                                                       "producer retry (idempotent producer off)"}
-            extra = {**again, **unplanned(payload.message_id, self.plan)}
-            emit("deliver", READER, payload.message_id, attempt, attempt > 1, topic=topic, partition=partition,
-                 offset=offset, key=payload.key, member="reader", end_offset=ends[partition], **extra)
-            emit("process", READER, payload.message_id, attempt, attempt > 1, topic=topic, partition=partition,
-                 offset=offset, key=payload.key, member="reader", end_to_end_ms=round(now() - payload.published_ms, 3),
-                 **extra)
-            self.by_key.setdefault(payload.key, []).append((payload.seq, partition, offset))
+            number = int(mid[2:])  # ids are "m-<n>" (producer.message_id)
+            if number >= len(seen):
+                seen.extend(bytes(max(number + 1 - len(seen), len(seen))))
+            if seen[number]:
+                attempt = self.again[mid] = self.again.get(mid, 1) + 1
+            else:
+                seen[number] = attempt = 1
+            duplicate = attempt > 1
+            delivered = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
+                         "end_offset": ends[partition]}
+            processed = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
+                         "end_to_end_ms": round(now() - payload.published_ms, 3)}
+            if duplicate or (plan is not None and number > plan):
+                extra = {} if not duplicate else {
+                    "reason": f"the same message again at offset {offset}: written twice by a producer retry "
+                              "(idempotent producer off)"}
+                if plan is not None and number > plan:
+                    extra["planned"] = False
+                delivered.update(extra)
+                processed.update(extra)
+            events.append(("deliver", READER, mid, attempt, duplicate, delivered))
+            events.append(("process", READER, mid, attempt, duplicate, processed))
+            lane = by_key.get(key)
+            if lane is None:
+                lane = by_key[key] = KeyLane()
+            lane.extend((payload.seq, partition, offset))
             self.per_partition[partition] = self.per_partition.get(partition, 0) + 1
-            self.count += 1
+            read += 1
+        self._record(events, read)
         self.progress.set()
+
+    def _record(self, events: list[tuple], read: int) -> int:
+        """Stamp the events gathered so far, then count their records as read; 0, what is left to count.
+
+        In this order, whoever waits for the count finds the events already recorded.
+        """
+        if events:
+            self.ctx.emit_many(events)
+            events.clear()
+        self.count += read
+        return 0
+
+
+class KeyLane(array):
+    """One key's reads in read order, (seq, partition, offset) flat in one array: no object per message."""
+
+    def __new__(cls) -> KeyLane:
+        return super().__new__(cls, "q")
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        flat = self.tolist()
+        return zip(flat[0::3], flat[1::3], flat[2::3])
