@@ -137,11 +137,14 @@ class Recorder:
         consumer handling a fetched batch: each event gets its own ``seq``, they share ``t_ms``,
         and nothing else is stamped in between. The last ``seq``, or 0 once the recorder is closed.
         """
-        if not events:
-            return self._seq
         for event in events:
             if event[0] not in KINDS:
                 raise ValueError(f"unknown event kind {event[0]!r}")
+        fidelity = self.fidelity
+        if fidelity is not None and fidelity.sampling:
+            events = fidelity.sift(events)  # the ordinary events of untraced messages are counted, not stamped
+        if not events:
+            return 0
         with self._lock:
             if self.closed:
                 self.dropped += len(events)

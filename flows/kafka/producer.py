@@ -200,6 +200,10 @@ class KeyedProducer:
         self.placements.put(mid, partition, known)
         if known is not None and known + 1 > self.end_offsets.get(partition, 0):
             self.end_offsets[partition] = known + 1
+        if not self.ctx.traced(mid):  # a sampling run counts a plain message's events instead
+            self.ctx.tally(PRODUCER, PRODUCER, "publish")
+            self.ctx.tally(PRODUCER, f"topic:{self.topic_label}/p{partition}", "route")
+            return
         payload = decode(value)
         key, waited_ms = payload.key, round(self.ctx.elapsed_ms() - payload.published_ms, 3)
         topic = self.topic

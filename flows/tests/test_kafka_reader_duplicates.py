@@ -27,6 +27,9 @@ class Context:
         self.events.append({"seq": len(self.events) + 1, "t_ms": 1.0, "kind": kind, "actor": actor,
                             "message_id": message_id, "attempt": attempt, "duplicate": duplicate, "attrs": attrs})
 
+    def traced(self, message_id: str) -> bool:
+        return True
+
     def emit_many(self, events) -> None:
         for kind, actor, message_id, attempt, duplicate, attrs in events:
             self.emit(kind, actor, message_id, attempt, duplicate, **attrs)

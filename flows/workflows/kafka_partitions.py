@@ -237,12 +237,13 @@ class PartitionReader(threading.Thread):
         now, topic, plan, seen, by_key = self.ctx.elapsed_ms, self.topic, self.plan, self._seen, self.by_key
         ends: dict[int, int | None] = {}  # one watermark look-up per partition per batch
         events: list[tuple] = []  # the batch's events, stamped together (one lock round trip)
+        traced, untraced = self.ctx.traced, {}
         read = 0
         for m in messages:
             if m.error() is not None:
                 continue
             if self.delay_ms:
-                read = self._record(events, read)  # a slowed reader shows each record as it goes
+                read = self._record(events, read, untraced)  # a slowed reader shows each record as it goes
                 dawdle(lambda: self.delay_ms, self._halt)
             payload = decode(m.value())
             mid, key = payload.message_id, payload.key
@@ -257,37 +258,48 @@ class PartitionReader(threading.Thread):
             else:
                 seen[number] = attempt = 1
             duplicate = attempt > 1
-            delivered = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
-                         "end_offset": ends[partition]}
-            processed = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
-                         "end_to_end_ms": round(now() - payload.published_ms, 3)}
-            if duplicate or (plan is not None and number > plan):
-                extra = {} if not duplicate else {
-                    "reason": f"the same message again at offset {offset}: written twice by a producer retry "
-                              "(idempotent producer off)"}
-                if plan is not None and number > plan:
-                    extra["planned"] = False
-                delivered.update(extra)
-                processed.update(extra)
-            events.append(("deliver", READER, mid, attempt, duplicate, delivered))
-            events.append(("process", READER, mid, attempt, duplicate, processed))
+            if not duplicate and (plan is None or number <= plan) and not traced(mid):
+                # A sampling run counts this plain message's events (per batch, below) instead of recording them.
+                untraced[partition] = untraced.get(partition, 0) + 1
+            else:
+                delivered = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
+                             "end_offset": ends[partition]}
+                processed = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
+                             "end_to_end_ms": round(now() - payload.published_ms, 3)}
+                if duplicate or (plan is not None and number > plan):
+                    extra = {} if not duplicate else {
+                        "reason": f"the same message again at offset {offset}: written twice by a producer retry "
+                                  "(idempotent producer off)"}
+                    if plan is not None and number > plan:
+                        extra["planned"] = False
+                    delivered.update(extra)
+                    processed.update(extra)
+                events.append(("deliver", READER, mid, attempt, duplicate, delivered))
+                events.append(("process", READER, mid, attempt, duplicate, processed))
             lane = by_key.get(key)
             if lane is None:
                 lane = by_key[key] = KeyLane()
             lane.extend((payload.seq, partition, offset))
             self.per_partition[partition] = self.per_partition.get(partition, 0) + 1
             read += 1
-        self._record(events, read)
+        self._record(events, read, untraced)
         self.progress.set()
 
-    def _record(self, events: list[tuple], read: int) -> int:
-        """Stamp the events gathered so far, then count their records as read; 0, what is left to count.
+    def _record(self, events: list[tuple], read: int, untraced: dict[int, int]) -> int:
+        """Stamp the events gathered so far (and count the untraced messages' of a sampling
+        run), then count their records as read; 0, what is left to count.
 
         In this order, whoever waits for the count finds the events already recorded.
         """
         if events:
             self.ctx.emit_many(events)
             events.clear()
+        if untraced:
+            tally = self.ctx.tally
+            for partition, n in untraced.items():
+                tally(f"topic:{TOPIC_LABEL}/p{partition}", READER, "deliver", n)
+            tally(READER, READER, "process", sum(untraced.values()))
+            untraced.clear()
         self.count += read
         return 0
 
