@@ -291,6 +291,13 @@ def asgi_application():
     return application
 
 
+@pytest.fixture(autouse=True)
+def asgi_imported_outside_the_loop() -> None:
+    """Importing dashboard.asgi reaps orphaned runs through the ORM: done here, on a sync
+    thread, not first inside a scenario's event loop (where Django refuses the query)."""
+    asgi_application()
+
+
 class TestWindowInMemoryLayer(WindowContract):
     @pytest.fixture
     def layer(self, settings):
