@@ -107,7 +107,11 @@ def measure(server: Any, browser: Any, case: Case) -> dict[str, Any]:
     try:
         page.goto(f"{server.url}/runs/{run_id}/")
         page.wait_for_function("() => window.flowRun && window.flowRun.received.lastSeq > 2000", timeout=60_000)
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        work_before = main_thread_work(cdp)
         result = page.evaluate(MEASURE_JS, WINDOW_S * 1000)
+        work = {k: (v - work_before[k]) / WINDOW_S for k, v in main_thread_work(cdp).items()}
         peak = max(peak, rss_mb(server.proc.pid))
         path = f"/api/runs/{run_id}/"
         # The RSS peak is over the whole run: a server that buffers for a slow client grows late.
@@ -126,7 +130,17 @@ def measure(server: Any, browser: Any, case: Case) -> dict[str, Any]:
     if errors:
         notes.append(f"{len(errors)} page errors, first: {errors[0][:120]}")
     return {**frame_stats(result["frames"]), "received": result["received"], "shown": result["shown"],
-            "rss_growth": peak - before, "notes": notes}
+            "rss_growth": peak - before, "work": work, "notes": notes}
+
+
+def main_thread_work(cdp: Any) -> dict[str, float]:
+    """Seconds the page's main thread spent so far: in all, in scripts, in style and layout.
+
+    Frame intervals depend on what else the machine runs; the share of time the page itself
+    keeps its main thread busy says what the page costs."""
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return {"busy": metrics["TaskDuration"], "script": metrics["ScriptDuration"],
+            "style+layout": metrics["RecalcStyleDuration"] + metrics["LayoutDuration"]}
 
 
 def run(report: Any) -> None:
@@ -141,6 +155,8 @@ def run(report: Any) -> None:
                 figures = measure(server, browser, case)
                 note = (f"median {figures['median']:.1f} ms, max {figures['max']:.0f} ms, {figures['fps']:.0f} fps; "
                         f"page received {figures['received']:,.0f} events/s, showed {figures['shown']:,.0f}/s")
+                work = figures["work"]
+                note += "; main thread busy " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in work.items())
                 if figures["notes"]:
                     note += "; " + "; ".join(figures["notes"])
                 report.add(f"run page following a {case.name}: frame p95", figures["p95"], "ms",

@@ -1,7 +1,7 @@
 /* The live event log (newest first, filtered by a query — log-query.js — and by kind).
    Clicking a row (or Enter on it) picks its message: the message inspector
    (message-inspector.js) shows that message's journey from the events indexed here. */
-import { h, onActivate, onFrame } from "./dom.js";
+import { h, onActivate, onPacedFrame } from "./dom.js";
 import { categoryOf, kindChip } from "./legend.js";
 import { compileQuery } from "./log-query.js";
 import { messagesOf } from "./message-inspector.js";
@@ -63,7 +63,8 @@ class EventLog {
       const before = options.find((o) => o.value > ev.kind) || null;
       this.els.kindFilter.insertBefore(h("option", { value: ev.kind }, ev.kind), before);
     }
-    onFrame("event-log", () => this.flush());
+    // At thousands of events a second the rows are rebuilt less often than every frame.
+    onPacedFrame(this, () => this.flush());
   }
 
   filter() {

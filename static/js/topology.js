@@ -9,7 +9,7 @@
    this module draws it. See static/js/README.md for the API panels use. */
 import { h, onFrame, reducedMotion } from "./dom.js";
 import * as legend from "./legend.js";
-import { layoutGraph, lineOffsets, placeLabels, SIZES, splitActor } from "./topology-layout.js";
+import { curvePoint, layoutGraph, lineOffsets, placeLabels, SIZES, splitActor } from "./topology-layout.js";
 
 const COLUMN_BY_PREFIX = {
   client: 0, producer: 0, publisher: 0,
@@ -19,6 +19,9 @@ const COLUMN_BY_PREFIX = {
 };
 const HIDDEN_ACTORS = new Set(["", "runner"]);
 const MAX_TOKENS = 80;
+// New tokens per animation frame: at thousands of events a second only a sample of them is
+// animated (an edge's count still counts every one), so a frame stays cheap.
+const TOKENS_PER_FRAME = 6;
 const CURVE = 0.12; // how far an edge bends, as a share of its length
 const LABEL_CHARS = 40; // longer edge labels are cut; the edge's title and the event log have it all
 const DEFAULT_BOX_H = 420;
@@ -43,6 +46,17 @@ function textMeasurer(svg) {
     }
     return width;
   };
+}
+
+// Counts animation frames, so a burst of events within one frame can share a budget.
+let frames = 0;
+let counting = false;
+function frameNumber() {
+  if (!counting) {
+    counting = true;
+    requestAnimationFrame(() => { counting = false; frames += 1; });
+  }
+  return frames;
 }
 
 function defaultColumn(actor) {
@@ -100,6 +114,7 @@ class Topology {
     this.nodes = new Map();
     this.edges = new Map();
     this.tokens = [];
+    this.budget = { frame: -1, left: TOKENS_PER_FRAME };
     this.messages = new Map();
     this.highlighted = new Set();
     this.dirty = new Set();
@@ -360,7 +375,7 @@ class Topology {
     edge.category = category;
     edge.text = opts.label || "";
     this.changed(edge);
-    if (this.reducedMotion || opts.animate === false) return;
+    if (this.reducedMotion || opts.animate === false || !this.spend()) return;
     if (edge.lastToken) edge.lastToken.g.classList.add("quiet");
     const token = {
       edge,
@@ -378,6 +393,15 @@ class Topology {
     while (this.tokens.length > MAX_TOKENS) this.tokens.shift().g.remove();
     this.place(token, 0);
     if (this.tokens.length === 1) requestAnimationFrame(this.tick);
+  }
+
+  /** Whether this frame may start one more token (TOKENS_PER_FRAME). */
+  spend() {
+    const frame = frameNumber();
+    if (this.budget.frame !== frame) this.budget = { frame, left: TOKENS_PER_FRAME };
+    if (this.budget.left <= 0) return false;
+    this.budget.left -= 1;
+    return true;
   }
 
   /** DOM writes wait for the next frame: a burst of 10 000 events costs one write per node. */
@@ -420,9 +444,10 @@ class Topology {
   }
 
   place(token, t) {
-    if (!token.edge.curve) return; // its nodes are placed in the next frame
-    const length = token.edge.path.getTotalLength();
-    const point = token.edge.path.getPointAtLength(length * t);
+    const curve = token.edge.curve;
+    if (!curve) return; // its nodes are placed in the next frame
+    // Computed, not measured: getTotalLength() would force a layout per token.
+    const point = curvePoint(curve.s, curve.c, curve.e, t);
     token.g.setAttribute("transform", `translate(${point.x},${point.y})`);
   }
 

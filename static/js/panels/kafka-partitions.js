@@ -51,6 +51,14 @@ function freshState() {
   return { messages: new Map(), keys: new Map(), lanes: new Map(), finished: false };
 }
 
+/** A key's offsets in send order, the first and last `ends` of them when there are more:
+    thousands of offsets in one cell would cost a long layout every render. */
+export function offsetsText(offsets, ends = 8) {
+  const shown = (list) => list.map((o) => (o === null ? "?" : o)).join(" → ");
+  if (offsets.length <= 2 * ends + 1) return shown(offsets);
+  return `${shown(offsets.slice(0, ends))} → … ${offsets.length - 2 * ends} more … → ${shown(offsets.slice(-ends))}`;
+}
+
 const KEY_LABEL_MAX = 10; // characters of a hand-typed key shown in a cell; its title has it whole
 
 /** A cell's short name for a key: k3 for the run's key-3, a hand-typed key cut to fit. */
@@ -240,7 +248,7 @@ const panel = {
         h("td", { class: "num" }, `p${k.expected}`),
         h("td", {}, landed.map((p) => `p${p}`).join(", "), " ", agrees ? h("span", { class: "ok" }, "✓ as hashed")
           : h("span", { class: "bad" }, "✗ not where the hash says")),
-        h("td", { class: "mono small" }, offsets.map((o) => (o === null ? "?" : o)).join(" → ")),
+        h("td", { class: "mono small" }, offsetsText(offsets)),
         h("td", {}, ordered ? h("span", { class: "ok" }, "✓ in send order") : h("span", { class: "bad" }, "✗ out of order")));
       });
     this.keysBody.replaceChildren(...rows);

@@ -1,6 +1,6 @@
 /* The panel kit: what the workflow panels would otherwise each write again. Styles live in
    static/css/run.css (verdicts, tables) and static/css/panels.css. See README.md. */
-import { h, onFrame } from "../dom.js";
+import { h, onPacedFrame } from "../dom.js";
 import { swatch } from "../legend.js";
 import { FINAL_STATES } from "../run-stream.js";
 
@@ -22,9 +22,10 @@ export function keepSelection(previous, fresh) {
   return fresh;
 }
 
-/** Re-render the panel once in the next frame, however many events ask for it before then. */
+/** Re-render the panel once in a coming frame, however many events ask for it before then;
+    a panel whose render grows costly with the run renders less often (onPacedFrame). */
 export function renderSoon(panel) {
-  onFrame(panel, () => panel.render());
+  onPacedFrame(panel, () => panel.render());
 }
 
 /** The entry of `map` under `key`, made by `make()` and stored on first use. */
