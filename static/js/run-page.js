@@ -184,6 +184,8 @@ function boot(panel) {
     if (state.atEnd && state.index !== numbersAt) {
       numbersAt = state.index;
       renderNumbers();
+      // Once the run is over, its last rows too (while live, the log keeps its own pace).
+      if (state.finished) log.flush();
     }
     root.dataset.index = String(state.index);
     root.dataset.total = String(state.total);
