@@ -210,6 +210,17 @@ FLOWS_WS_WINDOW = int(os.environ.get("FLOWS_WS_WINDOW", "20000"))
 FLOWS_KEEP_RUNS = int(os.environ.get("FLOWS_KEEP_RUNS", "500"))
 FLOWS_KEEP_DAYS = float(os.environ.get("FLOWS_KEEP_DAYS", "30"))
 FLOWS_PRUNE_EVERY_S = float(os.environ.get("FLOWS_PRUNE_EVERY_S", "300"))
+# Fidelity (flows/fidelity.py, contracts "Fidelity"): an auto run samples once it plans more
+# than FLOWS_FIDELITY_MAX_PLANNED completions, or records over FLOWS_FIDELITY_MAX_RATE
+# events/s for a second after FLOWS_FIDELITY_MIN_EVENTS events. A sampled run records the
+# whole trace of one message in FLOWS_SAMPLE_EVERY (at most FLOWS_SAMPLE_PER_S new ones a
+# second) and emits its counts every FLOWS_FLOW_EVERY_S.
+FLOWS_FIDELITY_MAX_PLANNED = int(os.environ.get("FLOWS_FIDELITY_MAX_PLANNED", "20000"))
+FLOWS_FIDELITY_MAX_RATE = float(os.environ.get("FLOWS_FIDELITY_MAX_RATE", "1000"))
+FLOWS_FIDELITY_MIN_EVENTS = int(os.environ.get("FLOWS_FIDELITY_MIN_EVENTS", "2000"))
+FLOWS_SAMPLE_EVERY = int(os.environ.get("FLOWS_SAMPLE_EVERY", "100"))
+FLOWS_SAMPLE_PER_S = float(os.environ.get("FLOWS_SAMPLE_PER_S", "20"))
+FLOWS_FLOW_EVERY_S = float(os.environ.get("FLOWS_FLOW_EVERY_S", "0.25"))
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"

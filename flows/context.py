@@ -83,6 +83,22 @@ class RunContext:
     ) -> int:
         return self.recorder.emit(kind, actor, message_id, attempt, duplicate, attrs)
 
+    def traced(self, message_id: str) -> bool:
+        """Whether this message's ordinary events are recorded one by one (always, unless the run samples).
+
+        A hot path may skip building the attrs of an untraced message's plain events and
+        ``tally`` them instead; anomalies it must still ``emit`` (contracts: "Fidelity").
+        """
+        fidelity = self.recorder.fidelity
+        return fidelity is None or not fidelity.sampling or fidelity.traces(message_id)
+
+    def tally(self, source: str, to: str, kind: str, n: int = 1) -> None:
+        """Count ``n`` plain ``kind`` events on the edge ``source → to`` of a sampling run (see ``traced``)."""
+        fidelity = self.recorder.fidelity
+        if fidelity is None or not fidelity.sampling:
+            raise RuntimeError("tally is for runs that sample; emit the events instead")
+        fidelity.tally(source, to, kind, n)
+
     def elapsed_ms(self) -> float:
         return self.recorder.elapsed_ms()
 

@@ -15,6 +15,9 @@ plain thread waits for the pipeline to take a batch (backpressure). It never wai
 thread running an event loop (that loop may be the one the pipeline is sending on), and
 it stops waiting once the pipeline has not drained for ``MAX_WAIT_S`` (a database
 outage must not freeze the run; those events are kept until it recovers).
+
+A ``sampled`` run (``fidelity``) counts most ordinary events instead of stamping them:
+``emit`` returns 0 for those, and the last ``flow`` frame is stamped just before ``done``.
 """
 
 from __future__ import annotations
@@ -22,11 +25,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .fidelity import ORDINARY
+
+if TYPE_CHECKING:
+    from .fidelity import Fidelity
 
 KINDS = frozenset(
     "request response publish route enqueue deliver process ack nack requeue commit "
-    "assign revoke rebalance crash retry error done backlog outage".split()
+    "assign revoke rebalance crash retry error done backlog outage flow".split()
 )
 
 # (seq, t_ms, kind, actor, message_id, attempt, duplicate, attrs)
@@ -48,8 +56,10 @@ class Waker(Protocol):
 class Recorder:
     """Per-run event stamper. ``seq`` is gapless from 1 in the order events were emitted."""
 
-    def __init__(self, run_id: int, pipeline: Waker, max_pending: int = MAX_PENDING) -> None:
+    def __init__(self, run_id: int, pipeline: Waker, max_pending: int = MAX_PENDING,
+                 fidelity: Fidelity | None = None) -> None:
         self.run_id = run_id
+        self.fidelity = fidelity
         self._pipeline = pipeline
         self._lock = threading.Lock()
         # Signalled when the pipeline takes events, for emitters waiting for room.
@@ -85,10 +95,14 @@ class Recorder:
         *,
         last: bool = False,
     ) -> int:
-        """Stamp and buffer one event; its ``seq``, or 0 once the recorder is closed.
+        """Stamp and buffer one event; its ``seq``, or 0 once the recorder is closed or the event was counted.
 
         ``last`` closes the recorder in the same step: nothing emitted later is recorded.
         """
+        fidelity = self.fidelity
+        if fidelity is not None and fidelity.sampling and kind in ORDINARY and \
+                fidelity.counts(kind, actor, message_id, attempt, duplicate, attrs):
+            return 0
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}")
         with self._lock:
@@ -96,10 +110,16 @@ class Recorder:
                 self.dropped += 1
                 return 0
             self.closed = last
-            self._seq = seq = self._seq + 1
             # Stamped under the lock so t_ms never runs backwards along seq.
             t_ms = round((time.perf_counter() - self._t0) * 1000.0, 3)
             pending = self._pending
+            if last and fidelity is not None:
+                # What was counted since the last flow frame, before the log ends.
+                final = fidelity.frame(t_ms)
+                if final is not None:
+                    self._seq += 1
+                    pending.append((self._seq, t_ms, "flow", "runner", "", 1, False, final))
+            self._seq = seq = self._seq + 1
             pending.append((seq, t_ms, kind, actor, message_id, attempt, duplicate, attrs or {}))
             size = len(pending)
         if size == 1 or last:

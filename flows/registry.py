@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 
-from .params import Param, bool_param, validate
+from .params import Param, bool_param, choice_param, validate
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -39,6 +39,11 @@ Reply = str | dict[str, Any] | None
 # Every hands-on workflow takes this parameter (contracts: "Interactive runs").
 INTERACTIVE = bool_param(False, "Stay live after the scripted messages, driven by hand (publish, bind, add, "
                          "slow, crash…) until Finish", label="Interactive")
+
+# Every async workflow takes this parameter (contracts: "Fidelity").
+FIDELITY = choice_param("auto", ("auto", "full", "sampled"),
+                        "full: every event; sampled: exact counts per edge, whole traces of a sample of messages "
+                        "and every anomaly; auto: full while a person can follow, sampled above", label="Fidelity")
 
 
 def action(label: str, target: str | None = None, picks: bool = False,
@@ -111,6 +116,8 @@ class Workflow:
         if takes_hands and "interactive" not in cls.params:
             # A workflow with hands-on actions can be driven by hand: it takes the contract's ``interactive``.
             cls.params = {**cls.params, "interactive": INTERACTIVE}
+        if getattr(cls, "pattern", None) == "async" and "fidelity" not in cls.params:
+            cls.params = {**cls.params, "fidelity": FIDELITY}
         cls.actions = {name: h.action_label for name, h in handlers.items() if takes_hands or not h.action_hands_on}
 
     @classmethod

@@ -23,6 +23,7 @@ from . import eventstore, registry, retention, run_resources
 from .bounded_result import bound_result
 from .broker_watch import BrokerWatch
 from .context import Action, Outcome, RunCancelled, RunContext
+from .fidelity import Fidelity, FlowTicker, stayed_full_why
 from .lazy import Lazy
 from .models import Run
 from .pipeline import EventPipeline, get_pipeline
@@ -109,6 +110,8 @@ class LiveRun:
         self._claimed = False
         self._claim_lock = threading.Lock()
         self.bucket = ActionBucket(settings.FLOWS_ACTIONS_PER_S)
+        # Emits the run's flow frames while it may sample (contracts: "Fidelity").
+        self.ticker: FlowTicker | None = None
 
     def claim(self) -> bool:
         """True for the one caller (the run thread or the grace timer) that finishes the run."""
@@ -145,12 +148,21 @@ class Runner:
                 brokers=self._brokers_for(workflow_cls),
                 owner=owner_id(),
             )
-            recorder = Recorder(run.pk, self.pipeline)
+            fidelity = None
+            if workflow_cls.pattern == "async":
+                fidelity = Fidelity(params.get("fidelity", "auto"), run.expected)
+            recorder = Recorder(run.pk, self.pipeline, fidelity=fidelity)
             ctx = RunContext(run.pk, params, recorder, run.namespace)
             live = LiveRun(run, workflow, ctx, recorder)
             ctx.on_cancel = lambda reason: self._start_grace(live)
             self._live[run.pk] = live
         self.pipeline.track(recorder, lambda: self.summary_of(live.run))
+        if fidelity is not None and fidelity.asked != "full":
+            live.ticker = FlowTicker(fidelity, recorder.emit, lambda: recorder.seq, recorder.elapsed_ms,
+                                     name=f"flow-{run.pk}")
+            if fidelity.sampling:
+                live.ticker.tick(fidelity.why)  # sampled from the start: the log says so first
+            live.ticker.start()
         if timeout_s is None:
             timeout_s = settings.FLOWS_INTERACTIVE_TIMEOUT_S if params.get("interactive") else settings.FLOWS_RUN_TIMEOUT_S
         deadline = timeout_s
@@ -233,6 +245,9 @@ class Runner:
         pattern = registry.get(run.workflow).pattern if run.workflow in registry.WORKFLOWS else "async"
         # The plan's completions only: a delivery the workflow did not plan never pushes done past expected.
         done = figures["planned"]["response" if pattern == "sync" else "process"]
+        if not figures["fidelity"]["why"]:
+            asked = (run.params or {}).get("fidelity", "auto")
+            figures["fidelity"] = {**figures["fidelity"], "why": stayed_full_why(asked, pattern)}
         return {
             "id": run.pk,
             "workflow": run.workflow,
@@ -318,6 +333,8 @@ class Runner:
         run, ctx = live.run, live.ctx
         if live.grace is not None:
             live.grace.cancel()
+        if live.ticker is not None:
+            live.ticker.stop()  # the recorder stamps the last flow frame with done
         try:
             if error:
                 ctx.emit("error", "runner", reason=error)

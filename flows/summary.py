@@ -13,7 +13,11 @@ Rules (docs/contracts.md, "Run summary"):
 - completed: responses (sync) and first processings (async) that are not duplicates;
   planned: those of them whose ``planned`` attr is not false, i.e. the completions of the
   workflow's plan, which ``expected`` counts: the run's progress (never above expected);
-- latency: every event may carry ``perceived_ms`` and/or ``end_to_end_ms``.
+- latency: every event may carry ``perceived_ms`` and/or ``end_to_end_ms``;
+- ``flow`` events (a sampled run, contracts "Fidelity"): each edge's ``count`` (never its
+  ``total``) adds to its kind as if that many plain events had been recorded: first attempts,
+  not duplicates, effect and plan as usual. Latency then comes from the recorded events
+  only (``latency_ms.sampled``); ``fidelity`` says which mode was on, why, and from which seq.
 
 Threads: one thread feeds a builder (the pipeline's, batch by batch) while request and
 WebSocket threads read it. Readers never look at the counters being fed: ``publish``
@@ -76,6 +80,7 @@ class Figures:
     end_to_end: array
     perceived_n: int
     end_to_end_n: int
+    fidelity: dict[str, Any] = field(default_factory=dict)
     _latency: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def latency(self) -> dict[str, dict[str, float | None]]:
@@ -96,7 +101,9 @@ class Figures:
             "completed": dict(self.completed),
             # The completions the workflow planned: progress.done (a delivery it did not plan is no progress).
             "planned": dict(self.planned),
-            "latency_ms": {name: dict(stats) for name, stats in self.latency().items()},
+            "latency_ms": {**{name: dict(stats) for name, stats in self.latency().items()},
+                           "sampled": self.fidelity["counted"] > 0},
+            "fidelity": dict(self.fidelity),
             "last_seq": self.last_seq,
             "elapsed_ms": self.elapsed_ms,
         }
@@ -119,6 +126,7 @@ class SummaryBuilder:
         self.last_t_ms = 0.0
         self.perceived = array("d")
         self.end_to_end = array("d")
+        self.fidelity: dict[str, Any] = {"mode": "full", "why": "", "switched_at_seq": None, "counted": 0}
         self._figures = self._freeze()
 
     def feed(self, event: dict[str, Any]) -> None:
@@ -144,6 +152,8 @@ class SummaryBuilder:
             self.errors += 1
         elif kind == "done":
             self.lost = int(attrs.get("lost", 0) or 0)
+        elif kind == "flow":
+            self._flow(event["seq"], attrs)
         if not duplicate:
             if kind == "response":
                 self.responses += 1
@@ -158,6 +168,33 @@ class SummaryBuilder:
             value = attrs.get("end_to_end_ms")
             if value is not None:
                 self.end_to_end.append(float(value))
+
+    def _flow(self, seq: int, attrs: dict[str, Any]) -> None:
+        for edge in attrs.get("edges") or ():
+            self._add_plain(edge["kind"], int(edge["count"]))
+        if attrs.get("why"):
+            fidelity = self.fidelity = {**self.fidelity, "mode": attrs.get("mode", "sampled"), "why": attrs["why"]}
+            if fidelity["mode"] == "sampled" and fidelity["switched_at_seq"] is None:
+                fidelity["switched_at_seq"] = seq
+        counted = int(attrs.get("counted") or 0)
+        if counted > self.fidelity["counted"]:
+            self.fidelity = {**self.fidelity, "counted": counted}
+
+    def _add_plain(self, kind: str, n: int) -> None:
+        """``n`` counted events of ``kind``: first attempts, not duplicates, effect and plan kept."""
+        self.kinds[kind] += n
+        if kind in ("publish", "request"):
+            self.published += n
+        elif kind == "deliver":
+            self.delivered += n
+        elif kind == "process":
+            self.processed += n
+            self.effects += n
+            self.first_processed += n
+            self.planned["process"] += n
+        elif kind == "response":
+            self.responses += n
+            self.planned["response"] += n
 
     def feed_batch(self, events: Iterable[dict[str, Any]]) -> SummaryBuilder:
         """Count a batch, then publish the figures for readers on other threads."""
@@ -201,4 +238,5 @@ class SummaryBuilder:
             end_to_end=self.end_to_end,
             perceived_n=len(self.perceived),
             end_to_end_n=len(self.end_to_end),
+            fidelity=dict(self.fidelity),
         )

@@ -70,6 +70,10 @@ def test_counts_follow_the_rules(name):
     assert s["kinds"] == expected["kinds"]
     for series in ("perceived", "end_to_end"):
         assert_stats(s["latency_ms"][series], expected["latency_ms"][series])
+    if "sampled" in expected["latency_ms"]:
+        assert s["latency_ms"]["sampled"] == expected["latency_ms"]["sampled"]
+    if "fidelity" in expected:
+        assert s["fidelity"] == expected["fidelity"]
     assert s["last_seq"] == expected["last_seq"]
     assert s["elapsed_ms"] == expected["elapsed_ms"]
 

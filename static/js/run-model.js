@@ -11,7 +11,10 @@
    - completed: non-duplicate response events (sync) / process events (async);
      planned: those of them whose attr planned is not false (the workflow's plan, which
      the run's expected counts): the progress, never above expected;
-   - latency: every event may carry attrs perceived_ms and/or end_to_end_ms. */
+   - latency: every event may carry attrs perceived_ms and/or end_to_end_ms;
+   - flow events (a sampled run): each edge's count (never its total) adds to its kind as
+     that many plain events (first attempts, not duplicates, effect and plan kept);
+     latency_ms.sampled once anything was counted; fidelity {mode, why, switched_at_seq, counted}. */
 const PERCENTILES = [50, 95, 99];
 
 /** Linear interpolation between closest ranks (numpy's default method), as in summary.py. */
@@ -57,6 +60,7 @@ class RunModel {
     this.errors = 0;
     this.lastSeq = 0;
     this.lastTms = 0;
+    this.fidelity = { mode: "full", why: "", switched_at_seq: null, counted: 0 };
     // One point per event carrying the attribute: x = t_ms, y = latency, id = message.
     this.points = {
       perceived: { x: [], y: [], ids: [], seqs: [] },
@@ -83,6 +87,8 @@ class RunModel {
       this.errors += 1;
     } else if (kind === "done") {
       this.lost = Math.trunc(Number(attrs.lost || 0)) || 0;
+    } else if (kind === "flow") {
+      this.feedFlow(ev.seq, attrs);
     }
     if (!duplicate) {
       if (kind === "response") this.responses += 1;
@@ -98,6 +104,32 @@ class RunModel {
         series.ids.push(ev.message_id);
         series.seqs.push(ev.seq);
       }
+    }
+  }
+
+  feedFlow(seq, attrs) {
+    for (const edge of attrs.edges || []) this.addPlain(edge.kind, Math.trunc(Number(edge.count)) || 0);
+    if (attrs.why) {
+      this.fidelity = { ...this.fidelity, mode: attrs.mode || "sampled", why: attrs.why };
+      if (this.fidelity.mode === "sampled" && this.fidelity.switched_at_seq === null) this.fidelity.switched_at_seq = seq;
+    }
+    const counted = Math.trunc(Number(attrs.counted || 0)) || 0;
+    if (counted > this.fidelity.counted) this.fidelity = { ...this.fidelity, counted };
+  }
+
+  /** n counted events of one kind: first attempts, not duplicates, effect and plan kept. */
+  addPlain(kind, n) {
+    this.kinds[kind] = (this.kinds[kind] || 0) + n;
+    if (kind === "publish" || kind === "request") this.published += n;
+    else if (kind === "deliver") this.delivered += n;
+    else if (kind === "process") {
+      this.processed += n;
+      this.effects += n;
+      this.firstProcessed += n;
+      this.planned.process += n;
+    } else if (kind === "response") {
+      this.responses += n;
+      this.planned.response += n;
     }
   }
 
@@ -132,7 +164,9 @@ class RunModel {
       latency_ms: {
         perceived: latencyStats(this.points.perceived.y),
         end_to_end: latencyStats(this.points.end_to_end.y),
+        sampled: this.fidelity.counted > 0,
       },
+      fidelity: { ...this.fidelity },
       last_seq: this.lastSeq,
       elapsed_ms: this.lastTms,
     };

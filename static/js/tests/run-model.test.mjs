@@ -37,6 +37,8 @@ for (const name of EVENT_FIXTURES) {
     assert.deepEqual(s.planned, expected.planned);
     assert.deepEqual(s.kinds, expected.kinds);
     for (const series of ["perceived", "end_to_end"]) assertStats(s.latency_ms[series], expected.latency_ms[series], series);
+    if ("sampled" in expected.latency_ms) assert.equal(s.latency_ms.sampled, expected.latency_ms.sampled);
+    if (expected.fidelity) assert.deepEqual(s.fidelity, expected.fidelity);
     assert.equal(s.last_seq, expected.last_seq);
     assert.equal(s.elapsed_ms, expected.elapsed_ms);
   });
