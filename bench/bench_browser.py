@@ -106,7 +106,10 @@ def measure(server: Any, browser: Any, case: Case) -> dict[str, Any]:
     peak = before
     try:
         page.goto(f"{server.url}/runs/{run_id}/")
-        page.wait_for_function("() => window.flowRun && window.flowRun.received.lastSeq > 2000", timeout=60_000)
+        # Following, not loading: the window opens once events stream and plotly.js (5 MB,
+        # loaded after the page is live) has been evaluated.
+        page.wait_for_function("() => window.flowRun && window.flowRun.received.lastSeq > 200 && window.Plotly",
+                               timeout=60_000)
         cdp = page.context.new_cdp_session(page)
         cdp.send("Performance.enable")
         work_before = main_thread_work(cdp)

@@ -19,6 +19,7 @@ import { renderLegend } from "./legend.js";
 import { keyCommand, keyContext } from "./run-keys.js";
 import { compareSummaries, progressOf, progressText, RunModel } from "./run-model.js";
 import { browserStorage, HandsOn } from "./hands-on.js";
+import { fidelityLine } from "./fidelity.js";
 import { FINAL_STATES, RunStream } from "./run-stream.js";
 import { SPEEDS, Timeline } from "./timeline.js";
 import { Topology } from "./topology.js";
@@ -167,7 +168,18 @@ function boot(panel) {
     progress.setAttribute("aria-valuemax", String(expected || 0));
     progress.querySelector(".bar").style.width = `${(share * 100).toFixed(1)}%`;
     progress.querySelector(".progress-text").textContent = progressText(done, expected, pattern, beyond);
+    renderFidelity();
     charts.update(model);
+  }
+
+  /** Which fidelity mode the revealed events are in, and why (a sampled run lists a sample). */
+  function renderFidelity() {
+    const line = fidelityLine(model.fidelity, (run.params || {}).fidelity);
+    const el = $("#fidelity");
+    el.hidden = !line;
+    if (!line || el.textContent === line.text) return;
+    el.dataset.mode = line.mode;
+    el.textContent = line.text;
   }
 
   // -- the player ----------------------------------------------------------------------

@@ -8,6 +8,7 @@
    Where boxes, cluster frames and edge labels go is topology-layout.js (pure, unit-tested);
    this module draws it. See static/js/README.md for the API panels use. */
 import { h, onFrame, reducedMotion } from "./dom.js";
+import { edgeRates, rateText } from "./fidelity.js";
 import * as legend from "./legend.js";
 import { curvePoint, layoutGraph, lineOffsets, placeLabels, SIZES, splitActor } from "./topology-layout.js";
 
@@ -331,6 +332,10 @@ class Topology {
 
   /** Show one event: update its actor's node and move the message along its edge. */
   onEvent(ev, options) {
+    if (ev.kind === "flow") {
+      this.onFlow(ev.attrs || {});
+      return;
+    }
     const node = this.node(ev.actor);
     const category = legend.categoryOf(ev);
     if (node) {
@@ -362,6 +367,42 @@ class Topology {
         animate: !options || options.animate !== false,
         duration: Math.min(1400, Math.max(350, gap / speed)),
       });
+    }
+  }
+
+  /**
+   * A sampled run's flow frame: the events counted on each edge add to its count and set its
+   * rate (a kind counted at its own actor shows as that node's rate). The sampled messages'
+   * own events still move tokens, so the drawing shows exact numbers with a sample animated.
+   */
+  onFlow(attrs) {
+    const moving = new Set();
+    for (const { from, to, kind, count, perSecond } of edgeRates(attrs)) {
+      const node = count ? this.node(to) : null;
+      if (!node) continue;
+      const category = legend.categoryOf({ kind, attrs: {} });
+      if (from && from !== to && this.node(from)) {
+        const edge = this.edge(from, to);
+        edge.count += count;
+        edge.rate = perSecond;
+        edge.category = category;
+        edge.text = edge.text || kind;
+        moving.add(edge);
+        this.changed(edge);
+      } else {
+        node.category = category;
+        node.status = `${legend.info(category).icon} ${kind} ${rateText(perSecond)}`.trim();
+        this.changed(node);
+      }
+    }
+    // An edge no frame mentions any more has gone quiet: no rate on it.
+    if (Number(attrs.window_ms) > 0) {
+      for (const edge of this.edges.values()) {
+        if (edge.rate && !moving.has(edge)) {
+          edge.rate = null;
+          this.changed(edge);
+        }
+      }
     }
   }
 
@@ -422,11 +463,12 @@ class Topology {
         grown = grown || this.outgrows(item);
       } else if (this.edges.get(item.key) === item) {
         const text = item.text.length > LABEL_CHARS ? `${item.text.slice(0, LABEL_CHARS - 1)}…` : item.text;
-        const whole = `${item.text} · ${item.count} in all`;
-        item.shown = `${text} · ${item.count} in all`;
+        const rate = item.rate ? ` · ${rateText(item.rate)}` : "";
+        const whole = `${item.text} · ${item.count} in all${rate}`;
+        item.shown = `${text} · ${item.count} in all${rate}`;
         item.g.setAttribute("class", `edge cat-${item.category}`);
         item.label.setAttribute("class", `edge-label cat-${item.category}`);
-        item.label.replaceChildren(h("svg:tspan", {}, text), h("svg:tspan", { class: "edge-count" }, ` · ${item.count} in all`));
+        item.label.replaceChildren(h("svg:tspan", {}, text), h("svg:tspan", { class: "edge-count" }, ` · ${item.count} in all${rate}`));
         item.title.textContent = `${item.from} → ${item.to}: ${whole}`;
         labels = true;
       }
