@@ -2,8 +2,8 @@
    mode is on and why, and the per-edge counts and rates of the `flow` frames. Pure: the
    topology and run-page.js draw what these return. */
 
-const WHOLE = "every event is recorded and shown one by one";
-const SAMPLED = "exact counts per edge arrive a few times a second; a sample of whole journeys and every anomaly (duplicate, redelivery, crash, error…) are shown one by one";
+const WHOLE = "every event listed one by one";
+const SAMPLED = "exact counts per edge, a sample of whole journeys and every anomaly listed one by one";
 
 /**
  * The line saying which fidelity mode is on and why.
@@ -15,7 +15,7 @@ export function fidelityLine(fidelity, asked) {
   if (!asked && !(fidelity && fidelity.why)) return null;
   if (mode !== "sampled") {
     const why = fidelity && fidelity.why ? fidelity.why
-      : asked === "auto" ? "auto: a person can follow this run so far; it samples once the run grows too big or fast" : `fidelity=${asked}`;
+      : asked === "auto" ? "auto: sampled if the run grows too big or fast to follow" : `fidelity=${asked}`;
     return { mode, text: `Fidelity: full — ${WHOLE} (${why}).` };
   }
   const since = fidelity && fidelity.switched_at_seq > 1 ? ` since event ${fidelity.switched_at_seq}` : "";

@@ -176,10 +176,13 @@ function boot(panel) {
   function renderFidelity() {
     const line = fidelityLine(model.fidelity, (run.params || {}).fidelity);
     const el = $("#fidelity");
-    el.hidden = !line;
+    // Only a sampled run needs the line (a full one lists everything, and its params row
+    // says the fidelity asked for): the first screen keeps its room for the topology.
+    el.hidden = !line || line.mode !== "sampled";
     if (!line || el.textContent === line.text) return;
     el.dataset.mode = line.mode;
     el.textContent = line.text;
+    el.title = line.text;
   }
 
   // -- the player ----------------------------------------------------------------------

@@ -336,11 +336,13 @@ class Topology {
       this.onFlow(ev.attrs || {});
       return;
     }
+    if (ev.kind === "done") this.onFlow({ window_ms: 1, edges: [] }); // the run is over: no rates
     const node = this.node(ev.actor);
     const category = legend.categoryOf(ev);
     if (node) {
       node.category = category;
       node.status = `${legend.info(category).icon} ${ev.kind}${ev.duplicate ? " (dup)" : ""}`;
+      node.flowKind = null;
       this.changed(node);
     }
     if (!ev.message_id) return;
@@ -392,6 +394,8 @@ class Topology {
       } else {
         node.category = category;
         node.status = `${legend.info(category).icon} ${kind} ${rateText(perSecond)}`.trim();
+        node.flowKind = kind;
+        moving.add(node);
         this.changed(node);
       }
     }
@@ -401,6 +405,13 @@ class Topology {
         if (edge.rate && !moving.has(edge)) {
           edge.rate = null;
           this.changed(edge);
+        }
+      }
+      for (const node of this.nodes.values()) {
+        if (node.flowKind && !moving.has(node)) {
+          node.status = `${legend.info(node.category).icon} ${node.flowKind}`;
+          node.flowKind = null;
+          this.changed(node);
         }
       }
     }

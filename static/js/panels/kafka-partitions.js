@@ -167,6 +167,12 @@ const panel = {
       }
     } else if (ev.kind === "done") {
       state.finished = true;
+    } else if (ev.kind === "flow") {
+      // A sampled run: the records not listed one by one are counted per partition.
+      for (const edge of (ev.attrs && ev.attrs.edges) || []) {
+        const lane = edge.kind === "route" ? /\/p(\d+)$/.exec(edge.to || "") : null;
+        if (lane) this.lane(Number(lane[1])).counted += Math.trunc(Number(edge.count)) || 0;
+      }
     }
     renderSoon(this);
   },
@@ -179,7 +185,7 @@ const panel = {
   },
 
   lane(partition) {
-    return entry(this.state.lanes, partition, () => ({ partition, cells: [], end: null, read: 0 }));
+    return entry(this.state.lanes, partition, () => ({ partition, cells: [], end: null, read: 0, counted: 0 }));
   },
 
   toggleKey(key) {
@@ -201,7 +207,7 @@ const panel = {
       this.lanesEl.replaceChildren();
     }
     for (let p = 0; p < this.partitions; p++) {
-      const lane = this.state.lanes.get(p) || { partition: p, cells: [], end: null, read: 0 };
+      const lane = this.state.lanes.get(p) || { partition: p, cells: [], end: null, read: 0, counted: 0 };
       // Offsets grow to the right; a message whose offset is not known yet (acks=0) waits at the end.
       const cells = [...lane.cells].sort((x, y) => (x.offset ?? Infinity) - (y.offset ?? Infinity) || x.number - y.number);
       const hidden = Math.max(0, cells.length - MAX_CELLS);
@@ -214,12 +220,13 @@ const panel = {
         this.lanesEl.append(made.el);
         return made;
       });
-      Object.assign(els.el.dataset, { count: cells.length, endOffset: lane.end ?? "" });
+      Object.assign(els.el.dataset, { count: cells.length + lane.counted, endOffset: lane.end ?? "" });
       const endText = lane.end !== null ? `end offset ${lane.end}` : "end offset —";
       els.head.replaceChildren(
         h("strong", {}, `p${p}`),
         h("span", { class: "small", title: "the highest of the reader's fetched high watermark and the delivery reports' offsets + 1" }, endText),
-        h("span", { class: "muted small" }, `${cells.length} msg`),
+        h("span", { class: "muted small" }, lane.counted
+          ? `${cells.length + lane.counted} msg, ${cells.length} shown` : `${cells.length} msg`),
         lane.end !== null && lane.end > lane.read
           ? h("span", { class: "small kp-unread", dataset: { unread: lane.end - lane.read } }, `${lane.end - lane.read} unread`) : null,
         hidden ? h("span", { class: "kp-more muted small" }, `… ${hidden} earlier`) : null);
