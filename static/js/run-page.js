@@ -200,8 +200,11 @@ function boot(panel) {
       numbersAt = state.index;
       renderNumbers();
       // Once the run is over, its last rows too (while live, the log keeps its own pace).
-      if (state.finished) log.flush();
+      if (state.finished) log.flush(true);
     }
+    const following = state.live && state.playing;
+    if (log.following && !following) log.flush(true); // rows left for later are drawn once it stops
+    log.following = following;
     root.dataset.index = String(state.index);
     root.dataset.total = String(state.total);
     root.dataset.playing = String(state.playing);
