@@ -208,7 +208,7 @@ function boot(panel) {
       // Once the run is over, its last rows too (while live, the log keeps its own pace).
       if (state.finished) log.flush(true);
     }
-    const following = state.live && state.playing;
+    const following = !state.finished && state.playing; // a live run, at or near its newest event
     if (log.following && !following) log.flush(true); // rows left for later are drawn once it stops
     log.following = following;
     put(root.dataset, "index", String(state.index));

@@ -7,7 +7,7 @@
    choose where a message came from (panel.route(ev, guess) → actor or null).
    Where boxes, cluster frames and edge labels go is topology-layout.js (pure, unit-tested);
    this module draws it. See static/js/README.md for the API panels use. */
-import { h, onFrame, reducedMotion } from "./dom.js";
+import { h, onFrame, onPacedFrame, reducedMotion } from "./dom.js";
 import { edgeRates, rateText } from "./fidelity.js";
 import * as legend from "./legend.js";
 import { curvePoint, layoutGraph, lineOffsets, placeLabels, SIZES, splitActor } from "./topology-layout.js";
@@ -459,7 +459,9 @@ class Topology {
   /** DOM writes wait for the next frame: a burst of 10 000 events costs one write per node. */
   changed(item) {
     this.dirty.add(item);
-    onFrame(this.flushKey, () => this.flush());
+    // Paced: at thousands of events a second the labels are placed again a few times a
+    // second, not every frame (the tokens move every frame regardless).
+    onPacedFrame(this.flushKey, () => this.flush());
   }
 
   flush() {
