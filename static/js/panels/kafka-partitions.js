@@ -13,6 +13,9 @@ import { swatch } from "../legend.js";
 import { entry, laneRouter, lessonLine, partitionLayout, renderSoon, syncChildren } from "./kit.js";
 
 const MAX_CELLS = 160; // per lane; older cells are summarised as "… N earlier"
+// While the run goes on, fewer: at a thousand messages a second nobody reads 160 cells a
+// lane flash by, and each one costs layout at every render.
+const LIVE_CELLS = 48;
 const READER = "consumer:reader";
 
 /** Kafka's Utils.murmur2 (the Java client's hash) on the UTF-8 bytes of str, as a signed int. */
@@ -210,7 +213,7 @@ const panel = {
       const lane = this.state.lanes.get(p) || { partition: p, cells: [], end: null, read: 0, counted: 0 };
       // Offsets grow to the right; a message whose offset is not known yet (acks=0) waits at the end.
       const cells = [...lane.cells].sort((x, y) => (x.offset ?? Infinity) - (y.offset ?? Infinity) || x.number - y.number);
-      const hidden = Math.max(0, cells.length - MAX_CELLS);
+      const hidden = Math.max(0, cells.length - (this.state.finished ? MAX_CELLS : LIVE_CELLS));
       if (lane.end === null && this.state.finished && this.finalEnds && this.finalEnds[p] !== undefined) {
         lane.end = this.finalEnds[p];
       }
