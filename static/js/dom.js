@@ -54,6 +54,8 @@ function pacedGap(costMs, factor, maxGapMs) {
   return Math.min(maxGapMs, Math.max(0, costMs) * factor);
 }
 
+const FRAME_MS = 1000 / 60;
+const paced = new Map();
 /**
  * Like onFrame, for a view whose drawing grows with the run: after a frame in which it drew
  * took c ms (its script and the style, layout and paint it caused, measured to the next
@@ -61,8 +63,6 @@ function pacedGap(costMs, factor, maxGapMs) {
  * about 1 / (1 + factor) of the time and the frames between its draws stay short; a cheap
  * view draws every frame, as with onFrame.
  */
-const FRAME_MS = 1000 / 60;
-const paced = new Map();
 function onPacedFrame(key, fn, { factor = 4, maxGapMs = 500 } = {}) {
   let entry = paced.get(key);
   if (!entry) paced.set(key, (entry = { next: 0, queued: false }));

@@ -5,7 +5,8 @@
 import { cssVar as readCssVar, fmtMs } from "./dom.js";
 import { latencyStats } from "./run-model.js";
 
-// Each read of a CSS variable may force a style recalculation: one read per variable per draw.
+// Each read of a CSS variable may force a style recalculation: one read per variable until
+// the theme changes.
 const palette = new Map();
 function cssVar(name) {
   if (!palette.has(name)) palette.set(name, readCssVar(name));
