@@ -49,6 +49,40 @@ function onFrame(key, fn) {
   });
 }
 
+/** How long a paced view waits after a draw that took costMs: a share of the time, never over maxGapMs. */
+function pacedGap(costMs, factor, maxGapMs) {
+  return Math.min(maxGapMs, Math.max(0, costMs) * factor);
+}
+
+const FRAME_MS = 1000 / 60;
+const paced = new Map();
+/**
+ * Like onFrame, for a view whose drawing grows with the run: after a frame in which it drew
+ * took c ms (its script and the style, layout and paint it caused, measured to the next
+ * frame), the next draw waits c × factor ms (at most maxGapMs). A costly view then takes
+ * about 1 / (1 + factor) of the time and the frames between its draws stay short; a cheap
+ * view draws every frame, as with onFrame.
+ */
+function onPacedFrame(key, fn, { factor = 4, maxGapMs = 500 } = {}) {
+  let entry = paced.get(key);
+  if (!entry) paced.set(key, (entry = { next: 0, queued: false }));
+  entry.fn = fn;
+  if (entry.queued) return;
+  entry.queued = true;
+  const attempt = (now) => {
+    if (now < entry.next) {
+      requestAnimationFrame(attempt);
+      return;
+    }
+    entry.queued = false;
+    entry.fn();
+    requestAnimationFrame((after) => {
+      entry.next = after + pacedGap(after - now - FRAME_MS, factor, maxGapMs);
+    });
+  };
+  requestAnimationFrame(attempt);
+}
+
 /** fn(el) when an element matching `selector` in `root` is clicked, or has the focus when Enter or Space is pressed. */
 function onActivate(root, selector, fn) {
   root.addEventListener("click", (event) => {
@@ -64,4 +98,4 @@ function onActivate(root, selector, fn) {
   });
 }
 
-export { h, fmtMs, cssVar, reducedMotion, onActivate, onFrame };
+export { h, fmtMs, cssVar, reducedMotion, onActivate, onFrame, onPacedFrame, pacedGap };

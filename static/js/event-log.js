@@ -1,12 +1,15 @@
 /* The live event log (newest first, filtered by a query — log-query.js — and by kind).
    Clicking a row (or Enter on it) picks its message: the message inspector
    (message-inspector.js) shows that message's journey from the events indexed here. */
-import { h, onActivate, onFrame } from "./dom.js";
+import { h, onActivate, onPacedFrame } from "./dom.js";
 import { categoryOf, kindChip } from "./legend.js";
 import { compileQuery } from "./log-query.js";
 import { messagesOf } from "./message-inspector.js";
 
 const SHOWN_ROWS = 300;
+// Following a live run with the log off screen, a flush that finds more new events than this
+// (thousands a second) leaves them for later: rows nobody sees cost whole-table layouts.
+const UNSEEN_BURST = 50;
 const DETAIL_CHARS = 90;
 // Shown in the message inspector, not squeezed into a log row.
 const LONG_ATTRS = new Set(["body"]);
@@ -35,6 +38,15 @@ class EventLog {
     els.kindFilter.addEventListener("change", refilter);
     els.dupFilter.addEventListener("change", refilter);
     onActivate(els.tbody, "tr[data-message]", (row) => onPick(row.dataset.message, Number(row.dataset.seq)));
+    this.visible = true;
+    this.following = false; // the page says so while its player follows a live run
+    this.sinceFlush = 0;
+    if (window.IntersectionObserver) {
+      new IntersectionObserver((entries) => {
+        this.visible = entries.some((e) => e.isIntersecting);
+        if (this.visible) onPacedFrame(this, () => this.flush());
+      }).observe(els.tbody.closest("section") || els.tbody);
+    }
   }
 
   reset() {
@@ -51,6 +63,7 @@ class EventLog {
 
   add(ev) {
     this.all.push(ev);
+    this.sinceFlush += 1;
     // A crash or revoke is indexed under every message it lists: it belongs to their journeys.
     for (const id of messagesOf(ev)) {
       let list = this.byMessage.get(id);
@@ -63,7 +76,8 @@ class EventLog {
       const before = options.find((o) => o.value > ev.kind) || null;
       this.els.kindFilter.insertBefore(h("option", { value: ev.kind }, ev.kind), before);
     }
-    onFrame("event-log", () => this.flush());
+    // At thousands of events a second the rows are rebuilt less often than every frame.
+    onPacedFrame(this, () => this.flush());
   }
 
   filter() {
@@ -78,11 +92,18 @@ class EventLog {
     this.shown = 0;
     this.matched = 0;
     this.els.tbody.replaceChildren();
-    this.flush();
+    this.flush(true);
   }
 
-  /** Add rows for events not yet considered, newest on top, keeping SHOWN_ROWS rows. */
-  flush() {
+  /** Add rows for events not yet considered, newest on top, keeping SHOWN_ROWS rows
+      (off screen and far behind: later, unless `force`). */
+  flush(force = false) {
+    const burst = this.sinceFlush;
+    this.sinceFlush = 0;
+    if (!force && this.following && !this.visible && burst > UNSEEN_BURST) {
+      this.els.status.textContent = `${this.all.length} events; the newest rows are drawn when the log is in view`;
+      return;
+    }
     const matches = this.filter();
     const fresh = [];
     for (let i = this.rendered; i < this.all.length; i += 1) {

@@ -19,6 +19,7 @@ import { renderLegend } from "./legend.js";
 import { keyCommand, keyContext } from "./run-keys.js";
 import { compareSummaries, progressOf, progressText, RunModel } from "./run-model.js";
 import { browserStorage, HandsOn } from "./hands-on.js";
+import { fidelityLine } from "./fidelity.js";
 import { FINAL_STATES, RunStream } from "./run-stream.js";
 import { SPEEDS, Timeline } from "./timeline.js";
 import { Topology } from "./topology.js";
@@ -37,6 +38,12 @@ function storedSpeed() {
   } catch (e) {
     return 1;
   }
+}
+
+/** el[prop] = value unless it already is: the player and the numbers are redrawn for every
+    batch of events, and even an equal write costs the browser a style and layout pass. */
+function put(el, prop, value) {
+  if (el[prop] !== value) el[prop] = value;
 }
 
 /** panel: the workflow's panel module's default export, or null. */
@@ -161,13 +168,27 @@ function boot(panel) {
     const { done, expected, beyond, share } = progressOf(model, pattern,
       summary && summary.progress ? summary.progress.expected : run.expected);
     const progress = $("#progress");
-    progress.dataset.done = String(done);
-    progress.dataset.expected = String(expected);
+    put(progress.dataset, "done", String(done));
+    put(progress.dataset, "expected", String(expected));
     progress.setAttribute("aria-valuenow", String(done));
     progress.setAttribute("aria-valuemax", String(expected || 0));
-    progress.querySelector(".bar").style.width = `${(share * 100).toFixed(1)}%`;
-    progress.querySelector(".progress-text").textContent = progressText(done, expected, pattern, beyond);
+    put(progress.querySelector(".bar").style, "width", `${(share * 100).toFixed(1)}%`);
+    put(progress.querySelector(".progress-text"), "textContent", progressText(done, expected, pattern, beyond));
+    renderFidelity();
     charts.update(model);
+  }
+
+  /** Which fidelity mode the revealed events are in, and why (a sampled run lists a sample). */
+  function renderFidelity() {
+    const line = fidelityLine(model.fidelity, (run.params || {}).fidelity);
+    const el = $("#fidelity");
+    // Only a sampled run needs the line (a full one lists everything, and its params row
+    // says the fidelity asked for): the first screen keeps its room for the topology.
+    el.hidden = !line || line.mode !== "sampled";
+    if (!line || el.textContent === line.text) return;
+    el.dataset.mode = line.mode;
+    el.textContent = line.text;
+    el.title = line.text;
   }
 
   // -- the player ----------------------------------------------------------------------
@@ -184,28 +205,33 @@ function boot(panel) {
     if (state.atEnd && state.index !== numbersAt) {
       numbersAt = state.index;
       renderNumbers();
+      // Once the run is over, its last rows too (while live, the log keeps its own pace).
+      if (state.finished) log.flush(true);
     }
-    root.dataset.index = String(state.index);
-    root.dataset.total = String(state.total);
-    root.dataset.playing = String(state.playing);
-    root.dataset.atEnd = String(state.atEnd);
+    const following = !state.finished && state.playing; // a live run, at or near its newest event
+    if (log.following && !following) log.flush(true); // rows left for later are drawn once it stops
+    log.following = following;
+    put(root.dataset, "index", String(state.index));
+    put(root.dataset, "total", String(state.total));
+    put(root.dataset, "playing", String(state.playing));
+    put(root.dataset, "atEnd", String(state.atEnd));
     const play = root.querySelector('[data-player="play"]');
     const replay = state.finished && state.atEnd;
-    play.textContent = state.playing && !replay ? "❚❚ Pause" : replay ? "⟲ Replay" : "▶ Play";
+    put(play, "textContent", state.playing && !replay ? "❚❚ Pause" : replay ? "⟲ Replay" : "▶ Play");
     const jump = root.querySelector('[data-player="live"]');
-    jump.textContent = state.finished ? "⇥ End" : "⇥ Live";
+    put(jump, "textContent", state.finished ? "⇥ End" : "⇥ Live");
     jump.setAttribute("aria-label", state.finished ? "Jump to the end (End)" : "Jump to live (End)");
-    root.querySelector('[data-player="live"]').disabled = state.atEnd;
+    put(jump, "disabled", state.atEnd);
     const seek = $("#player-seek");
-    seek.max = String(state.total);
-    seek.value = String(state.index);
+    put(seek, "max", String(state.total));
+    put(seek, "value", String(state.index));
     let mode;
     if (state.live) mode = state.playing ? "● live" : "paused at live";
     else if (!state.playing) mode = "paused";
     else if (replay) mode = "end of run";
     else mode = state.finished ? `replaying at ${state.speed}×` : `${state.total - state.index} events behind live`;
-    $("#player-status").textContent = `event ${state.index} of ${state.total} · t = ${state.t_ms.toFixed(1)} ms · ${mode}`;
-    $("#player-speed").value = String(state.speed);
+    put($("#player-status"), "textContent", `event ${state.index} of ${state.total} · t = ${state.t_ms.toFixed(1)} ms · ${mode}`);
+    put($("#player-speed"), "value", String(state.speed));
     // The lesson strip and the classroom follow the player through this (last: views are drawn).
     document.dispatchEvent(new CustomEvent("flow:player", { detail: state }));
   }

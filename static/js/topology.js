@@ -7,9 +7,10 @@
    choose where a message came from (panel.route(ev, guess) → actor or null).
    Where boxes, cluster frames and edge labels go is topology-layout.js (pure, unit-tested);
    this module draws it. See static/js/README.md for the API panels use. */
-import { h, onFrame, reducedMotion } from "./dom.js";
+import { h, onFrame, onPacedFrame, reducedMotion } from "./dom.js";
+import { edgeRates, rateText } from "./fidelity.js";
 import * as legend from "./legend.js";
-import { layoutGraph, lineOffsets, placeLabels, SIZES, splitActor } from "./topology-layout.js";
+import { curvePoint, layoutGraph, lineOffsets, placeLabels, SIZES, splitActor } from "./topology-layout.js";
 
 const COLUMN_BY_PREFIX = {
   client: 0, producer: 0, publisher: 0,
@@ -19,6 +20,9 @@ const COLUMN_BY_PREFIX = {
 };
 const HIDDEN_ACTORS = new Set(["", "runner"]);
 const MAX_TOKENS = 80;
+// New tokens per animation frame: at thousands of events a second only a sample of them is
+// animated (an edge's count still counts every one), so a frame stays cheap.
+const TOKENS_PER_FRAME = 6;
 const CURVE = 0.12; // how far an edge bends, as a share of its length
 const LABEL_CHARS = 40; // longer edge labels are cut; the edge's title and the event log have it all
 const DEFAULT_BOX_H = 420;
@@ -43,6 +47,17 @@ function textMeasurer(svg) {
     }
     return width;
   };
+}
+
+// Counts animation frames, so a burst of events within one frame can share a budget.
+let frames = 0;
+let counting = false;
+function frameNumber() {
+  if (!counting) {
+    counting = true;
+    requestAnimationFrame(() => { counting = false; frames += 1; });
+  }
+  return frames;
 }
 
 function defaultColumn(actor) {
@@ -100,6 +115,7 @@ class Topology {
     this.nodes = new Map();
     this.edges = new Map();
     this.tokens = [];
+    this.budget = { frame: -1, left: TOKENS_PER_FRAME };
     this.messages = new Map();
     this.highlighted = new Set();
     this.dirty = new Set();
@@ -316,11 +332,17 @@ class Topology {
 
   /** Show one event: update its actor's node and move the message along its edge. */
   onEvent(ev, options) {
+    if (ev.kind === "flow") {
+      this.onFlow(ev.attrs || {});
+      return;
+    }
+    if (ev.kind === "done") this.onFlow({ window_ms: 1, edges: [] }); // the run is over: no rates
     const node = this.node(ev.actor);
     const category = legend.categoryOf(ev);
     if (node) {
       node.category = category;
       node.status = `${legend.info(category).icon} ${ev.kind}${ev.duplicate ? " (dup)" : ""}`;
+      node.flowKind = null;
       this.changed(node);
     }
     if (!ev.message_id) return;
@@ -350,6 +372,51 @@ class Topology {
     }
   }
 
+  /**
+   * A sampled run's flow frame: the events counted on each edge add to its count and set its
+   * rate (a kind counted at its own actor shows as that node's rate). The sampled messages'
+   * own events still move tokens, so the drawing shows exact numbers with a sample animated.
+   */
+  onFlow(attrs) {
+    const moving = new Set();
+    for (const { from, to, kind, count, perSecond } of edgeRates(attrs)) {
+      const node = count ? this.node(to) : null;
+      if (!node) continue;
+      const category = legend.categoryOf({ kind, attrs: {} });
+      if (from && from !== to && this.node(from)) {
+        const edge = this.edge(from, to);
+        edge.count += count;
+        edge.rate = perSecond;
+        edge.category = category;
+        edge.text = edge.text || kind;
+        moving.add(edge);
+        this.changed(edge);
+      } else {
+        node.category = category;
+        node.status = `${legend.info(category).icon} ${kind} ${rateText(perSecond)}`.trim();
+        node.flowKind = kind;
+        moving.add(node);
+        this.changed(node);
+      }
+    }
+    // An edge no frame mentions any more has gone quiet: no rate on it.
+    if (Number(attrs.window_ms) > 0) {
+      for (const edge of this.edges.values()) {
+        if (edge.rate && !moving.has(edge)) {
+          edge.rate = null;
+          this.changed(edge);
+        }
+      }
+      for (const node of this.nodes.values()) {
+        if (node.flowKind && !moving.has(node)) {
+          node.status = `${legend.info(node.category).icon} ${node.flowKind}`;
+          node.flowKind = null;
+          this.changed(node);
+        }
+      }
+    }
+  }
+
   /** Move a token from one actor to another (panels may call this directly). */
   pulse(from, to, options) {
     const opts = options || {};
@@ -360,7 +427,7 @@ class Topology {
     edge.category = category;
     edge.text = opts.label || "";
     this.changed(edge);
-    if (this.reducedMotion || opts.animate === false) return;
+    if (this.reducedMotion || opts.animate === false || !this.spend()) return;
     if (edge.lastToken) edge.lastToken.g.classList.add("quiet");
     const token = {
       edge,
@@ -380,10 +447,21 @@ class Topology {
     if (this.tokens.length === 1) requestAnimationFrame(this.tick);
   }
 
+  /** Whether this frame may start one more token (TOKENS_PER_FRAME). */
+  spend() {
+    const frame = frameNumber();
+    if (this.budget.frame !== frame) this.budget = { frame, left: TOKENS_PER_FRAME };
+    if (this.budget.left <= 0) return false;
+    this.budget.left -= 1;
+    return true;
+  }
+
   /** DOM writes wait for the next frame: a burst of 10 000 events costs one write per node. */
   changed(item) {
     this.dirty.add(item);
-    onFrame(this.flushKey, () => this.flush());
+    // Paced: at thousands of events a second the labels are placed again a few times a
+    // second, not every frame (the tokens move every frame regardless).
+    onPacedFrame(this.flushKey, () => this.flush());
   }
 
   flush() {
@@ -398,11 +476,12 @@ class Topology {
         grown = grown || this.outgrows(item);
       } else if (this.edges.get(item.key) === item) {
         const text = item.text.length > LABEL_CHARS ? `${item.text.slice(0, LABEL_CHARS - 1)}…` : item.text;
-        const whole = `${item.text} · ${item.count} in all`;
-        item.shown = `${text} · ${item.count} in all`;
+        const rate = item.rate ? ` · ${rateText(item.rate)}` : "";
+        const whole = `${item.text} · ${item.count} in all${rate}`;
+        item.shown = `${text} · ${item.count} in all${rate}`;
         item.g.setAttribute("class", `edge cat-${item.category}`);
         item.label.setAttribute("class", `edge-label cat-${item.category}`);
-        item.label.replaceChildren(h("svg:tspan", {}, text), h("svg:tspan", { class: "edge-count" }, ` · ${item.count} in all`));
+        item.label.replaceChildren(h("svg:tspan", {}, text), h("svg:tspan", { class: "edge-count" }, ` · ${item.count} in all${rate}`));
         item.title.textContent = `${item.from} → ${item.to}: ${whole}`;
         labels = true;
       }
@@ -420,9 +499,10 @@ class Topology {
   }
 
   place(token, t) {
-    if (!token.edge.curve) return; // its nodes are placed in the next frame
-    const length = token.edge.path.getTotalLength();
-    const point = token.edge.path.getPointAtLength(length * t);
+    const curve = token.edge.curve;
+    if (!curve) return; // its nodes are placed in the next frame
+    // Computed, not measured: getTotalLength() would force a layout per token.
+    const point = curvePoint(curve.s, curve.c, curve.e, t);
     token.g.setAttribute("transform", `translate(${point.x},${point.y})`);
   }
 

@@ -10,9 +10,12 @@
    Everything is derived from the revealed events, so a replay shows the state at that point. */
 import { h } from "../dom.js";
 import { swatch } from "../legend.js";
-import { entry, laneRouter, lessonLine, partitionLayout, renderSoon } from "./kit.js";
+import { entry, laneRouter, lessonLine, partitionLayout, renderSoon, syncChildren } from "./kit.js";
 
 const MAX_CELLS = 160; // per lane; older cells are summarised as "… N earlier"
+// While the run goes on, fewer: at a thousand messages a second nobody reads 160 cells a
+// lane flash by, and each one costs layout at every render.
+const LIVE_CELLS = 48;
 const READER = "consumer:reader";
 
 /** Kafka's Utils.murmur2 (the Java client's hash) on the UTF-8 bytes of str, as a signed int. */
@@ -49,6 +52,14 @@ function partitionFor(key, partitions) {
 
 function freshState() {
   return { messages: new Map(), keys: new Map(), lanes: new Map(), finished: false };
+}
+
+/** A key's offsets in send order, the first and last `ends` of them when there are more:
+    thousands of offsets in one cell would cost a long layout every render. */
+export function offsetsText(offsets, ends = 8) {
+  const shown = (list) => list.map((o) => (o === null ? "?" : o)).join(" → ");
+  if (offsets.length <= 2 * ends + 1) return shown(offsets);
+  return `${shown(offsets.slice(0, ends))} → … ${offsets.length - 2 * ends} more … → ${shown(offsets.slice(-ends))}`;
 }
 
 const KEY_LABEL_MAX = 10; // characters of a hand-typed key shown in a cell; its title has it whole
@@ -159,6 +170,12 @@ const panel = {
       }
     } else if (ev.kind === "done") {
       state.finished = true;
+    } else if (ev.kind === "flow") {
+      // A sampled run: the records not listed one by one are counted per partition.
+      for (const edge of (ev.attrs && ev.attrs.edges) || []) {
+        const lane = edge.kind === "route" ? /\/p(\d+)$/.exec(edge.to || "") : null;
+        if (lane) this.lane(Number(lane[1])).counted += Math.trunc(Number(edge.count)) || 0;
+      }
     }
     renderSoon(this);
   },
@@ -171,7 +188,7 @@ const panel = {
   },
 
   lane(partition) {
-    return entry(this.state.lanes, partition, () => ({ partition, cells: [], end: null, read: 0 }));
+    return entry(this.state.lanes, partition, () => ({ partition, cells: [], end: null, read: 0, counted: 0 }));
   },
 
   toggleKey(key) {
@@ -186,39 +203,60 @@ const panel = {
   },
 
   renderLanes() {
-    const lanes = [];
+    if (!this.laneEls || this.laneEls.root !== this.state) {
+      // Lanes and cells are kept and updated in place: rebuilding hundreds of cells each
+      // render would cost their whole layout again, thousands of times a second.
+      this.laneEls = { root: this.state, lanes: new Map(), cells: new Map() };
+      this.lanesEl.replaceChildren();
+    }
     for (let p = 0; p < this.partitions; p++) {
-      const lane = this.state.lanes.get(p) || { partition: p, cells: [], end: null, read: 0 };
+      const lane = this.state.lanes.get(p) || { partition: p, cells: [], end: null, read: 0, counted: 0 };
       // Offsets grow to the right; a message whose offset is not known yet (acks=0) waits at the end.
       const cells = [...lane.cells].sort((x, y) => (x.offset ?? Infinity) - (y.offset ?? Infinity) || x.number - y.number);
-      const hidden = Math.max(0, cells.length - MAX_CELLS);
+      const hidden = Math.max(0, cells.length - (this.state.finished ? MAX_CELLS : LIVE_CELLS));
       if (lane.end === null && this.state.finished && this.finalEnds && this.finalEnds[p] !== undefined) {
         lane.end = this.finalEnds[p];
       }
+      const els = entry(this.laneEls.lanes, p, () => {
+        const made = { head: h("div", { class: "kp-lane-head" }), cells: h("div", { class: "kp-cells" }) };
+        made.el = h("div", { class: "kp-lane", role: "listitem", dataset: { partition: p } }, made.head, made.cells);
+        this.lanesEl.append(made.el);
+        return made;
+      });
+      Object.assign(els.el.dataset, { count: cells.length + lane.counted, endOffset: lane.end ?? "" });
       const endText = lane.end !== null ? `end offset ${lane.end}` : "end offset —";
-      lanes.push(h("div", {
-        class: "kp-lane", role: "listitem",
-        dataset: { partition: p, count: cells.length, endOffset: lane.end ?? "" },
-      },
-      h("div", { class: "kp-lane-head" },
+      els.head.replaceChildren(
         h("strong", {}, `p${p}`),
         h("span", { class: "small", title: "the highest of the reader's fetched high watermark and the delivery reports' offsets + 1" }, endText),
-        h("span", { class: "muted small" }, `${cells.length} msg`),
+        h("span", { class: "muted small" }, lane.counted
+          ? `${cells.length + lane.counted} msg, ${cells.length} shown` : `${cells.length} msg`),
         lane.end !== null && lane.end > lane.read
-          ? h("span", { class: "small kp-unread", dataset: { unread: lane.end - lane.read } }, `${lane.end - lane.read} unread`) : null),
-      h("div", { class: "kp-cells" },
-        hidden ? h("span", { class: "kp-more muted small" }, `… ${hidden} earlier`) : null,
-        cells.slice(hidden).map((msg) => h("button", {
-          type: "button",
-          class: `kp-cell cat-${msg.read ? "delivered" : "routed"}${this.hot === msg.key ? " kp-hot" : ""}`,
-          title: `${msg.id}: ${msg.key} #${msg.seq} at offset ${msg.offset ?? "?"} of p${p}${msg.read ? ", read" : ""}`,
-          dataset: { message: msg.id, key: msg.key, offset: msg.offset ?? "", partition: p, read: String(msg.read) },
-          onclick: () => this.toggleKey(msg.key),
-        },
-        h("span", { class: "kp-offset" }, msg.offset ?? "?"),
-        h("span", { class: "kp-label" }, `${msg.read ? "▼" : "⇢"} ${keyShort(msg.key)}·${msg.seq}`))))));
+          ? h("span", { class: "small kp-unread", dataset: { unread: lane.end - lane.read } }, `${lane.end - lane.read} unread`) : null,
+        hidden ? h("span", { class: "kp-more muted small" }, `… ${hidden} earlier`) : null);
+      const dropped = syncChildren(els.cells, cells.slice(hidden).map((msg) => this.cell(msg, p)));
+      for (const el of dropped) this.laneEls.cells.delete(el.dataset.message);
     }
-    this.lanesEl.replaceChildren(...lanes);
+  },
+
+  /** The button of one message in its lane, made once and brought up to date. */
+  cell(msg, p) {
+    const made = entry(this.laneEls.cells, msg.id, () => {
+      const offset = h("span", { class: "kp-offset" });
+      const label = h("span", { class: "kp-label" });
+      const el = h("button", { type: "button", dataset: { message: msg.id, key: msg.key, partition: p },
+        onclick: () => this.toggleKey(msg.key) }, offset, label);
+      return { el, offset, label, shown: "" };
+    });
+    const shown = `${msg.read}|${msg.offset}|${this.hot === msg.key}`;
+    if (made.shown !== shown) {
+      made.shown = shown;
+      made.el.className = `kp-cell cat-${msg.read ? "delivered" : "routed"}${this.hot === msg.key ? " kp-hot" : ""}`;
+      made.el.title = `${msg.id}: ${msg.key} #${msg.seq} at offset ${msg.offset ?? "?"} of p${p}${msg.read ? ", read" : ""}`;
+      Object.assign(made.el.dataset, { offset: msg.offset ?? "", read: String(msg.read) });
+      made.offset.textContent = msg.offset ?? "?";
+      made.label.textContent = `${msg.read ? "▼" : "⇢"} ${keyShort(msg.key)}·${msg.seq}`;
+    }
+    return made.el;
   },
 
   renderKeys() {
@@ -240,7 +278,7 @@ const panel = {
         h("td", { class: "num" }, `p${k.expected}`),
         h("td", {}, landed.map((p) => `p${p}`).join(", "), " ", agrees ? h("span", { class: "ok" }, "✓ as hashed")
           : h("span", { class: "bad" }, "✗ not where the hash says")),
-        h("td", { class: "mono small" }, offsets.map((o) => (o === null ? "?" : o)).join(" → ")),
+        h("td", { class: "mono small" }, offsetsText(offsets)),
         h("td", {}, ordered ? h("span", { class: "ok" }, "✓ in send order") : h("span", { class: "bad" }, "✗ out of order")));
       });
     this.keysBody.replaceChildren(...rows);

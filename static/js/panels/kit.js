@@ -1,6 +1,6 @@
 /* The panel kit: what the workflow panels would otherwise each write again. Styles live in
    static/css/run.css (verdicts, tables) and static/css/panels.css. See README.md. */
-import { h, onFrame } from "../dom.js";
+import { h, onPacedFrame } from "../dom.js";
 import { swatch } from "../legend.js";
 import { FINAL_STATES } from "../run-stream.js";
 
@@ -22,9 +22,31 @@ export function keepSelection(previous, fresh) {
   return fresh;
 }
 
-/** Re-render the panel once in the next frame, however many events ask for it before then. */
+/** Re-render the panel once in a coming frame, however many events ask for it before then;
+    a panel whose render grows costly with the run renders less often (onPacedFrame). */
 export function renderSoon(panel) {
-  onFrame(panel, () => panel.render());
+  onPacedFrame(panel, () => panel.render());
+}
+
+/**
+ * Make `parent`'s children the `nodes`, in order, moving as little as it can: a list that
+ * lost some from its front and grew at its end (a log that scrolls) keeps the nodes in
+ * between where they are, so the browser does not lay them out again. Returns the nodes
+ * taken out.
+ */
+export function syncChildren(parent, nodes) {
+  const current = [...parent.children];
+  const start = nodes.length ? current.indexOf(nodes[0]) : current.length;
+  const kept = current.length - Math.max(start, 0);
+  const scrolled = start >= 0 && kept <= nodes.length && current.slice(start).every((node, i) => node === nodes[i]);
+  const wanted = new Set(nodes);
+  if (scrolled) {
+    for (const node of current.slice(0, start)) node.remove();
+    if (kept < nodes.length) parent.append(...nodes.slice(kept));
+  } else {
+    parent.replaceChildren(...nodes);
+  }
+  return current.filter((node) => !wanted.has(node));
 }
 
 /** The entry of `map` under `key`, made by `make()` and stored on first use. */

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import test from "node:test";
 
 import { memberRow } from "../panels/kafka-consumer-groups.js";
-import { keyOrder, keyShort } from "../panels/kafka-partitions.js";
+import { keyOrder, keyShort, offsetsText } from "../panels/kafka-partitions.js";
 
 test("keyShort shortens the run's keys and cuts long keys typed by hand", () => {
   assert.equal(keyShort("key-3"), "k3");
@@ -26,4 +26,12 @@ test("memberRow keeps every member of a group inside its group's block, added on
   assert.equal(memberRow(1, 1, slots), 9); // the next group's block starts after a spacer row
   // A replacement numbered past the bound stays in its group's last row, not the next group's first.
   assert.ok(memberRow(0, 12, slots) < memberRow(1, 1, slots));
+});
+
+test("offsetsText shows a few offsets whole and thousands as their ends with how many are left out", () => {
+  assert.equal(offsetsText([0, null, 2]), "0 → ? → 2");
+  const many = Array.from({ length: 2500 }, (_, i) => i);
+  const text = offsetsText(many, 2);
+  assert.equal(text, "0 → 1 → … 2496 more … → 2498 → 2499");
+  assert.equal(offsetsText(many.slice(0, 5), 2), "0 → 1 → 2 → 3 → 4");
 });
