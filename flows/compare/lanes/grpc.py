@@ -96,6 +96,9 @@ class GrpcLane(Lane):
                 raise CallFailed(f"INTERNAL: {details}", retry=True, code=name) from None
             if code is grpc.StatusCode.UNAVAILABLE:
                 raise CallFailed(f"unavailable: {_unavailable_why(details)}", code=name, details=details) from None
+            if code is grpc.StatusCode.CANCELLED:
+                # The server stopped with the call in flight: gRPC cancels it, with no more to say than that.
+                raise CallFailed("cancelled: the server stopped during the call", code=name, details=details) from None
             raise CallFailed(f"{name}: {details}" if details else name, code=name) from None
         return {"code": "OK", "deadline_ms": self.deadline_ms}
 
