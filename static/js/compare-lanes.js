@@ -338,6 +338,15 @@ function mainReason(lane) {
 }
 
 /**
+ * The median wait of the calls that were answered: a call refused in 1 ms says nothing about
+ * the wait for the work, the answered calls do. null before any answer.
+ */
+export function answeredWait(lane) {
+  const answered = [...lane.orders.values()].filter((o) => o.outcome === "ok" && o.perceived !== null);
+  return latencyStats(answered.map((o) => o.perceived)).p50;
+}
+
+/**
  * One plain sentence per lane from the events so far (result.protocols[p].verdict replaces
  * it at the end): how long callers waited, what failed and why, what the backlog did.
  */
@@ -345,9 +354,7 @@ export function liveVerdict(lane, figures, outage = null) {
   const name = protocolName(lane.protocol);
   const parts = [];
   if (figures.pattern === "sync") {
-    // A call refused in 1 ms says nothing about the wait for the work: the answered calls do.
-    const answered = [...lane.orders.values()].filter((o) => o.outcome === "ok" && o.perceived !== null);
-    const waited = latencyStats(answered.map((o) => o.perceived)).p50;
+    const waited = answeredWait(lane);
     parts.push(waited === null ? "no call answered yet" : `callers waited ${ms(waited)} for the whole work (median of answered calls)`);
     if (figures.errors) parts.push(`${figures.errors} failed${mainReason(lane) ? ` (${mainReason(lane)})` : ""}`);
     if (figures.retries) parts.push(`${figures.retries} retried`);

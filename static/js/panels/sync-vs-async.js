@@ -14,7 +14,7 @@
 import { cssVar, fmtMs, h } from "../dom.js";
 import { swatch } from "../legend.js";
 import {
-  backlogSteps, errorMarks, headGroups, LaneBook, laneFigures, laneOfActor, liveVerdict, niceTicks, protocolName, TABLE_COLUMNS,
+  answeredWait, backlogSteps, errorMarks, headGroups, LaneBook, laneFigures, laneOfActor, liveVerdict, niceTicks, protocolName, TABLE_COLUMNS,
   tableRows, tickLabel, timeDomain, timeScale, trips, waitBars, workBars,
 } from "../compare-lanes.js";
 import { lessonLine, renderSoon } from "./kit.js";
@@ -197,7 +197,8 @@ const panel = {
         ? mark("duplicate", "↻", x(w.t0), WORK.y + WORK.h / 2, `${w.id} handled again${w.reason ? `: ${w.reason}` : ""}`, w.id)
         : mark("error", "✗", x(w.t1), WORK.y + WORK.h / 2, `${w.id}: the handler crashed before its ${f.pattern === "sync" ? "response" : "ack"}`, w.id));
     }
-    const waited = f.perceived.p50;
+    // A sync lane's head shows the wait for the work (answered calls); a fast refusal is no such wait.
+    const waited = f.pattern === "sync" ? answeredWait(lane) : f.perceived.p50;
     return h("div", {
       class: `sva-lane ${f.pattern || ""}`, role: "listitem",
       dataset: {
@@ -211,7 +212,7 @@ const panel = {
     h("div", { class: "sva-lane-head" },
       h("strong", {}, protocolName(lane.protocol)),
       h("span", { class: "small" }, f.pattern === "sync" ? "sync · waits" : f.pattern === "async" ? "async · hands over" : ""),
-      h("span", { class: "small muted" }, waited === null ? "no answer yet" : `p50 ${fmtMs(waited)}`)),
+      h("span", { class: "small muted" }, waited === null ? "no answer yet" : `waits p50 ${fmtMs(waited)}`)),
     svg);
   },
 

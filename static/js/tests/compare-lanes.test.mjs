@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  backlogSteps, drainedAfter, errorMarks, headGroups, LaneBook, laneFigures, laneOfActor, liveVerdict, niceTicks, tableRows,
+  answeredWait, backlogSteps, drainedAfter, errorMarks, headGroups, LaneBook, laneFigures, laneOfActor, liveVerdict, niceTicks, tableRows,
   TABLE_COLUMNS, tickLabel, timeDomain, timeScale, trips, waitBars, workBars,
 } from "../compare-lanes.js";
 
@@ -161,6 +161,14 @@ test("the time axis spans the first order to now, with round ticks", () => {
   assert.equal(tickLabel(1500, 500), "1.5 s");
   assert.equal(tickLabel(2000, 1000), "2 s");
   assert.equal(tickLabel(20, 10), "20 ms");
+});
+
+test("a sync lane's wait is the answered calls' median: a refusal in 1 ms is not a wait for the work", () => {
+  const b = book();
+  const http = b.lane("http");
+  assert.equal(answeredWait(http), 156);
+  assert.ok(laneFigures(http, true).perceived.p50 < 156, "the perceived median counts the fast refusals too");
+  assert.equal(answeredWait(new LaneBook(["grpc"]).lane("grpc")), null);
 });
 
 test("a live verdict per lane says how long callers waited and what went wrong, in words", () => {
