@@ -211,8 +211,8 @@ const panel = {
     },
     h("div", { class: "sva-lane-head" },
       h("strong", {}, protocolName(lane.protocol)),
-      h("span", { class: "small" }, f.pattern === "sync" ? "sync · waits" : f.pattern === "async" ? "async · hands over" : ""),
-      h("span", { class: "small muted" }, waited === null ? "no answer yet" : `waits p50 ${fmtMs(waited)}`)),
+      h("span", { class: "small", title: "the pattern, and the caller's median wait (sync: of the answered calls)" },
+        `${f.pattern || ""}${waited === null ? "" : ` · waits ${fmtMs(waited)}`}`)),
     svg);
   },
 
