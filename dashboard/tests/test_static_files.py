@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from posixpath import dirname, normpath
 
 from asgiref.testing import ApplicationCommunicator
@@ -35,7 +36,9 @@ def fetch(path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[s
                 break
         return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, body
 
-    return asyncio.run(go())
+    # On a thread of its own: a session's browser tests leave Playwright's event loop running on this one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 def test_plotly_goes_out_compressed_and_cached_for_good_under_its_hashed_name():
