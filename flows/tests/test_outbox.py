@@ -47,6 +47,10 @@ class OutboxContract(BrokerModeClass):
         run = run_workflow("outbox", broker=self.broker, **{**FAST, **given})
         assert run.summary["brokers"] and list(run.summary["brokers"]) == [self.broker]
         assert run.result["database"] == connection.vendor
+        # The log reads in causal order: a row is written (pending) before the relay publishes it.
+        written = {e["message_id"]: e["seq"] for e in run.of("enqueue", "db:outbox")}
+        for publish in run.of("publish", "relay"):
+            assert written[publish["message_id"]] < publish["seq"], publish
         return run
 
     def test_commit_then_publish_loses_the_crashed_order(self) -> None:

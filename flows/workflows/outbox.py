@@ -46,6 +46,9 @@ BROKERS = ("amqp", "kafka")
 DUPLICATE_REASON = "the relay published it again: it had crashed after publishing, before marking the row sent"
 
 
+ROW_RECORDED_WAIT_S = 2.0
+
+
 def order_of(n: int) -> tuple[str, str]:
     """Order ``n``'s id and its message's id."""
     return f"order-{n}", f"m-{n}"
@@ -106,6 +109,10 @@ class Outbox(Workflow):
         # Held while a message is handed to the broker and its publish recorded: a delivery is
         # recorded after its publish, whichever thread gets there first.
         self._publishing = threading.Lock()
+        # The outbox rows whose writing is in the log: the relay, which may read a row the
+        # moment the service's transaction commits, waits for it so the log reads written, then sent.
+        self._rows_recorded: set[str] = set()
+        self._row_recorded = threading.Condition()
         self.placed: list[str] = []  # order ids, scripted and by hand
         self.publishes = 0
         self.deliveries = 0
@@ -246,6 +253,9 @@ class Outbox(Workflow):
         if with_row:
             self.ctx.emit("enqueue", OUTBOX, message_id, table="outbox", order_id=order_id, outbox_state="pending",
                           reason="written in the same transaction as the order", **hand)
+            with self._row_recorded:
+                self._rows_recorded.add(message_id)
+                self._row_recorded.notify_all()
 
     def _service_crash(self, order_id: str, message_id: str, between: str) -> None:
         self.crash_log.append({"who": SERVICE, "order_id": order_id, "t_ms": round(self.ctx.elapsed_ms(), 3)})
@@ -271,6 +281,9 @@ class Outbox(Workflow):
     # -- the relay (its own thread) ----------------------------------------------------------
 
     def _relay_publish(self, row: Any, attempt: int) -> None:
+        with self._row_recorded:
+            # Briefly at most: a service that crashed after its commit must not stop the relay.
+            self._row_recorded.wait_for(lambda: row.message_id in self._rows_recorded, ROW_RECORDED_WAIT_S)
         self._publish(RELAY, row.message_id, row.payload, attempt, {"outbox_state": "pending"})
 
     def _relay_crash_due(self, row: Any) -> str:
