@@ -11,7 +11,7 @@
    - Verdicts: what happened to the poison messages (dead-lettered, looping, dropped), the
      good ones processed once, the backoff. */
 import { fmtMs, h } from "../dom.js";
-import { actionButtons, attempt, attemptLines, entry, fillTable, followSummary, isLive, lessonLine, newestRows, renderSoon, verdict } from "./kit.js";
+import { actionButtons, attempt, attemptLines, entry, fillTable, foldsEvents, isLive, lessonLine, newestRows, verdict } from "./kit.js";
 
 const SHOWN_ROWS = 60;
 const DLQ_ROW = 90; // the dead-letter exchange and queue sit below everything else in their columns
@@ -72,6 +72,7 @@ function freshState() {
 }
 
 const panel = {
+  ...foldsEvents("queue_counts"),
   title: "Poison messages: retries with backoff and the dead-letter queue",
 
   init(root, ctx) {
@@ -145,9 +146,7 @@ const panel = {
     return entry(this.state.retries, name, () => ({ name, sent: 0, back: 0, waits: [] }));
   },
 
-  onEvent(ev, ctx) {
-    const a = ev.attrs || {};
-    const s = this.state;
+  apply(ev, a, s, ctx) {
     switch (ev.kind) {
       case "publish":
         this.message(ev.message_id).poison = Boolean(a.poison);
@@ -194,17 +193,10 @@ const panel = {
           this.message(ev.message_id).outcome = "looping";
         }
         break;
-      case "done":
-        s.ended = true;
-        break;
       default:
-        return;
+        return false;
     }
-    renderSoon(this);
-  },
-
-  onSummary(summary) {
-    followSummary(this, summary, "queue_counts");
+    return true;
   },
 
   render() {

@@ -8,7 +8,7 @@
      applied (the side-effect counter) and, with idempotent on, duplicates suppressed by the
      inbox. The verdict compares side effects with distinct messages: exactly once or not. */
 import { fmtMs, h } from "../dom.js";
-import { actionButtons, ActorRows, attempt, attemptLines, countEffect, entry, fillTable, followSummary, isLive, lessonLine, newestRows, placeActors, renderSoon, showState, verdict } from "./kit.js";
+import { actionButtons, ActorRows, attempt, attemptLines, countEffect, entry, fillTable, foldsEvents, isLive, lessonLine, newestRows, placeActors, showState, verdict } from "./kit.js";
 
 const SHOWN_ROWS = 80;
 
@@ -41,6 +41,7 @@ export function effectsVerdict(messages, { ended }) {
 }
 
 const panel = {
+  ...foldsEvents("side_effects"),
   title: "Crash before ack: redelivery, duplicates and the idempotent inbox",
 
   init(root, ctx) {
@@ -104,9 +105,7 @@ const panel = {
     });
   },
 
-  onEvent(ev, ctx) {
-    const a = ev.attrs || {};
-    const s = this.state;
+  apply(ev, a, s, ctx) {
     switch (ev.kind) {
       case "publish":
         this.message(ev.message_id);
@@ -150,17 +149,10 @@ const panel = {
         this.message(ev.message_id).requeued += 1;
         s.queue.requeued += 1;
         break;
-      case "done":
-        s.ended = true;
-        break;
       default:
-        return;
+        return false;
     }
-    renderSoon(this);
-  },
-
-  onSummary(summary) {
-    followSummary(this, summary, "side_effects");
+    return true;
   },
 
   render() {

@@ -7,7 +7,7 @@
      a kill, with the broker's redelivered flag), charges, finished.
    - Workers: running / killed, what each ran, and a ⚡ Kill button each. */
 import { fmtMs, h } from "../dom.js";
-import { actionButtons, ActorRows, attempt, attemptLines, countEffect, entry, fillTable, followSummary, isLive, lessonLine, newestRows, placeActors, renderSoon, showState, verdict } from "./kit.js";
+import { actionButtons, ActorRows, attempt, attemptLines, countEffect, entry, fillTable, foldsEvents, isLive, lessonLine, newestRows, placeActors, showState, verdict } from "./kit.js";
 
 const SHOWN_ROWS = 80;
 
@@ -70,6 +70,7 @@ export function chargesVerdict(orders, { duplicates }) {
 }
 
 const panel = {
+  ...foldsEvents("charges"),
   title: "Celery order: 202 at enqueue, the work later",
 
   init(root, ctx) {
@@ -128,9 +129,7 @@ const panel = {
     return entry(this.state.workers, name, () => ({ name, state: "running", ran: 0, pid: null, note: "" }));
   },
 
-  onEvent(ev, ctx) {
-    const a = ev.attrs || {};
-    const s = this.state;
+  apply(ev, a, s, ctx) {
     switch (ev.kind) {
       case "request":
         this.orderRow(ev.message_id);
@@ -180,17 +179,10 @@ const panel = {
       case "error":
         if (ev.message_id) this.orderRow(ev.message_id).abandoned = true;
         break;
-      case "done":
-        s.ended = true;
-        break;
       default:
-        return;
+        return false;
     }
-    renderSoon(this);
-  },
-
-  onSummary(summary) {
-    followSummary(this, summary, "charges");
+    return true;
   },
 
   render() {

@@ -16,6 +16,26 @@ export function followSummary(panel, summary, resultKey) {
   renderSoon(panel);
 }
 
+/**
+ * The event loop of a panel that folds events into its state, spread into the panel object:
+ * `onEvent` marks the run ended at `done` and hands every event to the panel's
+ * `apply(ev, attrs, state, ctx)`, which returns false for kinds it does not draw (no
+ * re-render); `onSummary` follows the run's state and takes its result once it has `resultKey`.
+ */
+export function foldsEvents(resultKey) {
+  return {
+    onEvent(ev, ctx) {
+      const s = this.state;
+      if (ev.kind === "done") s.ended = true;
+      if (this.apply(ev, ev.attrs || {}, s, ctx) === false && ev.kind !== "done") return;
+      renderSoon(this);
+    },
+    onSummary(summary) {
+      followSummary(this, summary, resultKey);
+    },
+  };
+}
+
 /** A fresh state for reset() that keeps the message the user selected: a seek must not lose it. */
 export function keepSelection(previous, fresh) {
   fresh.selected = previous.selected;

@@ -9,7 +9,7 @@
    - The outbox table's rows with their state (pending → sent, how many publishes), and the
      orders with what became of each. */
 import { h } from "../dom.js";
-import { actionButtons, countEffect, entry, fillTable, followSummary, isLive, lessonLine, newestRows, placeActors, renderSoon, showState, verdict } from "./kit.js";
+import { actionButtons, countEffect, entry, fillTable, foldsEvents, isLive, lessonLine, newestRows, placeActors, showState, verdict } from "./kit.js";
 
 const SHOWN_ROWS = 60;
 export const OUTCOMES = ["ok", "duplicate-suppressed", "lost", "phantom"];
@@ -65,6 +65,7 @@ export function outboxVerdict(orders, { ended }) {
 }
 
 const panel = {
+  ...foldsEvents("outcomes"),
   title: "Dual write or outbox: lost, phantom and duplicate messages",
 
   init(root, ctx) {
@@ -125,9 +126,7 @@ const panel = {
     });
   },
 
-  onEvent(ev) {
-    const a = ev.attrs || {};
-    const s = this.state;
+  apply(ev, a, s) {
     const o = this.orderOf(ev);
     switch (ev.kind) {
       case "commit":
@@ -161,17 +160,12 @@ const panel = {
         if (ev.actor === "relay") Object.assign(s.relay, { state: a.restarted ? "back" : "running", note: a.reason || "" });
         break;
       case "done":
-        s.ended = true;
         if (s.relay.state !== "idle") s.relay.state = "stopped";
         break;
       default:
-        return;
+        return false;
     }
-    renderSoon(this);
-  },
-
-  onSummary(summary) {
-    followSummary(this, summary, "outcomes");
+    return true;
   },
 
   render() {
