@@ -109,8 +109,7 @@ class Tally:
         self.placed: set[str] = set()
         self.accepted: set[str] = set()  # handed over and acknowledged to the caller (async) or answered (sync)
         self.completed: set[str] = set()  # first processing of each order
-        self.errors = 0
-        self.reasons: Counter[str] = Counter()  # errors by what the caller was told
+        self.reasons: Counter[str] = Counter()  # errors by what the caller was told (their sum: errors)
         self.retries = 0
         self.duplicates = 0
         self.backlog_max = 0
@@ -129,7 +128,6 @@ class Tally:
 
     def failed(self, reason: str) -> None:
         with self._lock:
-            self.errors += 1
             self.reasons[reason] += 1
 
     def figures(self, sync: bool) -> dict[str, Any]:
@@ -141,7 +139,7 @@ class Tally:
                 "placed": len(self.placed),
                 "accepted": len(self.accepted),
                 "completed": len(self.completed),
-                "errors": self.errors,
+                "errors": self.reasons.total(),
                 "error_reasons": dict(self.reasons.most_common()),
                 "retries": self.retries,
                 "lost": lost,
