@@ -86,12 +86,19 @@ class BrokerWatch:
         """The run's error and result once the broker failed it (events so far must be stored)."""
         undelivered, unconfirmed, published = undelivered_messages(self.ctx.run_id)
         error = self.failure or ""
+        # A sampling run stored the events of its traced messages only; the rest were counted
+        # per edge, which says how many but not which messages went where.
+        fidelity = self.ctx.recorder.fidelity
+        sampled = fidelity is not None and fidelity.sampling
         if published:
             error += f"; {_count(undelivered)} confirmed by the broker {_were(undelivered)} never processed"
         if unconfirmed:
             error += f" and {_count(unconfirmed)} published {_were(unconfirmed)} never confirmed"
+        if sampled:
+            error += (f"; the run was sampling ({fidelity.why}): losses are counted over its "
+                      f"{_count(published)} traced whole, not over every message")
         return error, {**result, "broker_failure": self.failure, "undelivered": undelivered,
-                       "unconfirmed": unconfirmed, "lost": undelivered}
+                       "unconfirmed": unconfirmed, "lost": undelivered, "losses_of": "traced" if sampled else "all"}
 
 
 def _count(n: int) -> str:

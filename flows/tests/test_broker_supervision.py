@@ -137,10 +137,13 @@ def test_undelivered_counts_confirmed_routed_messages_no_consumer_processed():
 
 # -- a run on a broker that dies fails within seconds -----------------------------------------
 
-KAFKA_RUN = {"messages": 200_000, "rate": 2000, "partitions": 4, "keys": 8}
-GROUPS_RUN = {"messages": 5000, "rate": 500, "process_ms": 0}
+# fidelity=full: the losses are counted message by message from the stored events, which a
+# sampling run keeps for its traced messages only (that case has a test of its own below).
+KAFKA_RUN = {"messages": 200_000, "rate": 2000, "partitions": 4, "keys": 8, "fidelity": "full"}
+GROUPS_RUN = {"messages": 5000, "rate": 500, "process_ms": 0, "fidelity": "full"}
 MQTT_RUN = {"messages": 5000, "rate": 200, "qos": 1, "retain": False, "disconnect": "", "disconnect_at": 0,
-            "away_messages": 0, "lose_ack": False}
+            "away_messages": 0, "lose_ack": False, "fidelity": "full"}
+ROUTING_RUN = {"messages": 20000, "rate": 500, "work_ms": 0, "fidelity": "full"}
 
 
 def run_until_processing(slug: str, params: dict, processed: int = 50) -> int:
@@ -168,6 +171,7 @@ def assert_failed_on_broker(run_id: int, killed_at: float, *needles: str) -> dic
     assert "TimeoutError" not in run.error
     summary = get_runner().summary(run_id)
     assert summary["counts"]["lost"] == run.result["undelivered"] == run.result["lost"]
+    assert run.result["losses_of"] == "all"
     assert f"{run.result['undelivered']} message" in run.error and "confirmed by the broker" in run.error, \
         "every run here published before the broker died"
     return summary
@@ -232,15 +236,24 @@ def test_a_run_fails_within_seconds_when_its_external_mqtt_goes_away(broker_mode
     assert_failed_on_broker(run_id, killed_at, f"Mosquitto at 127.0.0.1:{private_mosquitto.port} is not reachable")
 
 
-def test_a_run_fails_within_seconds_when_its_external_rabbitmq_goes_away(broker_mode, rabbitmq_url):
+@pytest.mark.parametrize("fidelity", ["full", "sampled"])
+def test_a_run_fails_within_seconds_when_its_external_rabbitmq_goes_away(broker_mode, rabbitmq_url, fidelity):
     proxy = TcpProxy(("127.0.0.1", 5672))  # the shared RabbitMQ stays up; only our way to it goes
     run_id = None
     try:
         broker_mode("amqp", "external", f"amqp://guest:guest@127.0.0.1:{proxy.port}//")
-        run_id = run_until_processing("amqp-routing", {"messages": 20000, "rate": 500, "work_ms": 0})
+        run_id = run_until_processing("amqp-routing", {**ROUTING_RUN, "fidelity": fidelity})
         proxy.close()
         killed_at = time.monotonic()
-        assert_failed_on_broker(run_id, killed_at, f"RabbitMQ at 127.0.0.1:{proxy.port} is not reachable")
+        needle = f"RabbitMQ at 127.0.0.1:{proxy.port} is not reachable"
+        if fidelity == "full":
+            assert_failed_on_broker(run_id, killed_at, needle)
+        else:
+            # Which messages were lost is known for the traced sample only, and the run says so.
+            run = wait_until_finished(run_id, 60)
+            assert run.state == "failed" and needle in run.error, run.error
+            assert "the run was sampling (fidelity=sampled was asked for): losses are counted over its" in run.error
+            assert run.result["losses_of"] == "traced"
     finally:
         proxy.close()
         if run_id is not None:
