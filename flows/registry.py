@@ -218,7 +218,7 @@ class Workflow:
 
     def offered(self) -> list[str]:
         """The actions this run takes: hands-on ones only while it is interactive."""
-        hands = bool(getattr(self, "p", {}).get("interactive"))
+        hands = bool(self.p.get("interactive"))
         return [name for name in self.actions if hands or not self.handler_of(name).action_hands_on]
 
     @classmethod
