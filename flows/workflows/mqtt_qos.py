@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import secrets
 import threading
 import time
@@ -26,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from ..ledger import Delivery
 from ..mqtt.clients import Connection, wipe_session
 from ..mqtt.ledger import Ledger, Published
 from ..mqtt.spec import (
@@ -222,6 +224,17 @@ class MqttQos(Workflow):
 
     def expected(self, params: dict[str, Any]) -> int:
         return predict(params).totals()["delivered"]
+
+    def pace(self, params: dict[str, Any]) -> tuple[int, float]:
+        """Per message a publish, its PUBACK/PUBCOMP, and a route, deliver and process per matching subscriber."""
+        messages, topics = params["messages"], params["topics"]
+        if not messages or not topics:
+            return 0, 0.0
+        filters = [s.filter for s in subscribers_of(params) if not s.late]
+        routes = sum(matches(f, topic_of(params, n)) for n in range(1, len(topics) + 1) for f in filters)
+        per_message = 1 + (params["qos"] > 0) + 3 * routes / len(topics)
+        rate = params["rate"]
+        return round(messages * per_message), rate * per_message if rate else math.inf
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -499,19 +512,12 @@ class MqttQos(Workflow):
         self.ledger.publish(Published(message_id, n, topic, qos, retain, now, routes, granted))
         if self.first_publish_at is None:
             self.first_publish_at = now
-        published: dict[str, Any] = {"topic": topic, "qos": qos, "retain": retain, "n": n, "matched": list(routes)}
-        if qos == 0:
-            # Fire and forget: no broker confirmation exists, so the caller waits for nothing.
-            published.update(perceived_ms=0.0,
-                             perceived_note="QoS 0: no acknowledgement, the publisher waits for nothing")
-        if by_hand:
-            published["by_hand"] = True
-        # The publish and its routes stamped in one step (one lock round trip for them all).
-        ctx.emit_many([("publish", PUBLISHER, message_id, 1, False, published)] + [
-            ("route", BROKER, message_id, 1, False,
-             {"topic": topic, "filter": self.subs[name].filter_for(topic), "subscriber": name,
-              "qos": effective_qos(qos, granted[name]), "outcome": outcome, "why": why})
-            for name, (outcome, why) in routes.items()])
+        if ctx.traced(message_id):
+            self._emit_publish(message_id, n, topic, qos, retain, by_hand, routes, granted)
+        else:  # sampled and outside the sample: plain events, counted (none of them is ever an anomaly)
+            ctx.tally(PUBLISHER, PUBLISHER, "publish")
+            if routes:
+                ctx.tally(PUBLISHER, BROKER, "route", len(routes))
         full = self._full_topics.get(topic)
         if full is None:
             full = self._full_topics[topic] = (self.full(topic), json.dumps(topic))
@@ -530,6 +536,22 @@ class MqttQos(Workflow):
             if acked_at is not None:
                 self._emit_ack(message_id, started, acked_at, qos)
         return message_id, routes
+
+    def _emit_publish(self, message_id: str, n: int, topic: str, qos: int, retain: bool, by_hand: bool,
+                      routes: dict[str, tuple[str, str]], granted: dict[str, int]) -> None:
+        published: dict[str, Any] = {"topic": topic, "qos": qos, "retain": retain, "n": n, "matched": list(routes)}
+        if qos == 0:
+            # Fire and forget: no broker confirmation exists, so the caller waits for nothing.
+            published.update(perceived_ms=0.0,
+                             perceived_note="QoS 0: no acknowledgement, the publisher waits for nothing")
+        if by_hand:
+            published["by_hand"] = True
+        # The publish and its routes stamped in one step (one lock round trip for them all).
+        self.ctx.emit_many([("publish", PUBLISHER, message_id, 1, False, published)] + [
+            ("route", BROKER, message_id, 1, False,
+             {"topic": topic, "filter": self.subs[name].filter_for(topic), "subscriber": name,
+              "qos": effective_qos(qos, granted[name]), "outcome": outcome, "why": why})
+            for name, (outcome, why) in routes.items()])
 
     def _route_outcome(self, sub: Subscriber, pub_qos: int, sub_qos: int) -> tuple[str, str]:
         qos = effective_qos(pub_qos, sub_qos)
@@ -560,8 +582,12 @@ class MqttQos(Workflow):
     def _emit_ack(self, message_id: str, started: float, acked_at: float, qos: int) -> None:
         if qos == 0:
             return  # paho reports QoS 0 as "written to the socket": not a broker confirmation
-        self.ctx.emit("ack", PUBLISHER, message_id, ack="PUBACK" if qos == 1 else "PUBCOMP", qos=qos,
-                      perceived_ms=round((acked_at - started) * 1000.0, 3))
+        ctx = self.ctx
+        if ctx.traced(message_id):
+            ctx.emit("ack", PUBLISHER, message_id, ack="PUBACK" if qos == 1 else "PUBCOMP", qos=qos,
+                     perceived_ms=round((acked_at - started) * 1000.0, 3))
+        else:
+            ctx.tally(PUBLISHER, PUBLISHER, "ack")
         with self._ack_lock:
             self.acks += 1
 
@@ -617,6 +643,12 @@ class MqttQos(Workflow):
             client.ack(msg.mid, msg.qos)
             return
         delivery, published = self.ledger.deliver(sub.name, message_id, duplicate_reason(msg))
+        if self._plain(sub, delivery, published, qos, dup, retain) and not ctx.traced(message_id):
+            # Sampled, outside the sample, and as planned: counted, no attrs built (contracts: "Fidelity").
+            ctx.tally(BROKER, sub.actor, "deliver")
+            ctx.tally(sub.actor, sub.actor, "process")
+            self._handled(sub, client, msg, message_id, published)
+            return
         pub_qos = published.qos if published is not None else self.p["qos"]
         # Routed when published (a later UNSUBSCRIBE does not call back what is in flight),
         # or matching a subscription held now (retained copies on SUBSCRIBE).
@@ -673,7 +705,20 @@ class MqttQos(Workflow):
         process = ("process", sub.actor, message_id, delivery.attempt, delivery.duplicate, done)
         # Unslowed, receiving and handling are one step: both events stamped together.
         ctx.emit_many([deliver, process] if deliver is not None else [process])
+        self._handled(sub, client, msg, message_id, published)
 
+    def _plain(self, sub: Subscriber, delivery: Delivery, published: Published | None, qos: int, dup: bool,
+               retain: bool) -> bool:
+        """A first, live, planned delivery at the QoS MQTT 3.1.1 says, to an unslowed subscriber: nothing to note."""
+        if delivery.duplicate or dup or retain or published is None or sub.delay_s:
+            return False
+        routed_qos = published.subscription_qos.get(sub.name)
+        return routed_qos is not None and qos == effective_qos(published.qos, routed_qos) \
+            and published.n in self.plan.get(sub.name, ())
+
+    def _handled(self, sub: Subscriber, client: Any, msg: Any, message_id: str, published: Published | None) -> None:
+        """After handling: acknowledge, unless the subscriber is armed to drop or leave on this message."""
+        ctx, spec, qos = self.ctx, sub.spec, msg.qos
         how = sub.take_arm(published.n if published is not None else 0) if sub.armed else ""
         if how == "lose_ack":
             sub.away = True
