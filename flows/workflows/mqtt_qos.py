@@ -138,8 +138,7 @@ class Subscriber:
 
     @property
     def armed(self) -> bool:
-        with self._lock:
-            return bool(self._armed)
+        return bool(self._armed)  # one read (atomic); take_arm decides under the lock
 
     def take_arm(self, n: int | None = None) -> str:
         """The pending way of leaving, if handling message ``n`` triggers it (``None``: cancel it)."""
@@ -263,6 +262,9 @@ class MqttQos(Workflow):
         self._last_publish: Any = None
         # Per-run caches for the per-message path (topics, filters and wording never change).
         self._matches_by_topic: dict[str, list[Subscriber]] = {}
+        # (topic, QoS, who of them is away) → the granted QoS and route outcome per subscriber:
+        # shared, never mutated, by every message published alike (the ledger keeps one per message).
+        self._routing: dict[tuple[str, int, tuple[bool, ...]], tuple[dict[str, int], dict[str, tuple[str, str]]]] = {}
         # (subscriber, message id) a hand SUBSCRIBE should bring: the retained copies it matches.
         self.hand_expected: list[tuple[str, str]] = []
         self._full_topics: dict[str, tuple[str, str]] = {}
@@ -366,7 +368,7 @@ class MqttQos(Workflow):
         sub.by_hand.add(filter)
         # Held before the SUBSCRIBE goes out: the retained copies right behind the SUBACK are expected.
         sub.set_filters({**sub.filters, filter: qos})
-        self._matches_by_topic.clear()
+        self._subscriptions_changed()
         granted = sub.conn.subscribe(self.full(filter), qos)
         return f"{subscriber} subscribed to {filter} at QoS {qos} (the broker granted {granted})"
 
@@ -381,7 +383,7 @@ class MqttQos(Workflow):
         sub.conn.unsubscribe(self.full(filter))
         qos = sub.filters.get(filter)
         sub.set_filters({f: q for f, q in sub.filters.items() if f != filter})
-        self._matches_by_topic.clear()
+        self._subscriptions_changed()
         self.ctx.emit("revoke", sub.actor, subscriber=subscriber, action="unsubscribe", filter=filter, qos=qos,
                       by_hand=True, reason=f"{subscriber} sent UNSUBSCRIBE {filter}: nothing more is routed to it")
         left = ", ".join(sub.filters) or "none"
@@ -465,7 +467,7 @@ class MqttQos(Workflow):
         conn.on_subscribed = lambda codes, topic_filter: self._on_subscribed(sub, codes, topic_filter)
         conn.connect()
         self.subs = {**self.subs, spec.name: sub}  # whole, for readers on web threads
-        self._matches_by_topic.clear()
+        self._subscriptions_changed()
         conn.subscribe(self.full(spec.filter), spec.qos)
         return sub
 
@@ -491,6 +493,10 @@ class MqttQos(Workflow):
                     if sub.away:
                         self._reconnect(sub)
 
+    def _subscriptions_changed(self) -> None:
+        self._matches_by_topic.clear()
+        self._routing.clear()
+
     def _matching(self, topic: str) -> list[Subscriber]:
         """Subscribers (not late) with a filter matching ``topic``; the cache is cleared when subscriptions change."""
         subs = self._matches_by_topic.get(topic)
@@ -505,9 +511,7 @@ class MqttQos(Workflow):
         qos = p["qos"] if qos is None else qos
         retain = p["retain"] if retain is None else retain
         message_id = f"m{n}"
-        matching = self._matching(topic)
-        granted = {sub.name: sub.subscription_qos(topic) or 0 for sub in matching}
-        routes = {sub.name: self._route_outcome(sub, qos, granted[sub.name]) for sub in matching}
+        granted, routes = self._routes(topic, qos)
         now = time.perf_counter()
         self.ledger.publish(Published(message_id, n, topic, qos, retain, now, routes, granted))
         if self.first_publish_at is None:
@@ -536,6 +540,17 @@ class MqttQos(Workflow):
             if acked_at is not None:
                 self._emit_ack(message_id, started, acked_at, qos)
         return message_id, routes
+
+    def _routes(self, topic: str, qos: int) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
+        """Per matching subscriber: the QoS its subscription grants, and the route outcome (and why) now."""
+        matching = self._matching(topic)
+        key = (topic, qos, tuple([sub.away for sub in matching]))
+        known = self._routing.get(key)
+        if known is None:
+            granted = {sub.name: sub.subscription_qos(topic) or 0 for sub in matching}
+            routes = {sub.name: self._route_outcome(sub, qos, granted[sub.name]) for sub in matching}
+            known = self._routing[key] = (granted, routes)
+        return known
 
     def _emit_publish(self, message_id: str, n: int, topic: str, qos: int, retain: bool, by_hand: bool,
                       routes: dict[str, tuple[str, str]], granted: dict[str, int]) -> None:
