@@ -4,11 +4,15 @@ Both sides: one publisher and one subscriber (paho-mqtt 2.2, MQTT 3.1.1, network
 their own threads), QoS 1 both ways, one topic, the same JSON payload size, publishing as
 fast as paho accepts. Throughput = messages delivered / time from the first publish to the
 last delivery. *Bare* only counts deliveries. *Instrumented* is a whole ``mqtt-qos`` run
-through the runner: per message a publish, a route, a PUBACK and the subscriber's deliver
-and process events, recorded, stored and streamed by the event pipeline in the same
-process, plus the duplicate/loss bookkeeping. Rounds alternate; the best of each side is
-compared. Goal: instrumented ≥ 0.85 × bare. Mosquitto (external) is measured, and the
-embedded broker too (Mosquitto as a child process, or amqtt where no binary is installed).
+through the runner at its default fidelity (``auto``): per message a publish, a route, a
+PUBACK and the subscriber's deliver and process events, plus the duplicate/loss
+bookkeeping. 1000 unpaced messages plan 5000 events, so ``auto`` samples from the start
+(contracts: "Fidelity"): the sample's events are recorded, stored and streamed by the event
+pipeline in the same process, the others counted exactly. Rounds alternate; the best of
+each side is compared. Goal: instrumented ≥ 0.85 × bare. For reference, a few rounds at
+``fidelity=full`` (every event recorded) are reported too, without a goal. Mosquitto
+(external) is measured, and the embedded broker too (Mosquitto as a child process, or amqtt
+where no binary is installed).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from .runs import run_workflow
 
 MESSAGES = 1000
 ROUNDS = 5
+FULL_ROUNDS = 3
 GOAL_RATIO = 0.85
 TOPIC = "bench/t"
 PARAMS = {"messages": MESSAGES, "rate": 0, "qos": 1, "retain": False, "topics": [TOPIC],
@@ -64,10 +69,11 @@ def bare_per_s(host: str, port: int) -> float:
         pub.close()
 
 
-def instrumented_run() -> dict[str, Any]:
-    finished, _ = run_workflow("mqtt-qos", PARAMS, timeout=120, problem=lambda r: (
+def instrumented_run(fidelity: str = "auto") -> dict[str, Any]:
+    finished, _ = run_workflow("mqtt-qos", {**PARAMS, "fidelity": fidelity}, timeout=120, problem=lambda r: (
         "" if r["deliveries"] == MESSAGES and not r["lost"] else f"{r['deliveries']} deliveries, {r['lost']} lost"))
-    return {"per_s": finished.result["throughput_per_s"], "events": finished.summary["last_seq"]}
+    return {"per_s": finished.result["throughput_per_s"], "events": finished.summary["last_seq"],
+            "mode": finished.summary["fidelity"]["mode"]}
 
 
 def measure(report: Any, label: str, mode: str, url: str | None) -> None:
@@ -90,16 +96,21 @@ def measure(report: Any, label: str, mode: str, url: str | None) -> None:
     for _ in range(ROUNDS):
         bare.append(bare_per_s(host, port))
         instrumented.append(instrumented_run())
+    full = [instrumented_run("full") for _ in range(FULL_ROUNDS)]
     best_bare = max(bare)
     best = max(instrumented, key=lambda r: r["per_s"])
     ratio = best["per_s"] / best_bare
+    best_full = max(r["per_s"] for r in full)
     setup = f"{MESSAGES} QoS 1 messages, 1 publisher → 1 subscriber, {label} at {broker.url}"
     report.add(f"mqtt bare paho-mqtt ({label})", best_bare, "msg/s",
                note=f"{setup}; rounds: {', '.join(f'{b:,.0f}' for b in bare)}")
     rounds = ", ".join(f"{r['per_s']:,.0f}" for r in instrumented)
     report.add(f"mqtt-qos instrumented ({label})", best["per_s"], "msg/s",
-               note=f"{best['events']} events recorded; rounds: {rounds}")
+               note=f"fidelity auto → {best['mode']}, {best['events']} events recorded; rounds: {rounds}")
     report.add(f"mqtt-qos instrumented / bare ({label})", ratio, "×", goal=f"≥ {GOAL_RATIO}", ok=ratio >= GOAL_RATIO)
+    full_rounds = ", ".join(f"{r['per_s']:,.0f}" for r in full)
+    report.add(f"mqtt-qos fidelity=full / bare ({label})", best_full / best_bare, "×",
+               note=f"every event recorded ({full[0]['events']}); rounds: {full_rounds} msg/s")
 
 
 def run(report: Any) -> None:

@@ -49,7 +49,9 @@ def _setting(name: str, default: float) -> float:
 class Fidelity:
     """One run's fidelity: its mode now, the sample, and the exact counts of what was not recorded."""
 
-    def __init__(self, asked: str = "auto", planned: int = 0) -> None:
+    def __init__(self, asked: str = "auto", planned: int = 0, pace: tuple[int, float] = (0, 0.0)) -> None:
+        """``planned``: the completions the run plans; ``pace``: the events it plans to record
+        and how many a second (``math.inf`` unpaced), ``(0, 0.0)`` when the workflow cannot say."""
         if asked not in MODES:
             raise ValueError(f"fidelity must be one of {', '.join(MODES)}, not {asked!r}")
         self.asked = asked
@@ -64,6 +66,8 @@ class Fidelity:
             self.why = "fidelity=sampled was asked for"
         elif asked == "auto" and planned > max_planned:
             self.why = f"auto: planned {planned} completions > FLOWS_FIDELITY_MAX_PLANNED {max_planned}"
+        elif asked == "auto":
+            self.why = self._too_fast(*pace)
         self.sampling = bool(self.why)
         self._local = threading.local()
         self._tables: list[dict[Edge, int]] = []
@@ -77,6 +81,18 @@ class Fidelity:
         self._kept_this_second = 0
         self._last_frame_ms = 0.0
         self._rate_mark: tuple[float, int] | None = None
+
+    def _too_fast(self, events: int, per_s: float) -> str:
+        """Why a run that plans ``events`` at ``per_s`` a second samples from the start, or ''.
+
+        The rate rule (``over_rate``) would switch it anyway, but only after half a second
+        recorded in full: a short unpaced run is over by then, every event recorded.
+        """
+        if events <= self.min_events or per_s <= self.max_rate:
+            return ""
+        pace = "unpaced" if per_s == float("inf") else f"at {per_s:.0f} events/s"
+        return (f"auto: plans {events} events {pace} > FLOWS_FIDELITY_MAX_RATE {self.max_rate:g} events/s "
+                f"(more than FLOWS_FIDELITY_MIN_EVENTS {self.min_events})")
 
     # -- the hot path (any emitting thread) ------------------------------------------------
 

@@ -117,6 +117,14 @@ class Workflow:
         completion outside the plan carries ``planned: False`` so it never pushes done past this."""
         return 0
 
+    def pace(self, params: Mapping[str, Any]) -> tuple[int, float]:
+        """The events the run plans to record and how many a second (``math.inf``: as fast as it can).
+
+        ``auto`` fidelity samples from the start when both are over its limits (contracts:
+        "Fidelity"); ``(0, 0.0)``, the default, leaves it to the rate it measures.
+        """
+        return 0, 0.0
+
     ctx: RunContext
     p: dict[str, Any]  # the run's validated parameters
 

@@ -150,7 +150,7 @@ class Runner:
             )
             fidelity = None
             if workflow_cls.pattern == "async":
-                fidelity = Fidelity(params.get("fidelity", "auto"), run.expected)
+                fidelity = Fidelity(params.get("fidelity", "auto"), run.expected, workflow.pace(params))
             recorder = Recorder(run.pk, self.pipeline, fidelity=fidelity)
             ctx = RunContext(run.pk, params, recorder, run.namespace)
             live = LiveRun(run, workflow, ctx, recorder)

@@ -129,6 +129,22 @@ def test_the_mode_at_the_start(asked, planned, sampling, settings):
     assert bool(fidelity.why) is sampling
 
 
+@pytest.mark.parametrize("asked, pace, sampling", [
+    ("auto", (5000, float("inf")), True),  # unpaced, many events: over before the rate could be measured
+    ("auto", (5000, 5000.0), True),
+    ("auto", (5000, 900.0), False),  # paced within what the rate rule allows
+    ("auto", (1500, float("inf")), False),  # unpaced but few: a person can read them afterwards
+    ("auto", (0, 0.0), False),  # the workflow cannot say: the measured rate decides
+    ("full", (10**6, float("inf")), False),
+])
+def test_auto_samples_from_the_start_a_run_that_plans_too_many_events_too_fast(asked, pace, sampling, settings):
+    settings.FLOWS_FIDELITY_MAX_RATE = 1000
+    settings.FLOWS_FIDELITY_MIN_EVENTS = 2000
+    fidelity = Fidelity(asked, 10, pace)
+    assert fidelity.sampling is sampling
+    assert ("FLOWS_FIDELITY_MAX_RATE" in fidelity.why) is sampling
+
+
 def test_auto_switches_on_a_sustained_rate_only_past_the_minimum(settings):
     settings.FLOWS_FIDELITY_MAX_RATE = 100
     settings.FLOWS_FIDELITY_MIN_EVENTS = 500

@@ -304,6 +304,39 @@ class TestMosquitto(MqttQosContract):
         broker_mode("mqtt", "external", mosquitto_url)
 
 
+    def test_a_sampled_run_counts_plain_messages_and_records_every_anomaly(self):
+        """The hot path tallies untraced messages without building their events; duplicates, the crash
+        and whatever was not planned are still recorded one by one, and the counts stay exact."""
+        summary, events = self.run_qos(messages=300, qos=1, topics=["t"], fidelity="sampled",
+                                       subscribers=[sub("s1", "t", 1, clean_session=False)],
+                                       disconnect="s1", disconnect_at=150, away_messages=20, lose_ack=True)
+        counts, result = summary["counts"], summary["result"]
+        assert summary["fidelity"]["mode"] == "sampled" and summary["fidelity"]["counted"] > 0
+        assert counts["published"] == 300
+        assert counts["delivered"] == result["deliveries"] == 301 and counts["processed"] == 301
+        assert counts["duplicates"] == len(result["duplicates"]) == 1 and not result["lost"]
+        assert summary["progress"] == {"done": 300, "expected": 300}
+        assert summary["kinds"]["ack"] == 300  # every PUBACK, recorded or counted
+        dup = [e for e in deliveries(events) if e["duplicate"]]
+        assert [(e["message_id"], e["attrs"]["dup"]) for e in dup] == [("m150", True)]
+        assert [e["message_id"] for e in events if e["kind"] == "crash"] == ["m150"]
+        traced = {e["message_id"] for e in events if e["kind"] == "publish"}
+        assert len(traced) < 30  # about one in FLOWS_SAMPLE_EVERY
+        # A traced message is recorded whole; an untraced one only where something happened to it.
+        for e in deliveries(events):
+            assert e["message_id"] in traced or e["duplicate"]
+
+    def test_pace_counts_the_events_each_message_makes(self):
+        workflow = registry.get("mqtt-qos")()
+        params, _ = registry.get("mqtt-qos").validate(
+            {**QUIET, "messages": 1000, "qos": 1, "topics": ["a", "b"],
+             "subscribers": [sub("x", "a", 1), sub("y", "#", 1), sub("z", "#", 1, late=True)]})
+        # publish + PUBACK, and a route, deliver and process per matching subscriber (late ones join after)
+        assert workflow.pace(params) == (1000 * 2 + 3 * 1500, float("inf"))
+        assert workflow.pace({**params, "rate": 10})[1] == 10 * (2 + 3 * 1.5)
+        assert workflow.pace({**params, "messages": 0}) == (0, 0.0)
+
+
 class TestEmbeddedMosquitto(MqttQosContract):
     """The default embedded broker wherever mosquitto is installed: the lesson is MQTT 3.1.1's."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import secrets
 import threading
 import time
@@ -26,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from ..ledger import Delivery
 from ..mqtt.clients import Connection, wipe_session
 from ..mqtt.ledger import Ledger, Published
 from ..mqtt.spec import (
@@ -136,8 +138,7 @@ class Subscriber:
 
     @property
     def armed(self) -> bool:
-        with self._lock:
-            return bool(self._armed)
+        return bool(self._armed)  # one read (atomic); take_arm decides under the lock
 
     def take_arm(self, n: int | None = None) -> str:
         """The pending way of leaving, if handling message ``n`` triggers it (``None``: cancel it)."""
@@ -223,6 +224,17 @@ class MqttQos(Workflow):
     def expected(self, params: dict[str, Any]) -> int:
         return predict(params).totals()["delivered"]
 
+    def pace(self, params: dict[str, Any]) -> tuple[int, float]:
+        """Per message a publish, its PUBACK/PUBCOMP, and a route, deliver and process per matching subscriber."""
+        messages, topics = params["messages"], params["topics"]
+        if not messages or not topics:
+            return 0, 0.0
+        filters = [s.filter for s in subscribers_of(params) if not s.late]
+        routes = sum(matches(f, topic_of(params, n)) for n in range(1, len(topics) + 1) for f in filters)
+        per_message = 1 + (params["qos"] > 0) + 3 * routes / len(topics)
+        rate = params["rate"]
+        return round(messages * per_message), rate * per_message if rate else math.inf
+
     # -- the steps -------------------------------------------------------------------------
 
     def setup(self) -> None:
@@ -250,6 +262,9 @@ class MqttQos(Workflow):
         self._last_publish: Any = None
         # Per-run caches for the per-message path (topics, filters and wording never change).
         self._matches_by_topic: dict[str, list[Subscriber]] = {}
+        # (topic, QoS, who of them is away) → the granted QoS and route outcome per subscriber:
+        # shared, never mutated, by every message published alike (the ledger keeps one per message).
+        self._routing: dict[tuple[str, int, tuple[bool, ...]], tuple[dict[str, int], dict[str, tuple[str, str]]]] = {}
         # (subscriber, message id) a hand SUBSCRIBE should bring: the retained copies it matches.
         self.hand_expected: list[tuple[str, str]] = []
         self._full_topics: dict[str, tuple[str, str]] = {}
@@ -353,7 +368,7 @@ class MqttQos(Workflow):
         sub.by_hand.add(filter)
         # Held before the SUBSCRIBE goes out: the retained copies right behind the SUBACK are expected.
         sub.set_filters({**sub.filters, filter: qos})
-        self._matches_by_topic.clear()
+        self._subscriptions_changed()
         granted = sub.conn.subscribe(self.full(filter), qos)
         return f"{subscriber} subscribed to {filter} at QoS {qos} (the broker granted {granted})"
 
@@ -368,7 +383,7 @@ class MqttQos(Workflow):
         sub.conn.unsubscribe(self.full(filter))
         qos = sub.filters.get(filter)
         sub.set_filters({f: q for f, q in sub.filters.items() if f != filter})
-        self._matches_by_topic.clear()
+        self._subscriptions_changed()
         self.ctx.emit("revoke", sub.actor, subscriber=subscriber, action="unsubscribe", filter=filter, qos=qos,
                       by_hand=True, reason=f"{subscriber} sent UNSUBSCRIBE {filter}: nothing more is routed to it")
         left = ", ".join(sub.filters) or "none"
@@ -452,7 +467,7 @@ class MqttQos(Workflow):
         conn.on_subscribed = lambda codes, topic_filter: self._on_subscribed(sub, codes, topic_filter)
         conn.connect()
         self.subs = {**self.subs, spec.name: sub}  # whole, for readers on web threads
-        self._matches_by_topic.clear()
+        self._subscriptions_changed()
         conn.subscribe(self.full(spec.filter), spec.qos)
         return sub
 
@@ -478,6 +493,10 @@ class MqttQos(Workflow):
                     if sub.away:
                         self._reconnect(sub)
 
+    def _subscriptions_changed(self) -> None:
+        self._matches_by_topic.clear()
+        self._routing.clear()
+
     def _matching(self, topic: str) -> list[Subscriber]:
         """Subscribers (not late) with a filter matching ``topic``; the cache is cleared when subscriptions change."""
         subs = self._matches_by_topic.get(topic)
@@ -492,26 +511,17 @@ class MqttQos(Workflow):
         qos = p["qos"] if qos is None else qos
         retain = p["retain"] if retain is None else retain
         message_id = f"m{n}"
-        matching = self._matching(topic)
-        granted = {sub.name: sub.subscription_qos(topic) or 0 for sub in matching}
-        routes = {sub.name: self._route_outcome(sub, qos, granted[sub.name]) for sub in matching}
+        granted, routes = self._routes(topic, qos)
         now = time.perf_counter()
         self.ledger.publish(Published(message_id, n, topic, qos, retain, now, routes, granted))
         if self.first_publish_at is None:
             self.first_publish_at = now
-        published: dict[str, Any] = {"topic": topic, "qos": qos, "retain": retain, "n": n, "matched": list(routes)}
-        if qos == 0:
-            # Fire and forget: no broker confirmation exists, so the caller waits for nothing.
-            published.update(perceived_ms=0.0,
-                             perceived_note="QoS 0: no acknowledgement, the publisher waits for nothing")
-        if by_hand:
-            published["by_hand"] = True
-        # The publish and its routes stamped in one step (one lock round trip for them all).
-        ctx.emit_many([("publish", PUBLISHER, message_id, 1, False, published)] + [
-            ("route", BROKER, message_id, 1, False,
-             {"topic": topic, "filter": self.subs[name].filter_for(topic), "subscriber": name,
-              "qos": effective_qos(qos, granted[name]), "outcome": outcome, "why": why})
-            for name, (outcome, why) in routes.items()])
+        if ctx.traced(message_id):
+            self._emit_publish(message_id, n, topic, qos, retain, by_hand, routes, granted)
+        else:  # sampled and outside the sample: plain events, counted (none of them is ever an anomaly)
+            ctx.tally(PUBLISHER, PUBLISHER, "publish")
+            if routes:
+                ctx.tally(PUBLISHER, BROKER, "route", len(routes))
         full = self._full_topics.get(topic)
         if full is None:
             full = self._full_topics[topic] = (self.full(topic), json.dumps(topic))
@@ -530,6 +540,33 @@ class MqttQos(Workflow):
             if acked_at is not None:
                 self._emit_ack(message_id, started, acked_at, qos)
         return message_id, routes
+
+    def _routes(self, topic: str, qos: int) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
+        """Per matching subscriber: the QoS its subscription grants, and the route outcome (and why) now."""
+        matching = self._matching(topic)
+        key = (topic, qos, tuple([sub.away for sub in matching]))
+        known = self._routing.get(key)
+        if known is None:
+            granted = {sub.name: sub.subscription_qos(topic) or 0 for sub in matching}
+            routes = {sub.name: self._route_outcome(sub, qos, granted[sub.name]) for sub in matching}
+            known = self._routing[key] = (granted, routes)
+        return known
+
+    def _emit_publish(self, message_id: str, n: int, topic: str, qos: int, retain: bool, by_hand: bool,
+                      routes: dict[str, tuple[str, str]], granted: dict[str, int]) -> None:
+        published: dict[str, Any] = {"topic": topic, "qos": qos, "retain": retain, "n": n, "matched": list(routes)}
+        if qos == 0:
+            # Fire and forget: no broker confirmation exists, so the caller waits for nothing.
+            published.update(perceived_ms=0.0,
+                             perceived_note="QoS 0: no acknowledgement, the publisher waits for nothing")
+        if by_hand:
+            published["by_hand"] = True
+        # The publish and its routes stamped in one step (one lock round trip for them all).
+        self.ctx.emit_many([("publish", PUBLISHER, message_id, 1, False, published)] + [
+            ("route", BROKER, message_id, 1, False,
+             {"topic": topic, "filter": self.subs[name].filter_for(topic), "subscriber": name,
+              "qos": effective_qos(qos, granted[name]), "outcome": outcome, "why": why})
+            for name, (outcome, why) in routes.items()])
 
     def _route_outcome(self, sub: Subscriber, pub_qos: int, sub_qos: int) -> tuple[str, str]:
         qos = effective_qos(pub_qos, sub_qos)
@@ -560,8 +597,12 @@ class MqttQos(Workflow):
     def _emit_ack(self, message_id: str, started: float, acked_at: float, qos: int) -> None:
         if qos == 0:
             return  # paho reports QoS 0 as "written to the socket": not a broker confirmation
-        self.ctx.emit("ack", PUBLISHER, message_id, ack="PUBACK" if qos == 1 else "PUBCOMP", qos=qos,
-                      perceived_ms=round((acked_at - started) * 1000.0, 3))
+        ctx = self.ctx
+        if ctx.traced(message_id):
+            ctx.emit("ack", PUBLISHER, message_id, ack="PUBACK" if qos == 1 else "PUBCOMP", qos=qos,
+                     perceived_ms=round((acked_at - started) * 1000.0, 3))
+        else:
+            ctx.tally(PUBLISHER, PUBLISHER, "ack")
         with self._ack_lock:
             self.acks += 1
 
@@ -617,6 +658,12 @@ class MqttQos(Workflow):
             client.ack(msg.mid, msg.qos)
             return
         delivery, published = self.ledger.deliver(sub.name, message_id, duplicate_reason(msg))
+        if self._plain(sub, delivery, published, qos, dup, retain) and not ctx.traced(message_id):
+            # Sampled, outside the sample, and as planned: counted, no attrs built (contracts: "Fidelity").
+            ctx.tally(BROKER, sub.actor, "deliver")
+            ctx.tally(sub.actor, sub.actor, "process")
+            self._handled(sub, client, msg, message_id, published)
+            return
         pub_qos = published.qos if published is not None else self.p["qos"]
         # Routed when published (a later UNSUBSCRIBE does not call back what is in flight),
         # or matching a subscription held now (retained copies on SUBSCRIBE).
@@ -673,7 +720,20 @@ class MqttQos(Workflow):
         process = ("process", sub.actor, message_id, delivery.attempt, delivery.duplicate, done)
         # Unslowed, receiving and handling are one step: both events stamped together.
         ctx.emit_many([deliver, process] if deliver is not None else [process])
+        self._handled(sub, client, msg, message_id, published)
 
+    def _plain(self, sub: Subscriber, delivery: Delivery, published: Published | None, qos: int, dup: bool,
+               retain: bool) -> bool:
+        """A first, live, planned delivery at the QoS MQTT 3.1.1 says, to an unslowed subscriber: nothing to note."""
+        if delivery.duplicate or dup or retain or published is None or sub.delay_s:
+            return False
+        routed_qos = published.subscription_qos.get(sub.name)
+        return routed_qos is not None and qos == effective_qos(published.qos, routed_qos) \
+            and published.n in self.plan.get(sub.name, ())
+
+    def _handled(self, sub: Subscriber, client: Any, msg: Any, message_id: str, published: Published | None) -> None:
+        """After handling: acknowledge, unless the subscriber is armed to drop or leave on this message."""
+        ctx, spec, qos = self.ctx, sub.spec, msg.qos
         how = sub.take_arm(published.n if published is not None else 0) if sub.armed else ""
         if how == "lose_ack":
             sub.away = True
