@@ -18,12 +18,23 @@ broker's end offsets.
 A third, diagnostic figure runs the same workflow code with the events recorded but thrown
 away instead of stored and streamed, to show which share of the cost is the flow's own
 and which is the event pipeline's.
+
+``kafka-consumer-groups`` at its bound (``GROUPS_PARAMS``: a million messages, two groups,
+member-1 of the first crashing at its 500,000th message), fidelity ``auto``: wall time,
+messages per second, the duplicates recorded one by one against the ledger's count (equal),
+the summary's counts against the broker's end and committed offsets (equal), and the
+growth of this process's resident memory while the run lasts. That figure alone, in a couple
+of minutes: ``python -c "import bench.__main__, bench.bench_kafka as k, bench.report as r;
+k.run_consumer_groups(r.Report())"`` (importing ``bench.__main__`` sets the Django settings).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .runs import run_workflow
@@ -41,6 +52,10 @@ PARAMS = {"messages": MESSAGES, "partitions": PARTITIONS, "keys": KEYS, "message
 # follow): 1,000,000 messages, the messages parameter's bound.
 BIG_MESSAGES = 1_000_000
 BIG_ROUNDS = 2
+# One member per group, so member-1 handles every message and its crash falls half-way.
+GROUPS_PARAMS = {"messages": 1_000_000, "crash_at": 500_000, "partitions": 4, "keys": 16, "groups": 2, "members": 1,
+                 "commit_mode": "after", "commit_every": 100, "process_ms": 0, "rate": 0.0, "fidelity": "auto"}
+GROUPS_RSS_GOAL_MB = 150.0
 
 
 def tansu_startup() -> tuple[Any, list[float]]:
@@ -148,23 +163,116 @@ def unstored_messages_per_s(round_no: int) -> float:
     return result["throughput_per_s"]
 
 
-def run(report: Any) -> None:
-    import django
+def consumer_groups_at_scale() -> dict[str, Any]:
+    """One ``GROUPS_PARAMS`` run: its figures, each checked against the ledger and the broker."""
+    from .bench_browser import rss_mb
 
-    django.setup()
+    pid = os.getpid()
+    before = peak = rss_mb(pid)
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.wait(0.2):
+            peak = max(peak, rss_mb(pid))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    cpu = time.process_time()
+    try:
+        finished, wall = run_workflow("kafka-consumer-groups", GROUPS_PARAMS, timeout=600)
+    finally:
+        done.set()
+        watcher.join()
+    cpu = time.process_time() - cpu
+    from flows import eventstore
+
+    result, summary = finished.result, finished.summary
+    recorded = [e for e in eventstore.read_events(finished.pk, 0, 10_000_000) if e["duplicate"] and e["kind"] == "deliver"]
+    unexplained = [e for e in recorded if not e["attrs"].get("reason")]
+    at_end = result["broker_at_end"]["kafka"]
+    ends = sum(at_end["end_offsets"].values())
+    counts = summary["counts"]
+    groups = GROUPS_PARAMS["groups"]
+    committed_equal = all(
+        {int(p): o for p, o in g["committed"].items()} == {int(p): o for p, o in at_end["committed"][g["group_id"]].items()}
+        and sum(g["committed"].values()) == ends for g in result["groups"])
+    counts_equal = (counts["published"] == ends == GROUPS_PARAMS["messages"]
+                    and counts["processed"] == counts["delivered"] == ends * groups + result["duplicates"])
+    return {"wall_s": wall, "cpu_s": cpu, "messages_per_s": GROUPS_PARAMS["messages"] / wall,
+            "recorded_duplicates": len(recorded), "unexplained": len(unexplained),
+            "ledger_duplicates": result["duplicates"], "summary_duplicates": counts["duplicates"],
+            "counts_equal": counts_equal, "committed_equal": committed_equal, "end_offsets": ends,
+            "rss_growth_mb": peak - before, "events": summary["last_seq"], "fidelity": summary["fidelity"]}
+
+
+def report_consumer_groups(report: Any, figures: dict[str, Any]) -> None:
+    shape = (f"{GROUPS_PARAMS['messages']:,} messages, {GROUPS_PARAMS['groups']} groups × {GROUPS_PARAMS['members']} "
+             f"member, {GROUPS_PARAMS['partitions']} partitions, commit every {GROUPS_PARAMS['commit_every']}, "
+             f"crash_at {GROUPS_PARAMS['crash_at']:,}, fidelity auto → {figures['fidelity']['mode']}")
+    name = "kafka-consumer-groups 1,000,000 crash at 500,000"
+    report.add(f"{name}: wall", figures["wall_s"], "s",
+               note=f"{shape}; whole run incl. topic creation, joins, the replacement's join and the event flush; "
+                    f"{figures['cpu_s']:.1f} s CPU (all threads of this process)")
+    report.add(f"{name}: throughput", figures["messages_per_s"], "msgs/s",
+               note=f"messages produced / wall; each message handled by {GROUPS_PARAMS['groups']} groups; "
+                    f"{figures['events']:,} events recorded, {figures['fidelity']['counted']:,} counted")
+    dups = figures["recorded_duplicates"]
+    report.add(f"{name}: duplicates recorded one by one", dups, "events", goal="== the ledger's duplicates, each with a reason",
+               ok=dups == figures["ledger_duplicates"] == figures["summary_duplicates"] > 0 and not figures["unexplained"],
+               note=f"ledger {figures['ledger_duplicates']}, summary {figures['summary_duplicates']}, "
+                    f"{figures['unexplained']} without a reason")
+    report.add(f"{name}: counts vs broker", figures["end_offsets"], "end offset sum",
+               goal="summary counts == end offsets; committed == the broker's",
+               ok=figures["counts_equal"] and figures["committed_equal"],
+               note=f"counts {'equal' if figures['counts_equal'] else 'DIFFER'}, committed offsets "
+                    f"{'equal' if figures['committed_equal'] else 'DIFFER'}")
+    report.add(f"{name}: RSS growth", figures["rss_growth_mb"], "MB", goal=f"< {GROUPS_RSS_GOAL_MB:g} MB",
+               ok=figures["rss_growth_mb"] < GROUPS_RSS_GOAL_MB,
+               note="peak resident memory of this process during the run minus before it (broker not included)")
+
+
+@contextmanager
+def tansu_as_the_apps_kafka() -> Iterator[tuple[Any, list[float]]]:
+    """The embedded broker, started (and timed), serving as the app's Kafka, an external one."""
     from django.conf import settings
-    from django.core.management import call_command
 
     from flows import transports
 
-    call_command("migrate", verbosity=0, interactive=False)
     broker, startups = tansu_startup()
-    bootstrap = broker.bootstrap_servers
-    # The app's Kafka is this very broker, as an external one, so both sides share it.
     saved = settings.KAFKA_BOOTSTRAP_SERVERS
-    settings.KAFKA_BOOTSTRAP_SERVERS = bootstrap
+    settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap_servers
     transports.reset()
     try:
+        yield broker, startups
+    finally:
+        transports.reset()
+        settings.KAFKA_BOOTSTRAP_SERVERS = saved
+        broker.stop()
+
+
+def migrated() -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def run_consumer_groups(report: Any) -> None:
+    """Only the ``kafka-consumer-groups`` figure, without the partition rounds (several minutes more)."""
+    migrated()
+    with tansu_as_the_apps_kafka():
+        figures = consumer_groups_at_scale()
+    report_consumer_groups(report, figures)
+
+
+def run(report: Any) -> None:
+    migrated()
+    # The app's Kafka is this very broker, as an external one, so both sides share it.
+    with tansu_as_the_apps_kafka() as (broker, startups):
+        bootstrap = broker.bootstrap_servers
         bare_messages_per_s(bootstrap, 0)  # warm-up: client start, first topic
         bare: list[float] = []
         instrumented: list[dict[str, Any]] = []
@@ -178,10 +286,7 @@ def run(report: Any) -> None:
         for round_no in range(1, BIG_ROUNDS + 1):
             big_bare.append(bare_messages_per_s(bootstrap, 100 + round_no, BIG_MESSAGES))
             big_auto.append(instrumented_run(BIG_MESSAGES, "auto"))
-    finally:
-        transports.reset()
-        settings.KAFKA_BOOTSTRAP_SERVERS = saved
-        broker.stop()
+        groups = consumer_groups_at_scale()
 
     best_bare = max(bare)
     best = max(instrumented, key=lambda r: r["messages_per_s"])
@@ -215,3 +320,4 @@ def run(report: Any) -> None:
                     f"{big_rounds}")
     report.add(f"kafka-partitions {BIG_MESSAGES:,} auto / bare", big_ratio, "×", goal=f"≥ {GOAL_RATIO}",
                ok=big_ratio >= GOAL_RATIO)
+    report_consumer_groups(report, groups)

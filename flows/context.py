@@ -129,21 +129,27 @@ class RunContext:
         self.check()
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str,
-                   wake: threading.Event | None = None, step: float = WAIT_STEP_S, tend: bool = True) -> None:
+                   wake: threading.Event | None = None, step: float = WAIT_STEP_S, tend: bool = True,
+                   progress: Callable[[], object] | None = None) -> None:
         """Wait until ``predicate()`` holds: the one deadline loop of every workflow.
 
         Raises RunCancelled on cancellation and TimeoutError naming ``what`` after
         ``timeout`` seconds. Between checks it handles the run's actions (``tend``) and
         sleeps ``step`` at most: woken early by cancellation, or by ``wake`` (an event set on
         progress, cleared here when the progress was not yet enough). ``tend=False`` inside
-        an action's own handling, so handlers never nest.
+        an action's own handling, so handlers never nest. With ``progress`` (a figure that changes
+        while the awaited work advances) the timeout is how long it may stand still, not in all.
         """
         deadline = time.monotonic() + timeout
+        figure = progress() if progress is not None else None
         while not predicate():
             self.check()
+            if progress is not None and (now := progress()) != figure:
+                figure, deadline = now, time.monotonic() + timeout
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+                still = " without progress" if progress is not None else ""
+                raise TimeoutError(f"timed out after {timeout:g} s{still} waiting for {what}")
             if tend:
                 self.tend()
             pause = min(step, left)

@@ -10,6 +10,9 @@ Why these values:
   first looks again about half-way through the wait, so librdkafka's 500 ms default would
   add up to a quarter second to every message's end-to-end time there (pinned in
   ``flows/tests/test_kafka_tansu_quirks.py``).
+* ``queued.max.messages.kbytes`` 4096 in every group consumer (librdkafka's default is 64 MB
+  per consumer): a member takes a commit's worth of records at a time, and at a million
+  messages the default prefetch of every member of every group was most of the run's memory.
 * ``enable.auto.offset.store`` false in every group consumer: the member decides which
   offsets are "done" (after processing), including in auto-commit mode, where librdkafka
   then commits the stored offsets on its timer.
@@ -25,6 +28,7 @@ SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 1000
 AUTO_COMMIT_INTERVAL_MS = 1000
 FETCH_WAIT_MAX_MS = 20
+PREFETCH_KB = 4096
 PARTITIONER = "murmur2_random"
 ACKS = ("0", "1", "all")
 STRATEGIES = ("range", "roundrobin", "cooperative-sticky")
@@ -73,6 +77,7 @@ def group_consumer_config(bootstrap: str, group_id: str, *, strategy: str = "ran
         "enable.auto.commit": auto_commit,
         "enable.auto.offset.store": False,
         "auto.commit.interval.ms": AUTO_COMMIT_INTERVAL_MS,
+        "queued.max.messages.kbytes": PREFETCH_KB,
         **_QUIET,
         **extra,
     }

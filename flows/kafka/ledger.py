@@ -26,6 +26,7 @@ from .offset_tally import OffsetHolders, OffsetTally
 from .offsets import lag
 
 DUPLICATE_REASON = "uncommitted offset after rebalance"
+_FIRST = Delivery(1)  # every first delivery is alike: one object for all of them
 
 
 class GroupLedger:
@@ -66,7 +67,7 @@ class GroupLedger:
             if end_offset is not None and end_offset > self.end_offsets.get(partition, -1):
                 self.end_offsets[partition] = end_offset
             if attempt == 1:
-                return Delivery(1)
+                return _FIRST
             cause = self._causes_of.pop((partition, offset), None)
         return Delivery(attempt, DUPLICATE_REASON, previous, None, cause)
 
@@ -172,10 +173,11 @@ class GroupLedger:
 
     # -- the end ----------------------------------------------------------------------
 
-    def result(self, produced: Iterable[tuple[int, int]]) -> dict[str, Any]:
-        produced = list(produced)
+    def result(self, produced: Mapping[int, int]) -> dict[str, Any]:
+        """The group's figures; ``produced``: per partition, the end offset of what the run produced
+        (offsets are dense from 0, so every offset below it holds one of the run's messages)."""
         with self._lock:
-            lost = sorted(o for o in produced if o not in self.processed)
+            lost = [(p, o) for p in sorted(produced) for o in self.processed.never(p, produced[p])]
             ends = {p: self.end_offsets[p] for p in sorted(self.end_offsets)}
             committed = {p: self.committed[p] for p in sorted(self.committed)}
             repeated = list(self.deliveries.more_than_once())

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import inbox
 from ..context import RunContext
@@ -30,7 +30,7 @@ from .clients import group_consumer_config, poll_batch
 from .hands import dawdle
 from .ledger import GroupLedger
 from .offsets import cached_end_offset, cached_end_offsets
-from .producer import decode, unplanned
+from .producer import Payload, decode, message_id_of, number_of, partition_actor
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,41 @@ COMMIT_MODES = ("after", "before", "auto")
 _OFFSET_INVALID = -1001
 # Message ids kept beyond the uncommitted ones before forgetting the committed (amortises the sweep).
 _KEEP_IDS = 1000
+
+
+class Received(NamedTuple):
+    """A delivery as the member holds it until handled; ``attrs`` None: a plain one, counted not recorded."""
+
+    message_id: str
+    attempt: int
+    payload: Payload | None
+    attrs: dict[str, Any] | None
+
+
+class PlainCounts:
+    """One batch's plain deliveries and processings outside a sampling run's sample, tallied per batch.
+
+    Contracts ("Fidelity"): first deliveries of planned messages with no anomaly may be counted
+    per edge instead of recorded; the member skips building their attrs altogether.
+    """
+
+    def __init__(self, ctx: RunContext, actor: str, topic_label: str) -> None:
+        self.ctx, self.actor, self.topic_label = ctx, actor, topic_label
+        self._delivered: dict[int, int] = {}
+        self._processed = 0
+
+    def delivered(self, partition: int) -> None:
+        self._delivered[partition] = self._delivered.get(partition, 0) + 1
+
+    def processed(self) -> None:
+        self._processed += 1
+
+    def flush(self) -> None:
+        for partition, n in self._delivered.items():
+            self.ctx.tally(partition_actor(self.topic_label, partition), self.actor, "deliver", n)
+        if self._processed:
+            self.ctx.tally(self.actor, self.actor, "process", self._processed)
+        self._delivered, self._processed = {}, 0
 
 
 @dataclass(frozen=True)
@@ -52,6 +87,7 @@ class MemberSettings:
     process_ms: int
     idempotent: bool
     plan: int | None = None  # messages the run scripted (later ids were published by hand); None: all
+    topic_label: str = "orders"  # the topic's short name in actor names (``topic:orders/p0``)
 
 
 class Member(threading.Thread):
@@ -166,8 +202,16 @@ class Member(threading.Thread):
         """Receive, handle and commit one batch in the order the commit mode says; True if crashed."""
         self._forget_committed()
         records = [m for m in messages if self._usable(m)]
+        plain = PlainCounts(self.ctx, self.actor, self.settings.topic_label)
+        try:
+            return self._handle_records(records, plain)
+        finally:
+            plain.flush()  # before the thread can be seen idle: a settled run's counts are whole
+
+    def _handle_records(self, records: list[Any], plain: PlainCounts) -> bool:
+        ends: dict[int, int | None] = {}  # one watermark look-up per partition per batch
         if self.settings.commit_mode == "before":
-            handed = [self._deliver(m) for m in records]
+            handed = [self._deliver(m, ends, plain) for m in records]
             last: dict[int, int] = {}
             for m in records:
                 last[m.partition()] = m.offset() + 1
@@ -176,20 +220,21 @@ class Member(threading.Thread):
                 if self._crash_due(before_handling=True):
                     self._crash([(r.partition(), r.offset()) for r in records[i:]])
                     return True
-                self._handle(m, delivery)
+                self._handle(m, delivery, plain)
             return False
+        auto, after, every = self.settings.commit_mode == "auto", self.settings.commit_mode == "after", \
+            self.settings.commit_every
         for m in records:
-            delivery = self._deliver(m)
-            self._handle(m, delivery)
+            self._handle(m, self._deliver(m, ends, plain), plain)
             partition, offset = m.partition(), m.offset()
             self._pending[partition] = offset + 1
             self._uncommitted.append((partition, offset))
-            if self.settings.commit_mode == "auto":
+            if auto:
                 self._store(partition, offset + 1)
             if self._crash_due(before_handling=False):
                 self._crash([])
                 return True
-            if self.settings.commit_mode == "after" and len(self._uncommitted) >= self.settings.commit_every:
+            if after and len(self._uncommitted) >= every:
                 self._commit_pending("after processing")
         return False
 
@@ -227,15 +272,27 @@ class Member(threading.Thread):
 
     # -- receive and handle -------------------------------------------------------------
 
-    def _deliver(self, message: Any) -> tuple[Any, dict[str, Any], int]:
+    def _deliver(self, message: Any, ends: dict[int, int | None], plain: PlainCounts) -> Received:
+        """Count the delivery in the group's ledger; record it, or (a plain one outside the sample) count it."""
         partition, offset = message.partition(), message.offset()
-        payload = decode(message.value())
-        end = cached_end_offset(self._consumer, self.settings.topic, partition)
+        value = message.value()
+        mid = message_id_of(value)
+        if partition not in ends:
+            ends[partition] = cached_end_offset(self._consumer, self.settings.topic, partition)
+        end = ends[partition]
         delivery = self.ledger.delivered(partition, offset, self.member, end)
-        self._message_of[(partition, offset)] = payload.message_id
+        self._message_of[(partition, offset)] = mid
+        plan = self.settings.plan
+        planned = plan is None or number_of(mid) <= plan
+        if not delivery.duplicate and planned and not self.ctx.traced(mid):
+            plain.delivered(partition)
+            return Received(mid, delivery.attempt, None, None)
+        payload = decode(value)
         attrs: dict[str, Any] = {"topic": self.settings.topic, "partition": partition, "offset": offset,
                                  "key": payload.key, "group": self.ledger.label, "member": self.member,
-                                 "end_offset": end, **unplanned(payload.message_id, self.settings.plan)}
+                                 "end_offset": end}
+        if not planned:
+            attrs["planned"] = False
         if delivery.duplicate:
             how = "crashed" if self.ledger.crashed_member(delivery.previous) else "gave the partition up"
             attrs["reason"] = delivery.reason
@@ -244,26 +301,34 @@ class Member(threading.Thread):
                             f"past it, so the group resumed partition {partition} from its last committed offset")
             if delivery.cause_seq:
                 attrs["cause_seq"] = delivery.cause_seq
-        self.ctx.emit("deliver", self.actor, payload.message_id, delivery.attempt, delivery.duplicate, **attrs)
-        return payload, attrs, delivery.attempt
+        self.ctx.emit("deliver", self.actor, mid, delivery.attempt, delivery.duplicate, **attrs)
+        return Received(mid, delivery.attempt, payload, attrs)
 
-    def _handle(self, message: Any, delivery: tuple[Any, dict[str, Any], int]) -> None:
-        payload, attrs, attempt = delivery
+    def _handle(self, message: Any, received: Received, plain: PlainCounts) -> None:
+        mid, attempt, payload, attrs = received
         if self.settings.process_ms:
             self.ctx.cancelled.wait(self.settings.process_ms / 1000.0)
         slowed = self.delay_ms
         if slowed:
             dawdle(lambda: self.delay_ms, self._stop_requested)
-        effect = self._apply(payload.message_id) if self.settings.idempotent else True
+        effect = self._apply(mid) if self.settings.idempotent else True
         self.ledger.processed_one(message.partition(), message.offset(), effect)
         self.done += 1
+        if attrs is None:
+            if effect:  # a plain message's plain processing: counted, like its delivery
+                plain.processed()
+                return
+            # Suppressed by the inbox: an anomaly, recorded whatever the sample.
+            payload = decode(message.value())
+            attrs = {"topic": self.settings.topic, "partition": message.partition(), "offset": message.offset(),
+                     "key": payload.key, "group": self.ledger.label, "member": self.member}
         extra: dict[str, Any] = {"effect": effect,
                                  "end_to_end_ms": round(self.ctx.elapsed_ms() - payload.published_ms, 3)}
         if slowed:
             extra["slowed_ms"] = slowed
         if self.settings.idempotent:
             extra["inbox"] = "applied" if effect else "already in the inbox: duplicate suppressed"
-        self.ctx.emit("process", self.actor, payload.message_id, attempt, attempt > 1, **attrs, **extra)
+        self.ctx.emit("process", self.actor, mid, attempt, attempt > 1, **attrs, **extra)
 
     def _apply(self, message_id: str) -> bool:
         """The idempotent consumer's inbox, one per group: False if the group applied it already."""

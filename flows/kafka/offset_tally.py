@@ -62,6 +62,15 @@ class OffsetTally:
     def __len__(self) -> int:
         return self.distinct
 
+    def never(self, partition: int, end: int) -> Iterator[int]:
+        """The offsets of ``partition`` below ``end`` never counted, in order (the zero bytes, found in C)."""
+        lane = self._lanes.get(partition, bytearray())
+        offset = lane.find(0, 0, end)
+        while offset >= 0:
+            yield offset
+            offset = lane.find(0, offset + 1, end)
+        yield from range(min(len(lane), end), end)
+
     def more_than_once(self) -> Iterator[tuple[tuple[int, int], int]]:
         """((partition, offset), count) of every offset counted twice or more, by partition and offset."""
         for partition in sorted(self._lanes):

@@ -19,6 +19,9 @@ PRODUCER = "producer"
 # Waiting for the queue to drain when librdkafka's local buffer is full.
 _FULL_QUEUE_POLL_S = 0.005
 _SERVE_POLL_S = 0.05
+# At full speed, ``between`` runs once per this many sends: often enough to answer an action within
+# a millisecond or two, rarely enough not to cost as much as the sends themselves.
+_BETWEEN_EVERY = 64
 
 
 class Payload(NamedTuple):
@@ -26,6 +29,11 @@ class Payload(NamedTuple):
     key: str
     seq: int  # 1-based position of this message among its key's messages
     published_ms: float  # run clock (RunContext.elapsed_ms) when it was produced
+
+
+def partition_actor(topic_label: str, partition: int) -> str:
+    """The actor a partition is in events: where ``route`` puts a message and ``deliver`` takes it from."""
+    return f"topic:{topic_label}/p{partition}"
 
 
 def message_id(n: int) -> str:
@@ -130,7 +138,7 @@ class KeyedProducer:
             if interval:
                 next_at = max(next_at + interval, time.monotonic() - interval)
             self.ctx.check()
-            if between is not None and not interval:
+            if between is not None and not interval and not (n - 1) % _BETWEEN_EVERY:
                 between()
             self.send(n)
 
@@ -202,7 +210,7 @@ class KeyedProducer:
             self.end_offsets[partition] = known + 1
         if not self.ctx.traced(mid):  # a sampling run counts a plain message's events instead
             self.ctx.tally(PRODUCER, PRODUCER, "publish")
-            self.ctx.tally(PRODUCER, f"topic:{self.topic_label}/p{partition}", "route")
+            self.ctx.tally(PRODUCER, partition_actor(self.topic_label, partition), "route")
             return
         payload = decode(value)
         key, waited_ms = payload.key, round(self.ctx.elapsed_ms() - payload.published_ms, 3)
@@ -210,6 +218,6 @@ class KeyedProducer:
         self.ctx.emit_many([
             ("publish", PRODUCER, mid, 1, False,
              {"topic": topic, "partition": partition, "offset": known, "key": key, "perceived_ms": waited_ms}),
-            ("route", f"topic:{self.topic_label}/p{partition}", mid, 1, False,
+            ("route", partition_actor(self.topic_label, partition), mid, 1, False,
              {"topic": topic, "partition": partition, "offset": known, "key": key}),
         ])

@@ -47,7 +47,7 @@ def test_a_redelivered_offset_is_a_duplicate_with_its_holder_reason_and_cause():
     assert (again.attempt, again.reason, again.previous, again.cause_seq) == (2, DUPLICATE_REASON, "member-1", 42)
     ledger.processed_one(1, 0, True)
     ledger.processed_one(1, 0, True)
-    result = ledger.result([(1, 0), (1, 1)])
+    result = ledger.result({1: 2})  # partition 1 holds offsets 0 and 1
     assert result["delivered"] == 2 and result["duplicates"] == 1 and result["duplicate_offsets"] == [[1, 0]]
     assert result["processed"] == 2 and result["unique_processed"] == 1 and result["lost_offsets"] == [[1, 1]]
     assert result["end_offsets"] == {"1": 3}

@@ -199,3 +199,25 @@ def test_a_slot_held_by_a_stuck_workflow_is_freed_for_new_runs(test_workflows, s
     IgnoresCancel.release.set()
     run = wait_until_finished(runner_.start(Exploding.slug, {}).pk, 20)
     assert run.state == "failed" and run.error == "ValueError: boom"
+
+
+def test_a_wait_with_progress_times_out_only_once_the_work_stands_still():
+    from flows.context import RunContext
+    from flows.recorder import Recorder
+
+    class Keep:
+        def wake(self, recorder: Recorder) -> None:
+            pass
+
+    ctx = RunContext(1, {}, Recorder(1, Keep()))
+    done = {"n": 0}
+
+    def advance() -> int:  # one step of work per check, 30 checks in all: far longer than the timeout
+        done["n"] = min(done["n"] + 1, 30)
+        return done["n"]
+
+    started = time.monotonic()
+    ctx.wait_until(lambda: done["n"] >= 30, 0.2, "the work", step=0.02, progress=advance)
+    assert time.monotonic() - started > 0.2 * 2  # it outlived its timeout while the work advanced
+    with pytest.raises(TimeoutError, match="timed out after 0.1 s without progress waiting for nothing"):
+        ctx.wait_until(lambda: False, 0.1, "nothing", step=0.02, progress=lambda: 0)

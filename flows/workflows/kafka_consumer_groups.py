@@ -25,8 +25,14 @@ from ..registry import Workflow, action
 TOPIC_LABEL = "orders"
 GROUP_LABELS = ("billing", "shipping", "analytics", "audit")
 JOIN_TIMEOUT_S = 40.0
-# After the last message is produced: enough for two cooperative rebalance rounds after a late crash.
+# How long settling may go without a delivery to any group: enough for two cooperative rebalance
+# rounds after a late crash.
 SETTLE_TIMEOUT_S = 45.0
+# A million messages: the ledger keeps a few bytes per offset (offset_tally.py), and a run that
+# plans more than a person can follow samples its plain events (fidelity "auto").
+MAX_MESSAGES = 1_000_000
+# Records the producer's client may hold unsent (librdkafka's default: 100,000).
+PRODUCER_QUEUE = 10_000
 # Live members per group, at most (a member beyond the partition count only idles anyway).
 MAX_MEMBERS = 8
 GROUP_PARAMS = {"group": choice_param(GROUP_LABELS[0], GROUP_LABELS, "The consumer group (the run has the first "
@@ -49,7 +55,7 @@ class KafkaConsumerGroups(HandPublishing, Workflow):
     params = {
         "partitions": int_param(4, 1, 32, "Partitions of the topic"),
         "keys": int_param(8, 1, 64, "Distinct message keys (round robin over the messages)"),
-        "messages": int_param(40, 0, 5000, "Messages to produce (0 with interactive: only what you publish)"),
+        "messages": int_param(40, 0, MAX_MESSAGES, "Messages to produce (0 with interactive: only what you publish)"),
         "rate": float_param(4.0, 0.0, 1000.0, "Messages per second (0 = as fast as possible)"),
         "groups": int_param(2, 1, len(GROUP_LABELS), "Consumer groups reading the topic (each gets every message)"),
         "members": int_param(2, 1, MAX_MEMBERS, "Members per group (a member without a partition stays idle)"),
@@ -61,7 +67,7 @@ class KafkaConsumerGroups(HandPublishing, Workflow):
         "strategy": choice_param("range", ("range", "roundrobin", "cooperative-sticky"),
                                  "Partition assignment strategy; cooperative-sticky revokes only what moves",
                                  label="Assignment strategy"),
-        "crash_at": int_param(0, 0, 5000, "member-1 of the first group crashes at its Nth message: after handling it, "
+        "crash_at": int_param(0, 0, MAX_MESSAGES, "member-1 of the first group crashes at its Nth message: after handling it, "
                                           "before committing (after, auto), or after committing it, before handling "
                                           "(before); 0 = never"),
         "idempotent": bool_param(False, "Idempotent consumers: an inbox per group suppresses duplicates"),
@@ -93,10 +99,12 @@ class KafkaConsumerGroups(HandPublishing, Workflow):
                         for label, group_id in groups.items()]
         settings = MemberSettings(bootstrap=bootstrap, topic=self.topic, commit_mode=p["commit_mode"],
                                   commit_every=p["commit_every"], strategy=p["strategy"], process_ms=p["process_ms"],
-                                  idempotent=p["idempotent"], plan=p["messages"])
+                                  idempotent=p["idempotent"], plan=p["messages"], topic_label=TOPIC_LABEL)
         self.crew = Crew(ctx, self.ledgers, settings, p["members"], p["crash_at"])
+        # The members are slower than the producer: the backlog waits in the broker, not in our process.
         self.producer = KeyedProducer(ctx, bootstrap, self.topic, TOPIC_LABEL, keys=p["keys"],
-                                      message_bytes=p["message_bytes"])
+                                      message_bytes=p["message_bytes"],
+                                      **{"queue.buffering.max.messages": PRODUCER_QUEUE})
 
     def start_consumers(self) -> None:
         self.crew.start()
@@ -105,20 +113,19 @@ class KafkaConsumerGroups(HandPublishing, Workflow):
     def produce(self) -> None:
         self.producer.send_all(self.p["messages"], self.p["rate"], between=self.ctx.tend)
         self.producer.flush()
-        self.produced = self._placed()
-
-    def _placed(self) -> list[tuple[int, int]]:
-        return [(part, off) for part, off in self.producer.placements.values() if off is not None]
+        self.produced = dict(self.producer.end_offsets)
 
     def settle(self) -> None:
         if self.p["interactive"]:
             # What was published by hand counts too; full speed again, so the backlog drains in time.
             self.producer.flush()
-            self.produced = self._placed()
+            self.produced = dict(self.producer.end_offsets)
             self.crew.unslow()
-        crew, ends, count = self.crew, self.producer.end_offsets, len(self.produced)
-        self.ctx.wait_until(lambda: all(self._accounted(crew, ledger, ends, count) for ledger in self.ledgers),
-                            SETTLE_TIMEOUT_S, "every group to handle (or, committing first, skip) every message")
+        crew, ends, count, ledgers = self.crew, self.produced, sum(self.produced.values()), self.ledgers
+        # A big run's members may still be far behind the producer: the deadline is for standing still.
+        self.ctx.wait_until(lambda: all(self._accounted(crew, ledger, ends, count) for ledger in ledgers),
+                            SETTLE_TIMEOUT_S, "every group to handle (or, committing first, skip) every message",
+                            progress=lambda: sum(ledger.deliveries.total for ledger in ledgers))
         crew.stop()
 
     def report(self) -> dict[str, Any]:
@@ -237,7 +244,7 @@ class KafkaConsumerGroups(HandPublishing, Workflow):
 
     @staticmethod
     def _result(ctx: RunContext, topic: str, producer: Any, ledgers: list[Any], crew: Any,
-                produced: list[tuple[int, int]]) -> dict[str, Any]:
+                produced: dict[int, int]) -> dict[str, Any]:
         from ..kafka.offsets import topic_figures
 
         groups = [ledger.result(produced) for ledger in ledgers]
@@ -251,7 +258,7 @@ class KafkaConsumerGroups(HandPublishing, Workflow):
             **topic_figures(topic, p["partitions"], ends, producer.end_offsets),
             "commit_mode": p["commit_mode"],
             "strategy": p["strategy"],
-            "produced": len(produced),
+            "produced": sum(produced.values()),
             "groups": groups,
             "members": {
                 label: [{"member": m.member, "state": m.state, "handled": m.done, "partitions": m.final_partitions}
