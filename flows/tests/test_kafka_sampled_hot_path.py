@@ -49,21 +49,25 @@ def record(n: int, partition: int, offset: int) -> FakeRecord:
 def test_the_reader_counts_plain_reads_and_records_duplicates_and_the_sample(monkeypatch):
     monkeypatch.setattr(offsets, "cached_end_offset", lambda consumer, topic, partition: 9)
     ctx, kept = sampling_context()
-    plain, sample = ids(ctx, False, 6), ids(ctx, True, 1)
+    plain, sample = ids(ctx, False, 12), ids(ctx, True, 1)
     reader = PartitionReader(ctx, "unused:9092", "t", 2, plan=max(plain + sample))
-    batch = [record(n, i % 2, i // 2) for i, n in enumerate(plain)]
-    batch += [record(sample[0], 0, 3), record(plain[0], 1, 3)]  # the sample's message; a plain one written twice
-    reader._read(batch)
+    # Plain messages; more of them with the sample's message; then two plain ones read again.
+    reader._read([record(n, i % 2, i // 2) for i, n in enumerate(plain[:6])])
+    reader._read([record(n, i % 2, 3 + i // 2) for i, n in enumerate(plain[6:])] + [record(sample[0], 0, 6)])
+    reader._read([record(plain[0], 1, 6), record(plain[1], 1, 7)])
     recorded = [(kind, mid, attempt, dup) for _seq, _t, kind, _actor, mid, attempt, dup, _attrs in kept.events]
     assert recorded == [("deliver", f"m-{sample[0]}", 1, False), ("process", f"m-{sample[0]}", 1, False),
-                        ("deliver", f"m-{plain[0]}", 2, True), ("process", f"m-{plain[0]}", 2, True)]
-    assert "offset 3" in kept.events[2][7]["reason"]
-    # The plain first reads, exactly, per partition: three on each.
-    assert counted(ctx) == {("topic:orders/p0", "consumer:reader", "deliver"): 3,
-                            ("topic:orders/p1", "consumer:reader", "deliver"): 3,
-                            ("consumer:reader", "consumer:reader", "process"): 6}
-    assert reader.count == 8 and reader.per_partition == {0: 4, 1: 4}
-    assert list(reader.by_key[f"key-{plain[0] % 3}"])[-1] == (plain[0], 1, 3)
+                        ("deliver", f"m-{plain[0]}", 2, True), ("process", f"m-{plain[0]}", 2, True),
+                        ("deliver", f"m-{plain[1]}", 2, True), ("process", f"m-{plain[1]}", 2, True)]
+    assert "offset 6" in kept.events[2][7]["reason"]
+    # The plain first reads, exactly, per partition: six on each.
+    assert counted(ctx) == {("topic:orders/p0", "consumer:reader", "deliver"): 6,
+                            ("topic:orders/p1", "consumer:reader", "deliver"): 6,
+                            ("consumer:reader", "consumer:reader", "process"): 12}
+    assert reader.count == 15 and reader.per_partition == {0: 7, 1: 8}
+    lane = list(reader.by_key[f"key-{plain[0] % 3}"])
+    assert lane[0] == (plain[0], 0, 0) and lane[-1] == (plain[0], 1, 6)
+    assert sum(len(list(reads)) for reads in reader.by_key.values()) == 15
 
 
 class Client:
