@@ -234,7 +234,7 @@ class PartitionReader(threading.Thread):
 
     def _read(self, messages: list[Any]) -> None:
         """Count, check and (if traced) record a fetched batch; runs once per record, so a plain
-        record of a sampling run costs a split of its header and a few C-level steps."""
+        record of a sampling run costs a split of its header, a CRC and a few counters."""
         plan, seen, again, lanes, per_partition = self.plan, self._seen, self.again, self._lanes, self.per_partition
         untraced_test, traced, lanes_get = self._untraced, self.ctx.traced, lanes.get
         events: list[tuple] = []  # the batch's events, stamped together (one lock round trip)
