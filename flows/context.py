@@ -92,6 +92,13 @@ class RunContext:
         fidelity = self.recorder.fidelity
         return fidelity is None or not fidelity.sampling or fidelity.traces(message_id)
 
+    def untraced_test(self) -> Callable[[bytes], bool]:
+        """For hot paths: a test, kept for the whole run, true for a message id (UTF-8 bytes) that a
+        sampling run certainly does not trace (then ``tally`` its plain events, per batch); false
+        means "ask ``traced``". Always false while the run records every event."""
+        fidelity = self.recorder.fidelity
+        return _never if fidelity is None else fidelity.surely_untraced
+
     def tally(self, source: str, to: str, kind: str, n: int = 1) -> None:
         """Count ``n`` plain ``kind`` events on the edge ``source → to`` of a sampling run (see ``traced``)."""
         fidelity = self.recorder.fidelity
@@ -203,6 +210,10 @@ class RunContext:
         broker.start()
         broker.check(timeout)
         return broker
+
+
+def _never(_id_bytes: bytes) -> bool:
+    return False
 
 
 class Pacer:

@@ -28,7 +28,10 @@ class Placements:
         return int(message_id[2:])  # "m-<n>"
 
     def put(self, message_id: str, partition: int, offset: int | None) -> None:
-        n = self._number(message_id)
+        self.put_number(self._number(message_id), partition, offset)
+
+    def put_number(self, n: int, partition: int, offset: int | None) -> None:
+        """``put`` by message number (a hot path that holds the number already)."""
         partitions = self._partitions
         if n >= len(partitions):
             more = max(n + 1 - len(partitions), len(partitions), _GROWTH)

@@ -19,9 +19,11 @@ PRODUCER = "producer"
 # Waiting for the queue to drain when librdkafka's local buffer is full.
 _FULL_QUEUE_POLL_S = 0.005
 _SERVE_POLL_S = 0.05
-# At full speed, ``between`` runs once per this many sends: often enough to answer an action within
-# a millisecond or two, rarely enough not to cost as much as the sends themselves.
-_BETWEEN_EVERY = 64
+# Unpaced, the producer serves its delivery reports, and runs ``between`` (the run's actions),
+# once per this many sends (paced, it does both while it waits): often enough to answer an
+# action within a millisecond or two. Each poll lets go of the GIL, and the run's other threads
+# (its reader) take it: polling after every send made the producer queue behind them once per message.
+SERVE_EVERY = 64
 
 
 class Payload(NamedTuple):
@@ -79,11 +81,6 @@ def decode(value: bytes) -> Payload:
     return _payload((mid.decode(), _unquote(text) if "%" in text else text, int(seq), float(published)))
 
 
-def message_id_of(value: bytes) -> str:
-    """Just the message id at the head of a value, without decoding the rest."""
-    return value[:value.index(b"|")].decode()
-
-
 def number_of(message_id: str) -> int:
     return int(message_id.rpartition("-")[2])
 
@@ -122,6 +119,9 @@ class KeyedProducer:
         self.placements = Placements()
         # partition → 1 + the highest offset a delivery report confirmed
         self.end_offsets: dict[int, int] = {}
+        self._untraced = ctx.untraced_test()
+        # A sampling run's untraced messages whose reports were served since the last tally, per partition.
+        self._routed: dict[int, int] = {}
 
     def send_all(self, count: int, rate: float, between: Callable[[], None] | None = None) -> None:
         """Send messages 1..count at ``rate`` per second (0 = at once), serving reports meanwhile.
@@ -138,15 +138,16 @@ class KeyedProducer:
             if interval:
                 next_at = max(next_at + interval, time.monotonic() - interval)
             self.ctx.check()
-            if between is not None and not interval and not (n - 1) % _BETWEEN_EVERY:
+            if between is not None and not interval and not (n - 1) % SERVE_EVERY:
                 between()
-            self.send(n)
+            self.send(n, serve=bool(interval) or not n % SERVE_EVERY)
 
-    def send(self, n: int) -> None:
+    def send(self, n: int, serve: bool = True) -> None:
+        """Message ``n``; ``serve``: handle the delivery reports that came meanwhile."""
         mid, key, seq = plan(n, self.keys)
         self._last_seq[key] = seq
         value = encode(Payload(mid, key, seq, self.ctx.elapsed_ms()), self.message_bytes)
-        self._produce(value, self._key_bytes[(n - 1) % len(self._key_bytes)])
+        self._produce(value, self._key_bytes[(n - 1) % len(self._key_bytes)], serve)
 
     def send_by_hand(self, key: str, body: str = "") -> str:
         """One message with the user's key (and value), numbered after everything sent so far; its id.
@@ -164,7 +165,7 @@ class KeyedProducer:
     def all_keys(self) -> list[str]:
         return [*self.keys, *self.hand_keys]
 
-    def _produce(self, value: bytes, key_bytes: bytes) -> None:
+    def _produce(self, value: bytes, key_bytes: bytes, serve: bool = True) -> None:
         while True:
             try:
                 # One bound callback for every message: the report finds id, key and send time in the value.
@@ -172,14 +173,29 @@ class KeyedProducer:
                 break
             except BufferError:
                 self.ctx.check()  # a full local queue also fills up when the broker is gone
-                self._producer.poll(_FULL_QUEUE_POLL_S)
+                self._poll(_FULL_QUEUE_POLL_S)
         self.sent += 1
-        self._producer.poll(0)
+        if serve:
+            self._poll(0)
 
     def serve(self, seconds: float) -> None:
         """Wait up to ``seconds`` for delivery reports and handle them as they come."""
         self.ctx.check()
-        self._producer.poll(seconds)
+        self._poll(seconds)
+
+    def _poll(self, seconds: float) -> int:
+        """librdkafka's poll (it runs ``_delivered`` per report), then the tally of what it counted."""
+        left = self._producer.poll(seconds)
+        if self._routed:
+            self._tally_routed()
+        return left
+
+    def _tally_routed(self) -> None:
+        routed, tally = self._routed, self.ctx.tally
+        tally(PRODUCER, PRODUCER, "publish", sum(routed.values()))
+        for partition, n in routed.items():
+            tally(PRODUCER, f"topic:{self.topic_label}/p{partition}", "route", n)
+        routed.clear()
 
     def reported(self, mid: str, seconds: float) -> bool:
         """Serve reports for up to ``seconds``; whether ``mid``'s has come (stored or refused)."""
@@ -189,8 +205,13 @@ class KeyedProducer:
 
     def flush(self, timeout: float = 30.0) -> None:
         # In short slices, so a cancelled run (its broker died) stops waiting at once.
-        self.ctx.wait_until(lambda: self._producer.flush(_SERVE_POLL_S) == 0, timeout,
-                            "the delivery reports of every message sent", step=0)
+        self.ctx.wait_until(self._flushed, timeout, "the delivery reports of every message sent", step=0)
+
+    def _flushed(self) -> bool:
+        left = self._producer.flush(_SERVE_POLL_S)
+        if self._routed:
+            self._tally_routed()
+        return left == 0
 
     def _delivered(self, err: Any, msg: Any) -> None:
         value = msg.value()
@@ -201,19 +222,20 @@ class KeyedProducer:
             self.ctx.emit("error", PRODUCER, payload.message_id, topic=self.topic, key=payload.key,
                           reason=f"produce failed: {err.str()}")
             return
-        # The bookkeeping needs only the id; the rest of the header only for the events.
-        mid = message_id_of(value)
+        # Runs once per message: the bookkeeping needs only the id's bytes; the rest of the header
+        # only a traced message's events.
+        head = value[:value.index(b"|")]
         partition, offset = msg.partition(), msg.offset()
         known = offset if offset is not None and offset >= 0 else None  # acks=0: no offset comes back
-        self.placements.put(mid, partition, known)
-        if known is not None and known + 1 > self.end_offsets.get(partition, 0):
+        self.placements.put_number(int(head[2:]), partition, known)
+        if known is not None and known >= self.end_offsets.get(partition, 0):
             self.end_offsets[partition] = known + 1
-        if not self.ctx.traced(mid):  # a sampling run counts a plain message's events instead
-            self.ctx.tally(PRODUCER, PRODUCER, "publish")
-            self.ctx.tally(PRODUCER, partition_actor(self.topic_label, partition), "route")
+        if self._untraced(head) or not self.ctx.traced(head.decode()):
+            # A sampling run counts a plain message's events, tallied after this poll (``_poll``).
+            self._routed[partition] = self._routed.get(partition, 0) + 1
             return
         payload = decode(value)
-        key, waited_ms = payload.key, round(self.ctx.elapsed_ms() - payload.published_ms, 3)
+        mid, key, waited_ms = payload.message_id, payload.key, round(self.ctx.elapsed_ms() - payload.published_ms, 3)
         topic = self.topic
         self.ctx.emit_many([
             ("publish", PRODUCER, mid, 1, False,

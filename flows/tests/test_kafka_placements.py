@@ -47,6 +47,9 @@ class Recording:
     def traced(self, message_id: str) -> bool:
         return True
 
+    def untraced_test(self):
+        return lambda id_bytes: False
+
     def emit_many(self, events) -> int:
         self.events.extend(events)
         return len(self.events)
@@ -57,6 +60,7 @@ def test_delivery_reports_place_messages_and_a_refusal_is_an_error():
 
     producer = object.__new__(KeyedProducer)  # only the report handling, no client
     producer.ctx, producer.topic, producer.topic_label = Recording(), "flows.run1.orders", "orders"
+    producer._untraced, producer._routed = producer.ctx.untraced_test(), {}
     producer.placements, producer.end_offsets, producer.refused, producer.failed = Placements(), {}, set(), 0
     producer._delivered(None, FakeRecord(encode(Payload("m-1", "key-1", 1, 10.0), 100), 2, 0))
     producer._delivered(Refusal(), FakeRecord(encode(Payload("m-2", "key-2", 1, 11.0), 100), 0, -1))

@@ -193,6 +193,8 @@ class PartitionReader(threading.Thread):
         self.again: dict[str, int] = {}
         self.per_partition: dict[int, int] = {}
         self.by_key: dict[str, KeyLane] = {}  # key → (seq, partition, offset) columns in read order
+        self._lanes: dict[bytes, KeyLane] = {}  # the same lanes by the key's bytes in the value's header
+        self._untraced = ctx.untraced_test()
         self.end_offsets: dict[int, int] = {}
         self.error: str | None = None
         self.progress = threading.Event()
@@ -231,13 +233,13 @@ class PartitionReader(threading.Thread):
             self.progress.set()
 
     def _read(self, messages: list[Any]) -> None:
-        from ..kafka.offsets import cached_end_offset
-        from ..kafka.producer import decode
-
-        now, topic, plan, seen, by_key = self.ctx.elapsed_ms, self.topic, self.plan, self._seen, self.by_key
-        ends: dict[int, int | None] = {}  # one watermark look-up per partition per batch
+        """Count, check and (if traced) record a fetched batch; runs once per record, so a plain
+        record of a sampling run costs a split of its header, a CRC and a few counters."""
+        plan, seen, again, lanes, per_partition = self.plan, self._seen, self.again, self._lanes, self.per_partition
+        untraced_test, traced, lanes_get = self._untraced, self.ctx.traced, lanes.get
         events: list[tuple] = []  # the batch's events, stamped together (one lock round trip)
-        traced, untraced = self.ctx.traced, {}
+        ends: dict[int, int | None] = {}  # one watermark look-up per partition per batch
+        untraced: dict[int, int] = {}
         read = 0
         for m in messages:
             if m.error() is not None:
@@ -245,45 +247,70 @@ class PartitionReader(threading.Thread):
             if self.delay_ms:
                 read = self._record(events, read, untraced)  # a slowed reader shows each record as it goes
                 dawdle(lambda: self.delay_ms, self._halt)
-            payload = decode(m.value())
-            mid, key = payload.message_id, payload.key
-            partition, offset = m.partition(), m.offset()
-            if partition not in ends:
-                ends[partition] = cached_end_offset(self._consumer, topic, partition)
-            number = int(mid[2:])  # ids are "m-<n>" (producer.message_id)
-            if number >= len(seen):
+            value = m.value()
+            head, key, seq, _rest = value.split(b"|", 3)
+            number = int(head[2:])  # ids are "m-<n>" (producer.message_id)
+            try:
+                before = seen[number]
+            except IndexError:
                 seen.extend(bytes(max(number + 1 - len(seen), len(seen))))
-            if seen[number]:
-                attempt = self.again[mid] = self.again.get(mid, 1) + 1
-            else:
-                seen[number] = attempt = 1
-            duplicate = attempt > 1
-            if not duplicate and (plan is None or number <= plan) and not traced(mid):
+                before = 0
+            partition = m.partition()
+            if before:
+                # Read once more: a record written twice (a producer retry without idempotence) is a
+                # second delivery to the same logical consumer, a duplicate, always recorded.
+                mid = head.decode()
+                attempt = again[mid] = again.get(mid, 1) + 1
+                self._traced(events, m, value, attempt, ends)
+            elif (plan is None or number <= plan) and (untraced_test(head) or not traced(head.decode())):
                 # A sampling run counts this plain message's events (per batch, below) instead of recording them.
+                seen[number] = 1
                 untraced[partition] = untraced.get(partition, 0) + 1
             else:
-                delivered = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
-                             "end_offset": ends[partition]}
-                processed = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
-                             "end_to_end_ms": round(now() - payload.published_ms, 3)}
-                if duplicate or (plan is not None and number > plan):
-                    extra = {} if not duplicate else {
-                        "reason": f"the same message again at offset {offset}: written twice by a producer retry "
-                                  "(idempotent producer off)"}
-                    if plan is not None and number > plan:
-                        extra["planned"] = False
-                    delivered.update(extra)
-                    processed.update(extra)
-                events.append(("deliver", READER, mid, attempt, duplicate, delivered))
-                events.append(("process", READER, mid, attempt, duplicate, processed))
-            lane = by_key.get(key)
+                seen[number] = 1
+                self._traced(events, m, value, 1, ends)
+            lane = lanes_get(key)
             if lane is None:
-                lane = by_key[key] = KeyLane()
-            lane.extend((payload.seq, partition, offset))
-            self.per_partition[partition] = self.per_partition.get(partition, 0) + 1
+                lane = self._lane(key, value)
+            lane.extend((int(seq), partition, m.offset()))
+            per_partition[partition] = per_partition.get(partition, 0) + 1
             read += 1
         self._record(events, read, untraced)
         self.progress.set()
+
+    def _lane(self, key: bytes, value: bytes) -> KeyLane:
+        """The lane of a key first seen in this value (by its bytes, and by its name in ``by_key``)."""
+        from ..kafka.producer import decode
+
+        name = decode(value).key
+        lane = self._lanes[key] = self.by_key.setdefault(name, KeyLane())
+        return lane
+
+    def _traced(self, events: list[tuple], m: Any, value: bytes, attempt: int,
+                ends: dict[int, int | None]) -> None:
+        """The deliver and process events of one record, with what marks it (a duplicate, sent by hand)."""
+        from ..kafka.offsets import cached_end_offset
+        from ..kafka.producer import decode, number_of
+
+        payload = decode(value)
+        mid, key, plan = payload.message_id, payload.key, self.plan
+        partition, offset = m.partition(), m.offset()
+        if partition not in ends:
+            ends[partition] = cached_end_offset(self._consumer, self.topic, partition)
+        topic, duplicate = self.topic, attempt > 1
+        delivered = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
+                     "end_offset": ends[partition]}
+        processed = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
+                     "end_to_end_ms": round(self.ctx.elapsed_ms() - payload.published_ms, 3)}
+        extra: dict[str, Any] = {} if not duplicate else {
+            "reason": f"the same message again at offset {offset}: written twice by a producer retry "
+                      "(idempotent producer off)"}
+        if plan is not None and number_of(mid) > plan:
+            extra["planned"] = False
+        delivered.update(extra)
+        processed.update(extra)
+        events.append(("deliver", READER, mid, attempt, duplicate, delivered))
+        events.append(("process", READER, mid, attempt, duplicate, processed))
 
     def _record(self, events: list[tuple], read: int, untraced: dict[int, int]) -> int:
         """Stamp the events gathered so far (and count the untraced messages' of a sampling
