@@ -81,6 +81,11 @@ def decode(value: bytes) -> Payload:
     return _payload((mid.decode(), _unquote(text) if "%" in text else text, int(seq), float(published)))
 
 
+def message_id_of(value: bytes) -> str:
+    """Just the message id at the head of a value, without decoding the rest."""
+    return value[:value.index(b"|")].decode()
+
+
 def number_of(message_id: str) -> int:
     return int(message_id.rpartition("-")[2])
 
