@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .proc import stat_fields
 from .runs import run_workflow
 
 SOAK_S = float(os.environ.get("FLOWS_SOAK_S", "180"))
@@ -59,18 +60,16 @@ def broker_children() -> dict[str, list[int]]:
     """This process's child processes that are brokers, by program name (from /proc)."""
     me = os.getpid()
     found: dict[str, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for pid, fields in stat_fields().items():
+        if int(fields[1]) != me:
             continue
         try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/comm") as comm:
+            with open(f"/proc/{pid}/comm") as comm:
                 name = comm.read().strip()
         except OSError:
             continue
-        if int(fields[1]) == me and name in ("tansu", "mosquitto"):
-            found.setdefault(name, []).append(int(entry))
+        if name in ("tansu", "mosquitto"):
+            found.setdefault(name, []).append(pid)
     return found
 
 

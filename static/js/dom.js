@@ -49,12 +49,21 @@ function onFrame(key, fn) {
   });
 }
 
-/** How long a paced view waits after a draw that took costMs: a share of the time, never over maxGapMs. */
-function pacedGap(costMs, factor, maxGapMs) {
-  return Math.min(maxGapMs, Math.max(0, costMs) * factor);
+/** How long a paced view waits after a draw that took costMs: a share of the time, at least
+    minGapMs, never over maxGapMs. */
+function pacedGap(costMs, factor, maxGapMs, minGapMs = 0) {
+  return Math.min(maxGapMs, Math.max(minGapMs, Math.max(0, costMs) * factor));
+}
+
+/** Whether enough of a box is on screen to be watched: `enough` px of it, or half of a shorter one. */
+function inViewEnough(visibleHeight, height, enough = 200) {
+  return visibleHeight > 0 && visibleHeight >= Math.min(enough, height / 2);
 }
 
 const FRAME_MS = 1000 / 60;
+// A view mostly off screen draws at most 4 times a second (panels, the event log): it still
+// costs script, style and layout below the fold, and nobody watches it move.
+const OFF_SCREEN_PACE = { factor: 20, minGapMs: 250, maxGapMs: 1000 };
 const paced = new Map();
 /**
  * Like onFrame, for a view whose drawing grows with the run: after a frame in which it drew
@@ -63,7 +72,7 @@ const paced = new Map();
  * about 1 / (1 + factor) of the time and the frames between its draws stay short; a cheap
  * view draws every frame, as with onFrame.
  */
-function onPacedFrame(key, fn, { factor = 4, maxGapMs = 500 } = {}) {
+function onPacedFrame(key, fn, { factor = 4, maxGapMs = 500, minGapMs = 0 } = {}) {
   let entry = paced.get(key);
   if (!entry) paced.set(key, (entry = { next: 0, queued: false }));
   entry.fn = fn;
@@ -77,7 +86,7 @@ function onPacedFrame(key, fn, { factor = 4, maxGapMs = 500 } = {}) {
     entry.queued = false;
     entry.fn();
     requestAnimationFrame((after) => {
-      entry.next = after + pacedGap(after - now - FRAME_MS, factor, maxGapMs);
+      entry.next = after + pacedGap(after - now - FRAME_MS, factor, maxGapMs, minGapMs);
     });
   };
   requestAnimationFrame(attempt);
@@ -98,4 +107,4 @@ function onActivate(root, selector, fn) {
   });
 }
 
-export { h, fmtMs, cssVar, reducedMotion, onActivate, onFrame, onPacedFrame, pacedGap };
+export { h, fmtMs, cssVar, reducedMotion, inViewEnough, onActivate, onFrame, onPacedFrame, pacedGap, OFF_SCREEN_PACE };

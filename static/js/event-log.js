@@ -1,15 +1,15 @@
 /* The live event log (newest first, filtered by a query — log-query.js — and by kind).
    Clicking a row (or Enter on it) picks its message: the message inspector
    (message-inspector.js) shows that message's journey from the events indexed here. */
-import { h, onActivate, onPacedFrame } from "./dom.js";
+import { h, OFF_SCREEN_PACE, onActivate, onPacedFrame } from "./dom.js";
 import { categoryOf, kindChip } from "./legend.js";
 import { compileQuery } from "./log-query.js";
 import { messagesOf } from "./message-inspector.js";
 
 const SHOWN_ROWS = 300;
-// Following a live run with the log off screen, a flush that finds more new events than this
-// (thousands a second) leaves them for later: rows nobody sees cost whole-table layouts.
-const UNSEEN_BURST = 50;
+// Following a live run with the log off screen, a flush that finds new events coming faster
+// than this leaves them for later: rows nobody sees cost script, style and layout.
+const UNSEEN_RATE = 1000; // events a second
 const DETAIL_CHARS = 90;
 // Shown in the message inspector, not squeezed into a log row.
 const LONG_ATTRS = new Set(["body"]);
@@ -41,6 +41,7 @@ class EventLog {
     this.visible = true;
     this.following = false; // the page says so while its player follows a live run
     this.sinceFlush = 0;
+    this.flushedAt = 0;
     if (window.IntersectionObserver) {
       new IntersectionObserver((entries) => {
         this.visible = entries.some((e) => e.isIntersecting);
@@ -76,8 +77,9 @@ class EventLog {
       const before = options.find((o) => o.value > ev.kind) || null;
       this.els.kindFilter.insertBefore(h("option", { value: ev.kind }, ev.kind), before);
     }
-    // At thousands of events a second the rows are rebuilt less often than every frame.
-    onPacedFrame(this, () => this.flush());
+    // At thousands of events a second the rows are rebuilt less often than every frame; out
+    // of view, at most 4 times a second (and a fast run's bursts then wait: see flush).
+    onPacedFrame(this, () => this.flush(), this.visible ? undefined : OFF_SCREEN_PACE);
   }
 
   filter() {
@@ -99,8 +101,11 @@ class EventLog {
       (off screen and far behind: later, unless `force`). */
   flush(force = false) {
     const burst = this.sinceFlush;
+    const now = performance.now();
+    const seconds = Math.max(1 / 60, (now - this.flushedAt) / 1000);
     this.sinceFlush = 0;
-    if (!force && this.following && !this.visible && burst > UNSEEN_BURST) {
+    this.flushedAt = now;
+    if (!force && this.following && !this.visible && burst / seconds > UNSEEN_RATE) {
       this.els.status.textContent = `${this.all.length} events; the newest rows are drawn when the log is in view`;
       return;
     }

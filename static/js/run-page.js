@@ -5,7 +5,7 @@
    over everything received cross-checks the numbers against the server's summaries. */
 import { api } from "./api.js";
 import { Counters } from "./counters.js";
-import { h, onActivate, onFrame } from "./dom.js";
+import { h, inViewEnough, onActivate, onFrame, onPacedFrame } from "./dom.js";
 import { EventLog } from "./event-log.js";
 import "./health.js";
 import "./run-again.js";
@@ -30,6 +30,10 @@ const SPEED_KEY = "flow-speed";
 const CATCH_UP_REPLAY_MS = 2000;
 // /runs/<id>/?follow=<room code>: a student's screen, driven by the instructor (classroom.js).
 const FOLLOWING = new URLSearchParams(window.location.search).has("follow");
+// The counters, progress and charts are drawn at most 10 times a second: a text that changes
+// lays the whole page out again, and nobody reads a number that changes every frame. The
+// first event after a pause is drawn in the next frame, and the end of the events at once.
+const NUMBERS_PACE = { factor: 0, minGapMs: 100, maxGapMs: 100 };
 
 function storedSpeed() {
   try {
@@ -141,6 +145,13 @@ function boot(panel) {
     if (typeof panel.layout === "function") topology.setLayout((actor) => callPanel("layout", actor));
     if (typeof panel.route === "function") topology.setRoute((ev, guess) => callPanel("route", ev, guess));
     callPanel("init", $("#panel-root"), ctx);
+    // The panel paces itself while little of it is on screen (panels/kit.js, renderSoon).
+    if (window.IntersectionObserver) {
+      new IntersectionObserver((entries) => {
+        const seen = entries[entries.length - 1];
+        panel.inView = inViewEnough(seen.intersectionRect.height, seen.boundingClientRect.height);
+      }, { threshold: [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1] }).observe($("#panel"));
+    }
   }
 
   // -- revealing events ----------------------------------------------------------------
@@ -151,7 +162,7 @@ function boot(panel) {
     topology.onEvent(ev, options);
     callPanel("onEvent", ev, ctx);
     inspect(ev);
-    onFrame("numbers", renderNumbers);
+    onPacedFrame("numbers", renderNumbers, NUMBERS_PACE);
   }
 
   function resetViews() {
@@ -172,7 +183,7 @@ function boot(panel) {
     put(progress.dataset, "expected", String(expected));
     progress.setAttribute("aria-valuenow", String(done));
     progress.setAttribute("aria-valuemax", String(expected || 0));
-    put(progress.querySelector(".bar").style, "width", `${(share * 100).toFixed(1)}%`);
+    put(progress.querySelector(".bar").style, "transform", `scaleX(${share.toFixed(3)})`);
     put(progress.querySelector(".progress-text"), "textContent", progressText(done, expected, pattern, beyond));
     renderFidelity();
     charts.update(model);
@@ -205,8 +216,12 @@ function boot(panel) {
     if (state.atEnd && state.index !== numbersAt) {
       numbersAt = state.index;
       renderNumbers();
-      // Once the run is over, its last rows too (while live, the log keeps its own pace).
-      if (state.finished) log.flush(true);
+      // Once the run is over, its last rows and the panel's last state too (while live, the
+      // log and an off-screen panel keep their own pace).
+      if (state.finished) {
+        log.flush(true);
+        callPanel("render", ctx);
+      }
     }
     const following = !state.finished && state.playing; // a live run, at or near its newest event
     if (log.following && !following) log.flush(true); // rows left for later are drawn once it stops
@@ -371,7 +386,7 @@ function boot(panel) {
       check();
       callPanel("onSummary", current, ctx);
       fetchWholeResult(current);
-      onFrame("numbers", renderNumbers);
+      onPacedFrame("numbers", renderNumbers, NUMBERS_PACE);
       if (!positioned) {
         positioned = true;
         position(current);

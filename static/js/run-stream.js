@@ -10,6 +10,10 @@ import { api } from "./api.js";
 const FINAL_STATES = new Set(["succeeded", "failed", "cancelled"]);
 const FILL_PAGE = 5000;
 const MAX_BACKOFF_MS = 10000;
+// Acks go out at most this often: at thousands of events a second the server sends many small
+// batches, and one ack frame each cost the page a send per batch. The server's window
+// (FLOWS_WS_WINDOW, 20,000 events) is seconds of the fastest run, far beyond this delay.
+const ACK_EVERY_MS = 50;
 // The server closes with these when reconnecting cannot help.
 const PERMANENT_CLOSE = new Set([4400, 4404]);
 
@@ -31,6 +35,7 @@ class RunStream {
     this.reconnectTimer = null;
     this.state = "idle";
     this.reconnects = 0;
+    this.ackTimer = null;
     window.addEventListener("online", () => this.reconnectNow());
   }
 
@@ -90,7 +95,7 @@ class RunStream {
     if (data.type === "events") {
       this.failures = 0;
       this.accept(data.events || []);
-      this.ack();
+      this.ackSoon();
     } else if (data.type === "summary") {
       const summary = data.summary || {};
       if (FINAL_STATES.has(summary.state)) this.finalSeq = summary.last_seq || 0;
@@ -99,6 +104,15 @@ class RunStream {
     } else if (data.type === "error") {
       this.serverError = data.error;
     }
+  }
+
+  /** One ack for every batch received within ACK_EVERY_MS, carrying the newest seq. */
+  ackSoon() {
+    if (this.ackTimer !== null) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = null;
+      this.ack();
+    }, ACK_EVERY_MS);
   }
 
   ack() {

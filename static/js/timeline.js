@@ -27,6 +27,7 @@ class Timeline {
     this.finished = false; // the run is over and every event has been received
     this.offset = null; // wall ms − run ms, estimated from arrivals, to follow a live run
     this.lastFrame = null;
+    this.pushed = false; // events arrived since the last notify
     this.frame = this.frame.bind(this);
     requestAnimationFrame(this.frame);
   }
@@ -39,7 +40,9 @@ class Timeline {
       const offset = now - ev.t_ms;
       if (this.offset === null || offset < this.offset) this.offset = offset;
     }
-    this.notify();
+    // Said in the next frame, once for every batch that arrived before it: a fast run sends
+    // many batches a frame, and each notify redraws the player.
+    this.pushed = true;
   }
 
   setFinished(finished) {
@@ -66,6 +69,7 @@ class Timeline {
       while (end < this.events.length && this.events[end].t_ms <= this.clock) end += 1;
       if (end > this.index) this.revealUntil(end, true);
     }
+    if (this.pushed) this.notify();
     requestAnimationFrame(this.frame);
   }
 
@@ -80,6 +84,7 @@ class Timeline {
   }
 
   notify() {
+    this.pushed = false;
     if (this.handlers.changed) this.handlers.changed(this.state());
   }
 

@@ -19,10 +19,10 @@ const COLUMN_BY_PREFIX = {
   consumer: 3, group: 3, member: 3, subscriber: 3, worker: 3,
 };
 const HIDDEN_ACTORS = new Set(["", "runner"]);
-const MAX_TOKENS = 80;
+const MAX_TOKENS = 40;
 // New tokens per animation frame: at thousands of events a second only a sample of them is
 // animated (an edge's count still counts every one), so a frame stays cheap.
-const TOKENS_PER_FRAME = 6;
+const TOKENS_PER_FRAME = 4;
 const CURVE = 0.12; // how far an edge bends, as a share of its length
 const LABEL_CHARS = 40; // longer edge labels are cut; the edge's title and the event log have it all
 const DEFAULT_BOX_H = 420;

@@ -1,6 +1,6 @@
 /* The panel kit: what the workflow panels would otherwise each write again. Styles live in
    static/css/run.css (verdicts, tables) and static/css/panels.css. See README.md. */
-import { h, onPacedFrame } from "../dom.js";
+import { h, OFF_SCREEN_PACE, onPacedFrame } from "../dom.js";
 import { swatch } from "../legend.js";
 import { FINAL_STATES } from "../run-stream.js";
 
@@ -43,9 +43,10 @@ export function keepSelection(previous, fresh) {
 }
 
 /** Re-render the panel once in a coming frame, however many events ask for it before then;
-    a panel whose render grows costly with the run renders less often (onPacedFrame). */
+    a panel whose render grows costly with the run renders less often (onPacedFrame), and one
+    mostly off screen (run-page.js sets panel.inView) at most 4 times a second. */
 export function renderSoon(panel) {
-  onPacedFrame(panel, () => panel.render());
+  onPacedFrame(panel, () => panel.render(), panel.inView === false ? OFF_SCREEN_PACE : undefined);
 }
 
 /**
