@@ -18,7 +18,7 @@ from flows.models import Run
 from flows.pipeline import MAX_FRAME_BYTES, EventPipeline
 from flows.recorder import Recorder
 from flows.runner import get_runner
-from flows.workflows.kafka_partitions import KafkaPartitions
+from flows.workflows.kafka_partitions import KafkaPartitions, KeyLane
 
 FRAME_LIMIT = 512 * 1024
 
@@ -32,12 +32,12 @@ def largest_kafka_partitions_result() -> dict:
     params = {name: p.max if p.max is not None else p.default for name, p in KafkaPartitions.params.items()}
     messages, partitions, keys = params["messages"], params["partitions"], params["keys"]
     key_list = [f"key-{k}" for k in range(1, keys + 1)]
-    by_key: dict[str, list[tuple[int, int, int]]] = {k: [] for k in key_list}
+    by_key = {k: KeyLane() for k in key_list}  # what the reader holds
     ends = dict.fromkeys(range(partitions), 0)
     for n in range(1, messages + 1):
         key = key_list[(n - 1) % keys]
         part = hash(key) % partitions
-        by_key[key].append(((n - 1) // keys + 1, part, ends[part]))
+        by_key[key].extend(((n - 1) // keys + 1, part, ends[part]))
         ends[part] += 1
     producer = SimpleNamespace(all_keys=lambda: key_list, placements=range(messages), failed=0, sent=messages,
                                end_offsets=ends)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..context import RunContext
@@ -116,6 +116,9 @@ class KafkaPartitions(HandPublishing, Workflow):
     def teardown(self) -> None:
         if self.reader is not None and self.reader.is_alive():
             self.reader.stop()
+        # The result has what it needs of the reads; the reads themselves (24 MB at a million
+        # messages) go before the runner stores the result, the run's highest point of memory.
+        self.reader = None
 
     # -- by hand (Publish comes with HandPublishing) ----------------------------------------
 
@@ -138,15 +141,16 @@ class KafkaPartitions(HandPublishing, Workflow):
         from ..kafka.partitioner import murmur2, partition_for
 
         keys: dict[str, Any] = {}
+        shared = SharedInts()
         for key in producer.all_keys():
-            seen = list(reader.by_key.get(key, ()))
-            partitions = sorted({part for _seq, part, _off in seen})
-            seqs = [seq for seq, _part, _off in seen]
+            seqs, parts, offsets = lane_columns(reader.by_key.get(key, ()))
+            partitions = sorted(set(parts))
+            seqs, offsets = shared.of(seqs), shared.of(offsets)
             keys[key] = {
                 "murmur2": murmur2(key.encode()),
                 "expected_partition": partition_for(key.encode(), p["partitions"]),
                 "partitions": partitions,
-                "offsets": [off for _seq, _part, off in seen],
+                "offsets": offsets,
                 "seqs": seqs,
                 # Per-key order: the reader, reading each lane from offset 0, saw this key's messages in send order.
                 "in_order": seqs == sorted(seqs) and len(partitions) <= 1,
@@ -340,3 +344,31 @@ class KeyLane(array):
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         flat = self.tolist()
         return zip(flat[0::3], flat[1::3], flat[2::3])
+
+
+def lane_columns(lane: Any) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
+    """A key's reads as three columns (seqs, partitions, offsets): slices of a ``KeyLane``,
+    without an object per read."""
+    flat = lane if isinstance(lane, array) else array("q", [x for read in lane for x in read])
+    return flat[0::3], flat[1::3], flat[2::3]
+
+
+class SharedInts:
+    """One int object per value across a result's lists.
+
+    A million-message result lists a million offsets and a million sequence numbers; as
+    separate ints past 256 they cost 32 bytes each on top of the list's 8. Offsets and
+    sequence numbers run over the same small ranges (0 to the longest lane), so each list
+    points into one table of ints, built once: the lists cost their 8 bytes a slot.
+    """
+
+    def __init__(self) -> None:
+        self._table: list[int] = []
+
+    def of(self, values: Sequence[int]) -> list[int]:
+        if not values or min(values) < 0:  # none expected below 0; kept as they are
+            return list(values)
+        table, top = self._table, max(values)
+        if top >= len(table):
+            table.extend(range(len(table), top + 1))
+        return [table[v] for v in values]
