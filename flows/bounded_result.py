@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .eventstore import encode
+from .eventstore import encoded_size
 
 MAX_BYTES = 64 * 1024
 # Items kept per list or map, tried in turn until the result fits.
@@ -31,13 +31,13 @@ def bound_result(result: Any, full_url: str = "") -> Any:
     """``result`` if its JSON fits MAX_BYTES, else a bounded copy that says what it cut."""
     if not isinstance(result, dict) or not result:
         return result
-    if len(encode(result).encode()) <= MAX_BYTES:
+    if encoded_size(result) <= MAX_BYTES:
         return result
     for cap in ITEM_CAPS:
         cut: dict[str, int] = {}
         bounded = _bound(result, cap, "", cut)
         bounded[NOTE] = _note(cut, cap, full_url)
-        if len(encode(bounded).encode()) <= MAX_BYTES:
+        if encoded_size(bounded) <= MAX_BYTES:
             return bounded
     return {NOTE: _note({"": len(result)}, 0, full_url)}
 

@@ -47,6 +47,15 @@ def encode(value: Any) -> str:
             return _stdlib_encode(repr(value))
 
 
+def encoded_size(value: Any) -> int:
+    """Bytes of ``encode(value)`` in UTF-8, without the text: a big result's size check
+    then holds one copy of its JSON rather than three (bytes, text, bytes again)."""
+    try:
+        return len(orjson.dumps(value, default=str, option=_OPTIONS))
+    except TypeError:
+        return len(encode(value).encode())
+
+
 class Batch(list):
     """Event tuples with their attrs already encoded (``attrs_json``, same order)."""
 
