@@ -34,7 +34,25 @@ function round3(value) {
 }
 
 function latencyStats(values) {
-  const sorted = Float64Array.from(values).sort();
+  return sortedStats(Float64Array.from(values).sort());
+}
+
+/** `sorted` (the first `from` of values, in order) with the rest of values merged in: the
+    cross-check asks for percentiles at every summary, and sorting every point again each
+    time grew with the run; the new points alone are sorted, then merged in one pass. */
+function mergeSorted(sorted, values, from) {
+  const tail = Float64Array.from(values.slice(from)).sort();
+  const merged = new Float64Array(sorted.length + tail.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < sorted.length && j < tail.length) merged[k++] = sorted[i] <= tail[j] ? sorted[i++] : tail[j++];
+  while (i < sorted.length) merged[k++] = sorted[i++];
+  while (j < tail.length) merged[k++] = tail[j++];
+  return merged;
+}
+
+function sortedStats(sorted) {
   const stats = {};
   for (const p of PERCENTILES) stats[`p${p}`] = round3(percentile(sorted, p));
   stats.max = sorted.length ? round3(sorted[sorted.length - 1]) : null;
@@ -68,6 +86,15 @@ class RunModel {
       perceived: { x: [], y: [], ids: [], seqs: [] },
       end_to_end: { x: [], y: [], ids: [], seqs: [] },
     };
+    // Each series' points sorted so far, for snapshot() (mergeSorted).
+    this.sorted = { perceived: new Float64Array(0), end_to_end: new Float64Array(0) };
+  }
+
+  /** A series' latency stats, from its points sorted so far and the ones added since. */
+  latency(series) {
+    const values = this.points[series].y;
+    if (this.sorted[series].length !== values.length) this.sorted[series] = mergeSorted(this.sorted[series], values, this.sorted[series].length);
+    return sortedStats(this.sorted[series]);
   }
 
   feed(ev) {
@@ -167,8 +194,8 @@ class RunModel {
       completed: this.completed(),
       planned: { ...this.planned },
       latency_ms: {
-        perceived: latencyStats(this.points.perceived.y),
-        end_to_end: latencyStats(this.points.end_to_end.y),
+        perceived: this.latency("perceived"),
+        end_to_end: this.latency("end_to_end"),
         sampled: this.fidelity.counted > 0,
       },
       fidelity: { ...this.fidelity },
@@ -222,4 +249,4 @@ function progressOf(model, pattern, expected) {
   return { done, expected, beyond, share: expected ? Math.min(1, done / expected) : 0 };
 }
 
-export { RunModel, percentile, latencyStats, compareSummaries, progressOf, progressText, PERCENTILES };
+export { RunModel, percentile, latencyStats, mergeSorted, compareSummaries, progressOf, progressText, PERCENTILES };

@@ -209,6 +209,7 @@ function boot(panel) {
   player.playing = false; // until the first summary says whether this is a live run or a replay
 
   let numbersAt = -1;
+  let playerShown = null; // the newest player state (a paced draw shows it, not an older one)
   function renderPlayer(state) {
     const root = $("#player");
     // At the end the numbers are drawn now, not in the next frame: whoever sees
@@ -237,6 +238,18 @@ function boot(panel) {
     put(jump, "textContent", state.finished ? "⇥ End" : "⇥ Live");
     jump.setAttribute("aria-label", state.finished ? "Jump to the end (End)" : "Jump to live (End)");
     put(jump, "disabled", state.atEnd);
+    playerShown = state;
+    // Following a live run, the slider and the status line (which change every frame) are
+    // drawn at most 10 times a second, like the counters: each changed text is a layout.
+    if (following) onPacedFrame("player-text", () => renderPlayerText(playerShown), NUMBERS_PACE);
+    else renderPlayerText(state);
+    put($("#player-speed"), "value", String(state.speed));
+    // The lesson strip and the classroom follow the player through this (last: views are drawn).
+    document.dispatchEvent(new CustomEvent("flow:player", { detail: state }));
+  }
+
+  function renderPlayerText(state) {
+    const replay = state.finished && state.atEnd;
     const seek = $("#player-seek");
     put(seek, "max", String(state.total));
     put(seek, "value", String(state.index));
@@ -246,9 +259,6 @@ function boot(panel) {
     else if (replay) mode = "end of run";
     else mode = state.finished ? `replaying at ${state.speed}×` : `${state.total - state.index} events behind live`;
     put($("#player-status"), "textContent", `event ${state.index} of ${state.total} · t = ${state.t_ms.toFixed(1)} ms · ${mode}`);
-    put($("#player-speed"), "value", String(state.speed));
-    // The lesson strip and the classroom follow the player through this (last: views are drawn).
-    document.dispatchEvent(new CustomEvent("flow:player", { detail: state }));
   }
 
   function bindPlayer() {

@@ -341,6 +341,18 @@ export function curvePoint(s, c, e, t) {
   return { x: u * u * s.x + 2 * u * t * c.x + t * t * e.x, y: u * u * s.y + 2 * u * t * c.y + t * t * e.y };
 }
 
+/** Keyframes that carry a token along an edge's curve as `steps` straight pieces of one
+    CSS transform each: the browser animates them on its own (on the compositor, with
+    will-change: transform), with no script, style or layout per frame. */
+export function tokenKeyframes(curve, steps = 8) {
+  const frames = [];
+  for (let i = 0; i <= steps; i++) {
+    const p = curvePoint(curve.s, curve.c, curve.e, i / steps);
+    frames.push({ transform: `translate(${p.x.toFixed(1)}px, ${p.y.toFixed(1)}px)`, offset: i / steps });
+  }
+  return frames;
+}
+
 const ALONG = [0.5, 0.38, 0.62, 0.26, 0.74, 0.16, 0.84];
 const ACROSS = [0, -1, 1, -2, 2, -3, 3];
 

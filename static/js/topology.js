@@ -10,7 +10,7 @@
 import { h, onFrame, onPacedFrame, reducedMotion } from "./dom.js";
 import { edgeRates, rateText } from "./fidelity.js";
 import * as legend from "./legend.js";
-import { curvePoint, layoutGraph, lineOffsets, placeLabels, SIZES, splitActor } from "./topology-layout.js";
+import { curvePoint, layoutGraph, lineOffsets, placeLabels, SIZES, splitActor, tokenKeyframes } from "./topology-layout.js";
 
 const COLUMN_BY_PREFIX = {
   client: 0, producer: 0, publisher: 0,
@@ -112,6 +112,7 @@ class Topology {
   }
 
   reset() {
+    for (const token of this.tokens || []) if (token.animation) token.animation.cancel();
     this.nodes = new Map();
     this.edges = new Map();
     this.tokens = [];
@@ -442,9 +443,27 @@ class Topology {
     edge.lastToken = token;
     this.layers.tokens.append(token.g);
     this.tokens.push(token);
-    while (this.tokens.length > MAX_TOKENS) this.tokens.shift().g.remove();
+    while (this.tokens.length > MAX_TOKENS) this.drop(this.tokens[0]);
+    if (edge.curve && token.g.animate) {
+      // The browser moves it (a transform animation): a token moved by script each frame
+      // cost a style and SVG layout pass of the whole drawing every frame.
+      token.animation = token.g.animate(tokenKeyframes(edge.curve), { duration: token.duration, easing: "linear", fill: "forwards" });
+      token.animation.onfinish = () => this.drop(token);
+      return;
+    }
     this.place(token, 0);
-    if (this.tokens.length === 1) requestAnimationFrame(this.tick);
+    if (!this.ticking) {
+      this.ticking = true;
+      requestAnimationFrame(this.tick);
+    }
+  }
+
+  /** Take a token off the drawing (arrived, or the oldest of too many). */
+  drop(token) {
+    const at = this.tokens.indexOf(token);
+    if (at >= 0) this.tokens.splice(at, 1);
+    if (token.animation) token.animation.cancel();
+    token.g.remove();
   }
 
   /** Whether this frame may start one more token (TOKENS_PER_FRAME). */
@@ -506,17 +525,22 @@ class Topology {
     token.g.setAttribute("transform", `translate(${point.x},${point.y})`);
   }
 
+  /** Moves the tokens the browser does not animate itself (no Element.animate, or a curve
+      not placed yet when the token started). */
   tick(now) {
-    this.tokens = this.tokens.filter((token) => {
+    let moving = false;
+    for (const token of [...this.tokens]) {
+      if (token.animation) continue;
       const t = (now - token.start) / token.duration;
       if (t >= 1) {
-        token.g.remove();
-        return false;
+        this.drop(token);
+        continue;
       }
       this.place(token, Math.max(0, t));
-      return true;
-    });
-    if (this.tokens.length) requestAnimationFrame(this.tick);
+      moving = true;
+    }
+    this.ticking = moving;
+    if (moving) requestAnimationFrame(this.tick);
   }
 
   /** A panel's own line under an actor's node (e.g. "5 persons · state 3c397e"). */

@@ -62,6 +62,17 @@ export function offsetsText(offsets, ends = 8) {
   return `${shown(offsets.slice(0, ends))} → … ${offsets.length - 2 * ends} more … → ${shown(offsets.slice(-ends))}`;
 }
 
+/** What the keys table says of a key: the partitions its messages landed in, whether that is
+    the one its hash picks, whether its known offsets grow in send order, and its offsets. */
+export function keyFacts(k) {
+  const landed = [...new Set(k.sent.map((m) => m.partition))];
+  const offsets = k.sent.map((m) => m.offset);
+  const known = offsets.filter((o) => o !== null);
+  const ordered = known.every((o, i) => i === 0 || o > known[i - 1]) && landed.length <= 1;
+  const agrees = landed.length === 1 && landed[0] === k.expected;
+  return { landed, agrees, ordered, offsets: offsetsText(offsets) };
+}
+
 const KEY_LABEL_MAX = 10; // characters of a hand-typed key shown in a cell; its title has it whole
 
 /** A cell's short name for a key: k3 for the run's key-3, a hand-typed key cut to fit. */
@@ -260,28 +271,42 @@ const panel = {
   },
 
   renderKeys() {
-    const rows = [...this.state.keys.values()]
-      .sort(keyOrder)
-      .map((k) => {
-        const landed = [...new Set(k.sent.map((m) => m.partition))];
-        const offsets = k.sent.map((m) => m.offset);
-        const known = offsets.filter((o) => o !== null);
-        const ordered = known.every((o, i) => i === 0 || o > known[i - 1]) && landed.length <= 1;
-        const agrees = landed.length === 1 && landed[0] === k.expected;
-        return h("tr", {
-          class: this.hot === k.key ? "kp-hot-row" : "",
-          dataset: { key: k.key, expected: k.expected, landed: landed.join(","), ordered: String(ordered), agrees: String(agrees) },
-        },
-        h("td", {}, h("button", { type: "button", class: "kp-key", onclick: () => this.toggleKey(k.key),
-          "aria-pressed": String(this.hot === k.key) }, k.key)),
-        h("td", { class: "num mono" }, String(k.hash)),
-        h("td", { class: "num" }, `p${k.expected}`),
-        h("td", {}, landed.map((p) => `p${p}`).join(", "), " ", agrees ? h("span", { class: "ok" }, "✓ as hashed")
-          : h("span", { class: "bad" }, "✗ not where the hash says")),
-        h("td", { class: "mono small" }, offsetsText(offsets)),
-        h("td", {}, ordered ? h("span", { class: "ok" }, "✓ in send order") : h("span", { class: "bad" }, "✗ out of order")));
-      });
-    this.keysBody.replaceChildren(...rows);
+    // One row per key, made once and brought up to date in place: rebuilding the table every
+    // render restyled and laid out every row again, several times a second while a run streams.
+    if (!this.keyRows || this.keyRows.root !== this.state) this.keyRows = { root: this.state, rows: new Map() };
+    const rows = [...this.state.keys.values()].sort(keyOrder).map((k) => {
+      const row = entry(this.keyRows.rows, k.key, () => this.keyRow(k));
+      const facts = keyFacts(k);
+      const hot = this.hot === k.key;
+      const shown = `${hot}|${facts.landed}|${facts.agrees}|${facts.ordered}|${facts.offsets}`;
+      if (row.shown !== shown) {
+        row.shown = shown;
+        row.tr.className = hot ? "kp-hot-row" : "";
+        Object.assign(row.tr.dataset, { landed: facts.landed.join(","), ordered: String(facts.ordered), agrees: String(facts.agrees) });
+        row.button.setAttribute("aria-pressed", String(hot));
+        row.landed.replaceChildren(facts.landed.map((p) => `p${p}`).join(", "), " ", facts.agrees
+          ? h("span", { class: "ok" }, "✓ as hashed") : h("span", { class: "bad" }, "✗ not where the hash says"));
+        row.offsets.textContent = facts.offsets;
+        row.order.replaceChildren(facts.ordered ? h("span", { class: "ok" }, "✓ in send order") : h("span", { class: "bad" }, "✗ out of order"));
+      }
+      return row.tr;
+    });
+    syncChildren(this.keysBody, rows);
+  },
+
+  /** A key's row of the keys table, without the facts renderKeys fills in. */
+  keyRow(k) {
+    const row = {
+      shown: "",
+      button: h("button", { type: "button", class: "kp-key", onclick: () => this.toggleKey(k.key) }, k.key),
+      landed: h("td"),
+      offsets: h("td", { class: "mono small" }),
+      order: h("td"),
+    };
+    row.tr = h("tr", { dataset: { key: k.key, expected: k.expected } },
+      h("td", {}, row.button), h("td", { class: "num mono" }, String(k.hash)), h("td", { class: "num" }, `p${k.expected}`),
+      row.landed, row.offsets, row.order);
+    return row;
   },
 };
 

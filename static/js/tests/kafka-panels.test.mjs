@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import test from "node:test";
 
 import { memberRow } from "../panels/kafka-consumer-groups.js";
-import { keyOrder, keyShort, offsetsText } from "../panels/kafka-partitions.js";
+import { keyFacts, keyOrder, keyShort, offsetsText } from "../panels/kafka-partitions.js";
 
 test("keyShort shortens the run's keys and cuts long keys typed by hand", () => {
   assert.equal(keyShort("key-3"), "k3");
@@ -34,4 +34,15 @@ test("offsetsText shows a few offsets whole and thousands as their ends with how
   const text = offsetsText(many, 2);
   assert.equal(text, "0 → 1 → … 2496 more … → 2498 → 2499");
   assert.equal(offsetsText(many.slice(0, 5), 2), "0 → 1 → 2 → 3 → 4");
+});
+
+test("keyFacts: a key's partitions, whether its hash agrees, and whether its offsets keep send order", () => {
+  const sent = (...pairs) => pairs.map(([partition, offset]) => ({ partition, offset }));
+  assert.deepEqual(keyFacts({ expected: 2, sent: sent([2, 0], [2, null], [2, 5]) }),
+    { landed: [2], agrees: true, ordered: true, offsets: "0 → ? → 5" });
+  const moved = keyFacts({ expected: 2, sent: sent([2, 0], [1, 3]) });
+  assert.deepEqual([moved.landed, moved.agrees, moved.ordered], [[2, 1], false, false]);
+  assert.equal(keyFacts({ expected: 0, sent: sent([0, 4], [0, 2]) }).ordered, false);
+  assert.equal(keyFacts({ expected: 0, sent: sent([0, 4], [0, 4]) }).ordered, false); // the same offset twice
+  assert.deepEqual(keyFacts({ expected: 0, sent: [] }), { landed: [], agrees: false, ordered: true, offsets: "" });
 });

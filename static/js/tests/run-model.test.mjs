@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { compareSummaries, latencyStats, progressOf, progressText, RunModel } from "../run-model.js";
+import { compareSummaries, latencyStats, mergeSorted, progressOf, progressText, RunModel } from "../run-model.js";
 
 const FIXTURES = new URL("../../../flows/tests/fixtures/summary/", import.meta.url);
 const load = (name) => JSON.parse(readFileSync(new URL(name, FIXTURES), "utf8"));
@@ -98,3 +98,22 @@ for (const [i, { values, expected }] of load("latency_stats.json").cases.entries
     assertStats(latencyStats(values), expected, "latency");
   });
 }
+
+test("mergeSorted adds the points after `from` to the sorted ones, as one sort of them all would", () => {
+  const values = [5, 1, 3, 3, 9, 0.5, 2, 7, 3];
+  const first = mergeSorted(new Float64Array(0), values.slice(0, 4), 0);
+  assert.deepEqual([...first], [1, 3, 3, 5]);
+  assert.deepEqual([...mergeSorted(first, values, 4)], [...Float64Array.from(values).sort()]);
+  assert.deepEqual([...mergeSorted(first, values.slice(0, 4), 4)], [1, 3, 3, 5]); // nothing new
+});
+
+test("a model's latency stats stay exact when points arrive between snapshots", () => {
+  const model = new RunModel();
+  const feed = (seq, ms) => model.feed({ seq, t_ms: seq, kind: "process", actor: "c", message_id: `m${seq}`, attrs: { end_to_end_ms: ms } });
+  [4, 2, 8].forEach((ms, i) => feed(i + 1, ms));
+  assert.equal(model.snapshot().latency_ms.end_to_end.p50, 4);
+  [1, 1, 9, 3].forEach((ms, i) => feed(i + 4, ms));
+  assert.deepEqual(model.snapshot().latency_ms.end_to_end, latencyStats([4, 2, 8, 1, 1, 9, 3]));
+  model.reset();
+  assert.equal(model.snapshot().latency_ms.end_to_end.count, 0);
+});

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import test from "node:test";
 
 import {
-  clusterOf, curvePoint, estimateWidth, layoutGraph, lineOffsets, MAX_SCALE, MIN_SCALE, overlaps, placeLabels, SIZES, wrapName,
+  clusterOf, curvePoint, estimateWidth, layoutGraph, lineOffsets, MAX_SCALE, MIN_SCALE, overlaps, placeLabels, SIZES, tokenKeyframes, wrapName,
 } from "../topology-layout.js";
 import { partRanges } from "../panels/kafka-consumer-groups.js";
 
@@ -168,4 +168,16 @@ test("the consumer-group panel's box note names partitions as ranges", () => {
   assert.equal(partRanges([0, 1, 2, 3, 8, 10, 11]), "p0–p3, p8, p10–p11");
   assert.equal(partRanges([]), "none");
   assert.equal(partRanges([5]), "p5");
+});
+
+test("a token's keyframes follow its edge's curve from start to end as translate() transforms", () => {
+  const curve = { s: { x: 0, y: 0 }, c: { x: 50, y: 100 }, e: { x: 100, y: 0 } };
+  const frames = tokenKeyframes(curve, 4);
+  assert.equal(frames.length, 5);
+  assert.deepEqual(frames.map((f) => f.offset), [0, 0.25, 0.5, 0.75, 1]);
+  assert.equal(frames[0].transform, "translate(0.0px, 0.0px)");
+  assert.equal(frames[4].transform, "translate(100.0px, 0.0px)");
+  const mid = curvePoint(curve.s, curve.c, curve.e, 0.5);
+  assert.equal(frames[2].transform, `translate(${mid.x.toFixed(1)}px, ${mid.y.toFixed(1)}px)`);
+  assert.equal(tokenKeyframes(curve).length, 9); // 8 straight pieces by default
 });
