@@ -11,10 +11,11 @@ pytestmark = pytest.mark.browser
 
 def test_a_cut_result_is_fetched_whole_for_the_panels(daphne_server, browser_page):
     page = browser_page
-    # Enough messages that every key's offsets and seqs no longer fit the summary's bound.
+    # Enough messages that every key's offsets and seqs no longer fit the summary's bound (only a run
+    # that records every event lists each read; a sampled one has each key's counts and first/last offsets).
     messages = 12_000
     run_id = browser.start_run(page, daphne_server, "kafka-partitions",
-                               {"messages": messages, "rate": 0, "partitions": 4, "keys": 8})
+                               {"messages": messages, "rate": 0, "partitions": 4, "keys": 8, "fidelity": "full"})
     assert browser.wait_until_finished(page, 180) == "succeeded"
     summary = daphne_server.get_json(f"/api/runs/{run_id}/")
     assert summary["result"]["truncated"]["full"] == f"/api/runs/{run_id}/result/"

@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 
 from ..context import RunContext
 from .clients import producer_config
-from .placements import Placements
 
 PRODUCER = "producer"
 # Waiting for the queue to drain when librdkafka's local buffer is full.
@@ -120,8 +119,11 @@ class KeyedProducer:
         self.sent = 0
         self.failed = 0
         self.refused: set[str] = set()  # ids whose delivery report was an error
-        # message id → (partition, offset or None when acks=0 gives no offset back)
-        self.placements = Placements()
+        self.confirmed = 0  # messages whose delivery report was a success
+        # Where each message sent by hand landed, for the Publish action's answer: id → (partition,
+        # offset or None when acks=0 gives no offset back). The run's own messages are only counted:
+        # nothing asks where one of them landed, and a slot each would be a million at the bound.
+        self.placements: dict[str, tuple[int, int | None]] = {}
         # partition → 1 + the highest offset a delivery report confirmed
         self.end_offsets: dict[int, int] = {}
         self._untraced = ctx.untraced_test()
@@ -142,9 +144,11 @@ class KeyedProducer:
                     between()
             if interval:
                 next_at = max(next_at + interval, time.monotonic() - interval)
-            self.ctx.check()
-            if between is not None and not interval and not (n - 1) % SERVE_EVERY:
-                between()
+                self.ctx.check()
+            elif not (n - 1) % SERVE_EVERY:  # unpaced: a cancel is seen within SERVE_EVERY sends (well under 1 ms)
+                self.ctx.check()
+                if between is not None:
+                    between()
             self.send(n, serve=bool(interval) or not n % SERVE_EVERY)
 
     def send(self, n: int, serve: bool = True) -> None:
@@ -164,17 +168,19 @@ class KeyedProducer:
         if key not in self.keys and key not in self.hand_keys:
             self.hand_keys.append(key)
         value = encode(Payload(mid, key, seq, self.ctx.elapsed_ms()), self.message_bytes, body.encode())
-        self._produce(value, key.encode())
+        self._produce(value, key.encode(), delivered=self._delivered_by_hand)
         return mid
 
     def all_keys(self) -> list[str]:
         return [*self.keys, *self.hand_keys]
 
-    def _produce(self, value: bytes, key_bytes: bytes, serve: bool = True) -> None:
+    def _produce(self, value: bytes, key_bytes: bytes, serve: bool = True,
+                 delivered: Callable[[Any, Any], None] | None = None) -> None:
+        # One bound callback for every scripted message: the report finds id, key and send time in the value.
+        on_delivery = self._delivered if delivered is None else delivered
         while True:
             try:
-                # One bound callback for every message: the report finds id, key and send time in the value.
-                self._producer.produce(self.topic, value, key_bytes, on_delivery=self._delivered)
+                self._producer.produce(self.topic, value, key_bytes, on_delivery=on_delivery)
                 break
             except BufferError:
                 self.ctx.check()  # a full local queue also fills up when the broker is gone
@@ -197,7 +203,9 @@ class KeyedProducer:
 
     def _tally_routed(self) -> None:
         routed, tally = self._routed, self.ctx.tally
-        tally(PRODUCER, PRODUCER, "publish", sum(routed.values()))
+        served = sum(routed.values())
+        self.confirmed += served
+        tally(PRODUCER, PRODUCER, "publish", served)
         for partition, n in routed.items():
             tally(PRODUCER, f"topic:{self.topic_label}/p{partition}", "route", n)
         routed.clear()
@@ -218,6 +226,14 @@ class KeyedProducer:
             self._tally_routed()
         return left == 0
 
+    def _delivered_by_hand(self, err: Any, msg: Any) -> None:
+        """A hand-published message's report: also where it landed, for the Publish action."""
+        if err is None:
+            offset = msg.offset()
+            self.placements[message_id_of(msg.value())] = (
+                msg.partition(), offset if offset is not None and offset >= 0 else None)
+        self._delivered(err, msg)
+
     def _delivered(self, err: Any, msg: Any) -> None:
         value = msg.value()
         if err is not None:
@@ -227,18 +243,19 @@ class KeyedProducer:
             self.ctx.emit("error", PRODUCER, payload.message_id, topic=self.topic, key=payload.key,
                           reason=f"produce failed: {err.str()}")
             return
-        # Runs once per message: the bookkeeping needs only the id's bytes; the rest of the header
-        # only a traced message's events.
+        # Runs once per message: the bookkeeping is the id's bytes, its partition's end offset
+        # and a count; the rest of the header only a traced message's events need.
         head = value[:value.index(b"|")]
         partition, offset = msg.partition(), msg.offset()
-        known = offset if offset is not None and offset >= 0 else None  # acks=0: no offset comes back
-        self.placements.put_number(int(head[2:]), partition, known)
-        if known is not None and known >= self.end_offsets.get(partition, 0):
-            self.end_offsets[partition] = known + 1
+        ends = self.end_offsets
+        if offset is not None and offset >= ends.get(partition, 0):  # acks=0: no offset comes back (-1)
+            ends[partition] = offset + 1
         if self._untraced(head) or not self.ctx.traced(head.decode()):
-            # A sampling run counts a plain message's events, tallied after this poll (``_poll``).
+            # A sampling run counts a plain message (and its events), tallied after this poll (``_poll``).
             self._routed[partition] = self._routed.get(partition, 0) + 1
             return
+        self.confirmed += 1
+        known = offset if offset is not None and offset >= 0 else None
         payload = decode(value)
         mid, key, waited_ms = payload.message_id, payload.key, round(self.ctx.elapsed_ms() - payload.published_ms, 3)
         topic = self.topic

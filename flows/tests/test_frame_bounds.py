@@ -18,7 +18,7 @@ from flows.models import Run
 from flows.pipeline import MAX_FRAME_BYTES, EventPipeline
 from flows.recorder import Recorder
 from flows.runner import get_runner
-from flows.workflows.kafka_partitions import KafkaPartitions, KeyLane
+from flows.workflows.kafka_partitions import KafkaPartitions, KeyLane, KeyReads
 
 FRAME_LIMIT = 512 * 1024
 
@@ -28,20 +28,23 @@ def frame_bytes(message: dict) -> int:
 
 
 def largest_kafka_partitions_result() -> dict:
-    """The real result builder, fed what a run at the largest allowed parameters reads."""
+    """The real result builder, fed what a run at the largest allowed parameters reads at fidelity
+    ``full`` (only such a run lists each read of each key)."""
     params = {name: p.max if p.max is not None else p.default for name, p in KafkaPartitions.params.items()}
     messages, partitions, keys = params["messages"], params["partitions"], params["keys"]
     key_list = [f"key-{k}" for k in range(1, keys + 1)]
-    by_key = {k: KeyLane() for k in key_list}  # what the reader holds
+    by_key = {k: KeyReads(k) for k in key_list}
+    lanes = {k: KeyLane() for k in key_list}
     ends = dict.fromkeys(range(partitions), 0)
     for n in range(1, messages + 1):
         key = key_list[(n - 1) % keys]
-        part = hash(key) % partitions
-        by_key[key].extend(((n - 1) // keys + 1, part, ends[part]))
+        part, seq = hash(key) % partitions, (n - 1) // keys + 1
+        by_key[key].read(seq, part, ends[part])
+        lanes[key].extend((seq, part, ends[part]))
         ends[part] += 1
-    producer = SimpleNamespace(all_keys=lambda: key_list, placements=range(messages), failed=0, sent=messages,
+    producer = SimpleNamespace(all_keys=lambda: key_list, confirmed=messages, failed=0, sent=messages,
                                end_offsets=ends)
-    reader = SimpleNamespace(by_key=by_key, end_offsets=ends, per_partition=ends, count=messages)
+    reader = SimpleNamespace(by_key=by_key, lanes=lanes, end_offsets=ends, per_partition=ends, count=messages)
     return KafkaPartitions._result({**params, "acks": "all", "idempotent": False}, "flows.run-1.orders",
                                    producer, reader, 10.0)
 

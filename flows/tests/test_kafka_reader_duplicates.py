@@ -60,7 +60,8 @@ def test_the_reader_keeps_each_keys_reads_in_order_and_marks_hand_published_ones
                Record(Payload("m-1000", "key-1", 2, 0.0), 1, 1)]  # beyond the plan: published by hand
     reader._read(records[:2])
     reader._read(records[2:])
-    assert list(reader.by_key["key-1"]) == [(1, 1, 0), (2, 1, 1)]
+    # Recording every event, the reader lists each read of a key too (seq, partition, offset).
+    assert list(reader.lanes["key-1"]) == [(1, 1, 0), (2, 1, 1)] and reader.by_key["key-1"].out_of_order == 0
     assert reader.count == 3 and reader.per_partition == {1: 2, 0: 1}
     unplanned = {e["message_id"] for e in ctx.events if e["attrs"].get("planned") is False}
     assert unplanned == {"m-1000"} and not any(e["duplicate"] for e in ctx.events)

@@ -96,7 +96,7 @@ class KafkaPartitions(HandPublishing, Workflow):
         self.producer.flush()  # the reports of records published by hand, too
         # Full speed again, so a backlog built by hand drains within the deadline.
         self.reader.delay_ms = 0
-        reader, confirmed = self.reader, len(self.producer.placements)
+        reader, confirmed = self.reader, self.producer.confirmed
         try:
             self.ctx.wait_until(lambda: reader.count >= confirmed or reader.error is not None,
                                 ACKS0_GRACE_S if self.p["acks"] == "0" else READ_TIMEOUT_S,
@@ -143,18 +143,21 @@ class KafkaPartitions(HandPublishing, Workflow):
         keys: dict[str, Any] = {}
         shared = SharedInts()
         for key in producer.all_keys():
-            seqs, parts, offsets = lane_columns(reader.by_key.get(key, ()))
-            partitions = sorted(set(parts))
-            seqs, offsets = shared.of(seqs), shared.of(offsets)
+            reads = reader.by_key.get(key) or KeyReads(key)
             keys[key] = {
                 "murmur2": murmur2(key.encode()),
                 "expected_partition": partition_for(key.encode(), p["partitions"]),
-                "partitions": partitions,
-                "offsets": offsets,
-                "seqs": seqs,
-                # Per-key order: the reader, reading each lane from offset 0, saw this key's messages in send order.
-                "in_order": seqs == sorted(seqs) and len(partitions) <= 1,
+                "partitions": sorted(reads.partitions),
+                "reads": reads.reads,
+                "first_offset": reads.first_offset,
+                "last_offset": reads.last_offset,
+                # Per-key order: the reader, reading each lane from offset 0, saw this key's messages in send
+                # order, all from one partition (each read that broke it is a deliver/process with a reason).
+                "in_order": not reads.out_of_order,
             }
+            if reader.lanes is not None:  # the run recorded every event: each read, too
+                seqs, _parts, offsets = lane_columns(reader.lanes.get(key, ()))
+                keys[key]["offsets"], keys[key]["seqs"] = shared.of(offsets), shared.of(seqs)
         lanes = {str(part): {"end_offset": reader.end_offsets.get(part), "messages": reader.per_partition.get(part, 0),
                              "keys": sorted({k for k, v in keys.items() if part in v["partitions"]})}
                  for part in range(p["partitions"])}
@@ -164,7 +167,7 @@ class KafkaPartitions(HandPublishing, Workflow):
             "acks": p["acks"],
             "idempotent_producer": p["idempotent"],
             "sent": sent,
-            "confirmed": len(producer.placements),
+            "confirmed": producer.confirmed,
             "read": reader.count,
             "lost": max(0, sent - producer.failed - reader.count),
             "lanes": lanes,
@@ -196,8 +199,11 @@ class PartitionReader(threading.Thread):
         self._seen = bytearray()
         self.again: dict[str, int] = {}
         self.per_partition: dict[int, int] = {}
-        self.by_key: dict[str, KeyLane] = {}  # key → (seq, partition, offset) columns in read order
-        self._lanes: dict[bytes, KeyLane] = {}  # the same lanes by the key's bytes in the value's header
+        self.by_key: dict[str, KeyReads] = {}  # key → its reads so far (the per-key order check)
+        self._keys: dict[bytes, KeyReads] = {}  # the same, by the key's bytes in the value's header
+        # key → (seq, partition, offset) of each read, in read order, while the run records every event;
+        # None once it samples (no one follows a run that big message by message).
+        self.lanes: dict[str, KeyLane] | None = {}
         self._untraced = ctx.untraced_test()
         self.end_offsets: dict[int, int] = {}
         self.error: str | None = None
@@ -239,8 +245,8 @@ class PartitionReader(threading.Thread):
     def _read(self, messages: list[Any]) -> None:
         """Count, check and (if traced) record a fetched batch; runs once per record, so a plain
         record of a sampling run costs a split of its header, a CRC and a few counters."""
-        plan, seen, again, lanes, per_partition = self.plan, self._seen, self.again, self._lanes, self.per_partition
-        untraced_test, traced, lanes_get = self._untraced, self.ctx.traced, lanes.get
+        plan, seen, keys_get = self.plan, self._seen, self._keys.get
+        untraced_test, traced = self._untraced, self.ctx.traced
         events: list[tuple] = []  # the batch's events, stamped together (one lock round trip)
         ends: dict[int, int | None] = {}  # one watermark look-up per partition per batch
         untraced: dict[int, int] = {}
@@ -259,39 +265,60 @@ class PartitionReader(threading.Thread):
             except IndexError:
                 seen.extend(bytes(max(number + 1 - len(seen), len(seen))))
                 before = 0
-            partition = m.partition()
-            if before:
-                # Read once more: a record written twice (a producer retry without idempotence) is a
-                # second delivery to the same logical consumer, a duplicate, always recorded.
-                mid = head.decode()
-                attempt = again[mid] = again.get(mid, 1) + 1
-                self._traced(events, m, value, attempt, ends)
-            elif (plan is None or number <= plan) and (untraced_test(head) or not traced(head.decode())):
-                # A sampling run counts this plain message's events (per batch, below) instead of recording them.
+            sequence, partition, reads = int(seq), m.partition(), keys_get(key)
+            # A sampling run counts a plain message's events (per batch, in ``_record``) instead of recording them.
+            plain = not before and (plan is None or number <= plan) and (untraced_test(head) or not traced(head.decode()))
+            if plain and reads is not None and sequence >= reads.seq and partition == reads.partition:
+                # The common case in O(1): a first read, in its key's order, of a message not in the sample.
                 seen[number] = 1
                 untraced[partition] = untraced.get(partition, 0) + 1
+                reads.seq, reads.last_offset = sequence, m.offset()
+                reads.reads += 1
             else:
-                seen[number] = 1
-                self._traced(events, m, value, 1, ends)
-            lane = lanes_get(key)
-            if lane is None:
-                lane = self._lane(key, value)
-            lane.extend((int(seq), partition, m.offset()))
-            per_partition[partition] = per_partition.get(partition, 0) + 1
+                self._unusual(events, m, value, key, sequence, before, plain, untraced, ends)
             read += 1
         self._record(events, read, untraced)
         self.progress.set()
 
-    def _lane(self, key: bytes, value: bytes) -> KeyLane:
-        """The lane of a key first seen in this value (by its bytes, and by its name in ``by_key``)."""
+    def _unusual(self, events: list[tuple], m: Any, value: bytes, key: bytes, seq: int, before: int,
+                 plain: bool, untraced: dict[int, int], ends: dict[int, int | None]) -> None:
+        """Every read but a plain one in order: a key's first, one out of its key's order, a traced
+        message, a message read again, one sent by hand; each read too while ``lanes`` keeps them."""
+        partition, offset = m.partition(), m.offset()
+        reads = self._keys.get(key) or self._key(key, value)
+        why = reads.read(seq, partition, offset)
+        lanes = self.lanes
+        if lanes is not None:
+            lane = lanes.get(reads.name)
+            if lane is None:
+                lane = lanes[reads.name] = KeyLane()
+            lane.extend((seq, partition, offset))
+        number = int(value[2:value.index(b"|")])
+        if before:
+            # Read once more: a record written twice (a producer retry without idempotence) is a
+            # second delivery to the same logical consumer, a duplicate, always recorded.
+            mid = value[:value.index(b"|")].decode()
+            attempt = self.again[mid] = self.again.get(mid, 1) + 1
+            self._traced(events, m, value, attempt, ends, why)
+        elif plain and not why:
+            self._seen[number] = 1
+            untraced[partition] = untraced.get(partition, 0) + 1
+            return  # counted with the batch's other plain reads
+        else:
+            self._seen[number] = 1
+            self._traced(events, m, value, 1, ends, why)
+        self.per_partition[partition] = self.per_partition.get(partition, 0) + 1
+
+    def _key(self, key: bytes, value: bytes) -> KeyReads:
+        """The reads of a key first seen in this value (by its bytes, and by its name in ``by_key``)."""
         from ..kafka.producer import decode
 
         name = decode(value).key
-        lane = self._lanes[key] = self.by_key.setdefault(name, KeyLane())
-        return lane
+        reads = self._keys[key] = self.by_key.setdefault(name, KeyReads(name))
+        return reads
 
     def _traced(self, events: list[tuple], m: Any, value: bytes, attempt: int,
-                ends: dict[int, int | None]) -> None:
+                ends: dict[int, int | None], why: str = "") -> None:
         """The deliver and process events of one record, with what marks it (a duplicate, sent by hand)."""
         from ..kafka.offsets import cached_end_offset
         from ..kafka.producer import decode, number_of
@@ -306,9 +333,11 @@ class PartitionReader(threading.Thread):
                      "end_offset": ends[partition]}
         processed = {"topic": topic, "partition": partition, "offset": offset, "key": key, "member": "reader",
                      "end_to_end_ms": round(self.ctx.elapsed_ms() - payload.published_ms, 3)}
-        extra: dict[str, Any] = {} if not duplicate else {
-            "reason": f"the same message again at offset {offset}: written twice by a producer retry "
-                      "(idempotent producer off)"}
+        reasons = [why] if why else []
+        if duplicate:
+            reasons.insert(0, f"the same message again at offset {offset}: written twice by a producer retry "
+                              "(idempotent producer off)")
+        extra: dict[str, Any] = {"reason": "; ".join(reasons)} if reasons else {}
         if plan is not None and number_of(mid) > plan:
             extra["planned"] = False
         delivered.update(extra)
@@ -326,13 +355,53 @@ class PartitionReader(threading.Thread):
             self.ctx.emit_many(events)
             events.clear()
         if untraced:
-            tally = self.ctx.tally
+            tally, per_partition = self.ctx.tally, self.per_partition
             for partition, n in untraced.items():
                 tally(f"topic:{TOPIC_LABEL}/p{partition}", READER, "deliver", n)
+                per_partition[partition] = per_partition.get(partition, 0) + n
             tally(READER, READER, "process", sum(untraced.values()))
             untraced.clear()
+            self.lanes = None  # plain reads are only counted: the lanes would miss them
         self.count += read
         return 0
+
+
+class KeyReads:
+    """One key's reads so far, in O(1) space: enough to check per-key order as they come.
+
+    Per-key order holds while every read of the key comes from the partition of its first read
+    with a sequence number not below the previous read's (the same message read again is no
+    break); ``read`` says why a read breaks it, and the reader records that read with the reason.
+    """
+
+    __slots__ = ("name", "seq", "partition", "partitions", "reads", "first_offset", "last_offset", "out_of_order")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seq = 0  # of the last read
+        self.partition = -1  # of the last read
+        self.partitions: set[int] = set()
+        self.reads = 0
+        self.first_offset: int | None = None
+        self.last_offset: int | None = None
+        self.out_of_order = 0  # reads that broke per-key order
+
+    def read(self, seq: int, partition: int, offset: int) -> str:
+        """Count a read; why it breaks per-key order, or ''."""
+        why = ""
+        if not self.reads:
+            self.first_offset = offset
+        elif partition != self.partition:
+            why = (f"{self.name} read from partition {partition} after partition {self.partition}: "
+                   "its messages are no longer in one partition")
+        elif seq < self.seq:
+            why = f"{self.name} seq {seq} read after seq {self.seq}: out of send order"
+        if why:
+            self.out_of_order += 1
+        self.partitions.add(partition)
+        self.seq, self.partition, self.last_offset = seq, partition, offset
+        self.reads += 1
+        return why
 
 
 class KeyLane(array):
