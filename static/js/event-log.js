@@ -78,8 +78,9 @@ class EventLog {
       this.els.kindFilter.insertBefore(h("option", { value: ev.kind }, ev.kind), before);
     }
     // At thousands of events a second the rows are rebuilt less often than every frame; out
-    // of view, at most 4 times a second (and a fast run's bursts then wait: see flush).
-    onPacedFrame(this, () => this.flush(), this.visible ? undefined : OFF_SCREEN_PACE);
+    // of view while following a live run, at most 4 times a second (and a fast run's bursts
+    // then wait: see flush). A seek or a replay step is drawn in the coming frame.
+    onPacedFrame(this, () => this.flush(), this.visible || !this.following ? undefined : OFF_SCREEN_PACE);
   }
 
   filter() {
