@@ -15,6 +15,7 @@ async lanes once their modules are merged). Stable hooks the tests read:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -108,6 +109,15 @@ def test_lanes_draw_one_row_per_protocol_and_the_table_is_the_api(daphne_server,
     browser.screenshot(page, "sync-vs-async-form")
 
 
+def settled_box(locator: Any, timeout_s: float = 5.0) -> dict | None:
+    """The element's box once it has one: a panel that renders again (the run's last summary)
+    replaces its lanes, and a box asked of the replaced element is None."""
+    deadline = time.monotonic() + timeout_s
+    while (box := locator.bounding_box()) is None and time.monotonic() < deadline:
+        locator.page.wait_for_timeout(50)
+    return box
+
+
 def test_the_backlog_area_rises_during_an_outage_and_drains_after(daphne_server, browser_page):
     page = browser_page
     protocols = browser.compare_protocols()
@@ -133,7 +143,7 @@ def test_the_backlog_area_rises_during_an_outage_and_drains_after(daphne_server,
         # It rose while the downstream was down (not before) and drained once it was back.
         assert float(lane["backlogPeakT"]) > start, lane
         assert lane["backlogLast"] == "0", lane
-        area = page.locator(f'.sva-lane[data-protocol="{lane["protocol"]}"] path.sva-backlog').bounding_box()
+        area = settled_box(page.locator(f'.sva-lane[data-protocol="{lane["protocol"]}"] path.sva-backlog'))
         assert area is not None and area["height"] > 20, area
     page.evaluate("window.scrollTo(0, 0)")
     browser.screenshot(page, "sync-vs-async-down")

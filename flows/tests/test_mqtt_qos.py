@@ -313,12 +313,16 @@ class TestMosquitto(MqttQosContract):
         counts, result = summary["counts"], summary["result"]
         assert summary["fidelity"]["mode"] == "sampled" and summary["fidelity"]["counted"] > 0
         assert counts["published"] == 300
-        assert counts["delivered"] == result["deliveries"] == 301 and counts["processed"] == 301
-        assert counts["duplicates"] == len(result["duplicates"]) == 1 and not result["lost"]
+        # m150 comes again (its PUBACK was lost); unpaced, the next message may have been in flight
+        # to the crashed subscriber too and comes again as well: a real duplicate, recorded as one.
+        duplicates = counts["duplicates"]
+        assert 1 <= duplicates <= 2 and duplicates == len(result["duplicates"]) and not result["lost"]
+        assert counts["delivered"] == result["deliveries"] == counts["processed"] == 300 + duplicates
         assert summary["progress"] == {"done": 300, "expected": 300}
         assert summary["kinds"]["ack"] == 300  # every PUBACK, recorded or counted
         dup = [e for e in deliveries(events) if e["duplicate"]]
-        assert [(e["message_id"], e["attrs"]["dup"]) for e in dup] == [("m150", True)]
+        assert len(dup) == duplicates and all(e["attrs"]["dup"] for e in dup)
+        assert dup[0]["message_id"] == "m150" and {e["message_id"] for e in dup} <= {"m150", "m151"}
         assert [e["message_id"] for e in events if e["kind"] == "crash"] == ["m150"]
         traced = {e["message_id"] for e in events if e["kind"] == "publish"}
         assert len(traced) < 30  # about one in FLOWS_SAMPLE_EVERY
