@@ -80,9 +80,13 @@ def decode(value: bytes) -> Payload:
     return _payload((mid.decode(), _unquote(text) if "%" in text else text, int(seq), float(published)))
 
 
+def head_of(value: bytes) -> bytes:
+    """The message id's bytes at the head of a value, without decoding the rest."""
+    return value[:value.index(b"|")]
+
+
 def message_id_of(value: bytes) -> str:
-    """Just the message id at the head of a value, without decoding the rest."""
-    return value[:value.index(b"|")].decode()
+    return head_of(value).decode()
 
 
 def number_of(message_id: str) -> int:
@@ -245,7 +249,7 @@ class KeyedProducer:
             return
         # Runs once per message: the bookkeeping is the id's bytes, its partition's end offset
         # and a count; the rest of the header only a traced message's events need.
-        head = value[:value.index(b"|")]
+        head = head_of(value)
         partition, offset = msg.partition(), msg.offset()
         ends = self.end_offsets
         if offset is not None and offset >= ends.get(partition, 0):  # acks=0: no offset comes back (-1)

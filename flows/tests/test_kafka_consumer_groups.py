@@ -270,3 +270,17 @@ class TestConsumerGroupsExternal(ConsumerGroupsContract):
 
 class TestConsumerGroupsEmbedded(ConsumerGroupsContract):
     mode = "embedded"
+
+
+@pytest.mark.parametrize(("given", "valid"), [
+    ({"messages": 30, "crash_at": 31}, False),
+    ({"messages": 30, "crash_at": 30}, True),
+    ({"messages": 30, "crash_at": 0}, True),
+])
+def test_a_crash_beyond_the_runs_last_message_is_refused(given: dict, valid: bool) -> None:
+    from flows.registry import get
+
+    _cleaned, errors = get(SLUG).validate(given)
+    assert ("crash_at" not in errors) is valid, errors
+    if not valid:
+        assert "31" in errors["crash_at"] and "30 messages" in errors["crash_at"]

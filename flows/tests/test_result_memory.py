@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 
 from flows.models import Run
-from flows.workflows.kafka_partitions import KafkaPartitions, KeyLane, SharedInts, lane_columns
+from flows.workflows.kafka_partitions import KafkaPartitions, KeyLane, SharedInts
 
 from .test_frame_bounds import largest_kafka_partitions_result
 
@@ -23,17 +23,13 @@ def test_the_result_lists_share_one_int_per_value():
     for n in range(1, 1001):
         lanes["a" if n % 2 else "b"].extend((n, 0, 500 + n))
     shared = SharedInts()
-    columns = {key: lane_columns(lane) for key, lane in lanes.items()}
+    columns = {key: lane.columns() for key, lane in lanes.items()}
     lists = {key: (shared.of(seqs), shared.of(offsets)) for key, (seqs, _parts, offsets) in columns.items()}
     # Same values as the lanes hold, in read order ...
     assert lists["a"][0] == list(range(1, 1001, 2)) and lists["a"][1] == [500 + n for n in range(1, 1001, 2)]
     # ... and a value met in two lists (a seq and an offset, of one key or of two) is one object.
     assert lists["a"][0][250] == lists["a"][1][0] == 501 and lists["a"][0][250] is lists["a"][1][0]
     assert lists["b"][1][0] == lists["b"][0][250] == 502 and lists["b"][1][0] is lists["b"][0][250]
-
-
-def test_lane_columns_read_tuples_too():
-    assert [list(c) for c in lane_columns([(1, 0, 7), (2, 1, 9)])] == [[1, 2], [0, 1], [7, 9]]
 
 
 def test_building_the_largest_result_costs_about_the_lists_themselves():

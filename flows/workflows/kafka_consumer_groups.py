@@ -75,6 +75,15 @@ class KafkaConsumerGroups(HandPublishing, Workflow):
         "message_bytes": int_param(100, 32, 100_000, "Size of each message value in bytes"),
     }
 
+    @classmethod
+    def validate(cls, given: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        cleaned, errors = super().validate(given)
+        if not errors and cleaned["crash_at"] > cleaned["messages"]:
+            # member-1 handles at most every message of the run: a later crash would never come.
+            errors["crash_at"] = (f"crash_at is {cleaned['crash_at']} but the run has {cleaned['messages']} messages: "
+                                  "at most messages (0 = never)")
+        return cleaned, errors
+
     def expected(self, params: dict[str, Any]) -> int:
         return params["messages"] * params["groups"]
 

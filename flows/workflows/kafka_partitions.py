@@ -156,7 +156,7 @@ class KafkaPartitions(HandPublishing, Workflow):
                 "in_order": not reads.out_of_order,
             }
             if reader.lanes is not None:  # the run recorded every event: each read, too
-                seqs, _parts, offsets = lane_columns(reader.lanes.get(key, ()))
+                seqs, _parts, offsets = (reader.lanes.get(key) or KeyLane()).columns()
                 keys[key]["offsets"], keys[key]["seqs"] = shared.of(offsets), shared.of(seqs)
         lanes = {str(part): {"end_offset": reader.end_offsets.get(part), "messages": reader.per_partition.get(part, 0),
                              "keys": sorted({k for k, v in keys.items() if part in v["partitions"]})}
@@ -275,12 +275,12 @@ class PartitionReader(threading.Thread):
                 reads.seq, reads.last_offset = sequence, m.offset()
                 reads.reads += 1
             else:
-                self._unusual(events, m, value, key, sequence, before, plain, untraced, ends)
+                self._unusual(events, m, value, head, key, sequence, before, plain, untraced, ends)
             read += 1
         self._record(events, read, untraced)
         self.progress.set()
 
-    def _unusual(self, events: list[tuple], m: Any, value: bytes, key: bytes, seq: int, before: int,
+    def _unusual(self, events: list[tuple], m: Any, value: bytes, head: bytes, key: bytes, seq: int, before: int,
                  plain: bool, untraced: dict[int, int], ends: dict[int, int | None]) -> None:
         """Every read but a plain one in order: a key's first, one out of its key's order, a traced
         message, a message read again, one sent by hand; each read too while ``lanes`` keeps them."""
@@ -293,11 +293,11 @@ class PartitionReader(threading.Thread):
             if lane is None:
                 lane = lanes[reads.name] = KeyLane()
             lane.extend((seq, partition, offset))
-        number = int(value[2:value.index(b"|")])
+        number = int(head[2:])
         if before:
             # Read once more: a record written twice (a producer retry without idempotence) is a
             # second delivery to the same logical consumer, a duplicate, always recorded.
-            mid = value[:value.index(b"|")].decode()
+            mid = head.decode()
             attempt = self.again[mid] = self.again.get(mid, 1) + 1
             self._traced(events, m, value, attempt, ends, why)
         elif plain and not why:
@@ -414,12 +414,11 @@ class KeyLane(array):
         flat = self.tolist()
         return zip(flat[0::3], flat[1::3], flat[2::3])
 
+    def columns(self) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
+        """The reads as three columns (seqs, partitions, offsets), without an object per read."""
+        return self[0::3], self[1::3], self[2::3]
 
-def lane_columns(lane: Any) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
-    """A key's reads as three columns (seqs, partitions, offsets): slices of a ``KeyLane``,
-    without an object per read."""
-    flat = lane if isinstance(lane, array) else array("q", [x for read in lane for x in read])
-    return flat[0::3], flat[1::3], flat[2::3]
+
 
 
 class SharedInts:
