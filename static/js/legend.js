@@ -71,8 +71,11 @@ function describe(ev) {
   else if (a.method) text = String(a.method);
   else if (a.routing_key !== undefined && a.routing_key !== "") text = `key ${a.routing_key}`;
   // The topic already names the partition's node; the key is what decided the partition.
+  // Read from a partition, the edge starts at that partition's node: the key alone says it.
   else if (a.topic !== undefined && a.partition !== undefined) {
-    text = a.key !== undefined && a.key !== null ? `${a.key} → p${a.partition}` : `p${a.partition}`;
+    const keyed = a.key !== undefined && a.key !== null;
+    if (["publish", "route"].includes(ev.kind)) text = keyed ? `${a.key} → p${a.partition}` : `p${a.partition}`;
+    else text = keyed ? String(a.key) : `p${a.partition}`;
   }
   else if (a.topic !== undefined) text = String(a.topic);
   else text = ev.message_id || ev.kind;

@@ -70,6 +70,8 @@ test("edge labels say what a message carries", () => {
   assert.equal(describe(ev("response", { method: "PUT", path: "/persons/1", status: 200 })), "PUT /persons/1 → 200");
   assert.equal(describe(ev("route", { routing_key: "eu.order" })), "key eu.order");
   assert.equal(describe(ev("route", { topic: "t", partition: 2, key: "key-3", offset: 7 })), "key-3 → p2 @7");
+  // Read from p2: the arrow starts at p2's node, so the label does not say it again.
+  assert.equal(describe(ev("deliver", { topic: "t", partition: 2, key: "key-3", offset: 7 })), "key-3 @7");
   assert.equal(describe(ev("deliver", { topic: "a/b", qos: 1 }, { duplicate: true })), "↻ a/b qos1");
   assert.equal(describe(ev("process")), "m1");
 });
