@@ -110,6 +110,8 @@ class Member(threading.Thread):
         self.assign_calls = 0
         self.done = 0  # messages handled
         self.busy = False  # between taking a batch and finishing it
+        # Set once its consumer is closed, so out of the group (a crash says "crashed" a moment earlier).
+        self.left = threading.Event()
         self._crash_requested = threading.Event()
         self._stop_requested = threading.Event()
         self._leaving = ""  # why the consumer is closing: crash | shutdown | left
@@ -494,8 +496,10 @@ class Member(threading.Thread):
 
     def _close_quietly(self) -> None:
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            try:
-                consumer.close()
-            except Exception:  # closing a consumer that already failed
-                log.debug("%s: close failed", self.actor, exc_info=True)
+        try:
+            if consumer is not None:
+                consumer.close()  # sends LeaveGroup and waits for its answer
+        except Exception:  # closing a consumer that already failed
+            log.debug("%s: close failed", self.actor, exc_info=True)
+        finally:
+            self.left.set()
