@@ -108,6 +108,7 @@ class Crew:
         assert ledger is not None, label  # the workflow checked the group
         with self._lock:
             taken = {m.number for m in self.members[label] if m.state != "stopped"}
+        self._after_leavers(label)
         return self._spawn(ledger, min(set(range(1, len(taken) + 2)) - taken), how="added by hand")
 
     def remove(self, label: str) -> Member | None:
@@ -125,7 +126,7 @@ class Crew:
         victim = self._find(target, alive=False) if target else (crashed[-1] if crashed else None)
         if victim is None or victim.state != "crashed":
             return None
-        victim.left.wait(LEAVE_WAIT_S)  # see replace_missing
+        self._after_leavers(victim.ledger.label)
         return self._spawn(victim.ledger, victim.number, how="restarted")
 
     def slow(self, target: str, delay_ms: int) -> Member | None:
@@ -137,6 +138,14 @@ class Crew:
     def unslow(self) -> None:
         for member in self.all_members():
             member.delay_ms = 0
+
+    def _after_leavers(self, label: str) -> None:
+        """Wait (bounded) until the members of ``label`` on their way out have left: see replace_missing."""
+        deadline = time.monotonic() + LEAVE_WAIT_S
+        with self._lock:
+            leaving = [m for m in self.members[label] if m.leaving]
+        for member in leaving:
+            member.left.wait(max(0.0, deadline - time.monotonic()))
 
     def _default_victim(self) -> Member | None:
         for ledger in self.ledgers:

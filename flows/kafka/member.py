@@ -134,6 +134,11 @@ class Member(threading.Thread):
         return len(self._uncommitted)
 
     @property
+    def leaving(self) -> bool:
+        """On its way out of the group (crashed, stopped, asked to leave), its consumer not closed yet."""
+        return (not self.alive or self._leaving_by_hand) and not self.left.is_set()
+
+    @property
     def crash_pending(self) -> bool:
         return self._crash_requested.is_set()
 

@@ -31,7 +31,7 @@ class Joining:
     joined: list[int] = []
 
     def __init__(self, ctx, ledger, settings, number, crash_at=0, how="") -> None:
-        self.number, self.state, self.alive, self.left = number, "starting", True, threading.Event()
+        self.number, self.state, self.alive, self.leaving, self.left = number, "starting", True, False, threading.Event()
         Joining.joined.append(number)
 
     def start(self) -> None:
@@ -79,16 +79,29 @@ def test_the_replacement_joins_after_the_crashed_member_has_left_not_while_it_le
     assert Joining.joined == [2]
 
 
+def meanwhile(action: threading.Thread):
+    def act() -> None:
+        action.start()  # the action, on the run thread, while the member's consumer closes
+        action.join(0.2)  # bounded: the newcomer must not get through while that consumer is open
+    return act
+
+
 def test_a_restart_asked_for_while_the_crashed_member_leaves_waits_for_the_leave(crew: Crew) -> None:
     restarting = threading.Thread(target=crew.restart, args=("billing/member-1",))
-
-    def restart_meanwhile() -> None:
-        restarting.start()  # the Restart action, on the run thread, as the crash event shows up
-        restarting.join(0.2)  # bounded: the restart must not get through while the consumer is open
-
-    member, consumer = crashing_member(crew, restart_meanwhile)
+    member, consumer = crashing_member(crew, meanwhile(restarting))
     assert member._handle_batch(records(1, 5)) is True
 
     assert consumer.joined_while_closing == []
     restarting.join(5)
     assert Joining.joined == [1]  # back under its name, once member-1 had left
+
+
+def test_a_member_added_while_another_leaves_by_hand_joins_after_the_leave(crew: Crew) -> None:
+    adding = threading.Thread(target=crew.add, args=("billing",))
+    member, consumer = crashing_member(crew, meanwhile(adding))
+    member.request_leave()
+    member._loop()  # sees the request at once: commits, says it stopped, closes its consumer
+
+    assert member.state == "stopped" and consumer.joined_while_closing == []
+    adding.join(5)
+    assert len(Joining.joined) == 1
