@@ -15,6 +15,9 @@ from .ledger import GroupLedger
 from .member import Member, MemberSettings
 
 STOP_TIMEOUT_S = 20.0
+# How long a newcomer waits for a crashed member's consumer to leave the group (a close takes
+# milliseconds; it is bounded by librdkafka's own timeouts when the broker does not answer).
+LEAVE_WAIT_S = 10.0
 # A cancelled run (timed out, cancelled, its broker dead) waits this long for all members at most;
 # a member stuck in a call to a dead broker is a daemon thread and ends on its own.
 CANCELLED_STOP_S = 3.0
@@ -105,6 +108,7 @@ class Crew:
         assert ledger is not None, label  # the workflow checked the group
         with self._lock:
             taken = {m.number for m in self.members[label] if m.state != "stopped"}
+        self._after_leavers(label)
         return self._spawn(ledger, min(set(range(1, len(taken) + 2)) - taken), how="added by hand")
 
     def remove(self, label: str) -> Member | None:
@@ -122,6 +126,7 @@ class Crew:
         victim = self._find(target, alive=False) if target else (crashed[-1] if crashed else None)
         if victim is None or victim.state != "crashed":
             return None
+        self._after_leavers(victim.ledger.label)
         return self._spawn(victim.ledger, victim.number, how="restarted")
 
     def slow(self, target: str, delay_ms: int) -> Member | None:
@@ -134,6 +139,14 @@ class Crew:
         for member in self.all_members():
             member.delay_ms = 0
 
+    def _after_leavers(self, label: str) -> None:
+        """Wait (bounded) until the members of ``label`` on their way out have left: see replace_missing."""
+        deadline = time.monotonic() + LEAVE_WAIT_S
+        with self._lock:
+            leaving = [m for m in self.members[label] if m.leaving]
+        for member in leaving:
+            member.left.wait(max(0.0, deadline - time.monotonic()))
+
     def _default_victim(self) -> Member | None:
         for ledger in self.ledgers:
             candidates = [m for m in self.alive(ledger.label) if not m.crash_pending]
@@ -142,13 +155,19 @@ class Crew:
         return None
 
     def replace_missing(self) -> None:
-        """A group whose last member crashed gets a new member, so its partitions are consumed again."""
+        """A group whose last member crashed gets a new member, so its partitions are consumed again.
+
+        Only once the crashed member's consumer has left the group: Tansu never completes a
+        JoinGroup that reached it while a member it waits on was still in the group, even when
+        that member leaves a moment later (``test_kafka_tansu_quirks.py``), so a newcomer that
+        joins during the crashed consumer's close would wait without partitions for minutes.
+        """
         if self._stopping:
             return
         for ledger in self.ledgers:
             with self._lock:
                 group = self.members[ledger.label]
-                if any(m.alive for m in group):
+                if any(m.alive or not m.left.is_set() for m in group):
                     continue
                 number = max(m.number for m in group) + 1 if group else 1
             if not any(m.state == "failed" for m in group):

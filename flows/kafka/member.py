@@ -110,6 +110,8 @@ class Member(threading.Thread):
         self.assign_calls = 0
         self.done = 0  # messages handled
         self.busy = False  # between taking a batch and finishing it
+        # Set once its consumer is closed, so out of the group (a crash says "crashed" a moment earlier).
+        self.left = threading.Event()
         self._crash_requested = threading.Event()
         self._stop_requested = threading.Event()
         self._leaving = ""  # why the consumer is closing: crash | shutdown | left
@@ -130,6 +132,11 @@ class Member(threading.Thread):
     @property
     def uncommitted(self) -> int:
         return len(self._uncommitted)
+
+    @property
+    def leaving(self) -> bool:
+        """On its way out of the group (crashed, stopped, asked to leave), its consumer not closed yet."""
+        return (not self.alive or self._leaving_by_hand) and not self.left.is_set()
 
     @property
     def crash_pending(self) -> bool:
@@ -494,8 +501,10 @@ class Member(threading.Thread):
 
     def _close_quietly(self) -> None:
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            try:
-                consumer.close()
-            except Exception:  # closing a consumer that already failed
-                log.debug("%s: close failed", self.actor, exc_info=True)
+        try:
+            if consumer is not None:
+                consumer.close()  # sends LeaveGroup and waits for its answer
+        except Exception:  # closing a consumer that already failed
+            log.debug("%s: close failed", self.actor, exc_info=True)
+        finally:
+            self.left.set()

@@ -8,7 +8,9 @@ new Tansu build fixes it. They talk to the session's Tansu broker directly, with
 
 from __future__ import annotations
 
+import logging
 import statistics
+import threading
 import time
 import uuid
 
@@ -200,6 +202,57 @@ def test_deleting_an_unknown_group_succeeds(tansu) -> None:
     admin = admin_client(bootstrap)  # held, as above
     assert admin.delete_consumer_groups([group], request_timeout=5)[group].result(timeout=10) is None
     delete_groups(bootstrap, [group])  # and the product's helper takes either answer
+
+
+class _JoinSeen(logging.Handler):
+    """Set once the client logs a JoinGroup that carries its member id: the one the broker holds."""
+
+    def __init__(self, group: str) -> None:
+        super().__init__()
+        self.group, self.seen = group, threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if f'Joining group "{self.group}"' in text and 'member id ""' not in text:
+            self.seen.set()
+
+
+def test_a_join_held_while_a_member_leaves_is_not_completed_by_the_leave(tansu) -> None:
+    """Kafka completes a pending join once the members it waits on have left; Tansu keeps it waiting.
+
+    A newcomer's JoinGroup opens a rebalance that waits for the group's members to join again.
+    On Kafka a member that leaves instead (LeaveGroup, as ``close()`` sends) is dropped from
+    that wait and the newcomer gets its partitions; on Tansu the newcomer got nothing in seven
+    minutes of waiting. Hence a crashed member is replaced (or restarted) only once its consumer
+    has closed (``flows/kafka/crew.py``): a newcomer that joins after the leave gets in.
+    """
+    from confluent_kafka import Consumer
+
+    bootstrap = tansu.bootstrap_servers
+    topic = _topic(bootstrap)
+    group = f"{topic}.group"
+    leaving = _join(bootstrap, topic, group)
+    joins = _JoinSeen(group)
+    log = logging.getLogger(f"quirks.{group}")
+    log.addHandler(joins)
+    log.setLevel(logging.DEBUG)
+    assigned: list[int] = []
+    newcomer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **SESSION, "debug": "cgrp", "logger": log})
+    newcomer.subscribe([topic], on_assign=lambda c, parts: assigned.extend(p.partition for p in parts))
+    try:
+        deadline = time.monotonic() + 10
+        while not joins.seen.is_set() and time.monotonic() < deadline:
+            newcomer.poll(0.05)  # serves the client's log lines too
+        assert joins.seen.is_set(), "the newcomer never sent its JoinGroup"
+        leaving.close()  # LeaveGroup while the newcomer's JoinGroup is held
+        # Kafka: assigned within moments of the leave. Tansu: five times its ~3 s join hold pass without.
+        deadline = time.monotonic() + 15
+        while not assigned and time.monotonic() < deadline:
+            newcomer.poll(0.1)
+        assert assigned == []
+    finally:
+        newcomer.close()
+        log.removeHandler(joins)
 
 
 def test_deleting_a_topic_gives_its_records_memory_back(tansu) -> None:
