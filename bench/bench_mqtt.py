@@ -14,6 +14,10 @@ each side is compared. Goal: instrumented ≥ 0.85 × bare. For reference, a few
 (external) is measured, and the embedded broker too (Mosquitto as a child process, or amqtt
 where no binary is installed).
 
+Both sides use the same ``flows.mqtt.clients.Connection`` (paho's defaults: 20 messages in
+flight, an unbounded client queue, ``loop_start`` threads). The workflow's subscribers ack by
+hand after handling (its lost-ack lesson needs that moment) and its publisher has an
+``on_publish`` callback (PUBACK timing); on the bare loop neither costs anything measurable.
 The timed window holds no setup or teardown on either side (connecting, subscribing, the
 run's plan and its report fall outside it). It is short (about 0.1 s at 9,000 msg/s), so
 each round starts with a full garbage collection: otherwise one side pays, inside its

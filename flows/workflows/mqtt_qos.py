@@ -542,8 +542,6 @@ class MqttQos(Workflow):
                 acked_at = self._early_acks.pop(info.mid, None)
                 if acked_at is None:
                     self._pending_acks[info.mid] = (message_id, started, qos, traced)
-                else:
-                    self.acks += 1
             if acked_at is not None:
                 self._emit_ack(message_id, started, acked_at, qos, traced)
         return message_id, routes
@@ -600,19 +598,18 @@ class MqttQos(Workflow):
             if entry is None:
                 self._early_acks[mid] = acked_at
                 return
-            self.acks += 1  # counted here, under the lock already held (no second round trip)
-        if entry[3]:
-            self._emit_ack(entry[0], entry[1], acked_at, entry[2], True)
-        else:
-            self.ctx.tally(PUBLISHER, PUBLISHER, "ack")  # _emit_ack's untraced case, one call less per message
+        self._emit_ack(entry[0], entry[1], acked_at, entry[2], entry[3])
 
     def _emit_ack(self, message_id: str, started: float, acked_at: float, qos: int, traced: bool) -> None:
-        """The ack event of a QoS 1/2 message (counted in ``acks`` by the caller)."""
+        """Record (or count) the ack of a QoS 1/2 message, then count it in ``acks``: the run, once it
+        has them all, finds every ack event already emitted or tallied."""
         if traced:
             self.ctx.emit("ack", PUBLISHER, message_id, ack="PUBACK" if qos == 1 else "PUBCOMP", qos=qos,
                           perceived_ms=round((acked_at - started) * 1000.0, 3))
         else:
             self.ctx.tally(PUBLISHER, PUBLISHER, "ack")
+        with self._ack_lock:
+            self.acks += 1
 
     def _wait_for_acks(self) -> None:
         if self.acks_expected == 0:
