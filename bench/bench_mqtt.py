@@ -9,10 +9,10 @@ PUBACK and the subscriber's deliver and process events, plus the duplicate/loss
 bookkeeping. 1000 unpaced messages plan 5000 events, so ``auto`` samples from the start
 (contracts: "Fidelity"): the sample's events are recorded, stored and streamed by the event
 pipeline in the same process, the others counted exactly. Rounds alternate; the best of
-each side is compared. Goal: instrumented ≥ 0.85 × bare. For reference, a few rounds at
-``fidelity=full`` (every event recorded) are reported too, without a goal. Mosquitto
-(external) is measured, and the embedded broker too (Mosquitto as a child process, or amqtt
-where no binary is installed).
+each side is compared (the median of the rounds' own ratios is noted beside it). Goal:
+instrumented ≥ 0.85 × bare. For reference, a few rounds at ``fidelity=full`` (every event
+recorded) are reported too, without a goal. Mosquitto (external) is measured, and the
+embedded broker too (Mosquitto as a child process, or amqtt where no binary is installed).
 
 Both sides use the same ``flows.mqtt.clients.Connection`` (paho's defaults: 20 messages in
 flight, an unbounded client queue, ``loop_start`` threads). The workflow's subscribers ack by
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gc
 import json
+import statistics
 import threading
 import time
 from typing import Any
@@ -124,7 +125,11 @@ def measure(report: Any, label: str, mode: str, url: str | None) -> None:
     rounds = ", ".join(f"{r['per_s']:,.0f}" for r in instrumented)
     report.add(f"mqtt-qos instrumented ({label})", best["per_s"], "msg/s",
                note=f"fidelity auto → {best['mode']}, {best['events']} events recorded; rounds: {rounds}")
-    report.add(f"mqtt-qos instrumented / bare ({label})", ratio, "×", goal=f"≥ {GOAL_RATIO}", ok=ratio >= GOAL_RATIO)
+    # Best against best leans on each side's luckiest round; on a shared machine the median of
+    # each round's own ratio (its bare and instrumented runs side by side) says more.
+    paired = statistics.median(i["per_s"] / b for i, b in zip(instrumented, bare))
+    report.add(f"mqtt-qos instrumented / bare ({label})", ratio, "×", goal=f"≥ {GOAL_RATIO}", ok=ratio >= GOAL_RATIO,
+               note=f"best against best; median of the rounds' own ratios {paired:.3f}")
     full_rounds = ", ".join(f"{r['per_s']:,.0f}" for r in full)
     report.add(f"mqtt-qos fidelity=full / bare ({label})", best_full / best_bare, "×",
                note=f"every event recorded ({full[0]['events']}); rounds: {full_rounds} msg/s")
