@@ -9,15 +9,28 @@ PUBACK and the subscriber's deliver and process events, plus the duplicate/loss
 bookkeeping. 1000 unpaced messages plan 5000 events, so ``auto`` samples from the start
 (contracts: "Fidelity"): the sample's events are recorded, stored and streamed by the event
 pipeline in the same process, the others counted exactly. Rounds alternate; the best of
-each side is compared. Goal: instrumented ≥ 0.85 × bare. For reference, a few rounds at
-``fidelity=full`` (every event recorded) are reported too, without a goal. Mosquitto
-(external) is measured, and the embedded broker too (Mosquitto as a child process, or amqtt
-where no binary is installed).
+each side is compared (the median of the rounds' own ratios is noted beside it). Goal:
+instrumented ≥ 0.85 × bare. For reference, a few rounds at ``fidelity=full`` (every event
+recorded) are reported too, without a goal. Mosquitto (external) is measured, and the
+embedded broker too (Mosquitto as a child process, or amqtt where no binary is installed).
+
+Both sides use the same ``flows.mqtt.clients.Connection`` (paho's defaults: 20 messages in
+flight, an unbounded client queue, ``loop_start`` threads). The workflow's subscribers ack by
+hand after handling (its lost-ack lesson needs that moment) and its publisher has an
+``on_publish`` callback (PUBACK timing); on the bare loop neither costs anything measurable.
+The timed window holds no setup or teardown on either side (connecting, subscribing, the
+run's plan and its report fall outside it). It is short (about 0.1 s at 9,000 msg/s), so
+each round starts with a full garbage collection: otherwise one side pays, inside its
+window, for the other's garbage (a gen-2 pass of this process takes tens of ms). 1,000
+is also the most the bare loop can send: its burst waits in the broker's queue for the
+subscriber, and Mosquitto's ``max_queued_messages`` (1,000 by default) drops the rest.
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import statistics
 import threading
 import time
 from typing import Any
@@ -94,9 +107,14 @@ def measure(report: Any, label: str, mode: str, url: str | None) -> None:
     bare: list[float] = []
     instrumented: list[dict[str, Any]] = []
     for _ in range(ROUNDS):
+        gc.collect()
         bare.append(bare_per_s(host, port))
+        gc.collect()
         instrumented.append(instrumented_run())
-    full = [instrumented_run("full") for _ in range(FULL_ROUNDS)]
+    full = []
+    for _ in range(FULL_ROUNDS):
+        gc.collect()
+        full.append(instrumented_run("full"))
     best_bare = max(bare)
     best = max(instrumented, key=lambda r: r["per_s"])
     ratio = best["per_s"] / best_bare
@@ -107,7 +125,11 @@ def measure(report: Any, label: str, mode: str, url: str | None) -> None:
     rounds = ", ".join(f"{r['per_s']:,.0f}" for r in instrumented)
     report.add(f"mqtt-qos instrumented ({label})", best["per_s"], "msg/s",
                note=f"fidelity auto → {best['mode']}, {best['events']} events recorded; rounds: {rounds}")
-    report.add(f"mqtt-qos instrumented / bare ({label})", ratio, "×", goal=f"≥ {GOAL_RATIO}", ok=ratio >= GOAL_RATIO)
+    # Best against best leans on each side's luckiest round; on a shared machine the median of
+    # each round's own ratio (its bare and instrumented runs side by side) says more.
+    paired = statistics.median(i["per_s"] / b for i, b in zip(instrumented, bare))
+    report.add(f"mqtt-qos instrumented / bare ({label})", ratio, "×", goal=f"≥ {GOAL_RATIO}", ok=ratio >= GOAL_RATIO,
+               note=f"best against best; median of the rounds' own ratios {paired:.3f}")
     full_rounds = ", ".join(f"{r['per_s']:,.0f}" for r in full)
     report.add(f"mqtt-qos fidelity=full / bare ({label})", best_full / best_bare, "×",
                note=f"every event recorded ({full[0]['events']}); rounds: {full_rounds} msg/s")

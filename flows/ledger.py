@@ -12,11 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Hashable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
+    """One delivery as the ledger saw it; a NamedTuple (immutable) because every delivery of every
+    protocol builds one on a broker's network thread: a frozen dataclass costs several times more."""
+
     attempt: int  # 1 for the first delivery to this logical consumer
     reason: str = ""  # why this delivery is a duplicate ("" for the first)
     previous: str | None = None  # who held the message before, for a duplicate

@@ -270,7 +270,7 @@ class EventPipeline:
                 break
             self._wakeup.clear()
             # A linger turns bursts into one batch instead of many tiny ones.
-            time.sleep(min(MAX_LINGER_S, max(LINGER_S, self._rate * LINGER_PER_EVENT_S)))
+            time.sleep(self._linger())
             started = time.monotonic()
             with self._lock:
                 dirty, self._dirty = self._dirty, set()
@@ -289,6 +289,19 @@ class EventPipeline:
             previous = started
         # Stopped: this thread's database connection goes with it (a test database can then be dropped).
         connections.close_all()
+
+    def _linger(self) -> float:
+        """How long this wake-up gathers events: longer the hotter the runs are.
+
+        A run that samples is hot by definition (too fast to follow one by one) even though
+        it records few events (its sample, its anomalies, its flow frames): those gather for
+        the longest linger instead of each costing a store and a frame of its own.
+        """
+        with self._lock:
+            tracked = [self._runs[r] for r in self._dirty if r in self._runs]
+        if any(t.recorder.fidelity is not None and t.recorder.fidelity.sampling for t in tracked):
+            return MAX_LINGER_S
+        return min(MAX_LINGER_S, max(LINGER_S, self._rate * LINGER_PER_EVENT_S))
 
     def _drain(self, tracked: TrackedRun) -> int:
         """Store and stream what the run has buffered; returns how many events that was."""

@@ -16,7 +16,7 @@ from typing import Any
 from ..ledger import Delivery, DeliveryLedger
 
 
-@dataclass
+@dataclass(slots=True)  # one per message, kept for the run: no per-instance __dict__ to allocate and collect
 class Published:
     message_id: str
     n: int
@@ -28,6 +28,9 @@ class Published:
     routes: dict[str, tuple[str, str]] = field(default_factory=dict)
     # subscriber → the QoS of its matching subscription when the message was published
     subscription_qos: dict[str, int] = field(default_factory=dict)
+    # In the sample (its ordinary events recorded one by one), as decided when it was published:
+    # the callbacks of its PUBACK and deliveries read it instead of asking the fidelity again.
+    traced: bool = True
 
 
 class Ledger:
@@ -59,8 +62,9 @@ class Ledger:
     def deliver(self, subscriber: str, message_id: str, reason: str) -> tuple[Delivery, Published | None]:
         """One delivery to ``subscriber`` (a duplicate ``reason`` if it is not the first)."""
         delivery = self.attempts.delivered(subscriber, message_id, reason)
-        with self._lock:
-            return delivery, self.published.get(message_id)
+        # One dict read, atomic under the GIL: ``published`` only ever gains entries (the lock
+        # guards the run thread's writes against ``lost`` walking it), so no lock per delivery.
+        return delivery, self.published.get(message_id)
 
     def note_duplicate(self, entry: dict[str, Any]) -> None:
         with self._lock:

@@ -330,6 +330,23 @@ class TestMosquitto(MqttQosContract):
         for e in deliveries(events):
             assert e["message_id"] in traced or e["duplicate"]
 
+    def test_a_sampled_run_decides_each_message_once(self, monkeypatch):
+        """Publish, PUBACK and every delivery read the decision taken at publish (a per-message hot path)."""
+        import zlib
+
+        from flows.fidelity import Fidelity
+
+        asked = Counter()
+        real_traces = Fidelity.traces
+        monkeypatch.setattr(Fidelity, "traces", lambda self, message_id: asked.update([message_id]) or
+                            real_traces(self, message_id))
+        summary, _ = self.run_qos(messages=200, qos=1, topics=["t"], fidelity="sampled",
+                                  subscribers=[sub("a", "t", 1), sub("b", "#", 1)])
+        assert summary["counts"]["delivered"] == 400 and summary["fidelity"]["mode"] == "sampled"
+        # The recorder asks again about the events of messages in the sample; the others: once, at publish.
+        outside = [f"m{n}" for n in range(1, 201) if zlib.crc32(f"m{n}".encode()) % 100]
+        assert {asked[m] for m in outside} == {1}
+
     def test_pace_counts_the_events_each_message_makes(self):
         workflow = registry.get("mqtt-qos")()
         params, _ = registry.get("mqtt-qos").validate(

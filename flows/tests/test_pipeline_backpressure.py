@@ -371,3 +371,21 @@ def test_stored_events_read_back_the_same_both_ways():
     assert (count, last) == (500, 600)
     assert json.loads(text) == expected[100:600]
     assert eventstore.read_events_json(run.pk, 1203, 10) == ("[]", 0, 1203)
+
+
+# -- the linger ---------------------------------------------------------------------------
+
+
+def test_a_sampling_run_lingers_longest_and_a_trickle_briefly():
+    from flows.fidelity import Fidelity
+
+    events_pipeline = EventPipeline()
+    trickle = Recorder(1, events_pipeline)
+    sampling = Recorder(2, events_pipeline, fidelity=Fidelity("sampled"))
+    for recorder in (trickle, sampling):
+        events_pipeline._runs[recorder.run_id] = TrackedRun(recorder, None)
+    events_pipeline._dirty = {trickle.run_id}
+    assert events_pipeline._linger() == pipeline.LINGER_S  # a click still shows within milliseconds
+    # Its sample trickles in, but the run is hot: its events gather instead of a batch each.
+    events_pipeline._dirty = {trickle.run_id, sampling.run_id}
+    assert events_pipeline._linger() == pipeline.MAX_LINGER_S

@@ -221,3 +221,16 @@ def test_a_wait_with_progress_times_out_only_once_the_work_stands_still():
     assert time.monotonic() - started > 0.2 * 2  # it outlived its timeout while the work advanced
     with pytest.raises(TimeoutError, match="timed out after 0.1 s without progress waiting for nothing"):
         ctx.wait_until(lambda: False, 0.1, "nothing", step=0.02, progress=lambda: 0)
+
+
+def test_waiting_for_a_run_of_this_process_reads_the_database_only_before_and_after(test_workflows, monkeypatch):
+    IgnoresCancel.release.clear()
+    IgnoresCancel.returned.clear()
+    run_id = get_runner().start(IgnoresCancel.slug, {}).pk
+    reads = []
+    real_get = Run.objects.get
+    monkeypatch.setattr(Run.objects, "get", lambda **kw: reads.append(kw) or real_get(**kw))
+    threading.Timer(0.8, IgnoresCancel.release.set).start()  # a run that lasts about 0.8 s
+    run = wait_until_finished(run_id, 20)
+    assert run.state == "succeeded"
+    assert len(reads) == 2  # not one every 0.2 s while it ran

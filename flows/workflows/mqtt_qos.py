@@ -60,6 +60,8 @@ BROKER = "broker"
 QUIET_S = 0.75
 # After everything expected arrived, wait this much longer for late duplicates.
 SETTLE_S = 0.2
+# Why a copy with neither DUP nor RETAIN is a duplicate, if it turns out to be one.
+DELIVERED_AGAIN = "delivered again (DUP=0) after the subscriber reconnected"
 DRAIN_LIMIT_S = 15.0
 ACK_WAIT_S = 10.0
 # Bounds on what a run can grow to by hand.
@@ -243,6 +245,7 @@ class MqttQos(Workflow):
         self.token = secrets.token_hex(3)
         # Unique per run: runs (and test sessions reusing run ids) never see each other's topics.
         self.prefix = f"flows/{self.ctx.namespace}-{self.token}"
+        self._head = self.prefix + "/"  # what every topic of this run starts with (read per delivery)
         self.ledger = Ledger()
         self.specs = subscribers_of(self.p)
         # The deliveries ``expected`` counts (subscriber → message numbers): a first delivery
@@ -253,7 +256,8 @@ class MqttQos(Workflow):
         self.manual_actions = 0
         self.foreign = 0
         self.publisher: Connection | None = None
-        self._pending_acks: dict[int, tuple[str, float, int]] = {}
+        # packet id → (message id, publish started at, QoS, traced) until its PUBACK/PUBCOMP
+        self._pending_acks: dict[int, tuple[str, float, int, bool]] = {}
         self._early_acks: dict[int, float] = {}
         self._ack_lock = threading.Lock()
         self.acks_expected = 0
@@ -449,7 +453,7 @@ class MqttQos(Workflow):
         return f"{self.prefix}/{relative}"
 
     def relative(self, topic: str) -> str | None:
-        head = self.prefix + "/"
+        head = self._head
         return topic[len(head):] if topic.startswith(head) else None
 
     def _start_publisher(self) -> None:
@@ -462,7 +466,7 @@ class MqttQos(Workflow):
         sub = Subscriber(spec, conn.client_id, conn)
         if by_hand:
             sub.by_hand.add(spec.filter)
-        conn.client.on_message = lambda client, userdata, msg: self._on_message(sub, client, msg)
+        conn.client.on_message = functools.partial(self._on_message, sub)  # called with (client, userdata, msg)
         conn.on_connected = lambda present: self._on_connected(sub, present)
         conn.on_subscribed = lambda codes, topic_filter: self._on_subscribed(sub, codes, topic_filter)
         conn.connect()
@@ -512,11 +516,12 @@ class MqttQos(Workflow):
         retain = p["retain"] if retain is None else retain
         message_id = f"m{n}"
         granted, routes = self._routes(topic, qos)
+        traced = ctx.traced(message_id)  # asked once: the PUBACK and the deliveries read it off the ledger
         now = time.perf_counter()
-        self.ledger.publish(Published(message_id, n, topic, qos, retain, now, routes, granted))
+        self.ledger.publish(Published(message_id, n, topic, qos, retain, now, routes, granted, traced))
         if self.first_publish_at is None:
             self.first_publish_at = now
-        if ctx.traced(message_id):
+        if traced:
             self._emit_publish(message_id, n, topic, qos, retain, by_hand, routes, granted)
         else:  # sampled and outside the sample: plain events, counted (none of them is ever an anomaly)
             ctx.tally(PUBLISHER, PUBLISHER, "publish")
@@ -536,9 +541,9 @@ class MqttQos(Workflow):
             with self._ack_lock:
                 acked_at = self._early_acks.pop(info.mid, None)
                 if acked_at is None:
-                    self._pending_acks[info.mid] = (message_id, started, qos)
+                    self._pending_acks[info.mid] = (message_id, started, qos, traced)
             if acked_at is not None:
-                self._emit_ack(message_id, started, acked_at, qos)
+                self._emit_ack(message_id, started, acked_at, qos, traced)
         return message_id, routes
 
     def _routes(self, topic: str, qos: int) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
@@ -586,23 +591,23 @@ class MqttQos(Workflow):
     # -- publisher callbacks (network thread) -------------------------------------------
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        # paho calls this holding the lock its publish() needs: the run thread waits while it runs.
         acked_at = time.perf_counter()
         with self._ack_lock:
             entry = self._pending_acks.pop(mid, None)
             if entry is None:
                 self._early_acks[mid] = acked_at
                 return
-        self._emit_ack(entry[0], entry[1], acked_at, entry[2])
+        self._emit_ack(entry[0], entry[1], acked_at, entry[2], entry[3])
 
-    def _emit_ack(self, message_id: str, started: float, acked_at: float, qos: int) -> None:
-        if qos == 0:
-            return  # paho reports QoS 0 as "written to the socket": not a broker confirmation
-        ctx = self.ctx
-        if ctx.traced(message_id):
-            ctx.emit("ack", PUBLISHER, message_id, ack="PUBACK" if qos == 1 else "PUBCOMP", qos=qos,
-                     perceived_ms=round((acked_at - started) * 1000.0, 3))
+    def _emit_ack(self, message_id: str, started: float, acked_at: float, qos: int, traced: bool) -> None:
+        """Record (or count) the ack of a QoS 1/2 message, then count it in ``acks``: the run, once it
+        has them all, finds every ack event already emitted or tallied."""
+        if traced:
+            self.ctx.emit("ack", PUBLISHER, message_id, ack="PUBACK" if qos == 1 else "PUBCOMP", qos=qos,
+                          perceived_ms=round((acked_at - started) * 1000.0, 3))
         else:
-            ctx.tally(PUBLISHER, PUBLISHER, "ack")
+            self.ctx.tally(PUBLISHER, PUBLISHER, "ack")
         with self._ack_lock:
             self.acks += 1
 
@@ -637,7 +642,7 @@ class MqttQos(Workflow):
         self.ctx.emit("assign", sub.actor, subscriber=sub.name, action="subscribe", filter=topic_filter,
                       qos=sub.filters.get(topic_filter, sub.spec.qos), granted_qos=granted, late=sub.spec.late, **hand)
 
-    def _on_message(self, sub: Subscriber, client: Any, msg: Any) -> None:
+    def _on_message(self, sub: Subscriber, client: Any, userdata: Any, msg: Any) -> None:
         try:
             self._handle_message(sub, client, msg)
         except Exception as exc:  # noqa: BLE001 - a callback must never kill paho's loop
@@ -657,12 +662,16 @@ class MqttQos(Workflow):
             self.foreign += 1
             client.ack(msg.mid, msg.qos)
             return
-        delivery, published = self.ledger.deliver(sub.name, message_id, duplicate_reason(msg))
-        if self._plain(sub, delivery, published, qos, dup, retain) and not ctx.traced(message_id):
+        delivery, published = self.ledger.deliver(sub.name, message_id,
+                                                  duplicate_reason(msg) if dup or retain else DELIVERED_AGAIN)
+        if published is not None and not published.traced and self._plain(sub, delivery, published, qos, dup, retain):
             # Sampled, outside the sample, and as planned: counted, no attrs built (contracts: "Fidelity").
             ctx.tally(BROKER, sub.actor, "deliver")
             ctx.tally(sub.actor, sub.actor, "process")
-            self._handled(sub, client, msg, message_id, published)
+            if sub.armed:
+                self._handled(sub, client, msg, message_id, published)
+            else:
+                client.ack(msg.mid, qos)  # what _handled does for a subscriber not about to leave
             return
         pub_qos = published.qos if published is not None else self.p["qos"]
         # Routed when published (a later UNSUBSCRIBE does not call back what is in flight),
@@ -722,10 +731,10 @@ class MqttQos(Workflow):
         ctx.emit_many([deliver, process] if deliver is not None else [process])
         self._handled(sub, client, msg, message_id, published)
 
-    def _plain(self, sub: Subscriber, delivery: Delivery, published: Published | None, qos: int, dup: bool,
+    def _plain(self, sub: Subscriber, delivery: Delivery, published: Published, qos: int, dup: bool,
                retain: bool) -> bool:
         """A first, live, planned delivery at the QoS MQTT 3.1.1 says, to an unslowed subscriber: nothing to note."""
-        if delivery.duplicate or dup or retain or published is None or sub.delay_s:
+        if delivery.duplicate or dup or retain or sub.delay_s:
             return False
         routed_qos = published.subscription_qos.get(sub.name)
         return routed_qos is not None and qos == effective_qos(published.qos, routed_qos) \
@@ -885,4 +894,4 @@ def duplicate_reason(msg: Any) -> str:
                 f"{'PUBACK' if msg.qos == 1 else 'PUBREC'} (the connection dropped after handling, before the ack)")
     if msg.retain:
         return "the retained copy was sent again when the subscriber subscribed again"
-    return "delivered again (DUP=0) after the subscriber reconnected"
+    return DELIVERED_AGAIN
