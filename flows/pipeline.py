@@ -44,11 +44,15 @@ MAX_BATCH = 2000
 MAX_FRAME_BYTES = 256 * 1024
 # How long a wake-up waits for more events before storing a batch. It grows with the
 # event rate (LINGER_PER_EVENT_S per event/s): every frame costs each client and the
-# server a fixed amount, so a hot run sends fewer, larger frames, while a trickle (a
-# click in the UI) still shows within a few milliseconds.
+# server a fixed amount, and every batch the pipeline a fixed 0.3–0.8 ms of CPU (a
+# transaction, the summary, the send) whatever its size, so a hot run sends fewer, larger
+# frames, while a trickle (a click in the UI) still shows within a few milliseconds. The
+# cap is reached at 5,000 events/s: a sync workflow at full speed (grpc-person, four
+# events a call) lands there, and a 6 ms linger made it batches of 30 events that spent
+# about half the pipeline's time on that fixed cost (bench/bench_grpc.py).
 LINGER_S = 0.005
 MAX_LINGER_S = 0.025
-LINGER_PER_EVENT_S = 0.00000125
+LINGER_PER_EVENT_S = 0.000005
 # Keep draining without a linger only while this many events wait (the pipeline is behind).
 KEEP_DRAINING = MAX_BATCH // 2
 SUMMARY_EVERY_S = 0.5
@@ -61,6 +65,11 @@ RECENT_EVENTS = 50_000
 
 def group_name(run_id: int) -> str:
     return f"run-{run_id}"
+
+
+def linger_s(rate: float) -> float:
+    """How long a wake-up waits for more events when they arrive at ``rate`` a second."""
+    return min(MAX_LINGER_S, max(LINGER_S, rate * LINGER_PER_EVENT_S))
 
 
 class TrackedRun:
@@ -301,7 +310,7 @@ class EventPipeline:
             tracked = [self._runs[r] for r in self._dirty if r in self._runs]
         if any(t.recorder.fidelity is not None and t.recorder.fidelity.sampling for t in tracked):
             return MAX_LINGER_S
-        return min(MAX_LINGER_S, max(LINGER_S, self._rate * LINGER_PER_EVENT_S))
+        return linger_s(self._rate)
 
     def _drain(self, tracked: TrackedRun) -> int:
         """Store and stream what the run has buffered; returns how many events that was."""

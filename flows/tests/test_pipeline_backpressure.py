@@ -107,6 +107,16 @@ def test_take_returns_the_oldest_events_first():
     assert [e[0] for e in recorder.take()] == list(range(5, 11))
 
 
+def test_a_hot_run_lingers_long_enough_for_batches_that_outweigh_their_fixed_cost():
+    # A trickle (a click) still shows within the short linger...
+    assert pipeline.linger_s(0) == pipeline.linger_s(1000) == pipeline.LINGER_S
+    # ... while a sync workflow at full speed (grpc-person: about 5,000 events/s) gets the
+    # whole cap, so its batches hold ~125 events rather than ~30 (bench/bench_grpc.py).
+    assert pipeline.linger_s(5000) == pipeline.MAX_LINGER_S
+    assert pipeline.linger_s(5000) * 5000 >= 100
+    assert pipeline.LINGER_S < pipeline.linger_s(2500) < pipeline.MAX_LINGER_S
+
+
 # -- the hand-off to the server loop ------------------------------------------------------
 
 
