@@ -98,7 +98,7 @@ function boot(panel) {
     row: (id) => log.rowOf(id),
   });
   onActivate($("#panel-root"), "[data-inspect] [data-message]", (el) => inspector.open(el.dataset.message, Number(el.dataset.seq) || 0));
-  onActivate($("#topology-svg"), ".token[data-message]", (el) => inspector.open(el.dataset.message, Number(el.dataset.seq) || 0));
+  onActivate($(".topology-wrap"), ".token[data-message]", (el) => inspector.open(el.dataset.message, Number(el.dataset.seq) || 0));
   // A shared link opens its message once the player has revealed an event of it.
   let wanted = messageParam(window.location.search);
 
