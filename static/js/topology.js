@@ -130,6 +130,7 @@ class Topology {
     this.declutterKey = `topology-declutter-${Math.random()}`;
     this.flushKey = `topology-flush-${Math.random()}`;
     this.layoutKey = `topology-layout-${Math.random()}`;
+    this.placeKey = `topology-tokens-${Math.random()}`;
     this.reset();
     if (window.ResizeObserver) {
       new ResizeObserver(() => {
@@ -255,7 +256,8 @@ class Topology {
     this.svg.setAttribute("width", String(Math.round(result.width * result.scale)));
     this.svg.setAttribute("height", String(Math.round(result.height * result.scale)));
     this.svg.dataset.scale = result.scale.toFixed(3);
-    this.placeTokenLayer();
+    // In the coming frame: measured now, the SVG just resized would be laid out at once.
+    onFrame(this.placeKey, () => this.placeTokenLayer());
     for (const edge of this.edges.values()) this.placeEdge(edge);
     this.declutterSoon();
   }
@@ -275,7 +277,8 @@ class Topology {
     const top = box.top - outer.top - wrap.clientTop + wrap.scrollTop;
     const layer = this.tokenLayer.style;
     layer.top = `${top}px`;
-    layer.width = `${Math.max(wrap.scrollWidth, wrap.clientWidth)}px`;
+    // Not the wrap's scrollWidth: the layer itself counts in it, and would never shrink.
+    layer.width = `${Math.max(wrap.clientWidth, left + box.width)}px`;
     layer.height = `${box.height}px`;
     const x = left + (box.width - this.size.width * scale) / 2;
     const y = (box.height - this.size.height * scale) / 2;
