@@ -82,7 +82,9 @@ function onPacedFrame(key, fn, pace) {
   entry.queued = true;
   const attempt = (now) => {
     if (now < entry.next) {
-      requestAnimationFrame(attempt);
+      // Asked again in the frame after its time, not in every frame until then: each paced
+      // view polling every frame cost a callback a frame apiece.
+      setTimeout(() => requestAnimationFrame(attempt), entry.next - now);
       return;
     }
     entry.queued = false;

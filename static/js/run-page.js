@@ -103,6 +103,7 @@ function boot(panel) {
   let wanted = messageParam(window.location.search);
 
   function inspect(ev) {
+    if (!wanted && !inspector.selected) return; // nothing to open or follow: no list per event
     const ids = messagesOf(ev);
     if (wanted && ids.includes(wanted)) {
       const id = wanted;

@@ -357,6 +357,8 @@ class Topology {
     const cy = (sy + ey) / 2 + ny * bend;
     edge.path.setAttribute("d", `M${sx},${sy} Q${cx},${cy} ${ex},${ey}`);
     edge.curve = { s: { x: sx, y: sy }, c: { x: cx, y: cy }, e: { x: ex, y: ey } };
+    // Every token on this edge moves through the same points: computed once per layout.
+    edge.keyframes = tokenKeyframes(edge.curve);
   }
 
   /** Where the message was before this event, by the stage each kind belongs to. */
@@ -385,7 +387,7 @@ class Topology {
         return last(trail.consumers) || trail.last;
       default:
         // process, ack, commit, crash … happen where the message already is.
-        return trail.seen.has(ev.actor) ? null : trail.last;
+        return trail.seen.includes(ev.actor) ? null : trail.last;
     }
   }
 
@@ -396,7 +398,7 @@ class Topology {
     else if ((ev.kind === "enqueue" && actor !== trail.source) || ev.kind === "requeue") pushNew(trail.queues, actor);
     else if (CONSUMER_KINDS.has(ev.kind)) pushNew(trail.consumers, actor);
     trail.last = actor;
-    trail.seen.add(actor);
+    if (!trail.seen.includes(actor)) trail.seen.push(actor);
   }
 
   /** Show one event: update its actor's node and move the message along its edge. */
@@ -417,7 +419,8 @@ class Topology {
     if (!ev.message_id) return;
     let trail = this.messages.get(ev.message_id);
     if (!trail) {
-      trail = { source: null, routes: [], queues: [], consumers: [], last: null, seen: new Set(), t_ms: ev.t_ms };
+      // Kept for every message of the run: the actors it met are a few, a list is lighter than a Set.
+      trail = { source: null, routes: [], queues: [], consumers: [], last: null, seen: [], t_ms: ev.t_ms };
       this.messages.set(ev.message_id, trail);
     }
     let from = this.guessSource(ev, trail);
@@ -522,7 +525,7 @@ class Topology {
     if (edge.curve && token.el.animate) {
       // The compositor moves it (a transform animation of an HTML element): a token moved by
       // script each frame cost a style and SVG layout pass of the whole drawing every frame.
-      token.animation = token.el.animate(tokenKeyframes(edge.curve), { duration: token.duration, easing: "linear", fill: "forwards" });
+      token.animation = token.el.animate(edge.keyframes, { duration: token.duration, easing: "linear", fill: "forwards" });
       token.animation.onfinish = () => this.drop(token);
       return;
     }
