@@ -150,7 +150,10 @@ function boot(panel) {
     if (window.IntersectionObserver) {
       new IntersectionObserver((entries) => {
         const seen = entries[entries.length - 1];
+        const was = panel.inView;
         panel.inView = inViewEnough(seen.intersectionRect.height, seen.boundingClientRect.height);
+        // A panel that draws less while out of view draws all of itself once watched, even paused.
+        if (panel.inView && was === false) onFrame("panel-in-view", () => callPanel("render", ctx));
       }, { threshold: [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1] }).observe($("#panel"));
     }
   }

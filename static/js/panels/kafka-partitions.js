@@ -16,6 +16,10 @@ const MAX_CELLS = 160; // per lane; older cells are summarised as "… N earlier
 // While the run goes on, fewer: at a thousand messages a second nobody reads 160 cells a
 // lane flash by, and each one costs layout at every render.
 const LIVE_CELLS = 48;
+// And while the panel is mostly off screen (panel.inView, set by the run page), fewer still:
+// its lanes sit just below the first screen, where the browser still lays out and paints
+// every new cell (hundreds a render at a thousand messages a second).
+const UNSEEN_CELLS = 8;
 const READER = "consumer:reader";
 
 /** Kafka's Utils.murmur2 (the Java client's hash) on the UTF-8 bytes of str, as a signed int. */
@@ -227,7 +231,10 @@ const panel = {
   },
 
   lane(partition) {
-    return entry(this.state.lanes, partition, () => ({ partition, cells: [], end: null, read: 0, counted: 0 }));
+    // Asked for most events: no closure made unless the lane is new.
+    let lane = this.state.lanes.get(partition);
+    if (!lane) this.state.lanes.set(partition, (lane = { partition, cells: [], end: null, read: 0, counted: 0 }));
+    return lane;
   },
 
   toggleKey(key) {
@@ -252,7 +259,7 @@ const panel = {
       const lane = this.state.lanes.get(p) || { partition: p, cells: [], end: null, read: 0, counted: 0 };
       // Offsets grow to the right; a message whose offset is not known yet (acks=0) waits at the end.
       const cells = [...lane.cells].sort((x, y) => (x.offset ?? Infinity) - (y.offset ?? Infinity) || x.number - y.number);
-      const hidden = Math.max(0, cells.length - (this.state.finished ? MAX_CELLS : LIVE_CELLS));
+      const hidden = Math.max(0, cells.length - (this.state.finished ? MAX_CELLS : this.inView === false ? UNSEEN_CELLS : LIVE_CELLS));
       if (lane.end === null && this.state.finished && this.finalEnds && this.finalEnds[p] !== undefined) {
         lane.end = this.finalEnds[p];
       }
