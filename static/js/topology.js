@@ -27,12 +27,15 @@ const HIDDEN_ACTORS = new Set(["", "runner"]);
 const SOURCE_KINDS = new Set(["publish", "request", "retry"]);
 const CONSUMER_KINDS = new Set(["deliver", "process", "ack", "nack", "commit", "crash"]);
 const MAX_TOKENS = 40;
-// New tokens per animation frame: at thousands of events a second only a sample of them is
-// animated (an edge's count still counts every one), so a frame stays cheap. A token starts
-// only while fewer than MAX_TOKENS are in flight: one cut off half-way for a newer one cost
-// its element, style, layout and paint for a fraction of its trip. Two a frame: starting a
-// token (its element and Element.animate) was the costliest script while following a fast run.
-const TOKENS_PER_FRAME = 2;
+// At thousands of events a second only a sample of them is animated (an edge's count still
+// counts every one): at most TOKENS_PER_SLOT new tokens every TOKEN_SLOT_MS, and only while
+// fewer than MAX_TOKENS are in flight (one cut off half-way for a newer one cost its element,
+// style, layout and paint for a fraction of its trip). They start, and the arrived ones
+// leave, in the first frame of a slot: the compositor moves them, so the frames between have
+// nothing to style, lay out or paint for them (starting a few every frame kept the main
+// thread redrawing and re-layering every frame).
+const TOKEN_SLOT_MS = 100;
+const TOKENS_PER_SLOT = 8;
 // The nodes' status lines and the edges' labels (whose counts change with every message) are
 // drawn at most 10 times a second while events stream: each change lays out and paints the
 // whole SVG again; the first change after a pause is drawn in the coming frame.
@@ -66,11 +69,10 @@ function textMeasurer(svg) {
   };
 }
 
-// Which sixtieth of a second it is, so a burst of events within one frame shares a budget
-// (counting frames by asking for one cost more than the tokens' own script).
-const FRAME_MS = 1000 / 60;
-function frameNumber() {
-  return Math.floor(performance.now() / FRAME_MS);
+// Which tenth of a second it is (TOKEN_SLOT_MS), told by the clock: asking for an animation
+// frame to count frames cost more than the tokens' own script.
+function slotNumber() {
+  return Math.floor(performance.now() / TOKEN_SLOT_MS);
 }
 
 function defaultColumn(actor) {
@@ -155,7 +157,8 @@ class Topology {
     this.nodes = new Map();
     this.edges = new Map();
     this.tokens = [];
-    this.budget = { frame: -1, left: TOKENS_PER_FRAME };
+    this.budget = { slot: -1, left: TOKENS_PER_SLOT };
+    this.arrived = []; // tokens at the end of their trip, taken off at the next slot (sweep)
     this.messages = new Map();
     this.highlighted = new Set();
     this.dirty = new Set();
@@ -523,7 +526,7 @@ class Topology {
       // The compositor moves it (a transform animation of an HTML element): a token moved by
       // script each frame cost a style and SVG layout pass of the whole drawing every frame.
       token.animation = token.el.animate(edge.keyframes, { duration: token.duration, easing: "linear", fill: "forwards" });
-      token.animation.onfinish = () => this.drop(token);
+      token.animation.onfinish = () => this.arrive(token);
       return;
     }
     this.place(token, 0);
@@ -541,11 +544,27 @@ class Topology {
     token.el.remove();
   }
 
-  /** Whether this frame may start one more token (TOKENS_PER_FRAME, and room for it: MAX_TOKENS). */
+  /** A token at the end of its edge (it stays there, fill: forwards) leaves at the next slot. */
+  arrive(token) {
+    this.arrived.push(token);
+    if (this.arrived.length > 1) return; // a sweep is planned
+    setTimeout(() => this.sweep(), TOKEN_SLOT_MS - (performance.now() % TOKEN_SLOT_MS));
+  }
+
+  sweep() {
+    const arrived = this.arrived;
+    this.arrived = [];
+    for (const token of arrived) this.drop(token);
+  }
+
+  /** Whether this slot may start one more token (TOKENS_PER_SLOT, and room for it: MAX_TOKENS). */
   spend() {
+    const slot = slotNumber();
+    if (this.budget.slot !== slot) {
+      this.sweep(); // the arrived ones leave in the frame the new ones start in
+      this.budget = { slot, left: TOKENS_PER_SLOT };
+    }
     if (this.tokens.length >= MAX_TOKENS) return false;
-    const frame = frameNumber();
-    if (this.budget.frame !== frame) this.budget = { frame, left: TOKENS_PER_FRAME };
     if (this.budget.left <= 0) return false;
     this.budget.left -= 1;
     return true;
