@@ -140,7 +140,7 @@ def test_http_crud_run_page_live(daphne_server, browser_page):
     page.locator("body").press("ArrowRight")
     page.locator("body").press("ArrowRight")
     expect(page.locator("#player")).to_have_attribute("data-index", "2")
-    assert page.locator("#topology-svg .token").count() >= 1
+    assert page.locator(".topology-wrap .token").count() >= 1
     assert browser.read_counters(page)["published"] == 1
     page.locator("body").press("End")
     expect(page.locator("#player")).to_have_attribute("data-index", str(len(events)))
@@ -167,7 +167,7 @@ def test_reload_mid_run_and_reduced_motion(daphne_server, chromium_browser):
         page.locator("body").press("Home")
         for _ in range(4):
             page.locator("body").press("ArrowRight")
-        assert page.locator("#topology-svg .token").count() == 0
+        assert page.locator(".topology-wrap .token").count() == 0
         expect(page.locator("#topology-svg .edge-label").first).not_to_be_empty()
         assert not errors, "\n".join(errors)
     finally:

@@ -135,7 +135,7 @@ def test_a_shared_link_opens_the_inspector_and_a_panel_row_opens_it_too(daphne_s
     page.locator('#player [data-player="play"]').click()
     # Found and clicked in one turn of the page's script, so the token is still there.
     clicked = page.wait_for_function("""() => {
-        const token = document.querySelector("#topology-svg .token[data-message]");
+        const token = document.querySelector(".topology-wrap .token[data-message]");
         if (!token) return null;
         token.dispatchEvent(new MouseEvent("click", { bubbles: true }));
         return token.dataset.message; }""").json_value()

@@ -72,15 +72,19 @@ const paced = new Map();
  * about 1 / (1 + factor) of the time and the frames between its draws stay short; a cheap
  * view draws every frame, as with onFrame.
  */
-function onPacedFrame(key, fn, { factor = 4, maxGapMs = 500, minGapMs = 0 } = {}) {
+function onPacedFrame(key, fn, pace) {
   let entry = paced.get(key);
   if (!entry) paced.set(key, (entry = { next: 0, queued: false }));
   entry.fn = fn;
+  // Asked for once per event at thousands a second: the pace is read only when a draw is queued.
   if (entry.queued) return;
+  const { factor = 4, maxGapMs = 500, minGapMs = 0 } = pace || {};
   entry.queued = true;
   const attempt = (now) => {
     if (now < entry.next) {
-      requestAnimationFrame(attempt);
+      // Asked again in the frame after its time, not in every frame until then: each paced
+      // view polling every frame cost a callback a frame apiece.
+      setTimeout(() => requestAnimationFrame(attempt), entry.next - now);
       return;
     }
     entry.queued = false;

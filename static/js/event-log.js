@@ -38,6 +38,7 @@ class EventLog {
     els.kindFilter.addEventListener("change", refilter);
     els.dupFilter.addEventListener("change", refilter);
     onActivate(els.tbody, "tr[data-message]", (row) => onPick(row.dataset.message, Number(row.dataset.seq)));
+    this.flushSoon = () => this.flush(); // one function for every add(), not one per event
     this.visible = true;
     this.following = false; // the page says so while its player follows a live run
     this.sinceFlush = 0;
@@ -80,7 +81,7 @@ class EventLog {
     // At thousands of events a second the rows are rebuilt less often than every frame; out
     // of view while following a live run, at most 4 times a second (and a fast run's bursts
     // then wait: see flush). A seek or a replay step is drawn in the coming frame.
-    onPacedFrame(this, () => this.flush(), this.visible || !this.following ? undefined : OFF_SCREEN_PACE);
+    onPacedFrame(this, this.flushSoon, this.visible || !this.following ? undefined : OFF_SCREEN_PACE);
   }
 
   filter() {

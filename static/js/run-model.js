@@ -17,6 +17,8 @@
      that many plain events (first attempts, not duplicates, effect and plan kept);
      latency_ms.sampled once anything was counted; fidelity {mode, why, switched_at_seq, counted}. */
 const PERCENTILES = [50, 95, 99];
+// Each latency series and the attribute that carries it (made once: feed() runs for every event).
+const LATENCY_ATTRS = [["perceived", "perceived_ms"], ["end_to_end", "end_to_end_ms"]];
 
 /** Linear interpolation between closest ranks (numpy's default method), as in summary.py. */
 function percentile(sorted, p) {
@@ -126,7 +128,7 @@ class RunModel {
       else if (kind === "process") this.firstProcessed += 1;
       if (kind in this.planned && attrs.planned !== false) this.planned[kind] += 1;
     }
-    for (const [name, key] of [["perceived", "perceived_ms"], ["end_to_end", "end_to_end_ms"]]) {
+    for (const [name, key] of LATENCY_ATTRS) {
       const value = attrs[key];
       if (value !== null && value !== undefined) {
         const series = this.points[name];

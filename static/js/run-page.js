@@ -98,11 +98,12 @@ function boot(panel) {
     row: (id) => log.rowOf(id),
   });
   onActivate($("#panel-root"), "[data-inspect] [data-message]", (el) => inspector.open(el.dataset.message, Number(el.dataset.seq) || 0));
-  onActivate($("#topology-svg"), ".token[data-message]", (el) => inspector.open(el.dataset.message, Number(el.dataset.seq) || 0));
+  onActivate($(".topology-wrap"), ".token[data-message]", (el) => inspector.open(el.dataset.message, Number(el.dataset.seq) || 0));
   // A shared link opens its message once the player has revealed an event of it.
   let wanted = messageParam(window.location.search);
 
   function inspect(ev) {
+    if (!wanted && !inspector.selected) return; // nothing to open or follow: no list per event
     const ids = messagesOf(ev);
     if (wanted && ids.includes(wanted)) {
       const id = wanted;
@@ -149,7 +150,10 @@ function boot(panel) {
     if (window.IntersectionObserver) {
       new IntersectionObserver((entries) => {
         const seen = entries[entries.length - 1];
+        const was = panel.inView;
         panel.inView = inViewEnough(seen.intersectionRect.height, seen.boundingClientRect.height);
+        // A panel that draws less while out of view draws all of itself once watched, even paused.
+        if (panel.inView && was === false) onFrame("panel-in-view", () => callPanel("render", ctx));
       }, { threshold: [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1] }).observe($("#panel"));
     }
   }

@@ -6,7 +6,11 @@
    A workflow panel may place actors itself (panel.layout(actor) → {column, row}) and
    choose where a message came from (panel.route(ev, guess) → actor or null).
    Where boxes, cluster frames and edge labels go is topology-layout.js (pure, unit-tested);
-   this module draws it. See static/js/README.md for the API panels use. */
+   this module draws it. See static/js/README.md for the API panels use.
+
+   The tokens are HTML, on a layer over the SVG (.token-layer), not SVG elements: Chromium
+   runs an SVG element's transform animation on the main thread and paints the whole drawing
+   again every frame, while an HTML element's transform animation runs on the compositor. */
 import { h, onFrame, onPacedFrame, reducedMotion } from "./dom.js";
 import { edgeRates, rateText } from "./fidelity.js";
 import * as legend from "./legend.js";
@@ -19,10 +23,25 @@ const COLUMN_BY_PREFIX = {
   consumer: 3, group: 3, member: 3, subscriber: 3, worker: 3,
 };
 const HIDDEN_ACTORS = new Set(["", "runner"]);
+// The stage each kind belongs to on a message's trail (remember).
+const SOURCE_KINDS = new Set(["publish", "request", "retry"]);
+const CONSUMER_KINDS = new Set(["deliver", "process", "ack", "nack", "commit", "crash"]);
 const MAX_TOKENS = 40;
-// New tokens per animation frame: at thousands of events a second only a sample of them is
-// animated (an edge's count still counts every one), so a frame stays cheap.
-const TOKENS_PER_FRAME = 4;
+// At thousands of events a second only a sample of them is animated (an edge's count still
+// counts every one): at most TOKENS_PER_SLOT new tokens every TOKEN_SLOT_MS, and only while
+// fewer than MAX_TOKENS are in flight (one cut off half-way for a newer one cost its element,
+// style, layout and paint for a fraction of its trip). They start, and the arrived ones
+// leave, in the first frame of a slot: the compositor moves them, so the frames between have
+// nothing to style, lay out or paint for them (starting a few every frame kept the main
+// thread redrawing and re-layering every frame).
+const TOKEN_SLOT_MS = 100;
+const TOKENS_PER_SLOT = 8;
+// The nodes' status lines and the edges' labels (whose counts change with every message) are
+// drawn at most 10 times a second while events stream: each change lays out and paints the
+// whole SVG again; the first change after a pause is drawn in the coming frame.
+const LABELS_PACE = { factor: 4, minGapMs: 100, maxGapMs: 500 };
+// Distinct texts measured; the edge labels' counts make new ones all the time.
+const MEASURED_MAX = 2000;
 const CURVE = 0.12; // how far an edge bends, as a share of its length
 const LABEL_CHARS = 40; // longer edge labels are cut; the edge's title and the event log have it all
 const DEFAULT_BOX_H = 420;
@@ -37,6 +56,7 @@ function textMeasurer(svg) {
     const key = `${bold ? 1 : 0}${size}|${text}`;
     let width = cache.get(key);
     if (width === undefined) {
+      if (cache.size >= MEASURED_MAX) cache.clear();
       if (context) {
         context.font = `${bold ? 700 : 400} ${size}px ${family}`;
         width = context.measureText(String(text)).width;
@@ -49,15 +69,10 @@ function textMeasurer(svg) {
   };
 }
 
-// Counts animation frames, so a burst of events within one frame can share a budget.
-let frames = 0;
-let counting = false;
-function frameNumber() {
-  if (!counting) {
-    counting = true;
-    requestAnimationFrame(() => { counting = false; frames += 1; });
-  }
-  return frames;
+// Which tenth of a second it is (TOKEN_SLOT_MS), told by the clock: asking for an animation
+// frame to count frames cost more than the tokens' own script.
+function slotNumber() {
+  return Math.floor(performance.now() / TOKEN_SLOT_MS);
 }
 
 function defaultColumn(actor) {
@@ -67,6 +82,21 @@ function defaultColumn(actor) {
 
 function last(list) {
   return list.length ? list[list.length - 1] : null;
+}
+
+/** actor at the end of list, unless it is there already. */
+function pushNew(list, actor) {
+  if (list[list.length - 1] !== actor) list.push(actor);
+}
+
+/** el's attribute set to value unless it already is: an equal write still costs the SVG a
+    style and layout pass. */
+function setAttr(el, name, value) {
+  if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
 }
 
 class Topology {
@@ -82,21 +112,32 @@ class Topology {
       edges: h("svg:g", { class: "edges" }),
       labels: h("svg:g", { class: "edge-labels" }),
       nodes: h("svg:g", { class: "nodes" }),
-      tokens: h("svg:g", { class: "tokens" }),
     };
+    // The tokens' layer clips them to the drawing's band of the box; its stage maps the
+    // drawing's units (viewBox) to the pixels the SVG is drawn at (placeTokenLayer).
+    this.tokenStage = h("div", { class: "token-stage" });
+    this.tokenLayer = h("div", { class: "token-layer" }, this.tokenStage);
+    svg.after(this.tokenLayer);
     svg.append(
       h("svg:defs", {},
         h("svg:marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7",
           orient: "auto-start-reverse" }, h("svg:path", { d: "M0,0 L10,5 L0,10 z", class: "arrow-head" }))),
-      this.layers.frames, this.layers.edges, this.layers.nodes, this.layers.labels, this.layers.tokens,
+      this.layers.frames, this.layers.edges, this.layers.nodes, this.layers.labels,
       (this.emptyText = h("svg:text", { class: "topology-empty", x: "20", y: "40" }, "Waiting for the first event…")));
     this.tick = this.tick.bind(this);
+    this.flushSoon = () => this.flush(); // one function for every changed(), not one per event
     this.declutterKey = `topology-declutter-${Math.random()}`;
     this.flushKey = `topology-flush-${Math.random()}`;
     this.layoutKey = `topology-layout-${Math.random()}`;
+    this.placeKey = `topology-tokens-${Math.random()}`;
     this.reset();
     if (window.ResizeObserver) {
-      new ResizeObserver(() => this.layoutSoon()).observe(svg.parentElement);
+      new ResizeObserver(() => {
+        this.layoutSoon();
+        this.placeTokenLayer();
+      }).observe(svg.parentElement);
+      // The SVG's own size changes with the layout and with presentation mode (CSS sizes it there).
+      new ResizeObserver(() => this.placeTokenLayer()).observe(svg);
     }
   }
 
@@ -116,7 +157,8 @@ class Topology {
     this.nodes = new Map();
     this.edges = new Map();
     this.tokens = [];
-    this.budget = { frame: -1, left: TOKENS_PER_FRAME };
+    this.budget = { slot: -1, left: TOKENS_PER_SLOT };
+    this.arrived = []; // tokens at the end of their trip, taken off at the next slot (sweep)
     this.messages = new Map();
     this.highlighted = new Set();
     this.dirty = new Set();
@@ -124,7 +166,7 @@ class Topology {
     this.layers.edges.replaceChildren();
     this.layers.labels.replaceChildren();
     this.layers.nodes.replaceChildren();
-    this.layers.tokens.replaceChildren();
+    this.tokenStage.replaceChildren();
     this.emptyText.style.display = "";
     this.layout();
   }
@@ -181,6 +223,7 @@ class Topology {
   }
 
   layout() {
+    for (const node of this.nodes.values()) this.settle(node);
     const box = this.box();
     const input = [...this.nodes.values()].map((n) => ({
       actor: n.actor, column: n.column, row: n.row, texts: { status: n.status, note: n.note } }));
@@ -213,8 +256,33 @@ class Topology {
     this.svg.setAttribute("width", String(Math.round(result.width * result.scale)));
     this.svg.setAttribute("height", String(Math.round(result.height * result.scale)));
     this.svg.dataset.scale = result.scale.toFixed(3);
+    // In the coming frame: measured now, the SVG just resized would be laid out at once.
+    onFrame(this.placeKey, () => this.placeTokenLayer());
     for (const edge of this.edges.values()) this.placeEdge(edge);
     this.declutterSoon();
+  }
+
+  /** Lay the tokens' layer over the drawing: as wide as the box (a token's label may run past
+      the drawing, as it did in the SVG), as tall as the SVG, its stage scaled and centred as
+      the SVG draws its viewBox (preserveAspectRatio's default, xMidYMid meet). Read once per
+      layout or resize, never per token. */
+  placeTokenLayer() {
+    if (!this.size) return;
+    const wrap = this.svg.parentElement;
+    const box = this.svg.getBoundingClientRect();
+    const outer = wrap.getBoundingClientRect();
+    if (!box.width || !box.height) return;
+    const scale = Math.min(box.width / this.size.width, box.height / this.size.height);
+    const left = box.left - outer.left - wrap.clientLeft + wrap.scrollLeft;
+    const top = box.top - outer.top - wrap.clientTop + wrap.scrollTop;
+    const layer = this.tokenLayer.style;
+    layer.top = `${top}px`;
+    // Not the wrap's scrollWidth: the layer itself counts in it, and would never shrink.
+    layer.width = `${Math.max(wrap.clientWidth, left + box.width)}px`;
+    layer.height = `${box.height}px`;
+    const x = left + (box.width - this.size.width * scale) / 2;
+    const y = (box.height - this.size.height * scale) / 2;
+    this.tokenStage.style.transform = `translate(${x}px, ${y}px) scale(${scale})`;
   }
 
   declutterSoon() {
@@ -235,11 +303,11 @@ class Topology {
     for (const edge of edges) {
       const spot = spots.get(edge.key);
       if (spot) {
-        edge.label.removeAttribute("display");
-        edge.label.setAttribute("x", String(spot.x));
-        edge.label.setAttribute("y", String(spot.y + SIZES.label * 0.35));
+        if (edge.label.hasAttribute("display")) edge.label.removeAttribute("display");
+        setAttr(edge.label, "x", String(spot.x));
+        setAttr(edge.label, "y", String(spot.y + SIZES.label * 0.35));
       } else {
-        edge.label.setAttribute("display", "none");
+        setAttr(edge.label, "display", "none");
       }
     }
   }
@@ -252,10 +320,13 @@ class Topology {
       key, from, to, count: 0, text: "", shown: "",
       path: h("svg:path", { class: "edge-line", "marker-end": "url(#arrow)" }),
       label: h("svg:text", { class: "edge-label", "text-anchor": "middle", dataset: { from, to } }),
+      labelText: h("svg:tspan", {}),
+      labelCount: h("svg:tspan", { class: "edge-count" }),
       title: h("svg:title", {}, `${from} → ${to}`),
       lastToken: null,
     };
     edge.g = h("svg:g", { class: "edge cat-other", dataset: { from, to } }, edge.title, edge.path);
+    edge.label.append(edge.labelText, edge.labelCount);
     this.edges.set(key, edge);
     this.layers.edges.append(edge.g);
     this.layers.labels.append(edge.label);
@@ -286,6 +357,8 @@ class Topology {
     const cy = (sy + ey) / 2 + ny * bend;
     edge.path.setAttribute("d", `M${sx},${sy} Q${cx},${cy} ${ex},${ey}`);
     edge.curve = { s: { x: sx, y: sy }, c: { x: cx, y: cy }, e: { x: ex, y: ey } };
+    // Every token on this edge moves through the same points: computed once per layout.
+    edge.keyframes = tokenKeyframes(edge.curve);
   }
 
   /** Where the message was before this event, by the stage each kind belongs to. */
@@ -314,21 +387,18 @@ class Topology {
         return last(trail.consumers) || trail.last;
       default:
         // process, ack, commit, crash … happen where the message already is.
-        return trail.seen.has(ev.actor) ? null : trail.last;
+        return trail.seen.includes(ev.actor) ? null : trail.last;
     }
   }
 
   remember(ev, trail) {
     const actor = ev.actor;
-    const add = (list) => {
-      if (list[list.length - 1] !== actor) list.push(actor);
-    };
-    if (["publish", "request", "retry"].includes(ev.kind)) trail.source = trail.source || actor;
-    else if (ev.kind === "route") add(trail.routes);
-    else if ((ev.kind === "enqueue" && actor !== trail.source) || ev.kind === "requeue") add(trail.queues);
-    else if (["deliver", "process", "ack", "nack", "commit", "crash"].includes(ev.kind)) add(trail.consumers);
+    if (SOURCE_KINDS.has(ev.kind)) trail.source = trail.source || actor;
+    else if (ev.kind === "route") pushNew(trail.routes, actor);
+    else if ((ev.kind === "enqueue" && actor !== trail.source) || ev.kind === "requeue") pushNew(trail.queues, actor);
+    else if (CONSUMER_KINDS.has(ev.kind)) pushNew(trail.consumers, actor);
     trail.last = actor;
-    trail.seen.add(actor);
+    if (!trail.seen.includes(actor)) trail.seen.push(actor);
   }
 
   /** Show one event: update its actor's node and move the message along its edge. */
@@ -339,17 +409,18 @@ class Topology {
     }
     if (ev.kind === "done") this.onFlow({ window_ms: 1, edges: [] }); // the run is over: no rates
     const node = this.node(ev.actor);
-    const category = legend.categoryOf(ev);
     if (node) {
-      node.category = category;
-      node.status = `${legend.info(category).icon} ${ev.kind}${ev.duplicate ? " (dup)" : ""}`;
+      // Its category and status line are worked out when drawn (settle), from the last event:
+      // at thousands of events a second most of them are never drawn.
+      node.lastEvent = ev;
       node.flowKind = null;
       this.changed(node);
     }
     if (!ev.message_id) return;
     let trail = this.messages.get(ev.message_id);
     if (!trail) {
-      trail = { source: null, routes: [], queues: [], consumers: [], last: null, seen: new Set(), t_ms: ev.t_ms };
+      // Kept for every message of the run: the actors it met are a few, a list is lighter than a Set.
+      trail = { source: null, routes: [], queues: [], consumers: [], last: null, seen: [], t_ms: ev.t_ms };
       this.messages.set(ev.message_id, trail);
     }
     let from = this.guessSource(ev, trail);
@@ -363,8 +434,7 @@ class Topology {
     if (from && from !== ev.actor && node && this.node(from)) {
       const speed = (options && options.speed) || 1;
       this.pulse(from, ev.actor, {
-        label: legend.describe(ev),
-        category,
+        event: ev,
         message: ev.message_id,
         seq: ev.seq,
         animate: !options || options.animate !== false,
@@ -388,11 +458,13 @@ class Topology {
         const edge = this.edge(from, to);
         edge.count += count;
         edge.rate = perSecond;
+        edge.lastEvent = null;
         edge.category = category;
         edge.text = edge.text || kind;
         moving.add(edge);
         this.changed(edge);
       } else {
+        node.lastEvent = null;
         node.category = category;
         node.status = `${legend.info(category).icon} ${kind} ${rateText(perSecond)}`.trim();
         node.flowKind = kind;
@@ -410,6 +482,7 @@ class Topology {
       }
       for (const node of this.nodes.values()) {
         if (node.flowKind && !moving.has(node)) {
+          node.lastEvent = null;
           node.status = `${legend.info(node.category).icon} ${node.flowKind}`;
           node.flowKind = null;
           this.changed(node);
@@ -418,37 +491,42 @@ class Topology {
     }
   }
 
-  /** Move a token from one actor to another (panels may call this directly). */
+  /** Move a token from one actor to another (panels may call this directly): options
+      {label, category, duration, animate}, or instead of label and category the `event`
+      whose category and description the edge and the token show. */
   pulse(from, to, options) {
     const opts = options || {};
     if (!this.node(from) || !this.node(to)) return;
     const edge = this.edge(from, to);
-    const category = opts.category || "other";
     edge.count += 1;
-    edge.category = category;
-    edge.text = opts.label || "";
+    edge.lastEvent = opts.event || null;
+    if (!opts.event) {
+      edge.category = opts.category || "other";
+      edge.text = opts.label || "";
+    }
     this.changed(edge);
     if (this.reducedMotion || opts.animate === false || !this.spend()) return;
-    if (edge.lastToken) edge.lastToken.g.classList.add("quiet");
+    const category = opts.event ? legend.categoryOf(opts.event) : opts.category || "other";
+    const label = opts.event ? legend.describe(opts.event) : opts.label;
+    if (edge.lastToken) edge.lastToken.el.classList.add("quiet");
     const token = {
       edge,
       start: performance.now(),
       duration: opts.duration || 600,
       // A token of a message opens it in the inspector (run-page.js listens for clicks on [data-message]).
-      g: h("svg:g", { class: `token cat-${category}`, dataset: opts.message ? { message: opts.message, seq: String(opts.seq || "") } : {} },
-        h("svg:circle", { r: "12" }),
-        h("svg:text", { class: "token-icon", "text-anchor": "middle", y: "5" }, legend.info(category).icon),
-        h("svg:text", { class: "token-label", x: "18", y: "-12" }, opts.label || "")),
+      el: h("div", { class: `token cat-${category}`, dataset: opts.message ? { message: opts.message, seq: String(opts.seq || "") } : {} },
+        h("span", { class: "token-dot" }, legend.info(category).icon),
+        h("span", { class: "token-label" }, label || "")),
     };
     edge.lastToken = token;
-    this.layers.tokens.append(token.g);
+    this.tokenStage.append(token.el);
     this.tokens.push(token);
     while (this.tokens.length > MAX_TOKENS) this.drop(this.tokens[0]);
-    if (edge.curve && token.g.animate) {
-      // The browser moves it (a transform animation): a token moved by script each frame
-      // cost a style and SVG layout pass of the whole drawing every frame.
-      token.animation = token.g.animate(tokenKeyframes(edge.curve), { duration: token.duration, easing: "linear", fill: "forwards" });
-      token.animation.onfinish = () => this.drop(token);
+    if (edge.curve && token.el.animate) {
+      // The compositor moves it (a transform animation of an HTML element): a token moved by
+      // script each frame cost a style and SVG layout pass of the whole drawing every frame.
+      token.animation = token.el.animate(edge.keyframes, { duration: token.duration, easing: "linear", fill: "forwards" });
+      token.animation.onfinish = () => this.arrive(token);
       return;
     }
     this.place(token, 0);
@@ -463,13 +541,30 @@ class Topology {
     const at = this.tokens.indexOf(token);
     if (at >= 0) this.tokens.splice(at, 1);
     if (token.animation) token.animation.cancel();
-    token.g.remove();
+    token.el.remove();
   }
 
-  /** Whether this frame may start one more token (TOKENS_PER_FRAME). */
+  /** A token at the end of its edge (it stays there, fill: forwards) leaves at the next slot. */
+  arrive(token) {
+    this.arrived.push(token);
+    if (this.arrived.length > 1) return; // a sweep is planned
+    setTimeout(() => this.sweep(), TOKEN_SLOT_MS - (performance.now() % TOKEN_SLOT_MS));
+  }
+
+  sweep() {
+    const arrived = this.arrived;
+    this.arrived = [];
+    for (const token of arrived) this.drop(token);
+  }
+
+  /** Whether this slot may start one more token (TOKENS_PER_SLOT, and room for it: MAX_TOKENS). */
   spend() {
-    const frame = frameNumber();
-    if (this.budget.frame !== frame) this.budget = { frame, left: TOKENS_PER_FRAME };
+    const slot = slotNumber();
+    if (this.budget.slot !== slot) {
+      this.sweep(); // the arrived ones leave in the frame the new ones start in
+      this.budget = { slot, left: TOKENS_PER_SLOT };
+    }
+    if (this.tokens.length >= MAX_TOKENS) return false;
     if (this.budget.left <= 0) return false;
     this.budget.left -= 1;
     return true;
@@ -480,27 +575,39 @@ class Topology {
     this.dirty.add(item);
     // Paced: at thousands of events a second the labels are placed again a few times a
     // second, not every frame (the tokens move every frame regardless).
-    onPacedFrame(this.flushKey, () => this.flush());
+    onPacedFrame(this.flushKey, this.flushSoon, LABELS_PACE);
+  }
+
+  /** A node's or an edge's category and text from the last event that reached it. */
+  settle(item) {
+    const ev = item.lastEvent;
+    if (!ev) return;
+    item.lastEvent = null;
+    item.category = legend.categoryOf(ev);
+    if (item.rect) item.status = `${legend.info(item.category).icon} ${ev.kind}${ev.duplicate ? " (dup)" : ""}`;
+    else item.text = legend.describe(ev);
   }
 
   flush() {
     let labels = false;
     let grown = false;
     for (const item of this.dirty) {
+      this.settle(item);
       if (item.rect) {
         if (this.nodes.get(item.actor) !== item) continue; // dropped by a reset
-        item.g.setAttribute("class", `node cat-${item.category}${this.highlighted.has(item.actor) ? " on-path" : ""}`);
-        item.statusText.textContent = item.status;
-        item.g.setAttribute("aria-label", [item.actor, item.status, item.note].filter(Boolean).join(" · "));
+        setAttr(item.g, "class", `node cat-${item.category}${this.highlighted.has(item.actor) ? " on-path" : ""}`);
+        setText(item.statusText, item.status);
+        setAttr(item.g, "aria-label", [item.actor, item.status, item.note].filter(Boolean).join(" · "));
         grown = grown || this.outgrows(item);
       } else if (this.edges.get(item.key) === item) {
         const text = item.text.length > LABEL_CHARS ? `${item.text.slice(0, LABEL_CHARS - 1)}…` : item.text;
         const rate = item.rate ? ` · ${rateText(item.rate)}` : "";
         const whole = `${item.text} · ${item.count} in all${rate}`;
         item.shown = `${text} · ${item.count} in all${rate}`;
-        item.g.setAttribute("class", `edge cat-${item.category}`);
-        item.label.setAttribute("class", `edge-label cat-${item.category}`);
-        item.label.replaceChildren(h("svg:tspan", {}, text), h("svg:tspan", { class: "edge-count" }, ` · ${item.count} in all${rate}`));
+        setAttr(item.g, "class", `edge cat-${item.category}`);
+        setAttr(item.label, "class", `edge-label cat-${item.category}`);
+        setText(item.labelText, text);
+        setText(item.labelCount, ` · ${item.count} in all${rate}`);
         item.title.textContent = `${item.from} → ${item.to}: ${whole}`;
         labels = true;
       }
@@ -522,7 +629,7 @@ class Topology {
     if (!curve) return; // its nodes are placed in the next frame
     // Computed, not measured: getTotalLength() would force a layout per token.
     const point = curvePoint(curve.s, curve.c, curve.e, t);
-    token.g.setAttribute("transform", `translate(${point.x},${point.y})`);
+    token.el.style.transform = `translate(${point.x}px, ${point.y}px)`;
   }
 
   /** Moves the tokens the browser does not animate itself (no Element.animate, or a curve

@@ -16,6 +16,10 @@ const MAX_CELLS = 160; // per lane; older cells are summarised as "… N earlier
 // While the run goes on, fewer: at a thousand messages a second nobody reads 160 cells a
 // lane flash by, and each one costs layout at every render.
 const LIVE_CELLS = 48;
+// And while the panel is mostly off screen (panel.inView, set by the run page), fewer still:
+// its lanes sit just below the first screen, where the browser still lays out and paints
+// every new cell (hundreds a render at a thousand messages a second).
+const UNSEEN_CELLS = 8;
 const READER = "consumer:reader";
 
 /** Kafka's Utils.murmur2 (the Java client's hash) on the UTF-8 bytes of str, as a signed int. */
@@ -55,22 +59,47 @@ function freshState() {
 }
 
 /** A key's offsets in send order, the first and last `ends` of them when there are more:
-    thousands of offsets in one cell would cost a long layout every render. */
-export function offsetsText(offsets, ends = 8) {
-  const shown = (list) => list.map((o) => (o === null ? "?" : o)).join(" → ");
-  if (offsets.length <= 2 * ends + 1) return shown(offsets);
-  return `${shown(offsets.slice(0, ends))} → … ${offsets.length - 2 * ends} more … → ${shown(offsets.slice(-ends))}`;
+    thousands of offsets in one cell would cost a long layout every render. `offsetOf` reads
+    an offset from an item of `list` (a key's messages are passed whole, not mapped first). */
+export function offsetsText(list, ends = 8, offsetOf = (item) => item) {
+  const shown = (items) => items.map((item) => offsetOf(item) ?? "?").join(" → ");
+  if (list.length <= 2 * ends + 1) return shown(list);
+  return `${shown(list.slice(0, ends))} → … ${list.length - 2 * ends} more … → ${shown(list.slice(-ends))}`;
+}
+
+/** The facts of a run of a key's messages: the partitions they landed in (in order of first
+    landing), the last known offset, and whether the known offsets grew in send order. */
+function freshScan() {
+  return { upTo: 0, landed: [], last: null, ordered: true };
+}
+
+function fold(scan, msg) {
+  if (!scan.landed.includes(msg.partition)) scan.landed.push(msg.partition);
+  if (msg.offset === null) return;
+  if (scan.last !== null && !(msg.offset > scan.last)) scan.ordered = false;
+  scan.last = msg.offset;
 }
 
 /** What the keys table says of a key: the partitions its messages landed in, whether that is
-    the one its hash picks, whether its known offsets grow in send order, and its offsets. */
+    the one its hash picks, whether its known offsets grow in send order, and its offsets.
+
+    Each render used to read every message of every key (thousands, several times a second
+    while a run streams): the messages up to the first one whose offset is not known yet are
+    folded once into k.scan, and only the ones after it are read again. A message in that
+    settled part that moves (keyMessageMoved) makes the next call fold them all again. */
 export function keyFacts(k) {
-  const landed = [...new Set(k.sent.map((m) => m.partition))];
-  const offsets = k.sent.map((m) => m.offset);
-  const known = offsets.filter((o) => o !== null);
-  const ordered = known.every((o, i) => i === 0 || o > known[i - 1]) && landed.length <= 1;
-  const agrees = landed.length === 1 && landed[0] === k.expected;
-  return { landed, agrees, ordered, offsets: offsetsText(offsets) };
+  const scan = (k.scan ||= freshScan());
+  while (scan.upTo < k.sent.length && k.sent[scan.upTo].offset !== null) fold(scan, k.sent[scan.upTo++]);
+  const all = { ...scan, landed: [...scan.landed] };
+  for (let i = scan.upTo; i < k.sent.length; i++) fold(all, k.sent[i]);
+  const ordered = all.ordered && all.landed.length <= 1;
+  const agrees = all.landed.length === 1 && all.landed[0] === k.expected;
+  return { landed: all.landed, agrees, ordered, offsets: offsetsText(k.sent, 8, (m) => m.offset) };
+}
+
+/** The message at `index` of k.sent changed its partition or offset: keyFacts reads it again. */
+export function keyMessageMoved(k, index) {
+  if (k.scan && index < k.scan.upTo) k.scan = null;
 }
 
 const KEY_LABEL_MAX = 10; // characters of a hand-typed key shown in a cell; its title has it whole
@@ -158,8 +187,10 @@ const panel = {
         sent: [], first: state.keys.size }));
       const msg = state.messages.get(ev.message_id) || { id: ev.message_id, key, partition: a.partition,
         offset: null, read: false, seq: k.sent.length + 1, number: Number(String(ev.message_id).split("-")[1]) };
+      if (msg.partition !== a.partition) keyMessageMoved(k, msg.seq - 1);
       msg.partition = a.partition;
       if (Number.isInteger(a.offset)) {
+        if (msg.offset !== a.offset) keyMessageMoved(k, msg.seq - 1);
         msg.offset = a.offset;
         // The delivery report says the log reaches past this offset, even before the (maybe slowed) reader gets there.
         const lane = this.lane(a.partition);
@@ -176,6 +207,7 @@ const panel = {
       if (Number.isInteger(a.end_offset)) lane.end = Math.max(lane.end ?? 0, a.end_offset);
       lane.read = Math.max(lane.read, a.offset + 1);
       if (msg) {
+        if (msg.offset !== a.offset) keyMessageMoved(state.keys.get(msg.key), msg.seq - 1);
         msg.offset = a.offset;
         msg.read = true;
       }
@@ -199,7 +231,10 @@ const panel = {
   },
 
   lane(partition) {
-    return entry(this.state.lanes, partition, () => ({ partition, cells: [], end: null, read: 0, counted: 0 }));
+    // Asked for most events: no closure made unless the lane is new.
+    let lane = this.state.lanes.get(partition);
+    if (!lane) this.state.lanes.set(partition, (lane = { partition, cells: [], end: null, read: 0, counted: 0 }));
+    return lane;
   },
 
   toggleKey(key) {
@@ -224,7 +259,7 @@ const panel = {
       const lane = this.state.lanes.get(p) || { partition: p, cells: [], end: null, read: 0, counted: 0 };
       // Offsets grow to the right; a message whose offset is not known yet (acks=0) waits at the end.
       const cells = [...lane.cells].sort((x, y) => (x.offset ?? Infinity) - (y.offset ?? Infinity) || x.number - y.number);
-      const hidden = Math.max(0, cells.length - (this.state.finished ? MAX_CELLS : LIVE_CELLS));
+      const hidden = Math.max(0, cells.length - (this.state.finished ? MAX_CELLS : this.inView === false ? UNSEEN_CELLS : LIVE_CELLS));
       if (lane.end === null && this.state.finished && this.finalEnds && this.finalEnds[p] !== undefined) {
         lane.end = this.finalEnds[p];
       }

@@ -46,7 +46,15 @@ export function keepSelection(previous, fresh) {
     a panel whose render grows costly with the run renders less often (onPacedFrame), and one
     mostly off screen (run-page.js sets panel.inView) at most 4 times a second. */
 export function renderSoon(panel) {
-  onPacedFrame(panel, () => panel.render(), panel.inView === false ? OFF_SCREEN_PACE : undefined);
+  onPacedFrame(panel, renderOf(panel), panel.inView === false ? OFF_SCREEN_PACE : undefined);
+}
+
+// One render function per panel, not one per event (renderSoon is called for most events).
+const renders = new WeakMap();
+function renderOf(panel) {
+  let render = renders.get(panel);
+  if (!render) renders.set(panel, (render = () => panel.render()));
+  return render;
 }
 
 /**

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import test from "node:test";
 
 import { memberRow } from "../panels/kafka-consumer-groups.js";
-import { keyFacts, keyOrder, keyShort, offsetsText } from "../panels/kafka-partitions.js";
+import { keyFacts, keyMessageMoved, keyOrder, keyShort, offsetsText } from "../panels/kafka-partitions.js";
 
 test("keyShort shortens the run's keys and cuts long keys typed by hand", () => {
   assert.equal(keyShort("key-3"), "k3");
@@ -45,4 +45,32 @@ test("keyFacts: a key's partitions, whether its hash agrees, and whether its off
   assert.equal(keyFacts({ expected: 0, sent: sent([0, 4], [0, 2]) }).ordered, false);
   assert.equal(keyFacts({ expected: 0, sent: sent([0, 4], [0, 4]) }).ordered, false); // the same offset twice
   assert.deepEqual(keyFacts({ expected: 0, sent: [] }), { landed: [], agrees: false, ordered: true, offsets: "" });
+});
+
+test("keyFacts reads a key's settled messages once, and again after one of them moved", () => {
+  let reads = 0;
+  const message = (partition, offset) => {
+    const msg = { partition };
+    let value = offset;
+    Object.defineProperty(msg, "offset", { get: () => { reads += 1; return value; }, set: (v) => { value = v; } });
+    return msg;
+  };
+  const k = { expected: 1, sent: Array.from({ length: 100 }, (_, i) => message(1, i)) };
+  k.sent.push(message(1, null), message(1, 200));
+  assert.deepEqual(keyFacts(k), { landed: [1], agrees: true, ordered: true,
+    offsets: "0 → 1 → 2 → 3 → 4 → 5 → 6 → 7 → … 86 more … → 94 → 95 → 96 → 97 → 98 → 99 → ? → 200" });
+  reads = 0;
+  keyFacts(k);
+  // The first and last eight for the text, and the two from the first unknown offset on (a few
+  // reads each): not the 102 a look at every message takes.
+  assert.ok(reads <= 30, `${reads} offsets read`);
+  // A settled message moves back: the order is broken, as a fresh look at every message says.
+  k.sent[50].offset = 10;
+  keyMessageMoved(k, 50);
+  assert.equal(keyFacts(k).ordered, false);
+  // The unknown offset arrives lower than its predecessor's: out of order too.
+  const fresh = { expected: 1, sent: [message(1, 5), message(1, null), message(1, 9)] };
+  assert.equal(keyFacts(fresh).ordered, true);
+  fresh.sent[1].offset = 3;
+  assert.equal(keyFacts(fresh).ordered, false);
 });
