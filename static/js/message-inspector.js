@@ -213,6 +213,19 @@ export function withMessageParam(href, id) {
 
 // -- the drawer ----------------------------------------------------------------------------
 
+/**
+ * The element that took a detached one's place: a live panel redraws its rows while the
+ * inspector is open, and the row that opened it comes back as a new element with the same
+ * tag, class and message.
+ */
+function redrawnAs(gone, inspector) {
+  const id = gone.dataset && gone.dataset.message;
+  if (!id) return null;
+  const selector = `${gone.localName}[data-message="${CSS.escape(id)}"]`;
+  const same = [...inspector.ownerDocument.querySelectorAll(selector)].filter((el) => !inspector.contains(el));
+  return same.find((el) => el.className === gone.className) || same[0] || null;
+}
+
 class MessageInspector {
   /**
    * root: the #message-path drawer. source: {events(id) → that message's events revealed so
@@ -271,8 +284,9 @@ class MessageInspector {
     this.setUrl("");
     this.hooks.changed(null);
     if (!returning) return;
-    const target = opener && opener.isConnected && opener !== doc.body ? opener : this.hooks.row(id);
-    if (target) target.focus();
+    const target = opener && opener !== doc.body ? (opener.isConnected ? opener : redrawnAs(opener, this.root)) : null;
+    const fallback = target || this.hooks.row(id);
+    if (fallback) fallback.focus();
   }
 
   setUrl(id) {

@@ -186,7 +186,13 @@ export function newestRows(items, shown, row) {
 
 /** Replace a table's head and rows. */
 export function fillTable(table, titles, rows) {
+  // A live run redraws the table many times a second: the row a keyboard user is on keeps
+  // the focus in its redrawn self (same message), instead of dropping it to the page.
+  const focused = table.contains(document.activeElement) ? document.activeElement.dataset.message : null;
   table.replaceChildren(tableHead(...titles), h("tbody", {}, rows));
+  if (!focused) return;
+  const again = table.querySelector(`[data-message="${CSS.escape(focused)}"]`);
+  if (again) again.focus({ preventScroll: true });
 }
 
 /**
