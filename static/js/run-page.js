@@ -26,7 +26,8 @@ import { Topology } from "./topology.js";
 
 const $ = (selector) => document.querySelector(selector);
 const SPEED_KEY = "flow-speed";
-// A reload mid-run jumps to live when it would otherwise replay more than this.
+// Following a live run, the player jumps to live when it is more than this behind (a page
+// opened mid-run replays at most this much of what it missed).
 const CATCH_UP_REPLAY_MS = 2000;
 // /runs/<id>/?follow=<room code>: a student's screen, driven by the instructor (classroom.js).
 const FOLLOWING = new URLSearchParams(window.location.search).has("follow");
@@ -209,7 +210,7 @@ function boot(panel) {
   // -- the player ----------------------------------------------------------------------
 
   const presentation = new Presentation({ button: $("#present-toggle"), focusOnEnter: $('#player [data-player="play"]') });
-  const player = new Timeline({ reveal, reset: resetViews, changed: renderPlayer }, { speed: storedSpeed() });
+  const player = new Timeline({ reveal, reset: resetViews, changed: renderPlayer }, { speed: storedSpeed(), catchUpMs: CATCH_UP_REPLAY_MS });
   player.playing = false; // until the first summary says whether this is a live run or a replay
 
   let numbersAt = -1;
@@ -376,10 +377,9 @@ function boot(panel) {
     if (FOLLOWING) return; // the instructor's position decides
     // A finished run opens at its end (the same view it finished with); Replay restarts it.
     if (FINAL_STATES.has(first.state)) return;
-    const events = player.events;
-    const span = events.length ? events[events.length - 1].t_ms - events[0].t_ms : 0;
-    if (span > CATCH_UP_REPLAY_MS) player.jumpToEnd();
-    player.play();
+    // A live one replays what it missed, unless that is more than CATCH_UP_REPLAY_MS behind
+    // live (the player checks every frame: the catch-up may still be arriving now).
+    player.follow();
   }
 
   const stream = new RunStream(run.id, {

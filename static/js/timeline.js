@@ -4,7 +4,11 @@
    advances at `speed` × wall time; every received event whose t_ms the clock has passed is
    revealed, in seq order. Pause stops the clock; step reveals exactly one event; seek
    rebuilds the view from the first event. Long idle gaps are shortened so a replay never
-   sits still for more than MAX_IDLE_MS, and big bursts are revealed without animation. */
+   sits still for more than MAX_IDLE_MS, and big bursts are revealed without animation.
+   While it follows a live run (started there, or sent there by Live/End), a player that
+   falls more than `catchUpMs` behind live jumps to live: at 1× its clock only keeps pace, so
+   a replay that starts behind (a page opened mid-run) would stay behind for the whole run.
+   Pause, step, seek and a chosen speed stop following: the player stays where it was put. */
 const SPEEDS = [0.1, 0.25, 0.5, 1, 2, 5, 10];
 const MAX_IDLE_MS = 1500;
 // Revealing more than this in one frame: only the last ANIMATE_TAIL get a token.
@@ -24,6 +28,8 @@ class Timeline {
     this.clock = 0; // virtual run time, ms
     this.playing = true;
     this.speed = (options && options.speed) || 1;
+    this.catchUpMs = (options && options.catchUpMs) || Infinity; // how far behind live following may fall
+    this.following = false; // keeping up with a live run, not where the user put the player
     this.finished = false; // the run is over and every event has been received
     this.offset = null; // wall ms − run ms, estimated from arrivals, to follow a live run
     this.lastFrame = null;
@@ -62,6 +68,7 @@ class Timeline {
     this.lastFrame = now;
     if (this.playing && (this.index < this.events.length || !this.finished)) {
       this.clock += elapsed * this.speed;
+      if (tooFarBehindLive(this, this.horizon() - this.clock, this.catchUpMs)) this.jumpToEnd();
       const next = this.events[this.index];
       if (next && next.t_ms - this.clock > MAX_IDLE_MS * this.speed) this.clock = next.t_ms - MAX_IDLE_MS * this.speed;
       this.clock = Math.min(this.clock, this.horizon());
@@ -111,8 +118,15 @@ class Timeline {
     this.notify();
   }
 
+  /** Play a live run from here and keep up with it (the page opened while it runs). */
+  follow() {
+    this.following = true;
+    this.play();
+  }
+
   pause() {
     this.playing = false;
+    this.following = false;
     this.notify();
   }
 
@@ -123,6 +137,7 @@ class Timeline {
 
   setSpeed(speed) {
     this.speed = Math.min(10, Math.max(0.1, Number(speed) || 1));
+    this.following = false;
     this.notify();
   }
 
@@ -134,6 +149,7 @@ class Timeline {
 
   stepForward() {
     this.playing = false;
+    this.following = false;
     if (this.index < this.events.length) {
       this.clock = this.events[this.index].t_ms;
       this.revealUntil(this.index + 1, true);
@@ -156,6 +172,7 @@ class Timeline {
   /** Rebuild the view with exactly `count` events revealed. */
   seek(count) {
     const target = Math.max(0, Math.min(this.events.length, count));
+    this.following = false; // Restart, Home, the slider: the user put the player here
     this.handlers.reset();
     this.index = 0;
     this.revealUntil(target, false);
@@ -171,8 +188,17 @@ class Timeline {
     }
     this.clock = Math.max(this.clock, this.horizon());
     this.playing = true;
+    this.following = true;
     this.notify();
   }
 }
 
-export { Timeline, SPEEDS };
+/**
+ * Whether a player `gapMs` behind live should jump there: only one following a live run,
+ * playing at 1× or faster (slower falls behind by choice), and further behind than `boundMs`.
+ */
+function tooFarBehindLive({ following, playing, finished, speed }, gapMs, boundMs) {
+  return following && playing && !finished && speed >= 1 && gapMs > boundMs;
+}
+
+export { Timeline, SPEEDS, tooFarBehindLive };
