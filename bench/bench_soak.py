@@ -11,6 +11,9 @@ Every Kafka run sends ``KAFKA_MESSAGES`` messages of ``KAFKA_BYTES`` to a topic 
 an embedded Tansu keeps records in memory until their topic is deleted, so without per-run
 deletion its RSS grows by roughly that much per run.
 
+Also reported: this process's CPU time per event over the soak (every thread: runs, readers,
+the event pipeline), and how many malloc arenas it ended with (flows/malloc_arenas.py).
+
 At the end the soak's own runs are deleted with the retention code, timed: events deleted
 per second on the configured database.
 """
@@ -107,8 +110,10 @@ def use_embedded_brokers() -> Any:
     return saved
 
 
-def soak(duration_s: float) -> tuple[list[Sample], list[int], int]:
+def soak(duration_s: float) -> tuple[list[Sample], list[int], int, float]:
+    """Run the cycle for ``duration_s``; the samples, run ids, events and CPU seconds of this process."""
     started = time.monotonic()
+    cpu_started = time.process_time()
     samples = [sample(started, 0)]
     run_ids: list[int] = []
     events = 0
@@ -121,7 +126,7 @@ def soak(duration_s: float) -> tuple[list[Sample], list[int], int]:
         last = samples[-1]
         print(f"  {last.at_s:6.0f} s  run {len(run_ids):3d} {slug:17s} "
               + "  ".join(f"{k} {v:6.1f} MB" for k, v in sorted(last.rss_mb.items())), flush=True)
-    return samples, run_ids, events
+    return samples, run_ids, events, time.process_time() - cpu_started
 
 
 def run(report: Any) -> None:
@@ -132,6 +137,7 @@ def run(report: Any) -> None:
     from django.core.management import call_command
 
     from flows import transports
+    from flows.malloc_arenas import arena_count
     from flows.retention import delete_runs
 
     call_command("migrate", verbosity=0, interactive=False)
@@ -141,7 +147,7 @@ def run(report: Any) -> None:
         for slug, given in CYCLE:
             warm, _ = run_workflow(slug, given, timeout=RUN_TIMEOUT_S)
             delete_runs([warm.pk])
-        samples, run_ids, events = soak(SOAK_S)
+        samples, run_ids, events, cpu_s = soak(SOAK_S)
     finally:
         transports.reset()
         for setting, value in saved.items():
@@ -151,7 +157,8 @@ def run(report: Any) -> None:
     steady = [s for s in samples if s.at_s >= warmup_s]
     first, middle, last = samples[0], samples[len(samples) // 2], samples[-1]
     setup = (f"{len(run_ids)} runs ({', '.join(slug for slug, _ in CYCLE)} in turn) in {last.at_s:.0f} s, "
-             f"{events:,} events; kafka: {KAFKA_MESSAGES:,} × {KAFKA_BYTES} B per run")
+             f"{events:,} events; kafka: {KAFKA_MESSAGES:,} × {KAFKA_BYTES} B per run; "
+             f"server CPU {cpu_s * 1e6 / max(events, 1):.1f} µs/event; malloc arenas {arena_count()}")
     print(f"  {setup}")
     for name in sorted(last.rss_mb):
         points = [(s.at_s, s.rss_mb[name]) for s in steady if name in s.rss_mb]

@@ -201,6 +201,10 @@ FLOWS_RUN_TIMEOUT_S = float(os.environ.get("FLOWS_RUN_TIMEOUT_S", "300"))
 FLOWS_INTERACTIVE_TIMEOUT_S = float(os.environ.get("FLOWS_INTERACTIVE_TIMEOUT_S", "3600"))
 FLOWS_IDLE_S = float(os.environ.get("FLOWS_IDLE_S", "600"))
 FLOWS_ACTIONS_PER_S = float(os.environ.get("FLOWS_ACTIONS_PER_S", "50"))
+# glibc malloc arenas this process may use (flows/malloc_arenas.py): every run's short-lived
+# threads otherwise spread freed memory over up to 8 arenas a core, and RSS creeps up run
+# after run. 0 leaves glibc's default; a MALLOC_ARENA_MAX in the environment wins.
+FLOWS_MALLOC_ARENA_MAX = int(os.environ.get("FLOWS_MALLOC_ARENA_MAX", "2"))
 # How far a WebSocket client may fall behind (unacknowledged events) before the server
 # stops pushing live batches to it and lets it catch up from the database instead.
 FLOWS_WS_WINDOW = int(os.environ.get("FLOWS_WS_WINDOW", "20000"))

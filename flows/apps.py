@@ -8,7 +8,8 @@ time something needs it, and never at import time:
 - the event pipeline (``flows.pipeline.get_pipeline``), one thread for every run's events.
 
 ``ready()`` wires what must be wired before anything runs — the system checks of the
-broker settings — and starts nothing: a broker starts when a run or a health check asks
+broker settings, and the cap on malloc arenas (flows/malloc_arenas.py), which only holds
+for threads started after it — and starts nothing: a broker starts when a run or a health check asks
 for it (reading a broker's properties never starts one). ``shutdown()`` stops what was
 built (tests call it; in a server, the child-process brokers stop themselves at exit and
 the threads are daemons).
@@ -24,11 +25,14 @@ class FlowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.conf import settings
         from django.core.checks import register
 
         from .checks import check_brokers
+        from .malloc_arenas import limit_arenas
 
         register(check_brokers, "flows")
+        limit_arenas(settings.FLOWS_MALLOC_ARENA_MAX)
 
     @staticmethod
     def shutdown() -> None:
