@@ -205,6 +205,13 @@ def validate(declared: Mapping[str, Param], given: Any) -> tuple[dict[str, Any],
 
 
 # Shorthands used by workflow declarations.
+def crash_within_messages(cleaned: dict[str, Any], errors: dict[str, str], unit: str = "messages") -> None:
+    """Refuse a ``crash_at`` beyond the run's ``messages``: that crash would never come."""
+    if not errors and cleaned["crash_at"] > cleaned["messages"]:
+        errors["crash_at"] = (f"crash_at is {cleaned['crash_at']} but the run has {cleaned['messages']} {unit}: "
+                              "at most messages (0 = never)")
+
+
 def int_param(default: int, min: int, max: int, help: str, label: str = "") -> Param:
     return Param("int", default, help, min=min, max=max, label=label)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..context import RunContext
 from ..kafka.hands import SLOW_PARAMS, HandPublishing
-from ..params import bool_param, choice_param, float_param, int_param
+from ..params import bool_param, choice_param, crash_within_messages, float_param, int_param
 from ..registry import Workflow, action
 
 TOPIC_LABEL = "orders"
@@ -78,10 +78,7 @@ class KafkaConsumerGroups(HandPublishing, Workflow):
     @classmethod
     def validate(cls, given: Any) -> tuple[dict[str, Any], dict[str, str]]:
         cleaned, errors = super().validate(given)
-        if not errors and cleaned["crash_at"] > cleaned["messages"]:
-            # member-1 handles at most every message of the run: a later crash would never come.
-            errors["crash_at"] = (f"crash_at is {cleaned['crash_at']} but the run has {cleaned['messages']} messages: "
-                                  "at most messages (0 = never)")
+        crash_within_messages(cleaned, errors)  # member-1 handles at most every message of the run
         return cleaned, errors
 
     def expected(self, params: dict[str, Any]) -> int:

@@ -35,7 +35,7 @@ from ..ledger import DeliveryLedger
 from ..outbox.carriers import CONSUMER, Carrier, carrier_for
 from ..outbox.outcomes import outcomes
 from ..outbox.relay import RELAY, Relay
-from ..params import choice_param, float_param, int_param
+from ..params import choice_param, crash_within_messages, float_param, int_param
 from ..registry import Workflow, action
 
 SERVICE = "service"
@@ -89,9 +89,7 @@ class Outbox(Workflow):
     @classmethod
     def validate(cls, given: Any) -> tuple[dict[str, Any], dict[str, str]]:
         cleaned, errors = super().validate(given)
-        if not errors and cleaned["crash_at"] > cleaned["messages"]:
-            errors["crash_at"] = (f"crash_at is {cleaned['crash_at']} but the run has {cleaned['messages']} orders: "
-                                  "at most messages (0 = never)")
+        crash_within_messages(cleaned, errors, "orders")
         return cleaned, errors
 
     @classmethod
