@@ -54,3 +54,28 @@ def test_tokens_are_html_and_start_on_their_edge(daphne_server, browser_page):
         token = page.wait_for_function(PROBE_TOKEN, arg=n, timeout=10_000).json_value()
         assert token["html"], "a token is an HTML element (the compositor animates it), not an SVG one"
         assert token["off"] < 2, f"presenting={presenting}: a token starts {token['off']:.1f} px from its edge's start"
+
+
+# Tokens sent along the first edge until more than `over` are in flight (a slot admits only a
+# few new ones): whether their labels show then, and once all but one have been taken off.
+CROWD = """(over) => {
+  const topology = window.flowRun.topology;
+  const edge = [...topology.edges.values()].find((e) => e.curve);
+  topology.pulse(edge.from, edge.to, { label: "crowd", category: "routed" });
+  if (topology.tokens.length <= over) return null;
+  const shown = () => [...document.querySelectorAll(".topology-wrap .token:not(.quiet) .token-label")]
+    .some((label) => getComputedStyle(label).display !== "none");
+  const crowded = shown();
+  while (topology.tokens.length > 1) topology.drop(topology.tokens[0]);
+  return { crowded, alone: shown() };
+}"""
+
+
+def test_a_crowd_of_tokens_moves_without_labels(daphne_server, browser_page):
+    page = browser_page
+    browser.start_run(page, daphne_server, "http-crud", {"persons": 2, "repeat": 1, "delay_ms": 0, "rate": 0})
+    assert browser.wait_until_finished(page) == "succeeded"
+    browser.reveal_all(page)
+    seen = page.wait_for_function(CROWD, arg=6, timeout=10_000).json_value()
+    assert not seen["crowded"], "more than six tokens in flight: their labels would pile up on one another"
+    assert seen["alone"], "a token on its own is labelled"

@@ -27,6 +27,9 @@ const HIDDEN_ACTORS = new Set(["", "runner"]);
 const SOURCE_KINDS = new Set(["publish", "request", "retry"]);
 const CONSUMER_KINDS = new Set(["deliver", "process", "ack", "nack", "commit", "crash"]);
 const MAX_TOKENS = 40;
+// Past this many tokens in flight their labels overlap one another into an unreadable heap:
+// the tokens keep moving unlabelled, and each edge's own label still names its latest message.
+const LABELLED_TOKENS = 6;
 // At thousands of events a second only a sample of them is animated (an edge's count still
 // counts every one): at most TOKENS_PER_SLOT new tokens every TOKEN_SLOT_MS, and only while
 // fewer than MAX_TOKENS are in flight (one cut off half-way for a newer one cost its element,
@@ -521,6 +524,7 @@ class Topology {
     edge.lastToken = token;
     this.tokenStage.append(token.el);
     this.tokens.push(token);
+    this.tokenLayer.classList.toggle("crowded", this.tokens.length > LABELLED_TOKENS);
     while (this.tokens.length > MAX_TOKENS) this.drop(this.tokens[0]);
     if (edge.curve && token.el.animate) {
       // The compositor moves it (a transform animation of an HTML element): a token moved by
@@ -542,6 +546,7 @@ class Topology {
     if (at >= 0) this.tokens.splice(at, 1);
     if (token.animation) token.animation.cancel();
     token.el.remove();
+    this.tokenLayer.classList.toggle("crowded", this.tokens.length > LABELLED_TOKENS);
   }
 
   /** A token at the end of its edge (it stays there, fill: forwards) leaves at the next slot. */
